@@ -1,0 +1,129 @@
+//! Kernel Interface Page: what the kernel tells user level about the machine.
+//!
+//! One read-only page mapped at [`crate::KIP_VADDR`] in every address space.
+//! Pagers read the physical memory map and the boot modules from it, the
+//! measurement harness reads the TSC frequency, and the cache-color code
+//! reads the cache geometry. All fields are plain little-endian integers so
+//! the layout is the same for the kernel and every user crate.
+
+/// `"L4CK"` read as a little-endian `u32`.
+pub const KIP_MAGIC: u32 = u32::from_le_bytes(*b"L4CK");
+/// Bumped whenever the KIP layout or the syscall ABI changes.
+pub const ABI_VERSION: u32 = 1;
+
+/// Capacity of the memory map in the KIP.
+pub const MAX_MEM_REGIONS: usize = 64;
+/// Capacity of the boot module table in the KIP.
+pub const MAX_MODULES: usize = 16;
+/// Capacity of the cache level table in the KIP.
+pub const MAX_CACHE_LEVELS: usize = 4;
+
+/// Kind of a physical memory region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MemKind {
+    /// Free RAM, available to sigma0.
+    Usable = 1,
+    /// Firmware, ACPI, MMIO holes and everything else not RAM.
+    Reserved = 2,
+    /// The kernel image, its page tables and pools.
+    Kernel = 3,
+    /// A boot module (sigma0, pagers, workloads, config).
+    Module = 4,
+}
+
+/// One physical memory region, page aligned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct MemRegion {
+    pub base: u64,
+    pub size: u64,
+    /// A [`MemKind`] value.
+    pub kind: u32,
+    pub _pad: u32,
+}
+
+/// One boot module as loaded by the boot loader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Module {
+    pub phys_base: u64,
+    pub size: u64,
+    /// The module's command line (its name first), NUL padded.
+    pub name: [u8; 48],
+}
+
+/// One cache level as the kernel detected it (filled by the cache-color
+/// issue; zero `size` means unknown).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct CacheLevel {
+    pub level: u8,
+    /// 1 data, 2 instruction, 3 unified.
+    pub kind: u8,
+    pub ways: u16,
+    pub line_size: u32,
+    pub size: u64,
+}
+
+/// The KIP itself. Fits in one page (checked at compile time).
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct Kip {
+    pub magic: u32,
+    pub abi_version: u32,
+    /// Kernel version, NUL padded.
+    pub kernel_version: [u8; 16],
+    /// TSC ticks per second; 0 while unknown.
+    pub tsc_hz: u64,
+    pub mem_count: u32,
+    pub module_count: u32,
+    pub mem: [MemRegion; MAX_MEM_REGIONS],
+    pub modules: [Module; MAX_MODULES],
+    pub cache_count: u32,
+    pub _pad: u32,
+    pub caches: [CacheLevel; MAX_CACHE_LEVELS],
+}
+
+const _: () = assert!(core::mem::size_of::<Kip>() <= crate::PAGE_SIZE as usize);
+
+impl Kip {
+    /// An empty KIP with magic and version set.
+    pub const fn new() -> Self {
+        Kip {
+            magic: KIP_MAGIC,
+            abi_version: ABI_VERSION,
+            kernel_version: [0; 16],
+            tsc_hz: 0,
+            mem_count: 0,
+            module_count: 0,
+            mem: [MemRegion { base: 0, size: 0, kind: 0, _pad: 0 }; MAX_MEM_REGIONS],
+            modules: [Module { phys_base: 0, size: 0, name: [0; 48] }; MAX_MODULES],
+            cache_count: 0,
+            _pad: 0,
+            caches: [CacheLevel { level: 0, kind: 0, ways: 0, line_size: 0, size: 0 }; MAX_CACHE_LEVELS],
+        }
+    }
+
+    /// The valid part of the memory map.
+    pub fn mem_regions(&self) -> &[MemRegion] {
+        &self.mem[..(self.mem_count as usize).min(MAX_MEM_REGIONS)]
+    }
+
+    /// The valid part of the module table.
+    pub fn modules(&self) -> &[Module] {
+        &self.modules[..(self.module_count as usize).min(MAX_MODULES)]
+    }
+}
+
+impl Default for Kip {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The name of a module: its command line up to the first space or NUL.
+pub fn module_name(m: &Module) -> &str {
+    let end = m.name.iter().position(|&b| b == 0 || b == b' ').unwrap_or(m.name.len());
+    core::str::from_utf8(&m.name[..end]).unwrap_or("?")
+}
