@@ -8,4 +8,48 @@
 //! of color set S" in O(1), and parse and validate partition specs written
 //! like Xen's `llc-colors` (`"0-7,12,14-15"`). sigma0 uses it to hand each
 //! pager only frames of its own partition's colors.
+//!
+//! The modules, bottom up:
+//!
+//! - [`geometry`]: [`CacheLevel`] / [`CacheGeometry`], read from CPUID through
+//!   `raw-cpuid` ([`CacheGeometry::from_cpuid`] takes any CPUID reader, so
+//!   recorded leaves can be fed through [`RecordedCpuid`]), built from a
+//!   config ([`CacheGeometry::new`], [`CacheGeometry::with_override`]), or
+//!   taken from the profiles [`SKYLAKE_CLIENT`], [`ZEN4`] and
+//!   [`EMBEDDED_1M_16W`]. Page colors of a level = size / (ways x page size).
+//! - [`colorset`]: [`ColorSet`], a fixed-size bitmap of up to [`MAX_COLORS`]
+//!   colors with set algebra and iteration.
+//! - [`color`]: [`ColorMap`], the arithmetic for one level (by default the
+//!   last level): color of a frame, the address bits that select it, the
+//!   colors a contiguous range covers, the memory a color set holds.
+//! - [`pool`]: [`FramePool`], per-color intrusive free lists over a
+//!   caller-provided link array; O(1) alloc/free, round-robin allocation
+//!   over a color set, statistics, and errors (never corruption) for double
+//!   frees and foreign frames.
+//! - [`partition`]: parsing of color specs and validation of named
+//!   partitions against a geometry, with typed errors that name the
+//!   offending text.
+//!
+//! There is no heap allocation and no `unsafe` code in the library.
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod color;
+pub mod colorset;
+pub mod geometry;
+pub mod partition;
+pub mod pool;
+
+pub use color::{ColorError, ColorMap};
+pub use colorset::{Color, ColorSet, MAX_COLORS};
+pub use geometry::{
+    CacheGeometry, CacheKind, CacheLevel, GeometryError, GeometrySource, RecordedCpuid,
+    EMBEDDED_1M_16W, PAGE_SIZE, SKYLAKE_CLIENT, ZEN4,
+};
+pub use partition::{
+    parse_colors, validate, validate_into, MemRegion, Partition, PartitionError, PartitionSpec,
+    SpecError,
+};
+pub use pool::{FrameLink, FramePool, PoolError, PoolStats, RoundRobin};
+pub use raw_cpuid;
