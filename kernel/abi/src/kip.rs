@@ -6,8 +6,8 @@
 //! reads the cache geometry. All fields are plain little-endian integers so
 //! the layout is the same for the kernel and every user crate.
 
-/// `"L4CK"` read as a little-endian `u32`.
-pub const KIP_MAGIC: u32 = u32::from_le_bytes(*b"L4CK");
+/// `"PRSM"` read as a little-endian `u32`.
+pub const KIP_MAGIC: u32 = u32::from_le_bytes(*b"PRSM");
 /// Bumped whenever the KIP layout or the syscall ABI changes.
 pub const ABI_VERSION: u32 = 1;
 
@@ -122,8 +122,42 @@ impl Default for Kip {
     }
 }
 
-/// The name of a module: its command line up to the first space or NUL.
-pub fn module_name(m: &Module) -> &str {
-    let end = m.name.iter().position(|&b| b == 0 || b == b' ').unwrap_or(m.name.len());
-    core::str::from_utf8(&m.name[..end]).unwrap_or("?")
+impl Module {
+    /// The module's command line (the boot loader's text, NUL padding cut).
+    pub fn cmdline(&self) -> &str {
+        let end = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
+        core::str::from_utf8(&self.name[..end]).unwrap_or("?")
+    }
+
+    /// The module's name: the file name of the first word of its command
+    /// line (QEMU `-initrd` and GRUB both put the path there).
+    pub fn name(&self) -> &str {
+        let first = self.cmdline().split(' ').next().unwrap_or("");
+        first.rsplit('/').next().unwrap_or(first)
+    }
+
+    /// The words of the command line after the path.
+    pub fn args(&self) -> impl Iterator<Item = &str> {
+        self.cmdline().split(' ').skip(1).filter(|w| !w.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(cmd: &str) -> Module {
+        let mut m = Module { phys_base: 0, size: 0, name: [0; 48] };
+        m.name[..cmd.len()].copy_from_slice(cmd.as_bytes());
+        m
+    }
+
+    #[test]
+    fn module_name_and_args() {
+        let m = module("build/modules/sigma0 test  fast");
+        assert_eq!(m.name(), "sigma0");
+        assert_eq!(m.args().collect::<Vec<_>>(), ["test", "fast"]);
+        assert_eq!(module("sigma0").name(), "sigma0");
+        assert_eq!(module("").name(), "");
+    }
 }

@@ -1,0 +1,74 @@
+//! GDT and TSS.
+//!
+//! Segment order is fixed by `syscall`/`sysret`: kernel code, kernel data,
+//! then user data before user code (sysret loads SS = base + 8 and
+//! CS = base + 16). The TSS holds RSP0 (the kernel stack used when an
+//! interrupt or exception arrives from ring 3) and a separate IST stack for
+//! double faults, so a kernel stack overflow is still reported.
+
+use spin::Once;
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::tables::load_tss;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::{PrivilegeLevel, VirtAddr};
+
+pub const DOUBLE_FAULT_IST: u16 = 0;
+const IST_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct IstStack([u8; IST_STACK_SIZE]);
+static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
+
+static mut TSS: TaskStateSegment = TaskStateSegment::new();
+static GDT: Once<(GlobalDescriptorTable<8>, Selectors)> = Once::new();
+
+#[derive(Clone, Copy, Debug)]
+pub struct Selectors {
+    pub kernel_code: SegmentSelector,
+    pub kernel_data: SegmentSelector,
+    pub user_data: SegmentSelector,
+    pub user_code: SegmentSelector,
+    pub tss: SegmentSelector,
+}
+
+pub fn selectors() -> Selectors {
+    GDT.get().expect("gdt not initialised").1
+}
+
+pub fn init() {
+    // SAFETY: runs once on the boot CPU before anything else uses the TSS;
+    // the IST stack is used by nothing but the double-fault handler.
+    let tss: &'static TaskStateSegment = unsafe {
+        let top = VirtAddr::from_ptr(&raw const DOUBLE_FAULT_STACK) + IST_STACK_SIZE as u64;
+        let tss = &mut *(&raw mut TSS);
+        tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = top;
+        tss
+    };
+    let (gdt, sel) = GDT.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+        let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+        let user_data = gdt.append(Descriptor::user_data_segment());
+        let user_code = gdt.append(Descriptor::user_code_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
+    });
+    gdt.load();
+    // SAFETY: the selectors index the GDT just loaded.
+    unsafe {
+        CS::set_reg(sel.kernel_code);
+        SS::set_reg(sel.kernel_data);
+        DS::set_reg(SegmentSelector::new(0, PrivilegeLevel::Ring0));
+        ES::set_reg(SegmentSelector::new(0, PrivilegeLevel::Ring0));
+        load_tss(sel.tss);
+    }
+}
+
+/// Sets the stack the CPU switches to when an interrupt or exception
+/// arrives from ring 3.
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: single CPU, interrupts off in the kernel: nobody else touches
+    // the TSS while we write one field.
+    unsafe { (*(&raw mut TSS)).privilege_stack_table[0] = VirtAddr::new(top) };
+}

@@ -1,0 +1,8 @@
+//! x86_64 mechanisms, one small module each.
+
+pub mod boot;
+pub mod cpu;
+pub mod gdt;
+pub mod paging;
+pub mod serial;
+pub mod trap;

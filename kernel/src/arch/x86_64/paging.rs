@@ -1,0 +1,269 @@
+//! Page tables: the kernel's own mappings and user address spaces.
+//!
+//! Layout of every address space:
+//! - `[0, USER_END)`: user mappings, built by [`AddressSpace::map`].
+//! - `PHYS_MAP + p`: all RAM, supervisor-only, writable, never executable
+//!   (2 MiB pages); how the kernel reaches any frame.
+//! - `KERNEL_VMA + p`: the kernel image with W^X per section (4 KiB pages):
+//!   text read-only and executable, rodata read-only and NX, data and bss
+//!   writable and NX. All kernel mappings are global and supervisor-only.
+//!
+//! Invariant: the kernel-half PML4 entries are created at boot, before the
+//! first user space, and every space shares them; later kernel mappings go
+//! below those entries and so appear in every space at once.
+
+use crate::pool::{FramePool, PoolError};
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
+use x86_64::structures::paging::{
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB,
+    Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+pub const KERNEL_VMA: u64 = 0xFFFF_FFFF_8000_0000;
+pub const PHYS_MAP: u64 = 0xFFFF_8000_0000_0000;
+/// The boot page tables map only the first GiB at `KERNEL_VMA`.
+const BOOT_WINDOW: u64 = 1 << 30;
+
+/// Where physical memory is visible right now: the boot window until the
+/// kernel page tables are live, then the direct map.
+static PHYS_OFFSET: AtomicU64 = AtomicU64::new(KERNEL_VMA);
+static PHYS_LIMIT: AtomicU64 = AtomicU64::new(BOOT_WINDOW);
+static KERNEL_PML4: AtomicU64 = AtomicU64::new(0);
+
+extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __data_start: u8;
+    static __bss_end: u8;
+}
+
+/// Kernel virtual address of physical `p`, if it is mapped.
+pub fn phys_to_virt(p: u64) -> Option<u64> {
+    (p < PHYS_LIMIT.load(Ordering::Relaxed)).then(|| p + PHYS_OFFSET.load(Ordering::Relaxed))
+}
+
+/// Physical address of a kernel-image symbol.
+pub fn image_phys(v: u64) -> u64 {
+    v - KERNEL_VMA
+}
+
+/// Section boundaries of the kernel image (virtual).
+pub struct Sections {
+    pub text: (u64, u64),
+    pub rodata: (u64, u64),
+    pub data: (u64, u64),
+}
+
+pub fn sections() -> Sections {
+    Sections {
+        text: (&raw const __text_start as u64, &raw const __text_end as u64),
+        rodata: (&raw const __rodata_start as u64, &raw const __rodata_end as u64),
+        data: (&raw const __data_start as u64, &raw const __bss_end as u64),
+    }
+}
+
+/// Hands out zeroed page-table frames from the kernel pool.
+pub struct PoolAlloc<'a>(pub &'a mut FramePool);
+
+// SAFETY: the pool returns each frame at most once until it is freed.
+unsafe impl FrameAllocator<Size4KiB> for PoolAlloc<'_> {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        let f = self.0.alloc().ok()?;
+        Some(PhysFrame::containing_address(PhysAddr::new(f)))
+    }
+}
+
+/// Why a mapping could not be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    OutOfMemory,
+    AlreadyMapped,
+    BadAddress,
+}
+
+impl<S: x86_64::structures::paging::PageSize> From<MapToError<S>> for MapError {
+    fn from(e: MapToError<S>) -> Self {
+        match e {
+            MapToError::FrameAllocationFailed => MapError::OutOfMemory,
+            MapToError::PageAlreadyMapped(_) | MapToError::ParentEntryHugePage => MapError::AlreadyMapped,
+        }
+    }
+}
+
+impl From<PoolError> for MapError {
+    fn from(_: PoolError) -> Self {
+        MapError::OutOfMemory
+    }
+}
+
+/// # Safety
+/// `pml4` must be a page-table frame visible through the current physical
+/// offset, and no other live reference to it may exist.
+unsafe fn table(pml4: u64) -> OffsetPageTable<'static> {
+    let offset = PHYS_OFFSET.load(Ordering::Relaxed);
+    // SAFETY: per the caller's contract.
+    unsafe { OffsetPageTable::new(&mut *((pml4 + offset) as *mut PageTable), VirtAddr::new(offset)) }
+}
+
+fn zeroed_frame(pool: &mut FramePool) -> Result<u64, MapError> {
+    let f = pool.alloc()?;
+    let v = phys_to_virt(f).ok_or(MapError::OutOfMemory)?;
+    // SAFETY: the frame was just taken from the pool and is mapped at `v`.
+    unsafe { core::ptr::write_bytes(v as *mut u8, 0, 4096) };
+    Ok(f)
+}
+
+/// Builds the kernel page tables (image with W^X, direct map of
+/// `[0, ram_end)`) and switches to them. The identity map of the boot
+/// tables is gone afterwards.
+pub fn init_kernel_space(pool: &mut FramePool, ram_end: u64) -> Result<(), MapError> {
+    let pml4 = zeroed_frame(pool)?;
+    // SAFETY: fresh frame, reachable through the boot window (pool < 1 GiB).
+    let mut pt = unsafe { table(pml4) };
+    let mut alloc = PoolAlloc(pool);
+    let s = sections();
+    let parents = F::PRESENT | F::WRITABLE;
+    for (range, flags) in [
+        (s.text, F::PRESENT | F::GLOBAL),
+        (s.rodata, F::PRESENT | F::GLOBAL | F::NO_EXECUTE),
+        (s.data, F::PRESENT | F::WRITABLE | F::GLOBAL | F::NO_EXECUTE),
+    ] {
+        for v in (range.0..range.1).step_by(4096) {
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
+            let frame = PhysFrame::containing_address(PhysAddr::new(image_phys(v)));
+            // SAFETY: maps the kernel image onto its own frames.
+            unsafe { pt.map_to_with_table_flags(page, frame, flags, parents, &mut alloc)?.ignore() };
+        }
+    }
+    let end = ram_end.next_multiple_of(1 << 21);
+    for p in (0..end).step_by(1 << 21) {
+        let page = Page::<Size2MiB>::containing_address(VirtAddr::new(PHYS_MAP + p));
+        let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(p));
+        let flags = F::PRESENT | F::WRITABLE | F::GLOBAL | F::NO_EXECUTE;
+        // SAFETY: the direct map aliases RAM for the kernel only; it is never
+        // executable, so W^X holds.
+        unsafe { pt.map_to_with_table_flags(page, frame, flags, parents, &mut alloc)?.ignore() };
+    }
+    // SAFETY: the new tables map the running code, stack and data at the
+    // same virtual addresses as the boot tables.
+    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4)), Cr3Flags::empty()) };
+    KERNEL_PML4.store(pml4, Ordering::Relaxed);
+    PHYS_OFFSET.store(PHYS_MAP, Ordering::Relaxed);
+    PHYS_LIMIT.store(end, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Result of a translation: physical address and the leaf's flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Translation {
+    pub phys: u64,
+    pub writable: bool,
+    pub user: bool,
+    pub executable: bool,
+    pub global: bool,
+}
+
+fn translate_in(pml4: u64, v: u64) -> Option<Translation> {
+    let v = VirtAddr::try_new(v).ok()?;
+    // SAFETY: `pml4` is a live page table; translation only reads it.
+    let pt = unsafe { table(pml4) };
+    match pt.translate(v) {
+        TranslateResult::Mapped { frame, offset, flags } => Some(Translation {
+            phys: frame.start_address().as_u64() + offset,
+            writable: flags.contains(F::WRITABLE),
+            user: flags.contains(F::USER_ACCESSIBLE),
+            executable: !flags.contains(F::NO_EXECUTE),
+            global: flags.contains(F::GLOBAL),
+        }),
+        _ => None,
+    }
+}
+
+/// Translates a kernel virtual address through the kernel page tables.
+pub fn kernel_translate(v: u64) -> Option<Translation> {
+    translate_in(KERNEL_PML4.load(Ordering::Relaxed), v)
+}
+
+/// The physical frame of the live PML4.
+pub fn current_root() -> u64 {
+    Cr3::read().0.start_address().as_u64()
+}
+
+/// Access rights of a user mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rights {
+    pub write: bool,
+    pub exec: bool,
+}
+
+/// A user address space: a PML4 whose upper half is the kernel's.
+pub struct AddressSpace {
+    pml4: u64,
+}
+
+impl AddressSpace {
+    pub fn new(pool: &mut FramePool) -> Result<AddressSpace, MapError> {
+        let pml4 = zeroed_frame(pool)?;
+        let kernel = KERNEL_PML4.load(Ordering::Relaxed);
+        let (src, dst) = (phys_to_virt(kernel).unwrap(), phys_to_virt(pml4).unwrap());
+        // SAFETY: both are page-table frames in the direct map; we copy the
+        // 256 kernel-half entries (2 KiB) into the fresh table.
+        unsafe { core::ptr::copy_nonoverlapping((src + 2048) as *const u8, (dst + 2048) as *mut u8, 2048) };
+        Ok(AddressSpace { pml4 })
+    }
+
+    /// Maps the user page at `v` onto `frame`.
+    pub fn map(&mut self, v: u64, frame: u64, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
+        if v >= abi::USER_END || v % 4096 != 0 || frame % 4096 != 0 {
+            return Err(MapError::BadAddress);
+        }
+        let mut flags = F::PRESENT | F::USER_ACCESSIBLE;
+        if rights.write {
+            flags |= F::WRITABLE;
+        }
+        if !rights.exec {
+            flags |= F::NO_EXECUTE;
+        }
+        // SAFETY: our own PML4; the mapper only edits the user half here.
+        let mut pt = unsafe { table(self.pml4) };
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
+        let parents = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
+        // SAFETY: the frame is given to this space by the caller, which owns
+        // it; a user mapping cannot alias kernel memory because the kernel
+        // never passes pool or image frames here.
+        unsafe {
+            pt.map_to_with_table_flags(page, PhysFrame::containing_address(PhysAddr::new(frame)), flags, parents, &mut PoolAlloc(pool))?
+                .flush()
+        };
+        Ok(())
+    }
+
+    /// Allocates, zeroes and maps a fresh frame at `v`; returns the frame.
+    pub fn map_fresh(&mut self, v: u64, rights: Rights, pool: &mut FramePool) -> Result<u64, MapError> {
+        let f = zeroed_frame(pool)?;
+        self.map(v, f, rights, pool)?;
+        Ok(f)
+    }
+
+    pub fn translate(&self, v: u64) -> Option<Translation> {
+        if v >= abi::USER_END {
+            return None;
+        }
+        translate_in(self.pml4, v)
+    }
+
+    pub fn activate(&self) {
+        // SAFETY: the kernel half is shared, so the running kernel stays
+        // mapped across the switch.
+        unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(self.pml4)), Cr3Flags::empty()) };
+    }
+
+    pub fn root(&self) -> u64 {
+        self.pml4
+    }
+}

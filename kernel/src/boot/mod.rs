@@ -1,0 +1,3 @@
+//! What the boot loader hands over.
+
+pub mod multiboot;

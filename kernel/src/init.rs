@@ -1,0 +1,189 @@
+//! Boot: from the 32-bit entry's jump to Rust until the root task runs.
+
+use crate::arch::paging;
+use crate::arch::{cpu, serial};
+use crate::boot::multiboot::{self, BootInfo, PhysRead};
+use crate::kip::KipPage;
+use crate::memmap::{MemMap, Region};
+use crate::pool::FramePool;
+use crate::{kprintln, task};
+use abi::kip::{Kip, MemKind};
+use spin::Mutex;
+
+/// Size of the kernel memory pool (page tables, kernel objects).
+pub const KERNEL_POOL_SIZE: u64 = 16 << 20;
+
+pub static POOL: Mutex<FramePool> = Mutex::new(FramePool::empty());
+pub static mut KIP: KipPage = KipPage(Kip::new());
+/// The memory map and boot information, kept for the in-guest tests.
+pub static MEMMAP: spin::Once<MemMap> = spin::Once::new();
+pub static BOOTINFO: spin::Once<BootInfo> = spin::Once::new();
+pub static POOL_RANGE: spin::Once<Region> = spin::Once::new();
+
+extern "C" {
+    static __image_start_phys: u8;
+    static __bss_end_phys: u8;
+}
+
+/// Physical memory as the kernel can currently see it.
+struct KernelPhys;
+
+impl PhysRead for KernelPhys {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        let Some(end) = addr.checked_add(buf.len() as u64) else { return false };
+        let (Some(v), Some(_)) = (paging::phys_to_virt(addr), paging::phys_to_virt(end.saturating_sub(1))) else {
+            return false;
+        };
+        // SAFETY: both ends are inside the mapped physical window.
+        unsafe { core::ptr::copy_nonoverlapping(v as *const u8, buf.as_mut_ptr(), buf.len()) };
+        true
+    }
+}
+
+/// The kernel image's physical extent (boot part through bss).
+pub fn image_range() -> (u64, u64) {
+    (&raw const __image_start_phys as u64, &raw const __bss_end_phys as u64)
+}
+
+fn banner(bi: &BootInfo) {
+    let cpuid = raw_cpuid::CpuId::new();
+    let vendor = cpuid.get_vendor_info();
+    let brand = cpuid.get_processor_brand_string();
+    let hv = cpuid.get_hypervisor_info().map(|h| h.identify());
+    kprintln!("Prism microkernel v{} (x86_64)", env!("CARGO_PKG_VERSION"));
+    kprintln!(
+        "cpu: {} / {}{}",
+        vendor.as_ref().map(|v| v.as_str()).unwrap_or("unknown vendor"),
+        brand.as_ref().map(|b| b.as_str().trim()).unwrap_or("unknown model"),
+        match hv {
+            Some(h) => alloc_free_fmt(h),
+            None => "",
+        }
+    );
+    kprintln!(
+        "boot: Multiboot v1 by \"{}\", cmdline \"{}\", {} module(s)",
+        if bi.loader_name.is_empty() { "unknown loader" } else { bi.loader_name.as_str() },
+        bi.cmdline,
+        bi.mods.len()
+    );
+}
+
+fn alloc_free_fmt(h: raw_cpuid::Hypervisor) -> &'static str {
+    use raw_cpuid::Hypervisor::*;
+    match h {
+        KVM => " (hypervisor: KVM)",
+        QEMU => " (hypervisor: QEMU TCG)",
+        VMware => " (hypervisor: VMware)",
+        HyperV => " (hypervisor: Hyper-V)",
+        Xen => " (hypervisor: Xen)",
+        _ => " (hypervisor: other)",
+    }
+}
+
+fn module_cmdline(m: &multiboot::ModEntry) -> heapless::String<48> {
+    let mut s = heapless::String::new();
+    let mut b = [0u8; 1];
+    for i in 0..47 {
+        if m.cmdline == 0 || !KernelPhys.read(m.cmdline + i, &mut b) || b[0] == 0 {
+            break;
+        }
+        let _ = s.push(if b[0].is_ascii_graphic() || b[0] == b' ' { b[0] as char } else { '?' });
+    }
+    s
+}
+
+fn stop(why: core::fmt::Arguments) -> ! {
+    kprintln!("*** boot failed: {why}");
+    kprintln!("*** kernel stopped.");
+    cpu::halt_forever()
+}
+
+/// Rust entry, called by the 32-bit boot code on the boot stack.
+#[no_mangle]
+extern "C" fn kstart(magic: u32, info: u32) -> ! {
+    serial::init();
+    cpu::init();
+    let bi = match multiboot::parse(magic, info as u64, &KernelPhys) {
+        Ok(bi) => BOOTINFO.call_once(|| bi),
+        Err(e) => stop(format_args!("no usable Multiboot information: {e:?}")),
+    };
+    banner(bi);
+
+    let (img_start, img_end) = image_range();
+    let mut taken: heapless::Vec<Region, 17> = heapless::Vec::new();
+    let _ = taken.push(Region { base: img_start, end: img_end, kind: MemKind::Kernel });
+    for m in &bi.mods {
+        let _ = taken.push(Region { base: m.start, end: m.end, kind: MemKind::Module });
+    }
+    let fw = bi.mmap.iter().map(|e| (e.base, e.len, e.kind));
+    let mut map = MemMap::build(fw, &taken).unwrap_or_else(|e| stop(format_args!("memory map: {e:?}")));
+    let pool = map
+        .carve(KERNEL_POOL_SIZE, 1 << 30)
+        .unwrap_or_else(|e| stop(format_args!("no room for the kernel pool: {e:?}")));
+    POOL.lock().init(pool.base, pool.size());
+    POOL_RANGE.call_once(|| pool);
+    let ram_end = map
+        .regions()
+        .iter()
+        .filter(|r| r.kind != MemKind::Reserved)
+        .map(|r| r.end)
+        .max()
+        .unwrap_or(0);
+    if let Err(e) = paging::init_kernel_space(&mut POOL.lock(), ram_end) {
+        stop(format_args!("kernel page tables: {e:?}"));
+    }
+    let cmdlines: heapless::Vec<heapless::String<48>, 16> = bi.mods.iter().map(module_cmdline).collect();
+    // SAFETY: single CPU at boot; nobody else references the KIP yet.
+    let kip = unsafe { &mut (*(&raw mut KIP)).0 };
+    crate::kip::fill(
+        kip,
+        &map,
+        bi.mods.iter().zip(cmdlines.iter()).map(|(m, c)| (m.start, m.end - m.start, c.as_str())),
+    );
+    kprintln!(
+        "memory: {} MiB usable, kernel image {:#x}-{:#x}, kernel pool {} MiB at {:#x}, {} region(s)",
+        map.total(MemKind::Usable) >> 20,
+        img_start,
+        img_end,
+        pool.size() >> 20,
+        pool.base,
+        map.regions().len()
+    );
+    let map = MEMMAP.call_once(|| map);
+    let _ = map;
+
+    #[cfg(feature = "ktest")]
+    crate::ktest::run(multiboot::cmdline_value(&bi.cmdline, "test").unwrap_or("suite"));
+
+    let Some(root) = kip.modules().first().copied() else {
+        kprintln!("no boot modules: nothing to run. Pass the root task with -initrd (QEMU) or `module` (GRUB).");
+        cpu::halt_forever()
+    };
+    let Some(bytes) = paging::phys_to_virt(root.phys_base) else {
+        stop(format_args!("root module at {:#x} is outside RAM", root.phys_base))
+    };
+    // SAFETY: the module's frames are reserved in the map and mapped in the
+    // direct map; nothing writes them.
+    let image = unsafe { core::slice::from_raw_parts(bytes as *const u8, root.size as usize) };
+    let kip_phys = paging::image_phys(&raw const KIP as u64);
+    let loaded = task::load(root.name(), image, kip_phys, &mut POOL.lock());
+    match loaded {
+        Ok((t, entry)) => {
+            kprintln!("starting root task \"{}\" at {:#x} in ring 3", root.name(), entry);
+            task::run(t, entry)
+        }
+        Err(e) => stop(format_args!("cannot load root task \"{}\": {e:?}", root.name())),
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    serial::break_lock();
+    kprintln!("*** kernel panic: {info}");
+    #[cfg(feature = "ktest")]
+    kprintln!("0 passed, 1 failed");
+    #[cfg(feature = "ktest")]
+    cpu::qemu_exit(crate::ktest::EXIT_FAIL);
+    #[allow(unreachable_code)]
+    cpu::halt_forever()
+}

@@ -1,0 +1,132 @@
+//! The kernel memory pool: a fixed set of frames, given at boot, from which
+//! every kernel object (page tables, TCBs, kernel stacks) comes.
+//!
+//! Exhaustion is an error returned to whoever asked, never a panic. A
+//! bitmap keeps the state so that a double free is detected, not absorbed.
+
+const PAGE: u64 = abi::PAGE_SIZE;
+/// Largest pool the bitmap can describe (in frames): 1 GiB.
+pub const MAX_FRAMES: usize = 64 * 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolError {
+    Exhausted,
+    /// The frame is not in the pool or is already free.
+    BadFree(u64),
+}
+
+pub struct FramePool {
+    base: u64,
+    frames: usize,
+    used: usize,
+    hint: usize,
+    bitmap: [u64; MAX_FRAMES / 64],
+}
+
+impl FramePool {
+    pub const fn empty() -> Self {
+        FramePool { base: 0, frames: 0, used: 0, hint: 0, bitmap: [0; MAX_FRAMES / 64] }
+    }
+
+    /// Makes `[base, base + size)` the pool (page aligned, truncated to
+    /// [`MAX_FRAMES`]).
+    pub fn init(&mut self, base: u64, size: u64) {
+        *self = FramePool::empty();
+        self.base = base.next_multiple_of(PAGE);
+        self.frames = ((size / PAGE) as usize).min(MAX_FRAMES);
+    }
+
+    /// Physical address of a free frame, now taken.
+    pub fn alloc(&mut self) -> Result<u64, PoolError> {
+        let words = self.frames.div_ceil(64);
+        for k in 0..words {
+            let w = (self.hint + k) % words;
+            let free = !self.bitmap[w];
+            if free == 0 {
+                continue;
+            }
+            let bit = free.trailing_zeros() as usize;
+            let idx = w * 64 + bit;
+            if idx >= self.frames {
+                continue;
+            }
+            self.bitmap[w] |= 1 << bit;
+            self.used += 1;
+            self.hint = w;
+            return Ok(self.base + idx as u64 * PAGE);
+        }
+        Err(PoolError::Exhausted)
+    }
+
+    pub fn free(&mut self, frame: u64) -> Result<(), PoolError> {
+        let off = frame.wrapping_sub(self.base);
+        let idx = (off / PAGE) as usize;
+        if frame < self.base || off % PAGE != 0 || idx >= self.frames || self.bitmap[idx / 64] & (1 << (idx % 64)) == 0 {
+            return Err(PoolError::BadFree(frame));
+        }
+        self.bitmap[idx / 64] &= !(1 << (idx % 64));
+        self.used -= 1;
+        Ok(())
+    }
+
+    pub fn contains(&self, frame: u64) -> bool {
+        frame >= self.base && frame < self.base + self.frames as u64 * PAGE
+    }
+
+    pub fn free_frames(&self) -> usize {
+        self.frames - self.used
+    }
+
+    pub fn total_frames(&self) -> usize {
+        self.frames
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn exhaustion_is_an_error_and_double_free_is_caught() {
+        let mut p = Box::new(FramePool::empty());
+        p.init(0x20_0000, 3 * PAGE);
+        let a = p.alloc().unwrap();
+        let b = p.alloc().unwrap();
+        let c = p.alloc().unwrap();
+        assert_eq!(p.alloc(), Err(PoolError::Exhausted));
+        p.free(b).unwrap();
+        assert_eq!(p.free(b), Err(PoolError::BadFree(b)));
+        assert_eq!(p.free(0x1000), Err(PoolError::BadFree(0x1000)));
+        assert_eq!(p.free(a + 1), Err(PoolError::BadFree(a + 1)));
+        assert_eq!(p.alloc(), Ok(b));
+        assert!([a, b, c].iter().all(|f| p.contains(*f)));
+    }
+
+    proptest! {
+        #[test]
+        fn never_hands_out_a_frame_twice(ops in prop::collection::vec(any::<(bool, u8)>(), 1..300)) {
+            let mut p = Box::new(FramePool::empty());
+            p.init(0x100_0000, 100 * PAGE);
+            let mut live: Vec<u64> = Vec::new();
+            for (alloc, pick) in ops {
+                if alloc || live.is_empty() {
+                    match p.alloc() {
+                        Ok(f) => {
+                            prop_assert!(p.contains(f) && f % PAGE == 0);
+                            prop_assert!(!live.contains(&f));
+                            live.push(f);
+                        }
+                        Err(e) => prop_assert_eq!((e, live.len()), (PoolError::Exhausted, 100)),
+                    }
+                } else {
+                    let f = live.swap_remove(pick as usize % live.len());
+                    prop_assert!(p.free(f).is_ok());
+                }
+                prop_assert_eq!(p.free_frames(), 100 - live.len());
+                prop_assert_eq!(live.iter().collect::<HashSet<_>>().len(), live.len());
+            }
+        }
+    }
+}
