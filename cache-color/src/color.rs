@@ -76,7 +76,7 @@ impl ColorMap {
             return Err(ColorError::BadLineSize(level.line_size));
         }
         let way = level.way_size();
-        if way > page_size && way % page_size != 0 {
+        if way > page_size && !way.is_multiple_of(page_size) {
             return Err(ColorError::WayNotPageMultiple {
                 way_size: way,
                 page_size,

@@ -249,7 +249,7 @@ impl ColorSet {
             return None;
         }
         let nwords = limit.div_ceil(64);
-        let tail_mask = if limit % 64 == 0 {
+        let tail_mask = if limit.is_multiple_of(64) {
             u64::MAX
         } else {
             (1u64 << (limit % 64)) - 1

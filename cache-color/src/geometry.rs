@@ -83,8 +83,10 @@ impl CacheLevel {
     /// the sets computed from size, ways and line size. Checked by
     /// [`CacheLevel::validate`] (and by [`CacheGeometry::new`]).
     pub const fn new(level: u8, kind: CacheKind, size: u64, ways: u32, line_size: u32) -> Self {
-        let per_set = ways as u64 * line_size as u64;
-        let sets = if per_set == 0 { 0 } else { size / per_set };
+        let sets = match size.checked_div(ways as u64 * line_size as u64) {
+            Some(s) => s,
+            None => 0,
+        };
         CacheLevel {
             level,
             kind,
@@ -200,8 +202,9 @@ pub enum GeometrySource {
     IntelLeaf4,
     /// AMD CPUID leaf 0x8000_001D (cache topology).
     AmdTopology,
-    /// AMD legacy CPUID leaves 0x8000_0005 / 0x8000_0006.
-    AmdLegacy,
+    /// The legacy extended leaves 0x8000_0005 / 0x8000_0006 (AMD; Intel
+    /// reports only its L2 in 0x8000_0006).
+    LegacyLeaves,
     /// A built-in profile.
     Profile,
     /// Given explicitly (config).
@@ -442,13 +445,13 @@ impl CacheGeometry {
         if g.len > 0 {
             return Ok(g);
         }
-        g.source = GeometrySource::AmdLegacy;
+        g.source = GeometrySource::LegacyLeaves;
         if let Some(l1) = cpuid.get_l1_cache_and_tlb_info() {
             let d = legacy_level(
                 1,
                 CacheKind::Data,
                 l1.dcache_size() as u64 * 1024,
-                assoc_l1(l1.dcache_associativity()),
+                legacy_ways(l1.dcache_associativity()),
                 l1.dcache_line_size() as u32,
                 1,
             );
@@ -456,7 +459,7 @@ impl CacheGeometry {
                 1,
                 CacheKind::Instruction,
                 l1.icache_size() as u64 * 1024,
-                assoc_l1(l1.icache_associativity()),
+                legacy_ways(l1.icache_associativity()),
                 l1.icache_line_size() as u32,
                 1,
             );
@@ -469,7 +472,7 @@ impl CacheGeometry {
                 2,
                 CacheKind::Unified,
                 l23.l2cache_size() as u64 * 1024,
-                assoc_l1(l23.l2cache_associativity()),
+                legacy_ways(l23.l2cache_associativity()),
                 l23.l2cache_line_size() as u32,
                 1,
             );
@@ -477,7 +480,7 @@ impl CacheGeometry {
                 3,
                 CacheKind::Unified,
                 l23.l3cache_size() as u64 * 512 * 1024,
-                assoc_l1(l23.l3cache_associativity()),
+                legacy_ways(l23.l3cache_associativity()),
                 l23.l3cache_line_size() as u32,
                 0,
             );
@@ -551,7 +554,7 @@ impl fmt::Display for CacheGeometry {
 }
 
 /// Ways from a legacy associativity field; `None` if unknown or disabled.
-fn assoc_l1(a: Associativity) -> Option<u32> {
+fn legacy_ways(a: Associativity) -> Option<u32> {
     match a {
         Associativity::DirectMapped => Some(1),
         Associativity::NWay(n) => Some(n.into()),

@@ -151,7 +151,7 @@ impl<'a> FramePool<'a> {
     /// [`FramePool::add_range`] or [`FramePool::add_frame`].
     pub fn new(map: ColorMap, base: u64, links: &'a mut [FrameLink]) -> Result<Self, PoolError> {
         let page = map.page_size();
-        if base % page != 0 {
+        if !base.is_multiple_of(page) {
             return Err(PoolError::BaseNotAligned(base));
         }
         if links.len() > MAX_POOL_FRAMES {
@@ -191,7 +191,7 @@ impl<'a> FramePool<'a> {
     /// Link index of `paddr`, checking alignment and the window.
     fn index(&self, paddr: u64) -> Result<u32, PoolError> {
         let page = self.map.page_size();
-        if paddr % page != 0 {
+        if !paddr.is_multiple_of(page) {
             return Err(PoolError::NotAligned(paddr));
         }
         let pfn = paddr / page;
