@@ -111,7 +111,26 @@ pub struct Fill {
     pub evicted_line: u64,
 }
 
+/// One way of one set: the line number held and its LRU stamp.
+#[derive(Clone, Copy, Debug)]
+struct Way {
+    /// Line number, [`INVALID`] when empty.
+    tag: u64,
+    /// LRU: tick of the last use, 0 = never used.
+    stamp: u64,
+}
+
+const EMPTY: Way = Way {
+    tag: INVALID,
+    stamp: 0,
+};
+
 /// One set-associative, physically indexed cache level.
+///
+/// Storage: `sets * ways` [`Way`]s (tag and LRU stamp together, a set is
+/// contiguous), `sets * ways` owners (touched only on fills, evictions and
+/// hits inside a job window), and for tree-PLRU one bit vector per set.
+/// LRU stamps come from a 64-bit per-level tick, which cannot wrap.
 #[derive(Clone, Debug)]
 pub struct Level {
     cfg: LevelConfig,
@@ -119,12 +138,8 @@ pub struct Level {
     set_mask: Option<u64>,
     line_shift: u32,
     ways: usize,
-    /// `sets * ways` line numbers, [`INVALID`] when empty.
-    tags: Vec<u64>,
-    /// `sets * ways` owners.
+    slots: Vec<Way>,
     owners: Vec<u32>,
-    /// LRU: `sets * ways` last-use stamps. Empty for PLRU.
-    stamps: Vec<u64>,
     /// PLRU: one bit vector per set (bit `i` is tree node `i + 1`).
     plru: Vec<u64>,
     tick: u64,
@@ -139,19 +154,17 @@ impl Level {
         }
         let sets = cfg.sets();
         let ways = cfg.ways as usize;
-        let n = sets as usize * ways;
-        let (stamps, plru) = match cfg.policy {
-            Policy::Lru => (vec![0; n], Vec::new()),
-            Policy::TreePlru => (Vec::new(), vec![0; sets as usize]),
+        let plru = match cfg.policy {
+            Policy::Lru => Vec::new(),
+            Policy::TreePlru => vec![0; sets as usize],
         };
         Level {
             sets,
             set_mask: sets.is_power_of_two().then(|| sets - 1),
             line_shift: cfg.line.trailing_zeros(),
             ways,
-            tags: vec![INVALID; n],
-            owners: vec![NO_OWNER; n],
-            stamps,
+            slots: vec![EMPTY; sets as usize * ways],
+            owners: vec![NO_OWNER; sets as usize * ways],
             plru,
             tick: 0,
             cfg,
@@ -179,19 +192,24 @@ impl Level {
         }
     }
 
+    #[inline]
+    fn base_of(&self, paddr: u64) -> usize {
+        self.set_index(paddr) as usize * self.ways
+    }
+
     /// Whether the line holding `paddr` is present (no state change).
     pub fn contains(&self, paddr: u64) -> bool {
         let line = self.line_of(paddr);
-        let base = self.set_index(paddr) as usize * self.ways;
-        self.tags[base..base + self.ways].contains(&line)
+        let b = self.base_of(paddr);
+        self.slots[b..b + self.ways].iter().any(|w| w.tag == line)
     }
 
     /// Line numbers present in the set of `paddr`, by way (None = invalid).
     pub fn set_contents(&self, paddr: u64) -> Vec<Option<u64>> {
-        let base = self.set_index(paddr) as usize * self.ways;
-        self.tags[base..base + self.ways]
+        let b = self.base_of(paddr);
+        self.slots[b..b + self.ways]
             .iter()
-            .map(|&t| (t != INVALID).then_some(t))
+            .map(|w| (w.tag != INVALID).then_some(w.tag))
             .collect()
     }
 
@@ -201,33 +219,31 @@ impl Level {
     #[inline]
     pub fn probe(&mut self, paddr: u64, owner: u32) -> Option<usize> {
         let line = self.line_of(paddr);
-        let set = self.set_index(paddr) as usize;
-        let base = set * self.ways;
-        let way = self.tags[base..base + self.ways]
+        let b = self.base_of(paddr);
+        let way = self.slots[b..b + self.ways]
             .iter()
-            .position(|&t| t == line)?;
-        self.touch(set, way);
+            .position(|w| w.tag == line)?;
+        self.touch(b, way);
         if owner != NO_OWNER {
-            self.owners[base + way] = owner;
+            self.owners[b + way] = owner;
         }
         Some(way)
     }
 
     /// Inserts the line of `paddr` (which must be absent), evicting a victim
-    /// if the set is full. The line's owner becomes `owner`.
+    /// if the set is full. The line's owner becomes `owner` (also when it is
+    /// [`NO_OWNER`]: a line filled outside any job window belongs to nobody).
     #[inline]
     pub fn fill(&mut self, paddr: u64, owner: u32) -> Fill {
         let line = self.line_of(paddr);
-        let set = self.set_index(paddr) as usize;
-        let base = set * self.ways;
-        let way = match self.tags[base..base + self.ways]
-            .iter()
-            .position(|&t| t == INVALID)
-        {
+        let b = self.base_of(paddr);
+        let set = &self.slots[b..b + self.ways];
+        debug_assert!(!set.iter().any(|w| w.tag == line), "fill of a present line");
+        let way = match set.iter().position(|w| w.tag == INVALID) {
             Some(w) => w,
-            None => self.victim(set),
+            None => self.victim(b),
         };
-        let old = self.tags[base + way];
+        let old = self.slots[b + way].tag;
         let fill = if old == INVALID {
             Fill {
                 evicted: false,
@@ -237,17 +253,18 @@ impl Level {
         } else {
             Fill {
                 evicted: true,
-                evicted_owner: self.owners[base + way],
+                evicted_owner: self.owners[b + way],
                 evicted_line: old,
             }
         };
-        self.tags[base + way] = line;
-        self.owners[base + way] = owner;
-        self.touch(set, way);
+        self.slots[b + way].tag = line;
+        self.owners[b + way] = owner;
+        self.touch(b, way);
         fill
     }
 
     /// Probe, and fill on a miss. Returns `(hit, fill)`.
+    #[inline]
     pub fn access(&mut self, paddr: u64, owner: u32) -> (bool, Option<Fill>) {
         match self.probe(paddr, owner) {
             Some(_) => (true, None),
@@ -256,16 +273,17 @@ impl Level {
     }
 
     #[inline]
-    fn touch(&mut self, set: usize, way: usize) {
+    fn touch(&mut self, base: usize, way: usize) {
         match self.cfg.policy {
             Policy::Lru => {
                 self.tick += 1;
-                self.stamps[set * self.ways + way] = self.tick;
+                self.slots[base + way].stamp = self.tick;
             }
             Policy::TreePlru => {
                 // Walk from the root (node 1) to the leaf of `way`; at each
                 // node point the bit *away* from the path just taken
                 // (bit 0 = victim on the left, 1 = victim on the right).
+                let set = base / self.ways;
                 let levels = self.ways.trailing_zeros();
                 let mut bits = self.plru[set];
                 let mut node = 1usize;
@@ -284,13 +302,13 @@ impl Level {
     }
 
     #[inline]
-    fn victim(&self, set: usize) -> usize {
+    fn victim(&self, base: usize) -> usize {
         match self.cfg.policy {
             Policy::Lru => {
-                let s = &self.stamps[set * self.ways..(set + 1) * self.ways];
+                let set = &self.slots[base..base + self.ways];
                 let mut best = 0;
-                for (w, &st) in s.iter().enumerate() {
-                    if st < s[best] {
+                for (w, s) in set.iter().enumerate() {
+                    if s.stamp < set[best].stamp {
                         best = w;
                     }
                 }
@@ -298,7 +316,7 @@ impl Level {
             }
             Policy::TreePlru => {
                 let levels = self.ways.trailing_zeros();
-                let bits = self.plru[set];
+                let bits = self.plru[base / self.ways];
                 let mut node = 1usize;
                 for _ in 0..levels {
                     let right = (bits >> (node - 1)) & 1 == 1;
@@ -361,21 +379,18 @@ impl Hierarchy {
             evicted_owner: [NO_OWNER; MAX_LEVELS],
             latency: self.mem_latency,
         };
+        // Levels are independent (non-inclusive), so each missing level can
+        // be filled as soon as it misses.
         for (i, l) in self.levels.iter_mut().enumerate() {
-            if l.probe(paddr, owner).is_some() {
-                out.hit_level = Some(i);
-                out.probed = i + 1;
-                out.latency = l.cfg.hit_latency;
-                break;
-            }
-        }
-        for (i, l) in self.levels[..out.probed].iter_mut().enumerate() {
-            if out.hit_level == Some(i) {
-                break;
-            }
-            let f = l.fill(paddr, owner);
-            if f.evicted {
-                out.evicted_owner[i] = f.evicted_owner;
+            match l.access(paddr, owner) {
+                (true, _) => {
+                    out.hit_level = Some(i);
+                    out.probed = i + 1;
+                    out.latency = l.cfg.hit_latency;
+                    break;
+                }
+                (false, Some(f)) if f.evicted => out.evicted_owner[i] = f.evicted_owner,
+                (false, _) => {}
             }
         }
         out
