@@ -37,7 +37,16 @@
 //!   access costs the hit latency of the level that hit or the memory
 //!   latency) and interference evictions.
 //! * [`plugin`]: data loads and stores only; instruction fetches are not
-//!   simulated (QEMU 7.2 gives no guest-physical address for them).
+//!   simulated (QEMU 7.2 gives no guest-physical address for them), nor are
+//!   page-table walks (QEMU does not report them to plugins). Accesses to
+//!   MMIO are skipped. Instructions are counted exactly per instruction
+//!   (markers excluded); an instruction that faults is counted once per
+//!   attempt.
+//!
+//! Physical addresses come from `qemu_plugin_hwaddr_phys_addr`, which in
+//! QEMU 7.2 returns the RAM-block offset; that equals the guest-physical
+//! address for RAM below the PC machine's PCI hole, so keep `-m` at 2 GiB
+//! or less.
 //!
 //! # CSV
 //!
