@@ -127,7 +127,7 @@ const EMPTY: Way = Way {
 
 /// One set-associative, physically indexed cache level.
 ///
-/// Storage: `sets * ways` [`Way`]s (tag and LRU stamp together, a set is
+/// Storage: `sets * ways` `Way`s (tag and LRU stamp together, a set is
 /// contiguous), `sets * ways` owners (touched only on fills, evictions and
 /// hits inside a job window), and for tree-PLRU one bit vector per set.
 /// LRU stamps come from a 64-bit per-level tick, which cannot wrap.
