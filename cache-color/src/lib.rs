@@ -31,6 +31,40 @@
 //!   offending text.
 //!
 //! There is no heap allocation and no `unsafe` code in the library.
+//!
+//! ```
+//! use cache_color::*;
+//!
+//! // Geometry: detected, from a profile, or from a config.
+//! let map = ColorMap::for_geometry(&ZEN4).unwrap(); // LLC: 512 colors
+//! assert_eq!(map.color_mask(), Some(0x1ff << 12));
+//!
+//! // Partitions from the config, validated against the geometry and memory.
+//! let memory = [MemRegion::new(0, 64 << 20)];
+//! let specs = [
+//!     PartitionSpec::new("rt", "0-63").with_memory(4 << 20),
+//!     PartitionSpec::new("ts", "64-511"),
+//! ];
+//! let mut parts = [Partition::EMPTY; 2];
+//! let parts = validate_into(&specs, &map, &memory, &mut parts).unwrap();
+//!
+//! // A pool over the same memory; links are 8 bytes per frame.
+//! let mut links = vec![FrameLink::UNOWNED; (64 << 20) / 4096];
+//! let mut pool = FramePool::new(map, 0, &mut links).unwrap();
+//! pool.add_range(0, 64 << 20).unwrap();
+//! let mut cursor = RoundRobin::new();
+//! let frame = pool.alloc_in(&parts[0].colors, &mut cursor).unwrap();
+//! assert!(parts[0].colors.contains(map.color_of(frame)));
+//! pool.free(frame).unwrap();
+//! assert_eq!(pool.free(frame), Err(PoolError::AlreadyFree(frame)));
+//!
+//! // A malformed spec names the offending item.
+//! let bad = [PartitionSpec::new("rt", "0-7,5")];
+//! assert_eq!(
+//!     validate(&bad, &map, &memory).unwrap_err().to_string(),
+//!     r#"partition "rt": colors "0-7,5": "5" repeats color 5"#
+//! );
+//! ```
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -162,23 +162,31 @@ fn copy_from_user_rejects_bad_addresses() -> Result<(), &'static str> {
 
 fn pool_exhaustion_is_an_error() -> Result<(), &'static str> {
     let mut pool = POOL.lock();
-    let mut taken: heapless::Vec<u64, 8192> = heapless::Vec::new();
-    let exhausted = loop {
+    let before = pool.free_frames();
+    // Take every frame, chaining them through their first word (they are
+    // ours while taken), until the pool says it is exhausted.
+    let mut head = 0u64;
+    let mut n = 0usize;
+    let err = loop {
         match pool.alloc() {
             Ok(f) => {
-                if taken.push(f).is_err() {
-                    break false;
-                }
+                // SAFETY: `f` was just allocated to us and is in the direct map.
+                unsafe { *(paging::phys_to_virt(f).unwrap() as *mut u64) = head };
+                head = f;
+                n += 1;
             }
-            Err(_) => break true,
+            Err(e) => break e,
         }
     };
-    let n = taken.len();
-    for f in taken {
-        pool.free(f).map_err(|_| "free of an allocated frame failed")?;
+    while head != 0 {
+        // SAFETY: every frame in the chain is still allocated to us.
+        let next = unsafe { *(paging::phys_to_virt(head).unwrap() as *const u64) };
+        pool.free(head).map_err(|_| "free of an allocated frame failed")?;
+        head = next;
     }
-    check(exhausted, "pool did not run out")?;
-    check(pool.free_frames() >= n, "frames lost after freeing")
+    check(err == crate::pool::PoolError::Exhausted, "wrong error on exhaustion")?;
+    check(n == before, "pool ran out before handing out every free frame")?;
+    check(pool.free_frames() == before, "frames lost after freeing")
 }
 
 static EXPECTED_RIP: AtomicU64 = AtomicU64::new(0);

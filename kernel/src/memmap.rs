@@ -228,8 +228,14 @@ mod tests {
                 }
             }
             for r in map.regions().iter().filter(|r| r.kind == MemKind::Usable) {
-                // Usable only where the firmware said usable.
-                prop_assert!(fw.iter().any(|&(b, l, t)| t == 1 && b <= r.base && r.end <= b + l));
+                // Usable only where the firmware said usable: walk the region
+                // through the usable firmware entries that cover it.
+                let mut pos = r.base;
+                while pos < r.end {
+                    let next = fw.iter().filter(|&&(b, l, t)| t == 1 && b <= pos && pos < b + l).map(|&(b, l, _)| b + l).max();
+                    prop_assert!(next.is_some(), "usable page {:#x} not usable in firmware", pos);
+                    pos = next.unwrap();
+                }
             }
         }
     }

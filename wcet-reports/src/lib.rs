@@ -1,1 +1,8 @@
-//! placeholder
+//! Host side of Prism: boots the kernel under QEMU (interactive runs, the
+//! in-guest test suite, WCET scenarios), chooses the accelerator, and will
+//! turn captured job records into WCET histograms, tables, CSV/JSON and an
+//! HTML report with pWCET. The `prism` binary is the entry point the
+//! justfile calls.
+
+pub mod guest;
+pub mod qemu;

@@ -1,0 +1,158 @@
+//! `prism`: run, test and debug the kernel under QEMU.
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use wcet_reports::guest;
+use wcet_reports::qemu::{self, Accel, Boot};
+
+#[derive(Parser)]
+#[command(version, about = "Run, test and debug the Prism microkernel under QEMU")]
+struct Cli {
+    /// Where `just build` put kernel.elf, kernel-test.elf and modules/.
+    #[arg(long, default_value = "build", global = true)]
+    build_dir: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Boot the kernel with sigma0 and show the serial console (Ctrl-A X quits).
+    Run {
+        /// Extra words for the kernel command line.
+        #[arg(long, default_value = "")]
+        cmdline: String,
+        /// Quit once this many seconds have passed (0: run until Ctrl-A X).
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
+    },
+    /// Run the in-guest test suite under TCG; ends with `N passed, N failed`.
+    Test {
+        /// Seconds before a hung guest is killed and counted as failed.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Only boots whose name or test contains this string.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Also boot this GRUB ISO (from `just iso`) and check it.
+        #[arg(long)]
+        iso: Option<PathBuf>,
+    },
+    /// Boot a GRUB ISO under TCG and check that the kernel and sigma0 come up.
+    BootIso {
+        iso: PathBuf,
+    },
+    /// Start QEMU halted with a GDB stub on :1234 and print the gdb command.
+    Debug,
+    /// Print which accelerator `run` would use, and why.
+    Accel,
+    /// Run the WCET scenarios (pipeline not built yet: boots and says so).
+    Wcet,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let kernel = cli.build_dir.join("kernel.elf");
+    let root = cli.build_dir.join("modules/sigma0").display().to_string();
+    let cache = cli.build_dir.join("accel");
+    match cli.cmd {
+        Cmd::Run { cmdline, seconds } => {
+            let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
+            eprintln!("prism: accelerator {accel} ({why})");
+            let mut b = Boot::new(&kernel, accel);
+            b.cmdline = cmdline;
+            b.modules.push(root);
+            if seconds > 0 {
+                let o = b.run_captured(Duration::from_secs(seconds), None)?;
+                for (t, l) in &o.lines {
+                    println!("[{:7.3}] {l}", t.as_secs_f64());
+                }
+                return Ok(());
+            }
+            eprintln!("prism: serial console follows; quit with Ctrl-A X");
+            let status = b.command().args(["-serial", "mon:stdio"]).status()?;
+            if !status.success() && status.code() != Some(qemu::EXIT_PASS) {
+                bail!("qemu exited with {status}");
+            }
+        }
+        Cmd::BootIso { iso } => {
+            let (results, o) = guest::run_iso(&iso, Duration::from_secs(60))?;
+            for (t, l) in &o.lines {
+                println!("[{:7.3}] {l}", t.as_secs_f64());
+            }
+            if results.iter().any(|r| !r.ok) {
+                bail!("the ISO did not boot the kernel and sigma0 (console above)");
+            }
+            println!("boot-iso: GRUB loaded the kernel and sigma0 ran ({accel} in {:.1} s)", o.elapsed.as_secs_f64(), accel = Accel::Tcg);
+        }
+        Cmd::Test { timeout, filter, iso } => {
+            let (mut passed, mut failed) = (0, 0);
+            let mut boots: Vec<Box<dyn Fn() -> Result<(Vec<guest::TestResult>, qemu::Outcome)>>> = Vec::new();
+            for b in guest::BOOTS {
+                if filter.as_deref().is_some_and(|f| !b.name.contains(f) && !b.test.contains(f)) {
+                    continue;
+                }
+                let dir = cli.build_dir.clone();
+                boots.push(Box::new(move || guest::run_boot(b, &dir, Duration::from_secs(timeout))));
+            }
+            if let Some(iso) = iso {
+                boots.push(Box::new(move || guest::run_iso(&iso, Duration::from_secs(timeout))));
+            }
+            for run in boots {
+                let (results, o) = run()?;
+                for r in &results {
+                    if r.ok {
+                        println!("test {} ... ok", r.name);
+                        passed += 1;
+                    } else {
+                        println!("test {} ... FAILED: {}", r.name, r.detail);
+                        failed += 1;
+                    }
+                }
+                if results.iter().any(|r| !r.ok) {
+                    println!("---- last serial output ----\n{}\n----", o.tail(25));
+                }
+                if let Some(t) = o.time_of("hello from ring 3") {
+                    println!("note: boot to root task: {:.3} s wall clock under TCG (QEMU start to first root-task line)", t.as_secs_f64());
+                }
+            }
+            println!("{passed} passed, {failed} failed");
+            if failed > 0 || passed == 0 {
+                std::process::exit(1);
+            }
+        }
+        Cmd::Debug => {
+            let mut b = Boot::new(&kernel, Accel::Tcg);
+            b.modules.push(root);
+            b.extra = vec!["-s".into(), "-S".into()];
+            eprintln!("prism: QEMU waits for GDB on localhost:1234. In another terminal:");
+            eprintln!(
+                "  gdb -ex 'set architecture i386:x86-64' -ex 'file {}' -ex 'target remote localhost:1234' -ex 'break kstart' -ex continue",
+                kernel.display()
+            );
+            b.command().args(["-serial", "mon:stdio"]).status()?;
+        }
+        Cmd::Accel => {
+            let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
+            println!("{accel} ({why})");
+        }
+        Cmd::Wcet => {
+            let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
+            eprintln!("prism wcet: accelerator {accel} ({why}); booting the kernel with sigma0 ...");
+            let mut b = Boot::new(&kernel, accel);
+            b.modules.push(root);
+            let o = b.run_captured(Duration::from_secs(20), Some(&|s: &str| s.contains("no runnable task left")))?;
+            for (t, l) in &o.lines {
+                println!("[{:7.3}] {l}", t.as_secs_f64());
+            }
+            if o.time_of("hello from ring 3").is_none() {
+                bail!("the kernel did not reach the root task; see the console output above");
+            }
+            println!("prism wcet: the kernel boots and runs sigma0 in ring 3 on {accel}.");
+            println!("prism wcet: the WCET pipeline (pagers, workloads, reports) is not built yet; no figures were produced.");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! Running the kernel under QEMU: the one place that knows QEMU's flags and
+//! how the accelerator is chosen.
+//!
+//! Accelerator: KVM only when `/dev/kvm` opens *and* a probe boot under KVM
+//! reaches the root task's first line (so `syscall` and ring 3 work). A
+//! software hypervisor that exposes `/dev/kvm` but runs ring 0 emulated and
+//! breaks `syscall` fails the probe and we use TCG. `PRISM_ACCEL=kvm|tcg`
+//! overrides; the probe's verdict is cached in `build/accel`.
+
+use anyhow::{bail, Context, Result};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// QEMU exit status for a guest that wrote `code` to `isa-debug-exit`.
+pub const fn debug_exit_status(code: u32) -> i32 {
+    ((code << 1) | 1) as i32
+}
+/// The guest's pass and fail codes (see the kernel's `ktest` module).
+pub const EXIT_PASS: i32 = debug_exit_status(0x10);
+pub const EXIT_FAIL: i32 = debug_exit_status(0x11);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    /// Hardware virtualization: real caches, real TSC, PMCs where exposed.
+    Kvm,
+    /// Plain TCG: proves the pipeline, never the cache effect.
+    Tcg,
+    /// TCG with `-icount` (deterministic; guest TSC counts instructions).
+    TcgIcount,
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Accel::Kvm => "KVM",
+            Accel::Tcg => "TCG",
+            Accel::TcgIcount => "TCG+icount",
+        })
+    }
+}
+
+impl Accel {
+    fn args(self) -> Vec<String> {
+        let v: &[&str] = match self {
+            Accel::Kvm => &["-enable-kvm", "-cpu", "host"],
+            Accel::Tcg => &["-accel", "tcg", "-cpu", "max"],
+            // Byte-identical runs: instruction-counted time, fixed seed and
+            // a virtual RTC with a fixed base.
+            Accel::TcgIcount => &[
+                "-accel",
+                "tcg",
+                "-cpu",
+                "max",
+                "-icount",
+                "shift=0,sleep=off",
+                "-seed",
+                "1",
+                "-rtc",
+                "clock=vm,base=2024-01-01T00:00:00",
+            ],
+        };
+        v.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+/// What to boot and how.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    pub kernel: PathBuf,
+    /// Kernel command line (`-append`).
+    pub cmdline: String,
+    /// Boot modules, each `path [args]`; the first is the root task.
+    pub modules: Vec<String>,
+    pub accel: Accel,
+    pub memory_mib: u32,
+    /// Extra QEMU arguments (plugins, gdb stub).
+    pub extra: Vec<String>,
+    /// Boot this ISO through its boot loader instead of `-kernel`.
+    pub cdrom: Option<PathBuf>,
+}
+
+impl Boot {
+    pub fn new(kernel: impl Into<PathBuf>, accel: Accel) -> Boot {
+        Boot { kernel: kernel.into(), cmdline: String::new(), modules: Vec::new(), accel, memory_mib: 128, extra: Vec::new(), cdrom: None }
+    }
+
+    /// The full QEMU command line (without the serial destination).
+    pub fn args(&self) -> Vec<String> {
+        let mut a = self.accel.args();
+        a.extend(
+            ["-m", &format!("{}M", self.memory_mib), "-display", "none", "-no-reboot", "-monitor", "none"]
+                .map(String::from),
+        );
+        a.extend(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"].map(String::from));
+        if let Some(iso) = &self.cdrom {
+            a.extend(["-cdrom".to_string(), iso.display().to_string(), "-boot".into(), "d".into()]);
+            a.extend(self.extra.iter().cloned());
+            return a;
+        }
+        a.push("-kernel".into());
+        a.push(self.kernel.display().to_string());
+        if !self.cmdline.is_empty() {
+            a.push("-append".into());
+            a.push(self.cmdline.clone());
+        }
+        if !self.modules.is_empty() {
+            // QEMU separates modules with commas; a module's own arguments
+            // follow its path after a space.
+            a.push("-initrd".into());
+            a.push(self.modules.join(","));
+        }
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new("qemu-system-x86_64");
+        c.args(self.args());
+        c
+    }
+
+    /// Boots non-interactively: serial to a pipe, killed after `timeout`.
+    /// `stop_when` may end the run early when the output so far satisfies it.
+    pub fn run_captured(&self, timeout: Duration, stop_when: Option<&dyn Fn(&str) -> bool>) -> Result<Outcome> {
+        let mut cmd = self.command();
+        cmd.args(["-serial", "stdio"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let start = Instant::now();
+        let mut child = cmd.spawn().context("cannot start qemu-system-x86_64 (run `just setup`)")?;
+        let out = Arc::new(Mutex::new(Vec::<(Duration, String)>::new()));
+        let reader = spawn_line_reader(&mut child, out.clone(), start);
+        let mut err = String::new();
+        let status = loop {
+            if let Some(s) = child.try_wait()? {
+                break Some(s);
+            }
+            let stop = stop_when.is_some_and(|f| f(&join_lines(&out.lock().unwrap())));
+            if start.elapsed() > timeout || stop {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let _ = reader.join();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let lines = std::mem::take(&mut *out.lock().unwrap());
+        Ok(Outcome { status: status.and_then(|s| s.code()), timed_out: status.is_none(), lines, stderr: err, elapsed: start.elapsed() })
+    }
+}
+
+fn join_lines(l: &[(Duration, String)]) -> String {
+    l.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join("\n")
+}
+
+fn spawn_line_reader(child: &mut Child, out: Arc<Mutex<Vec<(Duration, String)>>>, start: Instant) -> std::thread::JoinHandle<()> {
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut line = Vec::new();
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            for &b in &buf[..n] {
+                match b {
+                    b'\n' => {
+                        let s = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                        out.lock().unwrap().push((start.elapsed(), s));
+                        line.clear();
+                    }
+                    _ => line.push(b),
+                }
+            }
+        }
+        if !line.is_empty() {
+            out.lock().unwrap().push((start.elapsed(), String::from_utf8_lossy(&line).to_string()));
+        }
+    })
+}
+
+/// What a captured boot produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// QEMU's exit status; `None` if we killed it.
+    pub status: Option<i32>,
+    pub timed_out: bool,
+    /// Serial lines with the time since QEMU started.
+    pub lines: Vec<(Duration, String)>,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    pub fn text(&self) -> String {
+        join_lines(&self.lines)
+    }
+
+    /// When the first line containing `needle` arrived.
+    pub fn time_of(&self, needle: &str) -> Option<Duration> {
+        self.lines.iter().find(|(_, l)| l.contains(needle)).map(|(t, _)| *t)
+    }
+
+    /// The last `n` lines, for failure reports.
+    pub fn tail(&self, n: usize) -> String {
+        let s = self.lines.len().saturating_sub(n);
+        join_lines(&self.lines[s..])
+    }
+}
+
+/// Picks the accelerator for `kernel` + `root` (see the module doc).
+pub fn choose_accel(kernel: &Path, root: &str, cache: &Path) -> Result<(Accel, String)> {
+    match std::env::var("PRISM_ACCEL").ok().as_deref() {
+        Some("kvm") => return Ok((Accel::Kvm, "PRISM_ACCEL=kvm".into())),
+        Some("tcg") => return Ok((Accel::Tcg, "PRISM_ACCEL=tcg".into())),
+        Some(other) if !other.is_empty() => bail!("PRISM_ACCEL must be kvm or tcg, not {other:?}"),
+        _ => {}
+    }
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+        return Ok((Accel::Tcg, "/dev/kvm cannot be opened".into()));
+    }
+    if let Ok(s) = std::fs::read_to_string(cache) {
+        let (a, why) = s.trim().split_once(' ').unwrap_or((s.trim(), ""));
+        match a {
+            "kvm" => return Ok((Accel::Kvm, format!("cached probe: {why}"))),
+            "tcg" => return Ok((Accel::Tcg, format!("cached probe: {why}"))),
+            _ => {}
+        }
+    }
+    let mut probe = Boot::new(kernel, Accel::Kvm);
+    probe.modules.push(root.to_string());
+    let o = probe.run_captured(Duration::from_secs(8), Some(&|s: &str| s.contains("hello from ring 3")))?;
+    let (accel, why) = match o.time_of("hello from ring 3") {
+        Some(t) if t < Duration::from_secs(5) => (Accel::Kvm, format!("KVM probe reached ring 3 in {:.2} s", t.as_secs_f64())),
+        Some(t) => (Accel::Tcg, format!("KVM probe took {:.1} s to reach ring 3 (software hypervisor)", t.as_secs_f64())),
+        None => (Accel::Tcg, "KVM probe did not reach ring 3 (no hardware virtualization)".into()),
+    };
+    if let Some(dir) = cache.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let tag = if accel == Accel::Kvm { "kvm" } else { "tcg" };
+    let _ = std::fs::write(cache, format!("{tag} {why}\n"));
+    Ok((accel, why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_has_modules_append_and_exit_device() {
+        let mut b = Boot::new("build/kernel.elf", Accel::TcgIcount);
+        b.cmdline = "test=suite".into();
+        b.modules = vec!["build/sigma0 test".into(), "build/x".into()];
+        let a = b.args();
+        let pos = |s: &str| a.iter().position(|x| x == s).unwrap();
+        assert_eq!(a[pos("-initrd") + 1], "build/sigma0 test,build/x");
+        assert_eq!(a[pos("-append") + 1], "test=suite");
+        assert_eq!(a[pos("-icount") + 1], "shift=0,sleep=off");
+        assert!(a.iter().any(|x| x.starts_with("isa-debug-exit")));
+        assert_eq!(EXIT_PASS, 33);
+        assert_eq!(EXIT_FAIL, 35);
+    }
+}
