@@ -9,7 +9,7 @@
 
 use std::hint::black_box;
 
-use cache_color::{ColorMap, ColorSet, FrameLink, FramePool, RoundRobin, ZEN4};
+use cache_color::{ColorList, ColorMap, ColorSet, FrameLink, FramePool, RoundRobin, ZEN4};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const FRAMES: usize = (1 << 30) / 4096;
@@ -17,7 +17,8 @@ const FRAMES: usize = (1 << 30) / 4096;
 fn bench_pool(c: &mut Criterion) {
     let map = ColorMap::for_geometry(&ZEN4).unwrap();
     let mut links = vec![FrameLink::UNOWNED; FRAMES];
-    let mut pool = Box::new(FramePool::new(map, 0, &mut links).unwrap());
+    let mut lists = vec![ColorList::EMPTY; map.colors() as usize];
+    let mut pool = FramePool::new(map, 0, &mut links, &mut lists).unwrap();
     pool.add_range(0, (FRAMES * 4096) as u64).unwrap();
 
     let wide = ColorSet::range(0, 255).unwrap();

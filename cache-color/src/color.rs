@@ -321,6 +321,14 @@ mod tests {
             ColorMap::new(&huge, PAGE_SIZE),
             Err(ColorError::TooManyColors(16384))
         );
+        // What a large-LLC host (480 MiB 16-way, as a VM on this project's
+        // build machines reports) gives: too many colors for a ColorSet;
+        // use a config override or a lower level there.
+        let big = CacheLevel::new(3, CacheKind::Unified, 480 << 20, 16, 64);
+        assert_eq!(
+            ColorMap::new(&big, PAGE_SIZE),
+            Err(ColorError::TooManyColors(7680))
+        );
         // 6 KiB ways with 4 KiB pages.
         let odd = CacheLevel::new(2, CacheKind::Unified, 96 << 10, 16, 64);
         assert!(matches!(

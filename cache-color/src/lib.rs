@@ -48,9 +48,11 @@
 //! let mut parts = [Partition::EMPTY; 2];
 //! let parts = validate_into(&specs, &map, &memory, &mut parts).unwrap();
 //!
-//! // A pool over the same memory; links are 8 bytes per frame.
+//! // A pool over the same memory; its storage (8 bytes per frame and per
+//! // color) is the caller's.
 //! let mut links = vec![FrameLink::UNOWNED; (64 << 20) / 4096];
-//! let mut pool = FramePool::new(map, 0, &mut links).unwrap();
+//! let mut lists = [ColorList::EMPTY; 512];
+//! let mut pool = FramePool::new(map, 0, &mut links, &mut lists).unwrap();
 //! pool.add_range(0, 64 << 20).unwrap();
 //! let mut cursor = RoundRobin::new();
 //! let frame = pool.alloc_in(&parts[0].colors, &mut cursor).unwrap();
@@ -85,5 +87,5 @@ pub use partition::{
     parse_colors, validate, validate_into, MemRegion, Partition, PartitionError, PartitionSpec,
     SpecError,
 };
-pub use pool::{FrameLink, FramePool, PoolError, PoolStats, RoundRobin};
+pub use pool::{ColorList, FrameLink, FramePool, PoolError, PoolStats, RoundRobin};
 pub use raw_cpuid;

@@ -4,7 +4,10 @@
 //! `[base, base + links.len() * page)`. Each frame of the window has one
 //! [`FrameLink`] in a slice the caller provides (8 bytes per frame, no heap),
 //! and the free frames of each color form an intrusive doubly linked list
-//! through those links. So:
+//! through those links, whose head and length sit in a second caller slice
+//! of [`ColorList`]s (8 bytes per color). The pool value itself stays small
+//! (about 600 bytes), so sigma0 can carve both slices from the memory it
+//! manages and keep the pool on a small stack. So:
 //!
 //! - [`FramePool::free`], [`FramePool::alloc_color`] and [`FramePool::take`]
 //!   are O(1);
@@ -20,7 +23,7 @@
 use core::fmt;
 
 use crate::color::ColorMap;
-use crate::colorset::{Color, ColorSet, MAX_COLORS};
+use crate::colorset::{Color, ColorSet};
 
 const NIL: u32 = u32::MAX;
 const UNOWNED: u32 = u32::MAX - 1;
@@ -56,6 +59,22 @@ impl fmt::Debug for FrameLink {
     }
 }
 
+/// The free list of one color: its first free frame and its length. Opaque;
+/// make the slice with [`ColorList::EMPTY`], one per color.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColorList {
+    head: u32,
+    count: u32,
+}
+
+impl ColorList {
+    /// An empty list.
+    pub const EMPTY: ColorList = ColorList {
+        head: NIL,
+        count: 0,
+    };
+}
+
 /// What went wrong in a pool operation. Every error leaves the pool as it
 /// was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +98,11 @@ pub enum PoolError {
     Exhausted,
     /// A color beyond the geometry was requested.
     NoSuchColor(Color),
+    /// Fewer color lists than the map has colors.
+    TooFewLists {
+        /// Lists needed (= colors).
+        needed: u32,
+    },
 }
 
 impl fmt::Display for PoolError {
@@ -93,6 +117,9 @@ impl fmt::Display for PoolError {
             PoolError::AlreadyAdded(a) => write!(f, "frame {a:#x} was already added"),
             PoolError::Exhausted => f.write_str("no free frame of the requested colors"),
             PoolError::NoSuchColor(c) => write!(f, "color {c} does not exist"),
+            PoolError::TooFewLists { needed } => {
+                write!(f, "the pool needs {needed} color lists")
+            }
         }
     }
 }
@@ -138,8 +165,7 @@ pub struct FramePool<'a> {
     map: ColorMap,
     base_pfn: u64,
     links: &'a mut [FrameLink],
-    heads: [u32; MAX_COLORS],
-    free_count: [u32; MAX_COLORS],
+    lists: &'a mut [ColorList],
     nonempty: ColorSet,
     free_total: u64,
     owned_total: u64,
@@ -147,9 +173,18 @@ pub struct FramePool<'a> {
 
 impl<'a> FramePool<'a> {
     /// An empty pool for the window starting at `base` with one frame per
-    /// element of `links` (all links are reset to unowned). Add memory with
+    /// element of `links`, and one element of `lists` per color (at least
+    /// `map.colors()`). Both are reset. Add memory with
     /// [`FramePool::add_range`] or [`FramePool::add_frame`].
-    pub fn new(map: ColorMap, base: u64, links: &'a mut [FrameLink]) -> Result<Self, PoolError> {
+    ///
+    /// All the storage is the caller's, so the pool itself is small (about
+    /// 600 bytes) and can live on a small stack.
+    pub fn new(
+        map: ColorMap,
+        base: u64,
+        links: &'a mut [FrameLink],
+        lists: &'a mut [ColorList],
+    ) -> Result<Self, PoolError> {
         let page = map.page_size();
         if !base.is_multiple_of(page) {
             return Err(PoolError::BaseNotAligned(base));
@@ -161,13 +196,20 @@ impl<'a> FramePool<'a> {
             .checked_mul(page)
             .and_then(|l| base.checked_add(l))
             .ok_or(PoolError::WindowTooLarge)?;
+        let colors = map.colors() as usize;
+        if lists.len() < colors {
+            return Err(PoolError::TooFewLists {
+                needed: map.colors(),
+            });
+        }
+        let lists = &mut lists[..colors];
+        lists.fill(ColorList::EMPTY);
         links.fill(FrameLink::UNOWNED);
         Ok(FramePool {
             map,
             base_pfn: base / page,
             links,
-            heads: [NIL; MAX_COLORS],
-            free_count: [0; MAX_COLORS],
+            lists,
             nonempty: ColorSet::EMPTY,
             free_total: 0,
             owned_total: 0,
@@ -211,7 +253,7 @@ impl<'a> FramePool<'a> {
 
     fn push_free(&mut self, idx: u32) {
         let c = self.color_of_index(idx) as usize;
-        let head = self.heads[c];
+        let head = self.lists[c].head;
         self.links[idx as usize] = FrameLink {
             next: head,
             prev: NIL,
@@ -219,10 +261,10 @@ impl<'a> FramePool<'a> {
         if head != NIL {
             self.links[head as usize].prev = idx;
         }
-        self.heads[c] = idx;
-        self.free_count[c] += 1;
+        self.lists[c].head = idx;
+        self.lists[c].count += 1;
         self.free_total += 1;
-        if self.free_count[c] == 1 {
+        if self.lists[c].count == 1 {
             // Colors are < MAX_COLORS by construction of the map.
             let _ = self.nonempty.insert(c as Color);
         }
@@ -233,7 +275,7 @@ impl<'a> FramePool<'a> {
         let c = self.color_of_index(idx) as usize;
         let FrameLink { next, prev } = self.links[idx as usize];
         if prev == NIL {
-            self.heads[c] = next;
+            self.lists[c].head = next;
         } else {
             self.links[prev as usize].next = next;
         }
@@ -244,9 +286,9 @@ impl<'a> FramePool<'a> {
             next: NIL,
             prev: ALLOCATED,
         };
-        self.free_count[c] -= 1;
+        self.lists[c].count -= 1;
         self.free_total -= 1;
-        if self.free_count[c] == 0 {
+        if self.lists[c].count == 0 {
             self.nonempty.remove(c as Color);
         }
     }
@@ -297,7 +339,7 @@ impl<'a> FramePool<'a> {
             .nonempty
             .next_common_cyclic(set, cursor.next, colors as usize)
             .ok_or(PoolError::Exhausted)?;
-        let idx = self.heads[c as usize];
+        let idx = self.lists[c as usize].head;
         self.unlink(idx);
         cursor.next = if c + 1 >= colors { 0 } else { c + 1 };
         Ok(self.paddr(idx))
@@ -308,7 +350,7 @@ impl<'a> FramePool<'a> {
         if c >= self.map.colors() {
             return Err(PoolError::NoSuchColor(c));
         }
-        let idx = self.heads[c as usize];
+        let idx = self.lists[c as usize].head;
         if idx == NIL {
             return Err(PoolError::Exhausted);
         }
@@ -356,14 +398,12 @@ impl<'a> FramePool<'a> {
 
     /// Free frames of color `c`.
     pub fn free_in_color(&self, c: Color) -> u32 {
-        self.free_count.get(c as usize).copied().unwrap_or(0)
+        self.lists.get(c as usize).map_or(0, |l| l.count)
     }
 
     /// Free frames of all colors in `set`.
     pub fn free_in(&self, set: &ColorSet) -> u64 {
-        set.iter()
-            .map(|c| u64::from(self.free_count[c as usize]))
-            .sum()
+        set.iter().map(|c| u64::from(self.free_in_color(c))).sum()
     }
 
     /// Free frames in total.
@@ -385,9 +425,9 @@ impl<'a> FramePool<'a> {
         }
     }
 
-    /// The free-frame counts of colors `0..colors`.
-    pub fn free_per_color(&self) -> &[u32] {
-        &self.free_count[..self.map.colors() as usize]
+    /// The free-frame counts of colors `0..colors`, in color order.
+    pub fn free_per_color(&self) -> impl Iterator<Item = u32> + '_ {
+        self.lists.iter().map(|l| l.count)
     }
 
     /// Walks every free list and checks the links against the counters.
@@ -397,7 +437,7 @@ impl<'a> FramePool<'a> {
         for c in 0..self.map.colors() {
             let mut n = 0u32;
             let mut prev = NIL;
-            let mut cur = self.heads[c as usize];
+            let mut cur = self.lists[c as usize].head;
             while cur != NIL {
                 if cur as usize >= self.links.len() {
                     return Err("link out of range");
@@ -410,13 +450,13 @@ impl<'a> FramePool<'a> {
                     return Err("frame on the wrong color list");
                 }
                 n += 1;
-                if n > self.free_count[c as usize] {
+                if n > self.lists[c as usize].count {
                     return Err("list longer than its count");
                 }
                 prev = cur;
                 cur = l.next;
             }
-            if n != self.free_count[c as usize] {
+            if n != self.lists[c as usize].count {
                 return Err("list shorter than its count");
             }
             if (n > 0) != self.nonempty.contains(c) {
@@ -463,10 +503,15 @@ mod tests {
         ColorMap::for_geometry(&EMBEDDED_1M_16W).unwrap()
     }
 
+    fn lists() -> [ColorList; 16] {
+        [ColorList::EMPTY; 16]
+    }
+
     #[test]
     fn alloc_free_roundtrip() {
         let mut links = vec![FrameLink::UNOWNED; 64];
-        let mut pool = FramePool::new(map(), 0x10_0000, &mut links).unwrap();
+        let mut ls = lists();
+        let mut pool = FramePool::new(map(), 0x10_0000, &mut links, &mut ls).unwrap();
         assert_eq!(pool.add_range(0x10_0000, 64 * 4096).unwrap(), 64);
         assert_eq!(pool.free_total(), 64);
         assert_eq!(pool.free_in_color(3), 4);
@@ -503,7 +548,8 @@ mod tests {
     #[test]
     fn holes_are_not_in_pool() {
         let mut links = vec![FrameLink::UNOWNED; 32];
-        let mut pool = FramePool::new(map(), 0, &mut links).unwrap();
+        let mut ls = lists();
+        let mut pool = FramePool::new(map(), 0, &mut links, &mut ls).unwrap();
         pool.add_range(0, 8 * 4096).unwrap();
         pool.add_frame(20 * 4096).unwrap();
         assert_eq!(pool.free(10 * 4096), Err(PoolError::NotInPool(10 * 4096)));
@@ -535,14 +581,20 @@ mod tests {
     }
 
     #[test]
+    fn pool_value_is_small() {
+        assert!(core::mem::size_of::<FramePool<'_>>() <= 640);
+    }
+
+    #[test]
     fn partial_frames_are_skipped() {
         let mut links = vec![FrameLink::UNOWNED; 8];
-        let mut pool = FramePool::new(map(), 0, &mut links).unwrap();
+        let mut ls = lists();
+        let mut pool = FramePool::new(map(), 0, &mut links, &mut ls).unwrap();
         assert_eq!(pool.add_range(100, 3 * 4096), Ok(2));
         assert!(pool.owns(4096) && pool.owns(2 * 4096) && !pool.owns(0));
         assert_eq!(pool.add_range(100, 200), Ok(0));
         assert!(matches!(
-            FramePool::new(map(), 5, &mut []),
+            FramePool::new(map(), 5, &mut [], &mut lists()),
             Err(PoolError::BaseNotAligned(5))
         ));
     }
@@ -550,7 +602,8 @@ mod tests {
     #[test]
     fn cursors_are_independent() {
         let mut links = vec![FrameLink::UNOWNED; 256];
-        let mut pool = FramePool::new(map(), 0, &mut links).unwrap();
+        let mut ls = lists();
+        let mut pool = FramePool::new(map(), 0, &mut links, &mut ls).unwrap();
         pool.add_range(0, 256 * 4096).unwrap();
         let a = ColorSet::range(0, 1).unwrap();
         let b = ColorSet::range(2, 3).unwrap();
@@ -564,6 +617,11 @@ mod tests {
         assert_eq!(ca[0], 4);
         assert_eq!(ca[1], 4);
         assert_eq!(pool.free_in(&a), 32 - 8);
-        assert_eq!(pool.free_per_color()[2], 12);
+        assert_eq!(pool.free_per_color().nth(2), Some(12));
+        assert_eq!(pool.free_per_color().count(), 16);
+        assert!(matches!(
+            FramePool::new(map(), 0, &mut [], &mut [ColorList::EMPTY; 15]),
+            Err(PoolError::TooFewLists { needed: 16 })
+        ));
     }
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use cache_color::{
-    CacheKind, CacheLevel, ColorMap, ColorSet, FrameLink, FramePool, PoolError, RoundRobin,
-    PAGE_SIZE,
+    CacheKind, CacheLevel, ColorList, ColorMap, ColorSet, FrameLink, FramePool, PoolError,
+    RoundRobin, PAGE_SIZE,
 };
 use proptest::prelude::*;
 
@@ -69,7 +69,8 @@ proptest! {
     ) {
         let map = map_with(colors);
         let mut links = vec![FrameLink::UNOWNED; WINDOW];
-        let mut pool = FramePool::new(map, BASE, &mut links).unwrap();
+        let mut lists = vec![ColorList::EMPTY; map.colors() as usize];
+        let mut pool = FramePool::new(map, BASE, &mut links, &mut lists).unwrap();
         let addr = |i: usize| BASE + i as u64 * PAGE_SIZE;
         let mut free: BTreeSet<u64> = BTreeSet::new();
         for i in 0..WINDOW {
@@ -190,7 +191,8 @@ proptest! {
         let map = map_with(colors);
         let frames = colors as usize * 8;
         let mut links = vec![FrameLink::UNOWNED; frames];
-        let mut pool = FramePool::new(map, 0, &mut links).unwrap();
+        let mut lists = vec![ColorList::EMPTY; map.colors() as usize];
+        let mut pool = FramePool::new(map, 0, &mut links, &mut lists).unwrap();
         pool.add_range(0, frames as u64 * PAGE_SIZE).unwrap();
         let set = set_from_bits(bits | 1, colors);
         let mut rr = RoundRobin::starting_at(start);
@@ -210,7 +212,8 @@ proptest! {
 fn exhausting_a_set_leaves_other_colors_alone() {
     let map = map_with(16);
     let mut links = vec![FrameLink::UNOWNED; 160];
-    let mut pool = FramePool::new(map, 0, &mut links).unwrap();
+    let mut lists = vec![ColorList::EMPTY; map.colors() as usize];
+    let mut pool = FramePool::new(map, 0, &mut links, &mut lists).unwrap();
     pool.add_range(0, 160 * PAGE_SIZE).unwrap();
     let rt = ColorSet::range(0, 3).unwrap();
     let ts = ColorSet::range(4, 15).unwrap();
