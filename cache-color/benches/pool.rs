@@ -5,6 +5,7 @@
 //!   `free` (steady state, lists stay full);
 //! - `alloc_then_free_4096`: 4096 round-robin allocations from a 64-color
 //!   set, then the 4096 frees (throughput counts each frame once: alloc+free);
+//! - `alloc_free_pair_last_color`: the same with the longest color search;
 //! - `alloc_color` / `free` pairs for one color.
 
 use std::hint::black_box;
@@ -30,6 +31,17 @@ fn bench_pool(c: &mut Criterion) {
         let mut rr = RoundRobin::new();
         b.iter(|| {
             let f = pool.alloc_in(black_box(&wide), &mut rr).unwrap();
+            pool.free(black_box(f)).unwrap();
+        })
+    });
+    // Worst case of the color search for this geometry: the only color of
+    // the set is the last one and the cursor always wraps back to 0, so
+    // every search scans all 8 bitmap words.
+    let last = ColorSet::range(511, 511).unwrap();
+    g.bench_function("alloc_free_pair_last_color", |b| {
+        let mut rr = RoundRobin::new();
+        b.iter(|| {
+            let f = pool.alloc_in(black_box(&last), &mut rr).unwrap();
             pool.free(black_box(f)).unwrap();
         })
     });
