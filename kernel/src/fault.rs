@@ -55,29 +55,82 @@ pub static HOOK: spin::Once<fn(&Report)> = spin::Once::new();
 fn print(f: &TrapFrame, r: &Report) {
     let (mn, name) = name(r.vector);
     let mode = if r.user { "user" } else { "kernel" };
-    kprintln!("*** exception {mn} ({name}, vector {}) in {mode} mode", r.vector);
-    kprintln!("    error code {:#x}  rip {:#018x}  cr2 {:#018x}", r.error, r.rip, r.cr2);
+    kprintln!(
+        "*** exception {mn} ({name}, vector {}) in {mode} mode",
+        r.vector
+    );
+    kprintln!(
+        "    error code {:#x}  rip {:#018x}  cr2 {:#018x}",
+        r.error,
+        r.rip,
+        r.cr2
+    );
     if r.vector == PAGE_FAULT {
         let e = r.error;
         kprintln!(
             "    page fault: {} access, {}, from {} mode{}",
-            if e & 16 != 0 { "instruction fetch" } else if e & 2 != 0 { "write" } else { "read" },
-            if e & 1 != 0 { "protection violation" } else { "page not present" },
+            if e & 16 != 0 {
+                "instruction fetch"
+            } else if e & 2 != 0 {
+                "write"
+            } else {
+                "read"
+            },
+            if e & 1 != 0 {
+                "protection violation"
+            } else {
+                "page not present"
+            },
             if e & 4 != 0 { "user" } else { "supervisor" },
             if e & 8 != 0 { ", reserved bit set" } else { "" }
         );
     }
-    kprintln!("    rsp {:#018x}  rflags {:#x}  cs {:#x}  ss {:#x}", f.rsp, f.rflags, f.cs, f.ss);
-    kprintln!("    rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}", f.rax, f.rbx, f.rcx, f.rdx);
-    kprintln!("    rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}", f.rsi, f.rdi, f.rbp, f.r8);
-    kprintln!("    r9  {:#018x} r10 {:#018x} r11 {:#018x} r12 {:#018x}", f.r9, f.r10, f.r11, f.r12);
-    kprintln!("    r13 {:#018x} r14 {:#018x} r15 {:#018x}", f.r13, f.r14, f.r15);
+    kprintln!(
+        "    rsp {:#018x}  rflags {:#x}  cs {:#x}  ss {:#x}",
+        f.rsp,
+        f.rflags,
+        f.cs,
+        f.ss
+    );
+    kprintln!(
+        "    rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}",
+        f.rax,
+        f.rbx,
+        f.rcx,
+        f.rdx
+    );
+    kprintln!(
+        "    rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}",
+        f.rsi,
+        f.rdi,
+        f.rbp,
+        f.r8
+    );
+    kprintln!(
+        "    r9  {:#018x} r10 {:#018x} r11 {:#018x} r12 {:#018x}",
+        f.r9,
+        f.r10,
+        f.r11,
+        f.r12
+    );
+    kprintln!(
+        "    r13 {:#018x} r14 {:#018x} r15 {:#018x}",
+        f.r13,
+        f.r14,
+        f.r15
+    );
 }
 
 /// Entered from the exception stubs with the saved frame.
 #[no_mangle]
 extern "C" fn trap_dispatch(f: &mut TrapFrame) {
-    let r = Report { vector: f.vector, error: f.error, rip: f.rip, cr2: cpu::cr2(), user: f.from_user() };
+    let r = Report {
+        vector: f.vector,
+        error: f.error,
+        rip: f.rip,
+        cr2: cpu::cr2(),
+        user: f.from_user(),
+    };
     if !r.user {
         // The fault may have hit while the console lock was held.
         serial::break_lock();

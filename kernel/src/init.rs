@@ -25,13 +25,25 @@ extern "C" {
     static __bss_end_phys: u8;
 }
 
+/// The KIP, once boot has filled it (it is never written afterwards).
+pub fn kip() -> &'static Kip {
+    let p = &raw const KIP;
+    // SAFETY: written only in `kstart` before any caller can run.
+    unsafe { &(*p).0 }
+}
+
 /// Physical memory as the kernel can currently see it.
 struct KernelPhys;
 
 impl PhysRead for KernelPhys {
     fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-        let Some(end) = addr.checked_add(buf.len() as u64) else { return false };
-        let (Some(v), Some(_)) = (paging::phys_to_virt(addr), paging::phys_to_virt(end.saturating_sub(1))) else {
+        let Some(end) = addr.checked_add(buf.len() as u64) else {
+            return false;
+        };
+        let (Some(v), Some(_)) = (
+            paging::phys_to_virt(addr),
+            paging::phys_to_virt(end.saturating_sub(1)),
+        ) else {
             return false;
         };
         // SAFETY: both ends are inside the mapped physical window.
@@ -42,7 +54,10 @@ impl PhysRead for KernelPhys {
 
 /// The kernel image's physical extent (boot part through bss).
 pub fn image_range() -> (u64, u64) {
-    (&raw const __image_start_phys as u64, &raw const __bss_end_phys as u64)
+    (
+        &raw const __image_start_phys as u64,
+        &raw const __bss_end_phys as u64,
+    )
 }
 
 fn banner(bi: &BootInfo) {
@@ -53,8 +68,14 @@ fn banner(bi: &BootInfo) {
     kprintln!("Prism microkernel v{} (x86_64)", env!("CARGO_PKG_VERSION"));
     kprintln!(
         "cpu: {} / {}{}",
-        vendor.as_ref().map(|v| v.as_str()).unwrap_or("unknown vendor"),
-        brand.as_ref().map(|b| b.as_str().trim()).unwrap_or("unknown model"),
+        vendor
+            .as_ref()
+            .map(|v| v.as_str())
+            .unwrap_or("unknown vendor"),
+        brand
+            .as_ref()
+            .map(|b| b.as_str().trim())
+            .unwrap_or("unknown model"),
         match hv {
             Some(h) => alloc_free_fmt(h),
             None => "",
@@ -62,7 +83,11 @@ fn banner(bi: &BootInfo) {
     );
     kprintln!(
         "boot: Multiboot v1 by \"{}\", cmdline \"{}\", {} module(s)",
-        if bi.loader_name.is_empty() { "unknown loader" } else { bi.loader_name.as_str() },
+        if bi.loader_name.is_empty() {
+            "unknown loader"
+        } else {
+            bi.loader_name.as_str()
+        },
         bi.cmdline,
         bi.mods.len()
     );
@@ -87,7 +112,11 @@ fn module_cmdline(m: &multiboot::ModEntry) -> heapless::String<48> {
         if m.cmdline == 0 || !KernelPhys.read(m.cmdline + i, &mut b) || b[0] == 0 {
             break;
         }
-        let _ = s.push(if b[0].is_ascii_graphic() || b[0] == b' ' { b[0] as char } else { '?' });
+        let _ = s.push(if b[0].is_ascii_graphic() || b[0] == b' ' {
+            b[0] as char
+        } else {
+            '?'
+        });
     }
     s
 }
@@ -111,12 +140,21 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
 
     let (img_start, img_end) = image_range();
     let mut taken: heapless::Vec<Region, 17> = heapless::Vec::new();
-    let _ = taken.push(Region { base: img_start, end: img_end, kind: MemKind::Kernel });
+    let _ = taken.push(Region {
+        base: img_start,
+        end: img_end,
+        kind: MemKind::Kernel,
+    });
     for m in &bi.mods {
-        let _ = taken.push(Region { base: m.start, end: m.end, kind: MemKind::Module });
+        let _ = taken.push(Region {
+            base: m.start,
+            end: m.end,
+            kind: MemKind::Module,
+        });
     }
     let fw = bi.mmap.iter().map(|e| (e.base, e.len, e.kind));
-    let mut map = MemMap::build(fw, &taken).unwrap_or_else(|e| stop(format_args!("memory map: {e:?}")));
+    let mut map =
+        MemMap::build(fw, &taken).unwrap_or_else(|e| stop(format_args!("memory map: {e:?}")));
     let pool = map
         .carve(KERNEL_POOL_SIZE, 1 << 30)
         .unwrap_or_else(|e| stop(format_args!("no room for the kernel pool: {e:?}")));
@@ -132,13 +170,19 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     if let Err(e) = paging::init_kernel_space(&mut POOL.lock(), ram_end) {
         stop(format_args!("kernel page tables: {e:?}"));
     }
-    let cmdlines: heapless::Vec<heapless::String<48>, 16> = bi.mods.iter().map(module_cmdline).collect();
+    let cmdlines: heapless::Vec<heapless::String<48>, 16> =
+        bi.mods.iter().map(module_cmdline).collect();
     // SAFETY: single CPU at boot; nobody else references the KIP yet.
-    let kip = unsafe { &mut (*(&raw mut KIP)).0 };
+    let kip_ptr = &raw mut KIP;
+    // SAFETY: as above.
+    let kip = unsafe { &mut (*kip_ptr).0 };
     crate::kip::fill(
         kip,
         &map,
-        bi.mods.iter().zip(cmdlines.iter()).map(|(m, c)| (m.start, m.end - m.start, c.as_str())),
+        bi.mods
+            .iter()
+            .zip(cmdlines.iter())
+            .map(|(m, c)| (m.start, m.end - m.start, c.as_str())),
     );
     kprintln!(
         "memory: {} MiB usable, kernel image {:#x}-{:#x}, kernel pool {} MiB at {:#x}, {} region(s)",
@@ -160,7 +204,10 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
         cpu::halt_forever()
     };
     let Some(bytes) = paging::phys_to_virt(root.phys_base) else {
-        stop(format_args!("root module at {:#x} is outside RAM", root.phys_base))
+        stop(format_args!(
+            "root module at {:#x} is outside RAM",
+            root.phys_base
+        ))
     };
     // SAFETY: the module's frames are reserved in the map and mapped in the
     // direct map; nothing writes them.
@@ -169,10 +216,17 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     let loaded = task::load(root.name(), image, kip_phys, &mut POOL.lock());
     match loaded {
         Ok((t, entry)) => {
-            kprintln!("starting root task \"{}\" at {:#x} in ring 3", root.name(), entry);
+            kprintln!(
+                "starting root task \"{}\" at {:#x} in ring 3",
+                root.name(),
+                entry
+            );
             task::run(t, entry)
         }
-        Err(e) => stop(format_args!("cannot load root task \"{}\": {e:?}", root.name())),
+        Err(e) => stop(format_args!(
+            "cannot load root task \"{}\": {e:?}",
+            root.name()
+        )),
     }
 }
 

@@ -25,7 +25,13 @@ pub struct FramePool {
 
 impl FramePool {
     pub const fn empty() -> Self {
-        FramePool { base: 0, frames: 0, used: 0, hint: 0, bitmap: [0; MAX_FRAMES / 64] }
+        FramePool {
+            base: 0,
+            frames: 0,
+            used: 0,
+            hint: 0,
+            bitmap: [0; MAX_FRAMES / 64],
+        }
     }
 
     /// Makes `[base, base + size)` the pool (page aligned, truncated to
@@ -61,7 +67,11 @@ impl FramePool {
     pub fn free(&mut self, frame: u64) -> Result<(), PoolError> {
         let off = frame.wrapping_sub(self.base);
         let idx = (off / PAGE) as usize;
-        if frame < self.base || off % PAGE != 0 || idx >= self.frames || self.bitmap[idx / 64] & (1 << (idx % 64)) == 0 {
+        if frame < self.base
+            || !off.is_multiple_of(PAGE)
+            || idx >= self.frames
+            || self.bitmap[idx / 64] & (1 << (idx % 64)) == 0
+        {
             return Err(PoolError::BadFree(frame));
         }
         self.bitmap[idx / 64] &= !(1 << (idx % 64));

@@ -11,14 +11,19 @@ use abi::{sys, Error};
 /// page through its page tables, so an unmapped or kernel-only address is
 /// an error, not a kernel page fault.
 pub fn copy_from_user(space: &AddressSpace, uaddr: u64, buf: &mut [u8]) -> Result<(), Error> {
-    let end = uaddr.checked_add(buf.len() as u64).ok_or(Error::BadAddress)?;
+    let end = uaddr
+        .checked_add(buf.len() as u64)
+        .ok_or(Error::BadAddress)?;
     if end > abi::USER_END {
         return Err(Error::BadAddress);
     }
     let mut done = 0usize;
     while done < buf.len() {
         let a = uaddr + done as u64;
-        let t = space.translate(a).filter(|t| t.user).ok_or(Error::BadAddress)?;
+        let t = space
+            .translate(a)
+            .filter(|t| t.user)
+            .ok_or(Error::BadAddress)?;
         let n = ((4096 - (a & 0xfff)) as usize).min(buf.len() - done);
         let src = crate::arch::paging::phys_to_virt(t.phys).ok_or(Error::BadAddress)?;
         // SAFETY: `src..src+n` lies within one mapped user frame, reached

@@ -36,11 +36,19 @@ impl From<MapError> for LoadError {
 }
 
 /// Loads `image` into a new address space, maps the KIP and a stack.
-pub fn load(name: &str, image: &[u8], kip_phys: u64, pool: &mut FramePool) -> Result<(Task, u64), LoadError> {
+pub fn load(
+    name: &str,
+    image: &[u8],
+    kip_phys: u64,
+    pool: &mut FramePool,
+) -> Result<(Task, u64), LoadError> {
     let img = elfload::parse(image, abi::USER_END).map_err(LoadError::Elf)?;
     let mut space = AddressSpace::new(pool)?;
     for s in &img.segments {
-        let rights = Rights { write: s.write, exec: s.exec };
+        let rights = Rights {
+            write: s.write,
+            exec: s.exec,
+        };
         let first = s.vaddr & !0xfff;
         for page in (first..s.vaddr + s.memsz).step_by(4096) {
             let frame = match space.translate(page) {
@@ -51,7 +59,8 @@ pub fn load(name: &str, image: &[u8], kip_phys: u64, pool: &mut FramePool) -> Re
             let lo = page.max(s.vaddr);
             let hi = (page + 4096).min(s.vaddr + s.filesz);
             if lo < hi {
-                let src = &image[(s.offset + (lo - s.vaddr)) as usize..(s.offset + (hi - s.vaddr)) as usize];
+                let src = &image
+                    [(s.offset + (lo - s.vaddr)) as usize..(s.offset + (hi - s.vaddr)) as usize];
                 let dst = paging::phys_to_virt(frame + (lo - page)).ok_or(MapError::BadAddress)?;
                 // SAFETY: `dst` is inside the frame just mapped for this
                 // page, `src` inside the module; lengths agree.
@@ -60,9 +69,24 @@ pub fn load(name: &str, image: &[u8], kip_phys: u64, pool: &mut FramePool) -> Re
         }
     }
     for page in (abi::ROOT_STACK_TOP - abi::ROOT_STACK_SIZE..abi::ROOT_STACK_TOP).step_by(4096) {
-        space.map_fresh(page, Rights { write: true, exec: false }, pool)?;
+        space.map_fresh(
+            page,
+            Rights {
+                write: true,
+                exec: false,
+            },
+            pool,
+        )?;
     }
-    space.map(abi::KIP_VADDR, kip_phys, Rights { write: false, exec: false }, pool)?;
+    space.map(
+        abi::KIP_VADDR,
+        kip_phys,
+        Rights {
+            write: false,
+            exec: false,
+        },
+        pool,
+    )?;
     let mut n = heapless::String::new();
     for c in name.chars().take(32) {
         let _ = n.push(c);

@@ -33,7 +33,12 @@ pub const BOOTS: &[GuestBoot] = &[
         root_args: None,
         expect: &[Expect {
             name: "banner_names_kernel_cpu_and_loader",
-            needles: &["Prism microkernel v", "cpu: ", "boot: Multiboot v1 by \"qemu\"", "memory: "],
+            needles: &[
+                "Prism microkernel v",
+                "cpu: ",
+                "boot: Multiboot v1 by \"qemu\"",
+                "memory: ",
+            ],
         }],
     },
     GuestBoot {
@@ -55,7 +60,10 @@ pub const BOOTS: &[GuestBoot] = &[
         root_args: None,
         expect: &[Expect {
             name: "general_protection_report_text",
-            needles: &["exception #GP (general protection, vector 13) in kernel mode", "error code 0x0"],
+            needles: &[
+                "exception #GP (general protection, vector 13) in kernel mode",
+                "error code 0x0",
+            ],
         }],
     },
     GuestBoot {
@@ -97,6 +105,9 @@ pub fn run_iso(iso: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcom
     Ok((results, o))
 }
 
+/// A boot to make: returns its results and the console it produced.
+pub type BootRun = Box<dyn Fn() -> Result<(Vec<TestResult>, Outcome)>>;
+
 /// One result line.
 pub struct TestResult {
     pub name: String,
@@ -121,7 +132,11 @@ pub fn parse_guest_lines(prefix: &str, o: &Outcome) -> Vec<TestResult> {
 }
 
 /// Runs one boot and returns its results (guest lines, host checks, exit).
-pub fn run_boot(b: &GuestBoot, build: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcome)> {
+pub fn run_boot(
+    b: &GuestBoot,
+    build: &Path,
+    timeout: Duration,
+) -> Result<(Vec<TestResult>, Outcome)> {
     let mut boot = Boot::new(build.join("kernel-test.elf"), Accel::Tcg);
     boot.cmdline = format!("test={}", b.test);
     let root = build.join("modules/sigma0").display().to_string();
@@ -147,8 +162,16 @@ pub fn run_boot(b: &GuestBoot, build: &Path, timeout: Duration) -> Result<(Vec<T
     } else if o.status == Some(EXIT_FAIL) {
         "guest reported failure".to_string()
     } else {
-        format!("unexpected QEMU exit status {:?} {}", o.status, o.stderr.trim())
+        format!(
+            "unexpected QEMU exit status {:?} {}",
+            o.status,
+            o.stderr.trim()
+        )
     };
-    results.push(TestResult { name: format!("{prefix}::exit_status"), ok: exit_ok, detail });
+    results.push(TestResult {
+        name: format!("{prefix}::exit_status"),
+        ok: exit_ok,
+        detail,
+    });
     Ok((results, o))
 }

@@ -8,7 +8,10 @@ use wcet_reports::guest;
 use wcet_reports::qemu::{self, Accel, Boot};
 
 #[derive(Parser)]
-#[command(version, about = "Run, test and debug the Prism microkernel under QEMU")]
+#[command(
+    version,
+    about = "Run, test and debug the Prism microkernel under QEMU"
+)]
 struct Cli {
     /// Where `just build` put kernel.elf, kernel-test.elf and modules/.
     #[arg(long, default_value = "build", global = true)]
@@ -41,9 +44,7 @@ enum Cmd {
         iso: Option<PathBuf>,
     },
     /// Boot a GRUB ISO under TCG and check that the kernel and sigma0 come up.
-    BootIso {
-        iso: PathBuf,
-    },
+    BootIso { iso: PathBuf },
     /// Start QEMU halted with a GDB stub on :1234 and print the gdb command.
     Debug,
     /// Print which accelerator `run` would use, and why.
@@ -85,20 +86,35 @@ fn main() -> Result<()> {
             if results.iter().any(|r| !r.ok) {
                 bail!("the ISO did not boot the kernel and sigma0 (console above)");
             }
-            println!("boot-iso: GRUB loaded the kernel and sigma0 ran ({accel} in {:.1} s)", o.elapsed.as_secs_f64(), accel = Accel::Tcg);
+            println!(
+                "boot-iso: GRUB loaded the kernel and sigma0 ran ({accel} in {:.1} s)",
+                o.elapsed.as_secs_f64(),
+                accel = Accel::Tcg
+            );
         }
-        Cmd::Test { timeout, filter, iso } => {
+        Cmd::Test {
+            timeout,
+            filter,
+            iso,
+        } => {
             let (mut passed, mut failed) = (0, 0);
-            let mut boots: Vec<Box<dyn Fn() -> Result<(Vec<guest::TestResult>, qemu::Outcome)>>> = Vec::new();
+            let mut boots: Vec<guest::BootRun> = Vec::new();
             for b in guest::BOOTS {
-                if filter.as_deref().is_some_and(|f| !b.name.contains(f) && !b.test.contains(f)) {
+                if filter
+                    .as_deref()
+                    .is_some_and(|f| !b.name.contains(f) && !b.test.contains(f))
+                {
                     continue;
                 }
                 let dir = cli.build_dir.clone();
-                boots.push(Box::new(move || guest::run_boot(b, &dir, Duration::from_secs(timeout))));
+                boots.push(Box::new(move || {
+                    guest::run_boot(b, &dir, Duration::from_secs(timeout))
+                }));
             }
             if let Some(iso) = iso {
-                boots.push(Box::new(move || guest::run_iso(&iso, Duration::from_secs(timeout))));
+                boots.push(Box::new(move || {
+                    guest::run_iso(&iso, Duration::from_secs(timeout))
+                }));
             }
             for run in boots {
                 let (results, o) = run()?;
@@ -140,10 +156,15 @@ fn main() -> Result<()> {
         }
         Cmd::Wcet => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
-            eprintln!("prism wcet: accelerator {accel} ({why}); booting the kernel with sigma0 ...");
+            eprintln!(
+                "prism wcet: accelerator {accel} ({why}); booting the kernel with sigma0 ..."
+            );
             let mut b = Boot::new(&kernel, accel);
             b.modules.push(root);
-            let o = b.run_captured(Duration::from_secs(20), Some(&|s: &str| s.contains("no runnable task left")))?;
+            let o = b.run_captured(
+                Duration::from_secs(20),
+                Some(&|s: &str| s.contains("no runnable task left")),
+            )?;
             for (t, l) in &o.lines {
                 println!("[{:7.3}] {l}", t.as_secs_f64());
             }

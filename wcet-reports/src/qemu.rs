@@ -85,19 +85,40 @@ pub struct Boot {
 
 impl Boot {
     pub fn new(kernel: impl Into<PathBuf>, accel: Accel) -> Boot {
-        Boot { kernel: kernel.into(), cmdline: String::new(), modules: Vec::new(), accel, memory_mib: 128, extra: Vec::new(), cdrom: None }
+        Boot {
+            kernel: kernel.into(),
+            cmdline: String::new(),
+            modules: Vec::new(),
+            accel,
+            memory_mib: 128,
+            extra: Vec::new(),
+            cdrom: None,
+        }
     }
 
     /// The full QEMU command line (without the serial destination).
     pub fn args(&self) -> Vec<String> {
         let mut a = self.accel.args();
         a.extend(
-            ["-m", &format!("{}M", self.memory_mib), "-display", "none", "-no-reboot", "-monitor", "none"]
-                .map(String::from),
+            [
+                "-m",
+                &format!("{}M", self.memory_mib),
+                "-display",
+                "none",
+                "-no-reboot",
+                "-monitor",
+                "none",
+            ]
+            .map(String::from),
         );
         a.extend(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"].map(String::from));
         if let Some(iso) = &self.cdrom {
-            a.extend(["-cdrom".to_string(), iso.display().to_string(), "-boot".into(), "d".into()]);
+            a.extend([
+                "-cdrom".to_string(),
+                iso.display().to_string(),
+                "-boot".into(),
+                "d".into(),
+            ]);
             a.extend(self.extra.iter().cloned());
             return a;
         }
@@ -125,11 +146,20 @@ impl Boot {
 
     /// Boots non-interactively: serial to a pipe, killed after `timeout`.
     /// `stop_when` may end the run early when the output so far satisfies it.
-    pub fn run_captured(&self, timeout: Duration, stop_when: Option<&dyn Fn(&str) -> bool>) -> Result<Outcome> {
+    pub fn run_captured(
+        &self,
+        timeout: Duration,
+        stop_when: Option<&dyn Fn(&str) -> bool>,
+    ) -> Result<Outcome> {
         let mut cmd = self.command();
-        cmd.args(["-serial", "stdio"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(["-serial", "stdio"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let start = Instant::now();
-        let mut child = cmd.spawn().context("cannot start qemu-system-x86_64 (run `just setup`)")?;
+        let mut child = cmd
+            .spawn()
+            .context("cannot start qemu-system-x86_64 (run `just setup`)")?;
         let out = Arc::new(Mutex::new(Vec::<(Duration, String)>::new()));
         let reader = spawn_line_reader(&mut child, out.clone(), start);
         let mut err = String::new();
@@ -150,15 +180,28 @@ impl Boot {
             let _ = e.read_to_string(&mut err);
         }
         let lines = std::mem::take(&mut *out.lock().unwrap());
-        Ok(Outcome { status: status.and_then(|s| s.code()), timed_out: status.is_none(), lines, stderr: err, elapsed: start.elapsed() })
+        Ok(Outcome {
+            status: status.and_then(|s| s.code()),
+            timed_out: status.is_none(),
+            lines,
+            stderr: err,
+            elapsed: start.elapsed(),
+        })
     }
 }
 
 fn join_lines(l: &[(Duration, String)]) -> String {
-    l.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join("\n")
+    l.iter()
+        .map(|(_, s)| s.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
-fn spawn_line_reader(child: &mut Child, out: Arc<Mutex<Vec<(Duration, String)>>>, start: Instant) -> std::thread::JoinHandle<()> {
+fn spawn_line_reader(
+    child: &mut Child,
+    out: Arc<Mutex<Vec<(Duration, String)>>>,
+    start: Instant,
+) -> std::thread::JoinHandle<()> {
     let mut stdout = child.stdout.take().expect("piped stdout");
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
@@ -170,7 +213,9 @@ fn spawn_line_reader(child: &mut Child, out: Arc<Mutex<Vec<(Duration, String)>>>
             for &b in &buf[..n] {
                 match b {
                     b'\n' => {
-                        let s = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                        let s = String::from_utf8_lossy(&line)
+                            .trim_end_matches('\r')
+                            .to_string();
                         out.lock().unwrap().push((start.elapsed(), s));
                         line.clear();
                     }
@@ -179,7 +224,9 @@ fn spawn_line_reader(child: &mut Child, out: Arc<Mutex<Vec<(Duration, String)>>>
             }
         }
         if !line.is_empty() {
-            out.lock().unwrap().push((start.elapsed(), String::from_utf8_lossy(&line).to_string()));
+            out.lock()
+                .unwrap()
+                .push((start.elapsed(), String::from_utf8_lossy(&line).to_string()));
         }
     })
 }
@@ -203,7 +250,10 @@ impl Outcome {
 
     /// When the first line containing `needle` arrived.
     pub fn time_of(&self, needle: &str) -> Option<Duration> {
-        self.lines.iter().find(|(_, l)| l.contains(needle)).map(|(t, _)| *t)
+        self.lines
+            .iter()
+            .find(|(_, l)| l.contains(needle))
+            .map(|(t, _)| *t)
     }
 
     /// The last `n` lines, for failure reports.
@@ -221,7 +271,12 @@ pub fn choose_accel(kernel: &Path, root: &str, cache: &Path) -> Result<(Accel, S
         Some(other) if !other.is_empty() => bail!("PRISM_ACCEL must be kvm or tcg, not {other:?}"),
         _ => {}
     }
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
         return Ok((Accel::Tcg, "/dev/kvm cannot be opened".into()));
     }
     if let Ok(s) = std::fs::read_to_string(cache) {
@@ -234,11 +289,26 @@ pub fn choose_accel(kernel: &Path, root: &str, cache: &Path) -> Result<(Accel, S
     }
     let mut probe = Boot::new(kernel, Accel::Kvm);
     probe.modules.push(root.to_string());
-    let o = probe.run_captured(Duration::from_secs(8), Some(&|s: &str| s.contains("hello from ring 3")))?;
+    let o = probe.run_captured(
+        Duration::from_secs(8),
+        Some(&|s: &str| s.contains("hello from ring 3")),
+    )?;
     let (accel, why) = match o.time_of("hello from ring 3") {
-        Some(t) if t < Duration::from_secs(5) => (Accel::Kvm, format!("KVM probe reached ring 3 in {:.2} s", t.as_secs_f64())),
-        Some(t) => (Accel::Tcg, format!("KVM probe took {:.1} s to reach ring 3 (software hypervisor)", t.as_secs_f64())),
-        None => (Accel::Tcg, "KVM probe did not reach ring 3 (no hardware virtualization)".into()),
+        Some(t) if t < Duration::from_secs(5) => (
+            Accel::Kvm,
+            format!("KVM probe reached ring 3 in {:.2} s", t.as_secs_f64()),
+        ),
+        Some(t) => (
+            Accel::Tcg,
+            format!(
+                "KVM probe took {:.1} s to reach ring 3 (software hypervisor)",
+                t.as_secs_f64()
+            ),
+        ),
+        None => (
+            Accel::Tcg,
+            "KVM probe did not reach ring 3 (no hardware virtualization)".into(),
+        ),
     };
     if let Some(dir) = cache.parent() {
         let _ = std::fs::create_dir_all(dir);

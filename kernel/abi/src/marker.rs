@@ -30,7 +30,9 @@ impl Marker {
     /// The full 8-byte instruction.
     pub const fn bytes(self) -> [u8; 8] {
         let d = self.displacement().to_le_bytes();
-        [PREFIX[0], PREFIX[1], PREFIX[2], PREFIX[3], d[0], d[1], d[2], d[3]]
+        [
+            PREFIX[0], PREFIX[1], PREFIX[2], PREFIX[3], d[0], d[1], d[2], d[3],
+        ]
     }
 
     /// Recognises a marker from the 8 bytes of an instruction.
@@ -73,8 +75,14 @@ mod tests {
 
     #[test]
     fn encodings_round_trip_and_match_the_asm_bytes() {
-        assert_eq!(Marker::JobBegin.bytes(), [0x0f, 0x1f, 0x84, 0x00, 0x01, 0x00, 0x4a, 0x4c]);
-        assert_eq!(Marker::JobEnd.bytes(), [0x0f, 0x1f, 0x84, 0x00, 0x02, 0x00, 0x4a, 0x4c]);
+        assert_eq!(
+            Marker::JobBegin.bytes(),
+            [0x0f, 0x1f, 0x84, 0x00, 0x01, 0x00, 0x4a, 0x4c]
+        );
+        assert_eq!(
+            Marker::JobEnd.bytes(),
+            [0x0f, 0x1f, 0x84, 0x00, 0x02, 0x00, 0x4a, 0x4c]
+        );
         for m in [Marker::JobBegin, Marker::JobEnd] {
             assert_eq!(Marker::decode(&m.bytes()), Some(m));
         }

@@ -5,7 +5,9 @@ use super::gdt;
 use super::trap;
 use x86_64::instructions::port::Port;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
-use x86_64::registers::model_specific::{Efer, EferFlags, GsBase, KernelGsBase, LStar, SFMask, Star};
+use x86_64::registers::model_specific::{
+    Efer, EferFlags, GsBase, KernelGsBase, LStar, SFMask, Star,
+};
 use x86_64::registers::rflags::RFlags;
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
@@ -19,7 +21,10 @@ pub struct PerCpu {
     pub user_rsp: u64,
 }
 
-static mut PERCPU: PerCpu = PerCpu { kernel_rsp: 0, user_rsp: 0 };
+static mut PERCPU: PerCpu = PerCpu {
+    kernel_rsp: 0,
+    user_rsp: 0,
+};
 static mut IDT: InterruptDescriptorTable = InterruptDescriptorTable::new();
 
 pub fn init() {
@@ -30,7 +35,9 @@ pub fn init() {
     // `syscall`; all are architectural on every x86_64 CPU.
     unsafe {
         Cr0::update(|f| *f |= Cr0Flags::WRITE_PROTECT);
-        Cr4::update(|f| *f |= Cr4Flags::PAGE_GLOBAL | Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
+        Cr4::update(|f| {
+            *f |= Cr4Flags::PAGE_GLOBAL | Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE
+        });
         Efer::update(|f| *f |= EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE);
     }
     init_idt();
@@ -44,7 +51,9 @@ pub fn init() {
 fn init_idt() {
     // SAFETY: single CPU at boot; the IDT is filled before it is loaded and
     // never changed while loaded except through this module.
-    let idt = unsafe { &mut *(&raw mut IDT) };
+    let idt_ptr = &raw mut IDT;
+    // SAFETY: see above.
+    let idt = unsafe { &mut *idt_ptr };
     let a = |v: usize| VirtAddr::new(trap::stub(v));
     // SAFETY (all entries): each stub is the entry point for its own vector
     // and ends in iretq on the stack it was given.
@@ -54,13 +63,19 @@ fn init_idt() {
         idt.non_maskable_interrupt.set_handler_addr(a(2));
         // `int3` from user level becomes an exception IPC, so ring 3 may
         // raise it.
-        idt.breakpoint.set_handler_addr(a(3)).set_privilege_level(x86_64::PrivilegeLevel::Ring3);
-        idt.overflow.set_handler_addr(a(4)).set_privilege_level(x86_64::PrivilegeLevel::Ring3);
+        idt.breakpoint
+            .set_handler_addr(a(3))
+            .set_privilege_level(x86_64::PrivilegeLevel::Ring3);
+        idt.overflow
+            .set_handler_addr(a(4))
+            .set_privilege_level(x86_64::PrivilegeLevel::Ring3);
         idt.bound_range_exceeded.set_handler_addr(a(5));
         idt.invalid_opcode.set_handler_addr(a(6));
         idt.device_not_available.set_handler_addr(a(7));
         // The IST slot is set up by gdt::init.
-        idt.double_fault.set_handler_addr(a(8)).set_stack_index(gdt::DOUBLE_FAULT_IST);
+        idt.double_fault
+            .set_handler_addr(a(8))
+            .set_stack_index(gdt::DOUBLE_FAULT_IST);
         idt.invalid_tss.set_handler_addr(a(10));
         idt.segment_not_present.set_handler_addr(a(11));
         idt.stack_segment_fault.set_handler_addr(a(12));
@@ -83,10 +98,21 @@ fn init_syscall() {
     // The user selectors here must match the constants in trap.rs.
     assert_eq!(sel.user_data.0, 0x1b);
     assert_eq!(sel.user_code.0, 0x23);
-    Star::write(sel.user_code, sel.user_data, sel.kernel_code, sel.kernel_data).expect("GDT order fits sysret");
+    Star::write(
+        sel.user_code,
+        sel.user_data,
+        sel.kernel_code,
+        sel.kernel_data,
+    )
+    .expect("GDT order fits sysret");
     LStar::write(VirtAddr::new(trap::syscall_entry_addr()));
     // Interrupts off, direction flag clear, no single-step in the kernel.
-    SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::DIRECTION_FLAG | RFlags::TRAP_FLAG | RFlags::ALIGNMENT_CHECK);
+    SFMask::write(
+        RFlags::INTERRUPT_FLAG
+            | RFlags::DIRECTION_FLAG
+            | RFlags::TRAP_FLAG
+            | RFlags::ALIGNMENT_CHECK,
+    );
 }
 
 /// Sets where the next entry from ring 3 (syscall, exception, interrupt)
@@ -94,7 +120,9 @@ fn init_syscall() {
 pub fn set_kernel_stack(top: u64) {
     gdt::set_kernel_stack(top);
     // SAFETY: single CPU, the kernel is not preemptible: no concurrent access.
-    unsafe { (*(&raw mut PERCPU)).kernel_rsp = top };
+    let percpu = &raw mut PERCPU;
+    // SAFETY: as above.
+    unsafe { (*percpu).kernel_rsp = top };
 }
 
 /// Masks every line of both 8259 PICs. The BIOS leaves them mapped onto the

@@ -41,7 +41,8 @@ pub fn init() {
     // the IST stack is used by nothing but the double-fault handler.
     let tss: &'static TaskStateSegment = unsafe {
         let top = VirtAddr::from_ptr(&raw const DOUBLE_FAULT_STACK) + IST_STACK_SIZE as u64;
-        let tss = &mut *(&raw mut TSS);
+        let tss_ptr = &raw mut TSS;
+        let tss = &mut *tss_ptr;
         tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = top;
         tss
     };
@@ -52,7 +53,16 @@ pub fn init() {
         let user_data = gdt.append(Descriptor::user_data_segment());
         let user_code = gdt.append(Descriptor::user_code_segment());
         let tss = gdt.append(Descriptor::tss_segment(tss));
-        (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
+        (
+            gdt,
+            Selectors {
+                kernel_code,
+                kernel_data,
+                user_data,
+                user_code,
+                tss,
+            },
+        )
     });
     gdt.load();
     // SAFETY: the selectors index the GDT just loaded.
@@ -70,5 +80,7 @@ pub fn init() {
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: single CPU, interrupts off in the kernel: nobody else touches
     // the TSS while we write one field.
-    unsafe { (*(&raw mut TSS)).privilege_stack_table[0] = VirtAddr::new(top) };
+    let tss = &raw mut TSS;
+    // SAFETY: as above.
+    unsafe { (*tss).privilege_stack_table[0] = VirtAddr::new(top) };
 }
