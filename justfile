@@ -41,6 +41,8 @@ build:
     cargo build --release --target {{target}} -p kernel -p sigma0
     cp $out/kernel {{build_dir}}/kernel.elf
     cp $out/sigma0 {{build_dir}}/modules/sigma0
+    cargo build --release -p cache-model
+    cp target/release/libcache_model.so {{build_dir}}/libcache_model.so
     echo "build: {{build_dir}}/kernel.elf, {{build_dir}}/kernel-test.elf, {{build_dir}}/modules/"
 
 # Boot the kernel with sigma0 and show the serial console (quit: Ctrl-A X).

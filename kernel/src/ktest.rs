@@ -81,6 +81,7 @@ pub fn run(which: &str) {
             finish(ok, SUITE.len() as u32 - ok)
         }
         "page_fault" => page_fault(),
+        "cache_model" => cache_model(),
         "general_protection" => general_protection(),
         "user" => {
             fault::HOOK.call_once(|| user_fault_hook);
@@ -360,4 +361,86 @@ fn user_fault_hook(r: &Report) {
 fn user_exit_hook(status: u64) {
     kprintln!("test ring3_root_task ... FAILED: root task exited with status {status}");
     finish(0, 1)
+}
+
+/// Page-color period of the cache model's `embedded` profile (1 MiB, 16-way
+/// last level: 16 colors of 4 KiB) - the host runner derives its expected
+/// counts from the same geometry.
+const COLOR_STRIDE: u64 = 16 * 4096;
+const LINE: u64 = 64;
+
+/// Loads every cache line of `pages` pages that lie `COLOR_STRIDE` apart
+/// (so all have the color of `start`), optionally as one measured job. The
+/// markers sit inside the same `asm!` block: the job window holds exactly
+/// these `pages * 64` loads and nothing the compiler adds.
+fn touch(start: u64, pages: u64, job: bool) {
+    macro_rules! touch_loop {
+        ($($begin:expr, $end:expr)?) => {
+            // SAFETY: reads only, inside the test region of the direct map.
+            unsafe {
+                core::arch::asm!(
+                    $($begin,)?
+                    "2:",
+                    "mov {ln}, {lines}",
+                    "mov {q}, {p}",
+                    "3:",
+                    "mov {t}, qword ptr [{q}]",
+                    "add {q}, {line}",
+                    "dec {ln}",
+                    "jnz 3b",
+                    "add {p}, {stride}",
+                    "dec {pg}",
+                    "jnz 2b",
+                    $($end,)?
+                    p = inout(reg) start => _,
+                    pg = inout(reg) pages => _,
+                    ln = out(reg) _,
+                    q = out(reg) _,
+                    t = out(reg) _,
+                    lines = const 4096 / LINE,
+                    line = const LINE,
+                    stride = const COLOR_STRIDE,
+                    options(nostack, readonly),
+                )
+            }
+        };
+    }
+    if pages == 0 {
+        return;
+    }
+    if job {
+        touch_loop!(abi::job_begin_asm!(), abi::job_end_asm!());
+    } else {
+        touch_loop!();
+    }
+}
+
+/// Deterministic access pattern for the cache-model plugin (host checks the
+/// CSV): job 0 touches 8 pages of color 0, job 1 8 pages of color 1, job 2
+/// the color-0 pages again; then, outside any job, 16 more color-0 pages
+/// evict them from the last level; job 3 touches the color-0 pages again.
+fn cache_model() -> ! {
+    let map = MEMMAP.get().expect("memory map");
+    let need = 2 << 20;
+    let region = map
+        .regions()
+        .iter()
+        .filter(|r| r.kind == MemKind::Usable)
+        .find_map(|r| {
+            let b = r.base.next_multiple_of(1 << 20);
+            (b + need <= r.end).then_some(b)
+        });
+    let Some(base) = region else {
+        kprintln!("test cache_model_pattern ... FAILED: no 2 MiB of free RAM");
+        finish(0, 1)
+    };
+    let v = paging::phys_to_virt(base).expect("direct map");
+    kprintln!("cache_model: pattern at physical {base:#x}");
+    touch(v, 8, true);
+    touch(v + 4096, 8, true);
+    touch(v, 8, true);
+    touch(v + 8 * COLOR_STRIDE, 16, false);
+    touch(v, 8, true);
+    kprintln!("test cache_model_pattern ... ok");
+    finish(1, 0)
 }

@@ -105,6 +105,113 @@ pub fn run_iso(iso: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcom
     Ok((results, o))
 }
 
+/// Expected per-job counts of the kernel's `cache_model` pattern under the
+/// plugin's `embedded` profile (L1D 32 KiB/4-way, last level 1 MiB/16-way,
+/// 64-byte lines, LRU): each job loads every line of 8 pages of one color.
+/// The L1D holds 4 such pages per color, so every job misses there; the
+/// last level keeps the 8 color-0 pages until 16 more color-0 pages, touched
+/// outside any job, evict exactly those 8 lines in each of the 64 sets.
+pub fn cache_model_expectations() -> Vec<(&'static str, usize, &'static str, u64)> {
+    let lines = 8 * 64;
+    let insns = 8 * (2 + 64 * 4 + 3);
+    let mut v = Vec::new();
+    for job in 0..4 {
+        v.push(("loads in window", job, "mem_accesses", lines));
+        v.push(("instructions in window", job, "instructions", insns));
+        v.push(("L1D misses", job, "l1d_misses", lines));
+    }
+    v.extend([
+        ("job 0 cold: last-level misses", 0, "llc_misses", lines),
+        (
+            "job 1 other color: last-level misses",
+            1,
+            "llc_misses",
+            lines,
+        ),
+        ("job 2 warm: last-level hits", 2, "llc_hits", lines),
+        ("job 2 warm: last-level misses", 2, "llc_misses", 0),
+        (
+            "job 2 lines evicted from the last level by outside accesses",
+            2,
+            "interference_llc",
+            lines,
+        ),
+        (
+            "job 2 lines evicted from L1D by outside accesses",
+            2,
+            "interference_l1d",
+            4 * 64,
+        ),
+        (
+            "job 3 after eviction: last-level misses",
+            3,
+            "llc_misses",
+            lines,
+        ),
+    ]);
+    v
+}
+
+/// Boots the test kernel's `cache_model` pattern twice in the `model` mode
+/// and checks the CSV against [`cache_model_expectations`] and against
+/// itself (byte-identical).
+pub fn run_cache_model(build: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcome)> {
+    let plugin = build.join("libcache_model.so");
+    let mut csvs = Vec::new();
+    let mut outcome = None;
+    for run in 0..2 {
+        let out = build.join(format!("cache-model-test-{run}.csv"));
+        let _ = std::fs::remove_file(&out);
+        let mut boot = Boot::new(build.join("kernel-test.elf"), Accel::TcgIcount);
+        boot.cmdline = "test=cache_model".into();
+        boot.with_cache_model(&plugin, "embedded", &out);
+        let o = boot.run_captured(timeout, None)?;
+        csvs.push(std::fs::read_to_string(&out).unwrap_or_default());
+        outcome = Some(o);
+    }
+    let o = outcome.expect("two runs");
+    let mut results = parse_guest_lines("model::cache_model", &o);
+    results.push(TestResult {
+        name: "model::cache_model::exit_status".into(),
+        ok: o.status == Some(EXIT_PASS),
+        detail: format!("QEMU exit status {:?} {}", o.status, o.stderr.trim()),
+    });
+    let csv = &csvs[0];
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let cell = |job: usize, col: &str| -> Option<u64> {
+        let c = header.iter().position(|h| *h == col)?;
+        rows.get(job)?.get(c)?.parse().ok()
+    };
+    results.push(TestResult {
+        name: "model::cache_model::four_complete_jobs".into(),
+        ok: rows.len() == 4 && (0..4).all(|j| cell(j, "complete") == Some(1)),
+        detail: format!("CSV has {} rows: {csv:?}", rows.len()),
+    });
+    let mismatches: Vec<String> = cache_model_expectations()
+        .into_iter()
+        .filter(|(_, job, col, want)| cell(*job, col) != Some(*want))
+        .map(|(what, job, col, want)| {
+            format!(
+                "{what}: job {job} {col} = {:?}, expected {want}",
+                cell(job, col)
+            )
+        })
+        .collect();
+    results.push(TestResult {
+        name: "model::cache_model::counts_match_geometry".into(),
+        ok: mismatches.is_empty(),
+        detail: mismatches.join("; "),
+    });
+    results.push(TestResult {
+        name: "model::cache_model::two_runs_byte_identical".into(),
+        ok: !csvs[0].is_empty() && csvs[0] == csvs[1],
+        detail: "the CSVs of two identical runs differ (or are empty)".into(),
+    });
+    Ok((results, o))
+}
+
 /// A boot to make: returns its results and the console it produced.
 pub type BootRun = Box<dyn Fn() -> Result<(Vec<TestResult>, Outcome)>>;
 

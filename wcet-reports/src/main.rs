@@ -111,6 +111,15 @@ fn main() -> Result<()> {
                     guest::run_boot(b, &dir, Duration::from_secs(timeout))
                 }));
             }
+            if filter
+                .as_deref()
+                .is_none_or(|f| "model::cache_model".contains(f))
+            {
+                let dir = cli.build_dir.clone();
+                boots.push(Box::new(move || {
+                    guest::run_cache_model(&dir, Duration::from_secs(timeout))
+                }));
+            }
             if let Some(iso) = iso {
                 boots.push(Box::new(move || {
                     guest::run_iso(&iso, Duration::from_secs(timeout))

@@ -138,6 +138,25 @@ impl Boot {
         a
     }
 
+    /// Switches to the deterministic `model` mode: TCG with `-icount` and
+    /// the cache-model plugin writing one CSV row per job to `out`. The
+    /// plugin reads guest-physical addresses, which QEMU 7.2 reports
+    /// correctly only below the PCI hole, so memory stays at most 2 GiB.
+    pub fn with_cache_model(&mut self, plugin: &Path, profile: &str, out: &Path) {
+        self.accel = Accel::TcgIcount;
+        self.memory_mib = self.memory_mib.min(2048);
+        self.extra.extend([
+            "-smp".to_string(),
+            "1".into(),
+            "-plugin".into(),
+            format!(
+                "file={},profile={profile},out={}",
+                plugin.display(),
+                out.display()
+            ),
+        ]);
+    }
+
     pub fn command(&self) -> Command {
         let mut c = Command::new("qemu-system-x86_64");
         c.args(self.args());

@@ -49,6 +49,24 @@ impl Marker {
     }
 }
 
+/// The `JobBegin` marker as an assembler line, for code that must place it
+/// inside its own `asm!` block (so no compiler-generated access slips into
+/// the job window).
+#[macro_export]
+macro_rules! job_begin_asm {
+    () => {
+        ".byte 0x0f, 0x1f, 0x84, 0x00, 0x01, 0x00, 0x4a, 0x4c"
+    };
+}
+
+/// The `JobEnd` marker as an assembler line (see [`job_begin_asm!`]).
+#[macro_export]
+macro_rules! job_end_asm {
+    () => {
+        ".byte 0x0f, 0x1f, 0x84, 0x00, 0x02, 0x00, 0x4a, 0x4c"
+    };
+}
+
 /// Emits a marker instruction at this point of the program.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -57,14 +75,12 @@ pub fn emit(m: Marker) {
     // they read no memory, write nothing and leave flags alone.
     unsafe {
         match m {
-            Marker::JobBegin => core::arch::asm!(
-                ".byte 0x0f, 0x1f, 0x84, 0x00, 0x01, 0x00, 0x4a, 0x4c",
-                options(nomem, nostack, preserves_flags)
-            ),
-            Marker::JobEnd => core::arch::asm!(
-                ".byte 0x0f, 0x1f, 0x84, 0x00, 0x02, 0x00, 0x4a, 0x4c",
-                options(nomem, nostack, preserves_flags)
-            ),
+            Marker::JobBegin => {
+                core::arch::asm!(job_begin_asm!(), options(nomem, nostack, preserves_flags))
+            }
+            Marker::JobEnd => {
+                core::arch::asm!(job_end_asm!(), options(nomem, nostack, preserves_flags))
+            }
         }
     }
 }
@@ -88,5 +104,14 @@ mod tests {
         }
         assert_eq!(Marker::decode(&[0x0f, 0x1f, 0x84, 0x00, 0, 0, 0, 0]), None);
         assert_eq!(Marker::decode(&[0x90; 8]), None);
+        // The assembler strings spell the same bytes.
+        let parse = |s: &str| -> Vec<u8> {
+            s.trim_start_matches(".byte ")
+                .split(", ")
+                .map(|b| u8::from_str_radix(&b[2..], 16).unwrap())
+                .collect()
+        };
+        assert_eq!(parse(job_begin_asm!()), Marker::JobBegin.bytes());
+        assert_eq!(parse(job_end_asm!()), Marker::JobEnd.bytes());
     }
 }
