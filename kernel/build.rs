@@ -6,5 +6,7 @@ fn main() {
     if std::env::var("TARGET").unwrap() == "x86_64-unknown-none" {
         println!("cargo:rustc-link-arg-bins=-T{dir}/linker.ld");
         println!("cargo:rustc-link-arg-bins=-zmax-page-size=4096");
+        // defmt's interned-string table (its build script provides defmt.x).
+        println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
     }
 }

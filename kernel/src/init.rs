@@ -131,6 +131,7 @@ fn stop(why: core::fmt::Arguments) -> ! {
 #[no_mangle]
 extern "C" fn kstart(magic: u32, info: u32) -> ! {
     serial::init();
+    crate::log::init();
     cpu::init();
     let bi = match multiboot::parse(magic, info as u64, &KernelPhys) {
         Ok(bi) => BOOTINFO.call_once(|| bi),
@@ -193,8 +194,19 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
         pool.base,
         map.regions().len()
     );
-    let map = MEMMAP.call_once(|| map);
-    let _ = map;
+    for r in map.regions() {
+        defmt::info!(
+            "memory region {=u64:#x}..{=u64:#x} {}",
+            r.base,
+            r.end,
+            r.kind as u32
+        );
+    }
+    defmt::info!(
+        "kernel pool: {=usize} frames free",
+        POOL.lock().free_frames()
+    );
+    MEMMAP.call_once(|| map);
 
     #[cfg(feature = "ktest")]
     crate::ktest::run(multiboot::cmdline_value(&bi.cmdline, "test").unwrap_or("suite"));
@@ -220,6 +232,11 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
                 "starting root task \"{}\" at {:#x} in ring 3",
                 root.name(),
                 entry
+            );
+            defmt::info!(
+                "root task entry {=u64:#x}, {=usize} kernel pool frames left",
+                entry,
+                POOL.lock().free_frames()
             );
             task::run(t, entry)
         }

@@ -36,6 +36,8 @@ pub mod init;
 #[cfg(all(target_os = "none", feature = "ktest"))]
 pub mod ktest;
 #[cfg(target_os = "none")]
+pub mod log;
+#[cfg(target_os = "none")]
 pub mod syscall;
 #[cfg(target_os = "none")]
 pub mod task;

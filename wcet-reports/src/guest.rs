@@ -20,6 +20,8 @@ pub struct Expect {
 
 pub struct GuestBoot {
     pub name: &'static str,
+    /// Needles that must appear in the decoded defmt log (COM2).
+    pub defmt: &'static [&'static str],
     pub test: &'static str,
     /// Root task arguments (`None`: root task without arguments).
     pub root_args: Option<&'static str>,
@@ -30,6 +32,7 @@ pub const BOOTS: &[GuestBoot] = &[
     GuestBoot {
         name: "boot",
         test: "suite",
+        defmt: &["info memory region 0x0..0x100000", "info kernel pool: "],
         root_args: None,
         expect: &[Expect {
             name: "banner_names_kernel_cpu_and_loader",
@@ -44,6 +47,7 @@ pub const BOOTS: &[GuestBoot] = &[
     GuestBoot {
         name: "fault",
         test: "page_fault",
+        defmt: &[],
         root_args: None,
         expect: &[Expect {
             name: "page_fault_report_text",
@@ -57,6 +61,7 @@ pub const BOOTS: &[GuestBoot] = &[
     GuestBoot {
         name: "fault",
         test: "general_protection",
+        defmt: &[],
         root_args: None,
         expect: &[Expect {
             name: "general_protection_report_text",
@@ -69,6 +74,7 @@ pub const BOOTS: &[GuestBoot] = &[
     GuestBoot {
         name: "user",
         test: "user",
+        defmt: &["info root task entry 0x"],
         root_args: Some("test"),
         expect: &[Expect {
             name: "root_task_output_on_console",
@@ -244,8 +250,12 @@ pub fn run_boot(
     build: &Path,
     timeout: Duration,
 ) -> Result<(Vec<TestResult>, Outcome)> {
-    let mut boot = Boot::new(build.join("kernel-test.elf"), Accel::Tcg);
+    let elf = build.join("kernel-test.elf");
+    let mut boot = Boot::new(&elf, Accel::Tcg);
     boot.cmdline = format!("test={}", b.test);
+    let defmt_bin = build.join(format!("defmt-{}.bin", b.test));
+    let _ = std::fs::remove_file(&defmt_bin);
+    boot.defmt_out = Some(defmt_bin.clone());
     let root = build.join("modules/sigma0").display().to_string();
     boot.modules.push(match b.root_args {
         Some(a) => format!("{root} {a}"),
@@ -261,6 +271,18 @@ pub fn run_boot(
             name: format!("{prefix}::{}", e.name),
             ok: missing.is_empty(),
             detail: format!("missing from console: {missing:?}"),
+        });
+    }
+    if !b.defmt.is_empty() {
+        let (log, err) = match crate::qemu::decode_defmt(&elf, &defmt_bin) {
+            Ok(l) => (l.join("\n"), String::new()),
+            Err(e) => (String::new(), format!("{e:#}")),
+        };
+        let missing: Vec<_> = b.defmt.iter().filter(|n| !log.contains(**n)).collect();
+        results.push(TestResult {
+            name: format!("{prefix}::defmt_log_decodes"),
+            ok: missing.is_empty(),
+            detail: format!("missing from the decoded defmt log: {missing:?} {err}\n{log}"),
         });
     }
     let exit_ok = o.status == Some(EXIT_PASS);

@@ -49,6 +49,12 @@ enum Cmd {
     Debug,
     /// Print which accelerator `run` would use, and why.
     Accel,
+    /// Decode the kernel's defmt log (COM2) of the last `run`.
+    Defmt {
+        /// The captured COM2 bytes.
+        #[arg(default_value = "build/defmt.bin")]
+        file: PathBuf,
+    },
     /// Run the WCET scenarios (pipeline not built yet: boots and says so).
     Wcet,
 }
@@ -65,15 +71,25 @@ fn main() -> Result<()> {
             let mut b = Boot::new(&kernel, accel);
             b.cmdline = cmdline;
             b.modules.push(root);
+            let defmt_bin = cli.build_dir.join("defmt.bin");
+            b.defmt_out = Some(defmt_bin.clone());
             if seconds > 0 {
                 let o = b.run_captured(Duration::from_secs(seconds), None)?;
                 for (t, l) in &o.lines {
                     println!("[{:7.3}] {l}", t.as_secs_f64());
                 }
+                println!("---- kernel defmt log (COM2, timestamps in TSC ticks) ----");
+                for l in qemu::decode_defmt(&kernel, &defmt_bin)? {
+                    println!("{l}");
+                }
                 return Ok(());
             }
             eprintln!("prism: serial console follows; quit with Ctrl-A X");
-            let status = b.command().args(["-serial", "mon:stdio"]).status()?;
+            eprintln!(
+                "prism: the kernel's defmt log goes to {}; decode it with `prism defmt`",
+                defmt_bin.display()
+            );
+            let status = b.command().status()?;
             if !status.success() && status.code() != Some(qemu::EXIT_PASS) {
                 bail!("qemu exited with {status}");
             }
@@ -157,7 +173,12 @@ fn main() -> Result<()> {
                 "  gdb -ex 'set architecture i386:x86-64' -ex 'file {}' -ex 'target remote localhost:1234' -ex 'break kstart' -ex continue",
                 kernel.display()
             );
-            b.command().args(["-serial", "mon:stdio"]).status()?;
+            b.command().status()?;
+        }
+        Cmd::Defmt { file } => {
+            for l in qemu::decode_defmt(&kernel, &file)? {
+                println!("{l}");
+            }
         }
         Cmd::Accel => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;

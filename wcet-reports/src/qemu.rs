@@ -81,6 +81,10 @@ pub struct Boot {
     pub extra: Vec<String>,
     /// Boot this ISO through its boot loader instead of `-kernel`.
     pub cdrom: Option<PathBuf>,
+    /// Where COM1 (the plain-text console) goes, as QEMU's `-serial` value.
+    pub console: String,
+    /// Where COM2 (the kernel's defmt frames) goes; `None` drops them.
+    pub defmt_out: Option<PathBuf>,
 }
 
 impl Boot {
@@ -93,10 +97,12 @@ impl Boot {
             memory_mib: 128,
             extra: Vec::new(),
             cdrom: None,
+            console: "mon:stdio".into(),
+            defmt_out: None,
         }
     }
 
-    /// The full QEMU command line (without the serial destination).
+    /// The full QEMU command line.
     pub fn args(&self) -> Vec<String> {
         let mut a = self.accel.args();
         a.extend(
@@ -112,6 +118,10 @@ impl Boot {
             .map(String::from),
         );
         a.extend(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"].map(String::from));
+        a.extend(["-serial".to_string(), self.console.clone()]);
+        if let Some(p) = &self.defmt_out {
+            a.extend(["-serial".to_string(), format!("file:{}", p.display())]);
+        }
         if let Some(iso) = &self.cdrom {
             a.extend([
                 "-cdrom".to_string(),
@@ -170,9 +180,10 @@ impl Boot {
         timeout: Duration,
         stop_when: Option<&dyn Fn(&str) -> bool>,
     ) -> Result<Outcome> {
-        let mut cmd = self.command();
-        cmd.args(["-serial", "stdio"])
-            .stdin(Stdio::null())
+        let mut this = self.clone();
+        this.console = "stdio".into();
+        let mut cmd = this.command();
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let start = Instant::now();
@@ -248,6 +259,35 @@ fn spawn_line_reader(
                 .push((start.elapsed(), String::from_utf8_lossy(&line).to_string()));
         }
     })
+}
+
+/// Decodes the defmt frames the kernel `elf` wrote to COM2 (`bin`) into
+/// text lines (`tsc level message`; timestamps are raw TSC values).
+pub fn decode_defmt(elf: &Path, bin: &Path) -> Result<Vec<String>> {
+    let elf_bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
+    let table =
+        defmt_decoder::Table::parse(&elf_bytes)?.context("the kernel ELF has no defmt table")?;
+    let data = std::fs::read(bin).with_context(|| format!("reading {}", bin.display()))?;
+    let mut dec = table.new_stream_decoder();
+    dec.received(&data);
+    let mut lines = Vec::new();
+    loop {
+        match dec.decode() {
+            Ok(f) => lines.push(format!(
+                "{} {} {}",
+                f.display_timestamp()
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                f.level().map(|l| l.as_str()).unwrap_or("print"),
+                f.display_message()
+            )),
+            Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
+            Err(defmt_decoder::DecodeError::Malformed) => {
+                lines.push("(malformed defmt frame skipped)".into())
+            }
+        }
+    }
+    Ok(lines)
 }
 
 /// What a captured boot produced.
