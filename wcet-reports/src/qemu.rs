@@ -349,11 +349,11 @@ pub fn choose_accel(kernel: &Path, root: &str, cache: &Path) -> Result<(Accel, S
     let mut probe = Boot::new(kernel, Accel::Kvm);
     probe.modules.push(root.to_string());
     let o = probe.run_captured(
-        Duration::from_secs(8),
+        Duration::from_secs(4),
         Some(&|s: &str| s.contains("hello from ring 3")),
     )?;
     let (accel, why) = match o.time_of("hello from ring 3") {
-        Some(t) if t < Duration::from_secs(5) => (
+        Some(t) if t < Duration::from_secs(2) => (
             Accel::Kvm,
             format!("KVM probe reached ring 3 in {:.2} s", t.as_secs_f64()),
         ),
