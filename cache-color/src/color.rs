@@ -41,13 +41,9 @@ impl fmt::Display for ColorError {
             ColorError::NoDataCache => f.write_str("the geometry has no data cache"),
             ColorError::BadPageSize(p) => write!(f, "page size {p} is not a power of two"),
             ColorError::BadLineSize(l) => write!(f, "line size {l} is invalid"),
-            ColorError::WayNotPageMultiple {
-                way_size,
-                page_size,
-            } => write!(
-                f,
-                "way size {way_size} is not a multiple of the page size {page_size}"
-            ),
+            ColorError::WayNotPageMultiple { way_size, page_size } => {
+                write!(f, "way size {way_size} is not a multiple of the page size {page_size}")
+            }
             ColorError::TooManyColors(n) => {
                 write!(f, "{n} colors, more than the supported {MAX_COLORS}")
             }
@@ -77,10 +73,7 @@ impl ColorMap {
         }
         let way = level.way_size();
         if way > page_size && !way.is_multiple_of(page_size) {
-            return Err(ColorError::WayNotPageMultiple {
-                way_size: way,
-                page_size,
-            });
+            return Err(ColorError::WayNotPageMultiple { way_size: way, page_size });
         }
         let colors = level.colors_for(page_size);
         if colors > MAX_COLORS as u64 {
@@ -214,11 +207,8 @@ impl ColorMap {
         if end <= first {
             return 0;
         }
-        let frames: u64 = set
-            .iter()
-            .take_while(|&c| c < self.colors)
-            .map(|c| self.frames_of_color(c, first, end))
-            .sum();
+        let frames: u64 =
+            set.iter().take_while(|&c| c < self.colors).map(|c| self.frames_of_color(c, first, end)).sum();
         frames * self.page_size
     }
 
@@ -238,8 +228,7 @@ impl ColorMap {
     /// `ways * page size` bytes of cache (capped at the cache size when a
     /// way is smaller than a page).
     pub fn cache_share(&self, set: &ColorSet) -> u64 {
-        let per_color =
-            self.sets as u64 * self.line_size as u64 * self.ways as u64 / self.colors as u64;
+        let per_color = self.sets as u64 * self.line_size as u64 * self.ways as u64 / self.colors as u64;
         set.iter().filter(|&c| c < self.colors).count() as u64 * per_color
     }
 }
@@ -287,10 +276,7 @@ mod tests {
         assert_eq!(e.colors_in_range(0x3000, 0), ColorSet::EMPTY);
         assert_eq!(e.colors_in_range(0x3000, 1), ColorSet::range(3, 3).unwrap());
         assert_eq!(e.colors_in_range(0x3fff, 2), ColorSet::range(3, 4).unwrap());
-        assert_eq!(
-            e.colors_in_range(0xe000, 0x4000),
-            ColorSet::from_colors(&[14, 15, 0, 1]).unwrap()
-        );
+        assert_eq!(e.colors_in_range(0xe000, 0x4000), ColorSet::from_colors(&[14, 15, 0, 1]).unwrap());
         assert_eq!(e.colors_in_range(0x5000, 0x10000), ColorSet::all(16));
         assert_eq!(e.colors_in_range(u64::MAX - 10, 100).len(), 1);
     }
@@ -317,23 +303,14 @@ mod tests {
         let l = CacheLevel::new(3, CacheKind::Unified, 8 << 20, 16, 64);
         assert_eq!(ColorMap::new(&l, 3000), Err(ColorError::BadPageSize(3000)));
         let huge = CacheLevel::new(3, CacheKind::Unified, 1 << 30, 16, 64);
-        assert_eq!(
-            ColorMap::new(&huge, PAGE_SIZE),
-            Err(ColorError::TooManyColors(16384))
-        );
+        assert_eq!(ColorMap::new(&huge, PAGE_SIZE), Err(ColorError::TooManyColors(16384)));
         // What a large-LLC host (480 MiB 16-way, as a VM on this project's
         // build machines reports) gives: too many colors for a ColorSet;
         // use a config override or a lower level there.
         let big = CacheLevel::new(3, CacheKind::Unified, 480 << 20, 16, 64);
-        assert_eq!(
-            ColorMap::new(&big, PAGE_SIZE),
-            Err(ColorError::TooManyColors(7680))
-        );
+        assert_eq!(ColorMap::new(&big, PAGE_SIZE), Err(ColorError::TooManyColors(7680)));
         // 6 KiB ways with 4 KiB pages.
         let odd = CacheLevel::new(2, CacheKind::Unified, 96 << 10, 16, 64);
-        assert!(matches!(
-            ColorMap::new(&odd, PAGE_SIZE),
-            Err(ColorError::WayNotPageMultiple { .. })
-        ));
+        assert!(matches!(ColorMap::new(&odd, PAGE_SIZE), Err(ColorError::WayNotPageMultiple { .. })));
     }
 }

@@ -22,12 +22,7 @@ pub struct ColorOutOfRange(pub u64);
 
 impl fmt::Display for ColorOutOfRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "color {} is beyond the largest supported color {}",
-            self.0,
-            MAX_COLORS - 1
-        )
+        write!(f, "color {} is beyond the largest supported color {}", self.0, MAX_COLORS - 1)
     }
 }
 
@@ -215,18 +210,12 @@ impl ColorSet {
 
     /// Whether the sets share no color.
     pub fn is_disjoint(&self, other: &ColorSet) -> bool {
-        self.words
-            .iter()
-            .zip(other.words.iter())
-            .all(|(a, b)| a & b == 0)
+        self.words.iter().zip(other.words.iter()).all(|(a, b)| a & b == 0)
     }
 
     /// Whether every color of `self` is in `other`.
     pub fn is_subset(&self, other: &ColorSet) -> bool {
-        self.words
-            .iter()
-            .zip(other.words.iter())
-            .all(|(a, b)| a & !b == 0)
+        self.words.iter().zip(other.words.iter()).all(|(a, b)| a & !b == 0)
     }
 
     /// The smallest color in both sets, if any.
@@ -249,16 +238,8 @@ impl ColorSet {
             return None;
         }
         let nwords = limit.div_ceil(64);
-        let tail_mask = if limit.is_multiple_of(64) {
-            u64::MAX
-        } else {
-            (1u64 << (limit % 64)) - 1
-        };
-        let from = if (from as usize) < limit {
-            from as usize
-        } else {
-            0
-        };
+        let tail_mask = if limit.is_multiple_of(64) { u64::MAX } else { (1u64 << (limit % 64)) - 1 };
+        let from = if (from as usize) < limit { from as usize } else { 0 };
         let w0 = from / 64;
         let word = |w: usize| {
             let m = if w == nwords - 1 { tail_mask } else { u64::MAX };
@@ -287,11 +268,7 @@ impl ColorSet {
 
     /// Iterates over the colors in ascending order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter {
-            set: self,
-            word: 0,
-            bits: self.words[0],
-        }
+        Iter { set: self, word: 0, bits: self.words[0] }
     }
 
     /// Iterates over maximal runs of consecutive colors as `(lo, hi)`

@@ -139,10 +139,7 @@ impl CacheLevel {
     pub fn validate(&self) -> Result<(), GeometryError> {
         let l = self.level;
         if l == 0 {
-            return Err(GeometryError::ZeroField {
-                level: l,
-                field: "level",
-            });
+            return Err(GeometryError::ZeroField { level: l, field: "level" });
         }
         for (name, v) in [
             ("size", self.size),
@@ -151,17 +148,11 @@ impl CacheLevel {
             ("sets", self.sets.into()),
         ] {
             if v == 0 {
-                return Err(GeometryError::ZeroField {
-                    level: l,
-                    field: name,
-                });
+                return Err(GeometryError::ZeroField { level: l, field: name });
             }
         }
         if !self.line_size.is_power_of_two() {
-            return Err(GeometryError::LineNotPowerOfTwo {
-                level: l,
-                line_size: self.line_size,
-            });
+            return Err(GeometryError::LineNotPowerOfTwo { level: l, line_size: self.line_size });
         }
         let product = self.ways as u64 * self.sets as u64 * self.line_size as u64;
         if product != self.size {
@@ -267,16 +258,9 @@ impl fmt::Display for GeometryError {
             GeometryError::LineNotPowerOfTwo { level, line_size } => {
                 write!(f, "L{level}: line size {line_size} is not a power of two")
             }
-            GeometryError::Inconsistent {
-                level,
-                size,
-                ways,
-                sets,
-                line_size,
-            } => write!(
-                f,
-                "L{level}: size {size} != {ways} ways x {sets} sets x {line_size} B lines"
-            ),
+            GeometryError::Inconsistent { level, size, ways, sets, line_size } => {
+                write!(f, "L{level}: size {size} != {ways} ways x {sets} sets x {line_size} B lines")
+            }
             GeometryError::DuplicateLevel { level, kind } => {
                 write!(f, "L{level} {kind} cache given twice")
             }
@@ -306,10 +290,7 @@ const fn kind_rank(k: CacheKind) -> u8 {
 impl CacheGeometry {
     /// Builds a geometry at compile time from levels already in order
     /// (used for the profiles; not validated, the profile tests check them).
-    pub const fn from_array<const N: usize>(
-        levels: [CacheLevel; N],
-        source: GeometrySource,
-    ) -> Self {
+    pub const fn from_array<const N: usize>(levels: [CacheLevel; N], source: GeometrySource) -> Self {
         assert!(N <= MAX_LEVELS, "too many cache levels");
         let mut out = [FILLER; MAX_LEVELS];
         let mut i = 0;
@@ -317,20 +298,12 @@ impl CacheGeometry {
             out[i] = levels[i];
             i += 1;
         }
-        CacheGeometry {
-            levels: out,
-            len: N,
-            source,
-        }
+        CacheGeometry { levels: out, len: N, source }
     }
 
     /// Builds a validated geometry from a config (any order).
     pub fn new(levels: &[CacheLevel]) -> Result<Self, GeometryError> {
-        let mut g = CacheGeometry {
-            levels: [FILLER; MAX_LEVELS],
-            len: 0,
-            source: GeometrySource::Config,
-        };
+        let mut g = CacheGeometry { levels: [FILLER; MAX_LEVELS], len: 0, source: GeometrySource::Config };
         for l in levels {
             g.push(*l)?;
         }
@@ -342,15 +315,8 @@ impl CacheGeometry {
 
     fn push(&mut self, l: CacheLevel) -> Result<(), GeometryError> {
         l.validate()?;
-        if self
-            .levels()
-            .iter()
-            .any(|x| x.level == l.level && x.kind == l.kind)
-        {
-            return Err(GeometryError::DuplicateLevel {
-                level: l.level,
-                kind: l.kind,
-            });
+        if self.levels().iter().any(|x| x.level == l.level && x.kind == l.kind) {
+            return Err(GeometryError::DuplicateLevel { level: l.level, kind: l.kind });
         }
         if self.len == MAX_LEVELS {
             return Err(GeometryError::TooManyLevels);
@@ -371,11 +337,7 @@ impl CacheGeometry {
     /// and kind (or added if there is none). The source becomes
     /// [`GeometrySource::Config`].
     pub fn with_override(mut self, level: CacheLevel) -> Result<Self, GeometryError> {
-        if let Some(i) = self
-            .levels()
-            .iter()
-            .position(|x| x.level == level.level && x.kind == level.kind)
-        {
+        if let Some(i) = self.levels().iter().position(|x| x.level == level.level && x.kind == level.kind) {
             level.validate()?;
             self.levels[i] = level;
         } else {
@@ -388,21 +350,13 @@ impl CacheGeometry {
     /// Reads the geometry through CPUID (see the module documentation for
     /// the leaves used and their order).
     pub fn from_cpuid<R: CpuIdReader>(cpuid: &CpuId<R>) -> Result<Self, GeometryError> {
-        let is_amd = cpuid
-            .get_vendor_info()
-            .is_some_and(|v| matches!(v.as_str(), "AuthenticAMD" | "HygonGenuine"));
+        let is_amd = cpuid.get_vendor_info().is_some_and(|v| matches!(v.as_str(), "AuthenticAMD" | "HygonGenuine"));
         let topo_ok = !is_amd
-            || cpuid
-                .get_extended_processor_and_feature_identifiers()
-                .is_some_and(|f| f.has_topology_extensions());
+            || cpuid.get_extended_processor_and_feature_identifiers().is_some_and(|f| f.has_topology_extensions());
         let mut g = CacheGeometry {
             levels: [FILLER; MAX_LEVELS],
             len: 0,
-            source: if is_amd {
-                GeometrySource::AmdTopology
-            } else {
-                GeometrySource::IntelLeaf4
-            },
+            source: if is_amd { GeometrySource::AmdTopology } else { GeometrySource::IntelLeaf4 },
         };
         if topo_ok {
             if let Some(iter) = cpuid.get_cache_parameters() {
@@ -421,10 +375,7 @@ impl CacheGeometry {
                         p.associativity() as u32
                     };
                     let sets = if p.is_fully_associative() { 1 } else { sets };
-                    let size = ways as u64
-                        * p.physical_line_partitions() as u64
-                        * line as u64
-                        * sets as u64;
+                    let size = ways as u64 * p.physical_line_partitions() as u64 * line as u64 * sets as u64;
                     // Physical line partitions (always 1 on current parts)
                     // count as extra ways of one set.
                     let ways = ways * p.physical_line_partitions() as u32;
@@ -512,34 +463,24 @@ impl CacheGeometry {
 
     /// The cache that holds data at `level` (unified or data), if any.
     pub fn level(&self, level: u8) -> Option<&CacheLevel> {
-        self.levels()
-            .iter()
-            .find(|l| l.level == level && l.kind != CacheKind::Instruction)
+        self.levels().iter().find(|l| l.level == level && l.kind != CacheKind::Instruction)
     }
 
     /// The cache of `level` and `kind`, if any.
     pub fn find(&self, level: u8, kind: CacheKind) -> Option<&CacheLevel> {
-        self.levels()
-            .iter()
-            .find(|l| l.level == level && l.kind == kind)
+        self.levels().iter().find(|l| l.level == level && l.kind == kind)
     }
 
     /// The last-level data (or unified) cache: the one page coloring is
     /// usually about.
     pub fn last_level(&self) -> Option<&CacheLevel> {
-        self.levels()
-            .iter()
-            .rev()
-            .find(|l| l.kind != CacheKind::Instruction)
+        self.levels().iter().rev().find(|l| l.kind != CacheKind::Instruction)
     }
 }
 
 impl fmt::Debug for CacheGeometry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CacheGeometry")
-            .field("source", &self.source)
-            .field("levels", &self.levels())
-            .finish()
+        f.debug_struct("CacheGeometry").field("source", &self.source).field("levels", &self.levels()).finish()
     }
 }
 
@@ -576,11 +517,7 @@ fn legacy_level(
     if size == 0 || line == 0 {
         return None;
     }
-    let ways = if ways == 0 {
-        (size / line as u64) as u32
-    } else {
-        ways
-    };
+    let ways = if ways == 0 { (size / line as u64) as u32 } else { ways };
     Some(CacheLevel::new(level, kind, size, ways, line).shared_by(shared_by))
 }
 
@@ -593,9 +530,7 @@ pub const SKYLAKE_CLIENT: CacheGeometry = CacheGeometry::from_array(
         CacheLevel::new(2, CacheKind::Unified, 256 << 10, 4, 64).shared_by(2),
         CacheLevel {
             complex_indexing: true,
-            ..CacheLevel::new(3, CacheKind::Unified, 8 << 20, 16, 64)
-                .shared_by(16)
-                .inclusive(true)
+            ..CacheLevel::new(3, CacheKind::Unified, 8 << 20, 16, 64).shared_by(16).inclusive(true)
         },
     ],
     GeometrySource::Profile,
@@ -608,9 +543,7 @@ pub const ZEN4: CacheGeometry = CacheGeometry::from_array(
     [
         CacheLevel::new(1, CacheKind::Data, 32 << 10, 8, 64).shared_by(2),
         CacheLevel::new(1, CacheKind::Instruction, 32 << 10, 8, 64).shared_by(2),
-        CacheLevel::new(2, CacheKind::Unified, 1 << 20, 8, 64)
-            .shared_by(2)
-            .inclusive(true),
+        CacheLevel::new(2, CacheKind::Unified, 1 << 20, 8, 64).shared_by(2).inclusive(true),
         CacheLevel::new(3, CacheKind::Unified, 32 << 20, 16, 64).shared_by(16),
     ],
     GeometrySource::Profile,
@@ -652,19 +585,13 @@ impl<'a> RecordedCpuid<'a> {
 
 /// Leaves whose result depends on the subleaf in ECX.
 fn has_subleaves(leaf: u32) -> bool {
-    matches!(
-        leaf,
-        0x4 | 0x7 | 0xB | 0xD | 0xF | 0x10 | 0x12 | 0x14 | 0x17 | 0x18 | 0x1F
-    ) || matches!(leaf, 0x8000_001D | 0x8000_0020 | 0x8000_0026)
+    matches!(leaf, 0x4 | 0x7 | 0xB | 0xD | 0xF | 0x10 | 0x12 | 0x14 | 0x17 | 0x18 | 0x1F)
+        || matches!(leaf, 0x8000_001D | 0x8000_0020 | 0x8000_0026)
 }
 
 impl CpuIdReader for RecordedCpuid<'_> {
     fn cpuid2(&self, eax: u32, ecx: u32) -> CpuIdResult {
-        let exact = self
-            .entries
-            .iter()
-            .find(|(l, s, _)| *l == eax && *s == ecx)
-            .map(|e| e.2);
+        let exact = self.entries.iter().find(|(l, s, _)| *l == eax && *s == ecx).map(|e| e.2);
         let any = || {
             if has_subleaves(eax) {
                 None
@@ -672,12 +599,7 @@ impl CpuIdReader for RecordedCpuid<'_> {
                 self.entries.iter().find(|(l, _, _)| *l == eax).map(|e| e.2)
             }
         };
-        exact.or_else(any).unwrap_or(CpuIdResult {
-            eax: 0,
-            ebx: 0,
-            ecx: 0,
-            edx: 0,
-        })
+        exact.or_else(any).unwrap_or(CpuIdResult { eax: 0, ebx: 0, ecx: 0, edx: 0 })
     }
 }
 
@@ -722,34 +644,16 @@ mod tests {
     #[test]
     fn validation_errors() {
         let bad = CacheLevel::new(2, CacheKind::Unified, 1 << 20, 0, 64);
-        assert_eq!(
-            bad.validate(),
-            Err(GeometryError::ZeroField {
-                level: 2,
-                field: "ways"
-            })
-        );
+        assert_eq!(bad.validate(), Err(GeometryError::ZeroField { level: 2, field: "ways" }));
         let bad = CacheLevel::new(2, CacheKind::Unified, 96 * 1024, 2, 48);
-        assert_eq!(
-            bad.validate(),
-            Err(GeometryError::LineNotPowerOfTwo {
-                level: 2,
-                line_size: 48
-            })
-        );
+        assert_eq!(bad.validate(), Err(GeometryError::LineNotPowerOfTwo { level: 2, line_size: 48 }));
         let mut bad = CacheLevel::new(2, CacheKind::Unified, 1 << 20, 16, 64);
         bad.sets = 3;
-        assert!(matches!(
-            bad.validate(),
-            Err(GeometryError::Inconsistent { .. })
-        ));
+        assert!(matches!(bad.validate(), Err(GeometryError::Inconsistent { .. })));
         let l2 = CacheLevel::new(2, CacheKind::Unified, 1 << 20, 16, 64);
         assert_eq!(
             CacheGeometry::new(&[l2, l2]),
-            Err(GeometryError::DuplicateLevel {
-                level: 2,
-                kind: CacheKind::Unified
-            })
+            Err(GeometryError::DuplicateLevel { level: 2, kind: CacheKind::Unified })
         );
         assert_eq!(CacheGeometry::new(&[]), Err(GeometryError::NoCacheInfo));
         let many = [l2; 9];
@@ -757,10 +661,7 @@ mod tests {
         for (i, l) in distinct.iter_mut().enumerate() {
             l.level = i as u8 + 1;
         }
-        assert_eq!(
-            CacheGeometry::new(&distinct),
-            Err(GeometryError::TooManyLevels)
-        );
+        assert_eq!(CacheGeometry::new(&distinct), Err(GeometryError::TooManyLevels));
     }
 
     #[test]
@@ -775,9 +676,7 @@ mod tests {
         assert_eq!(g2.levels().len(), 2);
         assert_eq!(g2.last_level().unwrap().colors(), 256);
         assert_eq!(g2.source(), GeometrySource::Config);
-        let g3 = ZEN4
-            .with_override(CacheLevel::new(4, CacheKind::Unified, 64 << 20, 16, 64))
-            .unwrap();
+        let g3 = ZEN4.with_override(CacheLevel::new(4, CacheKind::Unified, 64 << 20, 16, 64)).unwrap();
         assert_eq!(g3.last_level().unwrap().level, 4);
     }
 

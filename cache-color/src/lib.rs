@@ -80,12 +80,11 @@ pub mod pool;
 pub use color::{ColorError, ColorMap};
 pub use colorset::{Color, ColorSet, MAX_COLORS};
 pub use geometry::{
-    CacheGeometry, CacheKind, CacheLevel, GeometryError, GeometrySource, RecordedCpuid,
-    EMBEDDED_1M_16W, PAGE_SIZE, SKYLAKE_CLIENT, ZEN4,
+    CacheGeometry, CacheKind, CacheLevel, GeometryError, GeometrySource, RecordedCpuid, EMBEDDED_1M_16W, PAGE_SIZE,
+    SKYLAKE_CLIENT, ZEN4,
 };
 pub use partition::{
-    parse_colors, validate, validate_into, MemRegion, Partition, PartitionError, PartitionSpec,
-    SpecError,
+    parse_colors, validate, validate_into, MemRegion, Partition, PartitionError, PartitionSpec, SpecError,
 };
 pub use pool::{ColorList, FrameLink, FramePool, PoolError, PoolStats, RoundRobin};
 pub use raw_cpuid;

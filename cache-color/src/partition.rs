@@ -83,16 +83,9 @@ impl fmt::Display for SpecError<'_> {
                 write!(f, "\"{token}\" repeats color {color}")
             }
             SpecError::NotAscending { token, previous } => {
-                write!(
-                    f,
-                    "\"{token}\" is not above the item \"{previous}\" before it"
-                )
+                write!(f, "\"{token}\" is not above the item \"{previous}\" before it")
             }
-            SpecError::BeyondGeometry {
-                token,
-                color,
-                colors,
-            } => write!(
+            SpecError::BeyondGeometry { token, color, colors } => write!(
                 f,
                 "color {color} in \"{token}\" is beyond the geometry's {colors} colors (0-{})",
                 colors.saturating_sub(1)
@@ -111,9 +104,7 @@ fn parse_number(s: &str) -> Result<Color, NumberError> {
         return Err(NumberError::Syntax);
     }
     s.bytes().try_fold(0u32, |v, b| {
-        v.checked_mul(10)
-            .and_then(|v| v.checked_add(u32::from(b - b'0')))
-            .ok_or(NumberError::TooLarge)
+        v.checked_mul(10).and_then(|v| v.checked_add(u32::from(b - b'0'))).ok_or(NumberError::TooLarge)
     })
 }
 
@@ -167,19 +158,12 @@ pub fn parse_colors(spec: &str, colors: u32) -> Result<ColorSet, SpecError<'_>> 
                 }
                 return Err(match item.first_common(&set) {
                     Some(color) => SpecError::Overlap { token, color },
-                    None => SpecError::NotAscending {
-                        token,
-                        previous: prev_token,
-                    },
+                    None => SpecError::NotAscending { token, previous: prev_token },
                 });
             }
         }
         if hi >= colors {
-            return Err(SpecError::BeyondGeometry {
-                token,
-                color: hi,
-                colors,
-            });
+            return Err(SpecError::BeyondGeometry { token, color: hi, colors });
         }
         // hi < colors <= MAX_COLORS.
         let _ = set.insert_range(lo, hi);
@@ -218,11 +202,7 @@ pub struct PartitionSpec<'a> {
 impl<'a> PartitionSpec<'a> {
     /// A partition without a memory declaration.
     pub const fn new(name: &'a str, colors: &'a str) -> Self {
-        PartitionSpec {
-            name,
-            colors,
-            memory: 0,
-        }
+        PartitionSpec { name, colors, memory: 0 }
     }
 
     /// The same partition needing `bytes` of memory.
@@ -245,11 +225,7 @@ pub struct Partition<'a> {
 
 impl Partition<'_> {
     /// A placeholder to initialise output arrays for [`validate_into`].
-    pub const EMPTY: Partition<'static> = Partition {
-        name: "",
-        colors: ColorSet::EMPTY,
-        memory: 0,
-    };
+    pub const EMPTY: Partition<'static> = Partition { name: "", colors: ColorSet::EMPTY, memory: 0 };
 
     /// How many bytes of `memory` lie in frames of this partition's colors.
     pub fn capacity(&self, map: &ColorMap, memory: &[MemRegion]) -> u64 {
@@ -258,10 +234,7 @@ impl Partition<'_> {
 }
 
 fn capacity(map: &ColorMap, set: &ColorSet, memory: &[MemRegion]) -> u64 {
-    memory
-        .iter()
-        .map(|r| map.capacity_in_range(set, r.start, r.len))
-        .sum()
+    memory.iter().map(|r| map.capacity_in_range(set, r.start, r.len)).sum()
 }
 
 /// What is wrong with a list of partitions.
@@ -322,25 +295,13 @@ impl fmt::Display for PartitionError<'_> {
             PartitionError::DuplicateName { name } => {
                 write!(f, "partition name \"{name}\" is used twice")
             }
-            PartitionError::Spec {
-                partition,
-                spec,
-                error,
-            } => write!(f, "partition \"{partition}\": colors \"{spec}\": {error}"),
-            PartitionError::Overlap {
-                first,
-                second,
-                color,
-            } => write!(
-                f,
-                "partitions \"{first}\" and \"{second}\" overlap (both own color {color})"
-            ),
-            PartitionError::InsufficientMemory {
-                partition,
-                spec,
-                needed,
-                capacity,
-            } => write!(
+            PartitionError::Spec { partition, spec, error } => {
+                write!(f, "partition \"{partition}\": colors \"{spec}\": {error}")
+            }
+            PartitionError::Overlap { first, second, color } => {
+                write!(f, "partitions \"{first}\" and \"{second}\" overlap (both own color {color})")
+            }
+            PartitionError::InsufficientMemory { partition, spec, needed, capacity } => write!(
                 f,
                 "partition \"{partition}\": colors \"{spec}\" hold {capacity} bytes \
                  ({} KiB), less than the {needed} bytes ({} KiB) it needs",
@@ -398,23 +359,18 @@ fn check<'a>(
         if specs[..i].iter().any(|e| e.name == s.name) {
             return Err(PartitionError::DuplicateName { name: s.name });
         }
-        let colors =
-            parse_colors(s.colors, map.colors()).map_err(|error| PartitionError::Spec {
-                partition: s.name,
-                spec: s.colors,
-                error,
-            })?;
+        let colors = parse_colors(s.colors, map.colors()).map_err(|error| PartitionError::Spec {
+            partition: s.name,
+            spec: s.colors,
+            error,
+        })?;
         if let Some(color) = colors.first_common(&used) {
             // Find the earlier owner; its spec parsed fine before.
             let first = specs[..i]
                 .iter()
                 .find(|e| parse_colors(e.colors, map.colors()).is_ok_and(|c| c.contains(color)))
                 .map_or("", |e| e.name);
-            return Err(PartitionError::Overlap {
-                first,
-                second: s.name,
-                color,
-            });
+            return Err(PartitionError::Overlap { first, second: s.name, color });
         }
         used |= colors;
         if s.memory > 0 {
@@ -428,14 +384,7 @@ fn check<'a>(
                 });
             }
         }
-        sink(
-            i,
-            Partition {
-                name: s.name,
-                colors,
-                memory: s.memory,
-            },
-        );
+        sink(i, Partition { name: s.name, colors, memory: s.memory });
     }
     Ok(())
 }

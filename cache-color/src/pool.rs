@@ -43,10 +43,7 @@ pub struct FrameLink {
 
 impl FrameLink {
     /// A link of a frame that is not (yet) in the pool.
-    pub const UNOWNED: FrameLink = FrameLink {
-        next: NIL,
-        prev: UNOWNED,
-    };
+    pub const UNOWNED: FrameLink = FrameLink { next: NIL, prev: UNOWNED };
 }
 
 impl fmt::Debug for FrameLink {
@@ -69,10 +66,7 @@ pub struct ColorList {
 
 impl ColorList {
     /// An empty list.
-    pub const EMPTY: ColorList = ColorList {
-        head: NIL,
-        count: 0,
-    };
+    pub const EMPTY: ColorList = ColorList { head: NIL, count: 0 };
 }
 
 /// What went wrong in a pool operation. Every error leaves the pool as it
@@ -192,15 +186,10 @@ impl<'a> FramePool<'a> {
         if links.len() > MAX_POOL_FRAMES {
             return Err(PoolError::WindowTooLarge);
         }
-        (links.len() as u64)
-            .checked_mul(page)
-            .and_then(|l| base.checked_add(l))
-            .ok_or(PoolError::WindowTooLarge)?;
+        (links.len() as u64).checked_mul(page).and_then(|l| base.checked_add(l)).ok_or(PoolError::WindowTooLarge)?;
         let colors = map.colors() as usize;
         if lists.len() < colors {
-            return Err(PoolError::TooFewLists {
-                needed: map.colors(),
-            });
+            return Err(PoolError::TooFewLists { needed: map.colors() });
         }
         let lists = &mut lists[..colors];
         lists.fill(ColorList::EMPTY);
@@ -224,10 +213,7 @@ impl<'a> FramePool<'a> {
     /// The window `[start, end)` this pool can hold frames of.
     pub fn window(&self) -> (u64, u64) {
         let p = self.map.page_size();
-        (
-            self.base_pfn * p,
-            (self.base_pfn + self.links.len() as u64) * p,
-        )
+        (self.base_pfn * p, (self.base_pfn + self.links.len() as u64) * p)
     }
 
     /// Link index of `paddr`, checking alignment and the window.
@@ -254,10 +240,7 @@ impl<'a> FramePool<'a> {
     fn push_free(&mut self, idx: u32) {
         let c = self.color_of_index(idx) as usize;
         let head = self.lists[c].head;
-        self.links[idx as usize] = FrameLink {
-            next: head,
-            prev: NIL,
-        };
+        self.links[idx as usize] = FrameLink { next: head, prev: NIL };
         if head != NIL {
             self.links[head as usize].prev = idx;
         }
@@ -282,10 +265,7 @@ impl<'a> FramePool<'a> {
         if next != NIL {
             self.links[next as usize].prev = prev;
         }
-        self.links[idx as usize] = FrameLink {
-            next: NIL,
-            prev: ALLOCATED,
-        };
+        self.links[idx as usize] = FrameLink { next: NIL, prev: ALLOCATED };
         self.lists[c].count -= 1;
         self.free_total -= 1;
         if self.lists[c].count == 0 {
@@ -335,10 +315,7 @@ impl<'a> FramePool<'a> {
     /// past that color.
     pub fn alloc_in(&mut self, set: &ColorSet, cursor: &mut RoundRobin) -> Result<u64, PoolError> {
         let colors = self.map.colors();
-        let c = self
-            .nonempty
-            .next_common_cyclic(set, cursor.next, colors as usize)
-            .ok_or(PoolError::Exhausted)?;
+        let c = self.nonempty.next_common_cyclic(set, cursor.next, colors as usize).ok_or(PoolError::Exhausted)?;
         let idx = self.lists[c as usize].head;
         self.unlink(idx);
         cursor.next = if c + 1 >= colors { 0 } else { c + 1 };
@@ -386,14 +363,12 @@ impl<'a> FramePool<'a> {
 
     /// Whether `paddr` is a free frame of this pool.
     pub fn is_free(&self, paddr: u64) -> bool {
-        self.index(paddr)
-            .is_ok_and(|i| !matches!(self.links[i as usize].prev, UNOWNED | ALLOCATED))
+        self.index(paddr).is_ok_and(|i| !matches!(self.links[i as usize].prev, UNOWNED | ALLOCATED))
     }
 
     /// Whether `paddr` is a frame of this pool (free or allocated).
     pub fn owns(&self, paddr: u64) -> bool {
-        self.index(paddr)
-            .is_ok_and(|i| self.links[i as usize].prev != UNOWNED)
+        self.index(paddr).is_ok_and(|i| self.links[i as usize].prev != UNOWNED)
     }
 
     /// Free frames of color `c`.
@@ -418,11 +393,7 @@ impl<'a> FramePool<'a> {
 
     /// Owned, free and allocated frame counts.
     pub fn stats(&self) -> PoolStats {
-        PoolStats {
-            owned: self.owned_total,
-            free: self.free_total,
-            allocated: self.owned_total - self.free_total,
-        }
+        PoolStats { owned: self.owned_total, free: self.free_total, allocated: self.owned_total - self.free_total }
     }
 
     /// The free-frame counts of colors `0..colors`, in color order.
@@ -467,11 +438,7 @@ impl<'a> FramePool<'a> {
         if total != self.free_total {
             return Err("free total out of date");
         }
-        let free_links = self
-            .links
-            .iter()
-            .filter(|l| !matches!(l.prev, UNOWNED | ALLOCATED))
-            .count() as u64;
+        let free_links = self.links.iter().filter(|l| !matches!(l.prev, UNOWNED | ALLOCATED)).count() as u64;
         if free_links != total {
             return Err("free frames not on any list");
         }
@@ -535,14 +502,7 @@ mod tests {
         assert_eq!(pool.free(0x0), Err(PoolError::NotInPool(0)));
         assert_eq!(pool.free(0x20_0000), Err(PoolError::NotInPool(0x20_0000)));
         pool.check_invariants().unwrap();
-        assert_eq!(
-            pool.stats(),
-            PoolStats {
-                owned: 64,
-                free: 64,
-                allocated: 0
-            }
-        );
+        assert_eq!(pool.stats(), PoolStats { owned: 64, free: 64, allocated: 0 });
     }
 
     #[test]
@@ -554,14 +514,8 @@ mod tests {
         pool.add_frame(20 * 4096).unwrap();
         assert_eq!(pool.free(10 * 4096), Err(PoolError::NotInPool(10 * 4096)));
         assert_eq!(pool.take(10 * 4096), Err(PoolError::NotInPool(10 * 4096)));
-        assert_eq!(
-            pool.add_frame(20 * 4096),
-            Err(PoolError::AlreadyAdded(20 * 4096))
-        );
-        assert_eq!(
-            pool.add_range(7 * 4096, 4 * 4096),
-            Err(PoolError::AlreadyAdded(7 * 4096))
-        );
+        assert_eq!(pool.add_frame(20 * 4096), Err(PoolError::AlreadyAdded(20 * 4096)));
+        assert_eq!(pool.add_range(7 * 4096, 4 * 4096), Err(PoolError::AlreadyAdded(7 * 4096)));
         // The failed add_range added nothing.
         assert!(!pool.owns(8 * 4096));
         assert_eq!(pool.stats().owned, 9);
@@ -593,10 +547,7 @@ mod tests {
         assert_eq!(pool.add_range(100, 3 * 4096), Ok(2));
         assert!(pool.owns(4096) && pool.owns(2 * 4096) && !pool.owns(0));
         assert_eq!(pool.add_range(100, 200), Ok(0));
-        assert!(matches!(
-            FramePool::new(map(), 5, &mut [], &mut lists()),
-            Err(PoolError::BaseNotAligned(5))
-        ));
+        assert!(matches!(FramePool::new(map(), 5, &mut [], &mut lists()), Err(PoolError::BaseNotAligned(5))));
     }
 
     #[test]

@@ -1,9 +1,7 @@
 //! Property tests: the color arithmetic agrees with a brute-force set-index
 //! computation.
 
-use cache_color::{
-    CacheKind, CacheLevel, ColorMap, ColorSet, EMBEDDED_1M_16W, PAGE_SIZE, SKYLAKE_CLIENT, ZEN4,
-};
+use cache_color::{CacheKind, CacheLevel, ColorMap, ColorSet, EMBEDDED_1M_16W, PAGE_SIZE, SKYLAKE_CLIENT, ZEN4};
 use proptest::prelude::*;
 
 /// The definition: set = (paddr / line) % sets; color = set / (page / line).
@@ -15,10 +13,8 @@ fn brute_color(l: &CacheLevel, page: u64, paddr: u64) -> u64 {
 
 /// Every data/unified level of the three profiles, plus a few odd ones.
 fn named_levels() -> Vec<CacheLevel> {
-    let mut v: Vec<CacheLevel> = [SKYLAKE_CLIENT, ZEN4, EMBEDDED_1M_16W]
-        .iter()
-        .flat_map(|g| g.levels().to_vec())
-        .collect();
+    let mut v: Vec<CacheLevel> =
+        [SKYLAKE_CLIENT, ZEN4, EMBEDDED_1M_16W].iter().flat_map(|g| g.levels().to_vec()).collect();
     // 12 MiB 16-way (192 colors, not a power of two), 1 MiB 16-way embedded
     // LLC, and a 2 MiB direct-mapped cache.
     v.push(CacheLevel::new(3, CacheKind::Unified, 12 << 20, 16, 64));
@@ -30,22 +26,16 @@ fn named_levels() -> Vec<CacheLevel> {
 /// A random valid cache: line 32..256, ways 1..32, and a way size that is
 /// either at most a page or a multiple of it (power of two or not).
 fn arb_level() -> impl Strategy<Value = CacheLevel> {
-    (5u32..=8, 1u32..=32, 0u32..=20, 1u64..=7).prop_filter_map(
-        "too many colors",
-        |(line_log, ways, sets_log, mult)| {
-            let line = 1u32 << line_log;
-            // Either sets = 2^k, or sets = mult * (page / line) * 2^k.
-            let lines_per_page = (PAGE_SIZE / line as u64) as u32;
-            let sets = if mult == 1 {
-                1u32 << sets_log.min(16)
-            } else {
-                ((mult as u32) * lines_per_page) << sets_log.min(8)
-            };
-            let size = sets as u64 * ways as u64 * line as u64;
-            let l = CacheLevel::new(3, CacheKind::Unified, size, ways, line);
-            (l.colors() <= 4096).then_some(l)
-        },
-    )
+    (5u32..=8, 1u32..=32, 0u32..=20, 1u64..=7).prop_filter_map("too many colors", |(line_log, ways, sets_log, mult)| {
+        let line = 1u32 << line_log;
+        // Either sets = 2^k, or sets = mult * (page / line) * 2^k.
+        let lines_per_page = (PAGE_SIZE / line as u64) as u32;
+        let sets =
+            if mult == 1 { 1u32 << sets_log.min(16) } else { ((mult as u32) * lines_per_page) << sets_log.min(8) };
+        let size = sets as u64 * ways as u64 * line as u64;
+        let l = CacheLevel::new(3, CacheKind::Unified, size, ways, line);
+        (l.colors() <= 4096).then_some(l)
+    })
 }
 
 proptest! {

@@ -2,8 +2,8 @@
 //! whole configurations are validated against a geometry.
 
 use cache_color::{
-    parse_colors, validate, validate_into, ColorMap, ColorSet, MemRegion, Partition,
-    PartitionError, PartitionSpec, SpecError, EMBEDDED_1M_16W, MAX_COLORS, ZEN4,
+    parse_colors, validate, validate_into, ColorMap, ColorSet, MemRegion, Partition, PartitionError, PartitionSpec,
+    SpecError, EMBEDDED_1M_16W, MAX_COLORS, ZEN4,
 };
 
 /// 16 colors.
@@ -33,86 +33,19 @@ fn malformed_specs_give_exact_errors() {
         ("1 2", Syntax { token: "1 2" }),
         ("0;1", Syntax { token: "0;1" }),
         ("0..3", Syntax { token: "0..3" }),
-        (
-            "99999999999",
-            NumberTooLarge {
-                token: "99999999999",
-            },
-        ),
-        (
-            "0-4294967296",
-            NumberTooLarge {
-                token: "0-4294967296",
-            },
-        ),
+        ("99999999999", NumberTooLarge { token: "99999999999" }),
+        ("0-4294967296", NumberTooLarge { token: "0-4294967296" }),
         ("7-3", DescendingRange { token: "7-3" }),
         ("0,9-8", DescendingRange { token: "9-8" }),
-        (
-            "0-7,5",
-            Overlap {
-                token: "5",
-                color: 5,
-            },
-        ),
-        (
-            "0-3,3-5",
-            Overlap {
-                token: "3-5",
-                color: 3,
-            },
-        ),
-        (
-            "4,4",
-            Overlap {
-                token: "4",
-                color: 4,
-            },
-        ),
-        (
-            "0-3,8,2-9",
-            Overlap {
-                token: "2-9",
-                color: 2,
-            },
-        ),
-        (
-            "8,3",
-            NotAscending {
-                token: "3",
-                previous: "8",
-            },
-        ),
-        (
-            "0-3,10,5-6",
-            NotAscending {
-                token: "5-6",
-                previous: "10",
-            },
-        ),
-        (
-            "0-16",
-            BeyondGeometry {
-                token: "0-16",
-                color: 16,
-                colors: 16,
-            },
-        ),
-        (
-            "3,12-15,16",
-            BeyondGeometry {
-                token: "16",
-                color: 16,
-                colors: 16,
-            },
-        ),
-        (
-            "4294967295",
-            BeyondGeometry {
-                token: "4294967295",
-                color: u32::MAX,
-                colors: 16,
-            },
-        ),
+        ("0-7,5", Overlap { token: "5", color: 5 }),
+        ("0-3,3-5", Overlap { token: "3-5", color: 3 }),
+        ("4,4", Overlap { token: "4", color: 4 }),
+        ("0-3,8,2-9", Overlap { token: "2-9", color: 2 }),
+        ("8,3", NotAscending { token: "3", previous: "8" }),
+        ("0-3,10,5-6", NotAscending { token: "5-6", previous: "10" }),
+        ("0-16", BeyondGeometry { token: "0-16", color: 16, colors: 16 }),
+        ("3,12-15,16", BeyondGeometry { token: "16", color: 16, colors: 16 }),
+        ("4294967295", BeyondGeometry { token: "4294967295", color: u32::MAX, colors: 16 }),
     ];
     assert!(cases.len() >= 15);
     for (spec, expect) in cases {
@@ -121,11 +54,7 @@ fn malformed_specs_give_exact_errors() {
         let specs = [PartitionSpec::new("rt", spec)];
         assert_eq!(
             validate(&specs, &embedded(), &[]),
-            Err(PartitionError::Spec {
-                partition: "rt",
-                spec,
-                error: *expect
-            }),
+            Err(PartitionError::Spec { partition: "rt", spec, error: *expect }),
             "spec {spec:?}"
         );
     }
@@ -146,83 +75,41 @@ fn good_specs() {
         assert_eq!(got, ColorSet::from_colors(colors).unwrap(), "spec {spec:?}");
     }
     // Without a geometry: MAX_COLORS.
-    assert_eq!(
-        parse_colors("0-4095", MAX_COLORS as u32).unwrap().len(),
-        MAX_COLORS
-    );
+    assert_eq!(parse_colors("0-4095", MAX_COLORS as u32).unwrap().len(), MAX_COLORS);
     assert_eq!(
         parse_colors("4096", u32::MAX),
-        Err(SpecError::BeyondGeometry {
-            token: "4096",
-            color: 4096,
-            colors: 4096
-        })
+        Err(SpecError::BeyondGeometry { token: "4096", color: 4096, colors: 4096 })
     );
 }
 
 #[test]
 fn overlapping_partitions_name_both() {
-    let specs = [
-        PartitionSpec::new("rt", "0-7"),
-        PartitionSpec::new("ts", "8-11"),
-        PartitionSpec::new("io", "11-15"),
-    ];
+    let specs = [PartitionSpec::new("rt", "0-7"), PartitionSpec::new("ts", "8-11"), PartitionSpec::new("io", "11-15")];
     let err = validate(&specs, &embedded(), &[]).unwrap_err();
-    assert_eq!(
-        err,
-        PartitionError::Overlap {
-            first: "ts",
-            second: "io",
-            color: 11
-        }
-    );
-    assert_eq!(
-        err.to_string(),
-        "partitions \"ts\" and \"io\" overlap (both own color 11)"
-    );
+    assert_eq!(err, PartitionError::Overlap { first: "ts", second: "io", color: 11 });
+    assert_eq!(err.to_string(), "partitions \"ts\" and \"io\" overlap (both own color 11)");
 }
 
 #[test]
 fn duplicate_and_empty_names() {
-    let specs = [
-        PartitionSpec::new("rt", "0-7"),
-        PartitionSpec::new("rt", "8-15"),
-    ];
-    assert_eq!(
-        validate(&specs, &embedded(), &[]),
-        Err(PartitionError::DuplicateName { name: "rt" })
-    );
-    let specs = [
-        PartitionSpec::new("rt", "0-7"),
-        PartitionSpec::new(" ", "8-15"),
-    ];
-    assert_eq!(
-        validate(&specs, &embedded(), &[]),
-        Err(PartitionError::EmptyName { index: 1 })
-    );
+    let specs = [PartitionSpec::new("rt", "0-7"), PartitionSpec::new("rt", "8-15")];
+    assert_eq!(validate(&specs, &embedded(), &[]), Err(PartitionError::DuplicateName { name: "rt" }));
+    let specs = [PartitionSpec::new("rt", "0-7"), PartitionSpec::new(" ", "8-15")];
+    assert_eq!(validate(&specs, &embedded(), &[]), Err(PartitionError::EmptyName { index: 1 }));
 }
 
 #[test]
 fn declared_memory_must_fit() {
     let memory = [MemRegion::new(0, 64 * MIB)];
     // One color of 16 holds 4 MiB of 64 MiB.
-    let specs = [
-        PartitionSpec::new("rt", "0").with_memory(4 * MIB),
-        PartitionSpec::new("ts", "1-2").with_memory(8 * MIB + 1),
-    ];
+    let specs =
+        [PartitionSpec::new("rt", "0").with_memory(4 * MIB), PartitionSpec::new("ts", "1-2").with_memory(8 * MIB + 1)];
     let err = validate(&specs, &embedded(), &memory).unwrap_err();
     assert_eq!(
         err,
-        PartitionError::InsufficientMemory {
-            partition: "ts",
-            spec: "1-2",
-            needed: 8 * MIB + 1,
-            capacity: 8 * MIB
-        }
+        PartitionError::InsufficientMemory { partition: "ts", spec: "1-2", needed: 8 * MIB + 1, capacity: 8 * MIB }
     );
-    assert!(err
-        .to_string()
-        .contains("colors \"1-2\" hold 8388608 bytes"));
+    assert!(err.to_string().contains("colors \"1-2\" hold 8388608 bytes"));
     // Two regions with a hole: colors count in both.
     let memory = [MemRegion::new(0, 640 << 10), MemRegion::new(MIB, 63 * MIB)];
     let specs = [PartitionSpec::new("rt", "0-7").with_memory(31 * MIB)];
@@ -255,34 +142,15 @@ fn validate_into_returns_sets() {
 #[test]
 fn messages_name_the_offending_text() {
     let map = embedded();
-    let msg = |spec: &'static str| {
-        validate(&[PartitionSpec::new("rt", spec)], &map, &[])
-            .unwrap_err()
-            .to_string()
-    };
-    assert_eq!(
-        msg("0-7,x-9"),
-        "partition \"rt\": colors \"0-7,x-9\": syntax error at \"x-9\": expected N or N-M"
-    );
-    assert_eq!(
-        msg("7-3"),
-        "partition \"rt\": colors \"7-3\": descending range \"7-3\""
-    );
-    assert_eq!(
-        msg("0-7,5"),
-        "partition \"rt\": colors \"0-7,5\": \"5\" repeats color 5"
-    );
-    assert_eq!(
-        msg("8,3"),
-        "partition \"rt\": colors \"8,3\": \"3\" is not above the item \"8\" before it"
-    );
+    let msg = |spec: &'static str| validate(&[PartitionSpec::new("rt", spec)], &map, &[]).unwrap_err().to_string();
+    assert_eq!(msg("0-7,x-9"), "partition \"rt\": colors \"0-7,x-9\": syntax error at \"x-9\": expected N or N-M");
+    assert_eq!(msg("7-3"), "partition \"rt\": colors \"7-3\": descending range \"7-3\"");
+    assert_eq!(msg("0-7,5"), "partition \"rt\": colors \"0-7,5\": \"5\" repeats color 5");
+    assert_eq!(msg("8,3"), "partition \"rt\": colors \"8,3\": \"3\" is not above the item \"8\" before it");
     assert_eq!(
         msg("0-16"),
         "partition \"rt\": colors \"0-16\": color 16 in \"0-16\" is beyond the geometry's 16 colors (0-15)"
     );
     assert_eq!(msg(""), "partition \"rt\": colors \"\": empty color set");
-    assert_eq!(
-        msg("1,,2"),
-        "partition \"rt\": colors \"1,,2\": empty item at position 1 (stray comma)"
-    );
+    assert_eq!(msg("1,,2"), "partition \"rt\": colors \"1,,2\": empty item at position 1 (stray comma)");
 }

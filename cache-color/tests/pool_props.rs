@@ -5,8 +5,7 @@
 use std::collections::BTreeSet;
 
 use cache_color::{
-    CacheKind, CacheLevel, ColorList, ColorMap, ColorSet, FrameLink, FramePool, PoolError,
-    RoundRobin, PAGE_SIZE,
+    CacheKind, CacheLevel, ColorList, ColorMap, ColorSet, FrameLink, FramePool, PoolError, RoundRobin, PAGE_SIZE,
 };
 use proptest::prelude::*;
 

@@ -44,12 +44,7 @@ pub fn parse(file: &[u8], user_end: u64) -> Result<Image, ElfError> {
         return Err(ElfError::NotX86_64Executable);
     }
     let mut segments: heapless::Vec<Segment, MAX_SEGMENTS> = heapless::Vec::new();
-    for ph in elf
-        .segments()
-        .ok_or(ElfError::Parse)?
-        .iter()
-        .filter(|p| p.p_type == PT_LOAD)
-    {
+    for ph in elf.segments().ok_or(ElfError::Parse)?.iter().filter(|p| p.p_type == PT_LOAD) {
         let s = Segment {
             vaddr: ph.p_vaddr,
             memsz: ph.p_memsz,
@@ -67,19 +62,13 @@ pub fn parse(file: &[u8], user_end: u64) -> Result<Image, ElfError> {
             return Err(ElfError::WritableAndExecutable);
         }
         // Segments may share a page only if neither overlaps the other's bytes.
-        if segments
-            .iter()
-            .any(|o| s.vaddr < o.vaddr + o.memsz && o.vaddr < end)
-        {
+        if segments.iter().any(|o| s.vaddr < o.vaddr + o.memsz && o.vaddr < end) {
             return Err(ElfError::BadSegment);
         }
         segments.push(s).map_err(|_| ElfError::TooManySegments)?;
     }
     let entry = elf.ehdr.e_entry;
-    if !segments
-        .iter()
-        .any(|s| s.exec && s.vaddr <= entry && entry < s.vaddr + s.memsz)
-    {
+    if !segments.iter().any(|s| s.exec && s.vaddr <= entry && entry < s.vaddr + s.memsz) {
         return Err(ElfError::EntryOutsideText);
     }
     Ok(Image { entry, segments })
@@ -120,26 +109,13 @@ mod tests {
 
     #[test]
     fn accepts_text_and_data() {
-        let f = elf(
-            0x40_0010,
-            &[
-                (PT_LOAD, 5, 0, 0x40_0000, 0x80, 0x80),
-                (PT_LOAD, 6, 0x80, 0x40_1000, 0x10, 0x2000),
-            ],
-        );
+        let f = elf(0x40_0010, &[(PT_LOAD, 5, 0, 0x40_0000, 0x80, 0x80), (PT_LOAD, 6, 0x80, 0x40_1000, 0x10, 0x2000)]);
         let img = parse(&f, END).unwrap();
         assert_eq!(img.entry, 0x40_0010);
         assert_eq!(img.segments.len(), 2);
         assert_eq!(
             img.segments[1],
-            Segment {
-                vaddr: 0x40_1000,
-                memsz: 0x2000,
-                offset: 0x80,
-                filesz: 0x10,
-                write: true,
-                exec: false
-            }
+            Segment { vaddr: 0x40_1000, memsz: 0x2000, offset: 0x80, filesz: 0x10, write: true, exec: false }
         );
     }
 
@@ -147,54 +123,22 @@ mod tests {
     fn rejects_hostile_headers() {
         type Phdr = (u32, u32, u64, u64, u64, u64);
         let cases: [(u64, Vec<Phdr>, ElfError); 6] = [
-            (
-                0x40_0000,
-                vec![(PT_LOAD, 7, 0, 0x40_0000, 0x10, 0x10)],
-                ElfError::WritableAndExecutable,
-            ),
-            (
-                0x40_0000,
-                vec![(PT_LOAD, 5, 0, END - 0x10, 0x10, 0x20)],
-                ElfError::BadSegment,
-            ),
-            (
-                0x40_0000,
-                vec![(PT_LOAD, 5, 0, u64::MAX - 4, 0x10, 0x10)],
-                ElfError::BadSegment,
-            ),
-            (
-                0x40_0000,
-                vec![(PT_LOAD, 5, 0x10_0000, 0x40_0000, 0x10, 0x10)],
-                ElfError::BadSegment,
-            ),
-            (
-                0x40_0000,
-                vec![(PT_LOAD, 5, 0, 0x40_0000, 0x20, 0x10)],
-                ElfError::BadSegment,
-            ),
-            (
-                0x50_0000,
-                vec![(PT_LOAD, 5, 0, 0x40_0000, 0x10, 0x10)],
-                ElfError::EntryOutsideText,
-            ),
+            (0x40_0000, vec![(PT_LOAD, 7, 0, 0x40_0000, 0x10, 0x10)], ElfError::WritableAndExecutable),
+            (0x40_0000, vec![(PT_LOAD, 5, 0, END - 0x10, 0x10, 0x20)], ElfError::BadSegment),
+            (0x40_0000, vec![(PT_LOAD, 5, 0, u64::MAX - 4, 0x10, 0x10)], ElfError::BadSegment),
+            (0x40_0000, vec![(PT_LOAD, 5, 0x10_0000, 0x40_0000, 0x10, 0x10)], ElfError::BadSegment),
+            (0x40_0000, vec![(PT_LOAD, 5, 0, 0x40_0000, 0x20, 0x10)], ElfError::BadSegment),
+            (0x50_0000, vec![(PT_LOAD, 5, 0, 0x40_0000, 0x10, 0x10)], ElfError::EntryOutsideText),
         ];
         for (entry, ph, want) in cases {
             assert_eq!(parse(&elf(entry, &ph), END).unwrap_err(), want, "{ph:x?}");
         }
-        let overlap = elf(
-            0x40_0000,
-            &[
-                (PT_LOAD, 5, 0, 0x40_0000, 0x10, 0x100),
-                (PT_LOAD, 6, 0, 0x40_0080, 0x10, 0x10),
-            ],
-        );
+        let overlap =
+            elf(0x40_0000, &[(PT_LOAD, 5, 0, 0x40_0000, 0x10, 0x100), (PT_LOAD, 6, 0, 0x40_0080, 0x10, 0x10)]);
         assert_eq!(parse(&overlap, END).unwrap_err(), ElfError::BadSegment);
         assert_eq!(parse(b"not an elf", END).unwrap_err(), ElfError::Parse);
         let mut not_x86 = elf(0x40_0000, &[(PT_LOAD, 5, 0, 0x40_0000, 0x10, 0x10)]);
         not_x86[18] = 40;
-        assert_eq!(
-            parse(&not_x86, END).unwrap_err(),
-            ElfError::NotX86_64Executable
-        );
+        assert_eq!(parse(&not_x86, END).unwrap_err(), ElfError::NotX86_64Executable);
     }
 }

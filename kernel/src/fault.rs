@@ -1,12 +1,14 @@
-//! Reporting CPU exceptions: every one is printed with vector, name, error
-//! code, RIP, CR2 and the mode it came from, then handled: a user fault
-//! stops the thread (exception IPC replaces that with kernel core I), a
-//! kernel fault stops the kernel cleanly. Never a silent triple fault.
+//! Exceptions and interrupts. A user page fault goes to the pager, any
+//! other user exception to the exception handler, both as IPC; one that no
+//! user-level handler will see is reported on the console (vector, name,
+//! error code, RIP, CR2, mode, registers) and stops the thread. A kernel
+//! fault is reported the same way and stops the kernel cleanly: never a
+//! silent triple fault.
 
-use crate::arch::cpu;
-use crate::arch::serial;
 use crate::arch::trap::TrapFrame;
-use crate::kprintln;
+use crate::arch::{apic, cpu, serial};
+use crate::thread::{k, schedule_and_resume, Kernel, State};
+use crate::{ipc, irq, kprintln, timer};
 
 pub const PAGE_FAULT: u64 = 14;
 pub const GENERAL_PROTECTION: u64 = 13;
@@ -55,16 +57,8 @@ pub static HOOK: spin::Once<fn(&Report)> = spin::Once::new();
 fn print(f: &TrapFrame, r: &Report) {
     let (mn, name) = name(r.vector);
     let mode = if r.user { "user" } else { "kernel" };
-    kprintln!(
-        "*** exception {mn} ({name}, vector {}) in {mode} mode",
-        r.vector
-    );
-    kprintln!(
-        "    error code {:#x}  rip {:#018x}  cr2 {:#018x}",
-        r.error,
-        r.rip,
-        r.cr2
-    );
+    kprintln!("*** exception {mn} ({name}, vector {}) in {mode} mode", r.vector);
+    kprintln!("    error code {:#x}  rip {:#018x}  cr2 {:#018x}", r.error, r.rip, r.cr2);
     if r.vector == PAGE_FAULT {
         let e = r.error;
         kprintln!(
@@ -76,72 +70,103 @@ fn print(f: &TrapFrame, r: &Report) {
             } else {
                 "read"
             },
-            if e & 1 != 0 {
-                "protection violation"
-            } else {
-                "page not present"
-            },
+            if e & 1 != 0 { "protection violation" } else { "page not present" },
             if e & 4 != 0 { "user" } else { "supervisor" },
             if e & 8 != 0 { ", reserved bit set" } else { "" }
         );
     }
-    kprintln!(
-        "    rsp {:#018x}  rflags {:#x}  cs {:#x}  ss {:#x}",
-        f.rsp,
-        f.rflags,
-        f.cs,
-        f.ss
-    );
-    kprintln!(
-        "    rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}",
-        f.rax,
-        f.rbx,
-        f.rcx,
-        f.rdx
-    );
-    kprintln!(
-        "    rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}",
-        f.rsi,
-        f.rdi,
-        f.rbp,
-        f.r8
-    );
-    kprintln!(
-        "    r9  {:#018x} r10 {:#018x} r11 {:#018x} r12 {:#018x}",
-        f.r9,
-        f.r10,
-        f.r11,
-        f.r12
-    );
-    kprintln!(
-        "    r13 {:#018x} r14 {:#018x} r15 {:#018x}",
-        f.r13,
-        f.r14,
-        f.r15
-    );
+    kprintln!("    rsp {:#018x}  rflags {:#x}  cs {:#x}  ss {:#x}", f.rsp, f.rflags, f.cs, f.ss);
+    kprintln!("    rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}", f.rax, f.rbx, f.rcx, f.rdx);
+    kprintln!("    rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}", f.rsi, f.rdi, f.rbp, f.r8);
+    kprintln!("    r9  {:#018x} r10 {:#018x} r11 {:#018x} r12 {:#018x}", f.r9, f.r10, f.r11, f.r12);
+    kprintln!("    r13 {:#018x} r14 {:#018x} r15 {:#018x}", f.r13, f.r14, f.r15);
 }
 
-/// Entered from the exception stubs with the saved frame.
+/// Entered from the exception and interrupt stubs. From ring 3 the frame
+/// is the current thread's (in its TCB) and this never returns; from ring 0
+/// (the idle loop) it handles interrupts and returns.
 #[no_mangle]
 extern "C" fn trap_dispatch(f: &mut TrapFrame) {
-    let r = Report {
-        vector: f.vector,
-        error: f.error,
-        rip: f.rip,
-        cr2: cpu::cr2(),
-        user: f.from_user(),
-    };
-    if !r.user {
-        // The fault may have hit while the console lock was held.
-        serial::break_lock();
+    let v = f.vector;
+    if v >= 32 {
+        interrupt(v);
+        if !f.from_user() {
+            return;
+        }
+    } else if !f.from_user() {
+        kernel_fault(f);
     }
+    let kk = k();
+    let Some(cur) = kk.current else { schedule_and_resume() };
+    if v < 32 {
+        user_exception(kk, cur, f.vector, f.error);
+    }
+    if kk.tcbs[cur].state != State::Free {
+        timer::account(kk, cur);
+    }
+    schedule_and_resume()
+}
+
+fn interrupt(v: u64) {
+    let kk = k();
+    match v as u8 {
+        apic::TIMER_VECTOR => {
+            apic::eoi();
+            timer::fired();
+            timer::tick(kk);
+        }
+        apic::SPURIOUS_VECTOR => {}
+        apic::ERROR_VECTOR => apic::eoi(),
+        x if (apic::IRQ_BASE..apic::IRQ_BASE + 16).contains(&x) => irq::interrupt(kk, (x - apic::IRQ_BASE) as u32),
+        _ => apic::eoi(),
+    }
+}
+
+fn user_exception(kk: &mut Kernel, cur: usize, vector: u64, error: u64) {
+    let cr2 = cpu::cr2();
+    if vector == 7 {
+        return fpu_switch(kk, cur);
+    }
+    let has_pager = vector == PAGE_FAULT && kk.lookup(kk.tcbs[cur].pager).is_ok() && cr2 < abi::USER_END;
+    if !has_pager && kk.lookup(kk.tcbs[cur].exc_handler).is_err() {
+        // Nobody at user level will see it: report it here.
+        let f = kk.tcbs[cur].frame;
+        let r = Report { vector, error, rip: f.rip, cr2, user: true };
+        print(&f, &r);
+        if let Some(hook) = HOOK.get() {
+            hook(&r);
+        }
+    }
+    if vector == PAGE_FAULT {
+        ipc::page_fault(kk, cur, cr2, error);
+    } else {
+        ipc::exception(kk, cur, vector, error, if vector == PAGE_FAULT { cr2 } else { 0 });
+    }
+}
+
+/// #NM: the thread touched the FPU while another thread's state is loaded.
+fn fpu_switch(kk: &mut Kernel, cur: usize) {
+    cpu::set_fpu_trap(false);
+    if let Some(owner) = kk.fpu_owner {
+        cpu::fxsave(&mut kk.tcbs[owner].fpu.0);
+    }
+    if kk.tcbs[cur].fpu_used {
+        cpu::fxrstor(&kk.tcbs[cur].fpu.0);
+    } else {
+        cpu::fpu_init();
+        kk.tcbs[cur].fpu_used = true;
+    }
+    kk.fpu_owner = Some(cur);
+}
+
+fn kernel_fault(f: &TrapFrame) -> ! {
+    let r = Report { vector: f.vector, error: f.error, rip: f.rip, cr2: cpu::cr2(), user: false };
+    // The fault may have hit while the console lock was held.
+    serial::break_lock();
     print(f, &r);
     if let Some(hook) = HOOK.get() {
         hook(&r);
     }
-    if r.user {
-        crate::task::stop_current("stopped by an exception (no exception handler yet)");
-    }
     kprintln!("*** kernel stopped.");
-    cpu::halt_forever();
+    cpu::halt_forever()
 }

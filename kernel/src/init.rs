@@ -6,7 +6,7 @@ use crate::boot::multiboot::{self, BootInfo, PhysRead};
 use crate::kip::KipPage;
 use crate::memmap::{MemMap, Region};
 use crate::pool::FramePool;
-use crate::{kprintln, task};
+use crate::{kprintln, task, thread};
 use abi::kip::{Kip, MemKind};
 use spin::Mutex;
 
@@ -40,10 +40,7 @@ impl PhysRead for KernelPhys {
         let Some(end) = addr.checked_add(buf.len() as u64) else {
             return false;
         };
-        let (Some(v), Some(_)) = (
-            paging::phys_to_virt(addr),
-            paging::phys_to_virt(end.saturating_sub(1)),
-        ) else {
+        let (Some(v), Some(_)) = (paging::phys_to_virt(addr), paging::phys_to_virt(end.saturating_sub(1))) else {
             return false;
         };
         // SAFETY: both ends are inside the mapped physical window.
@@ -54,10 +51,7 @@ impl PhysRead for KernelPhys {
 
 /// The kernel image's physical extent (boot part through bss).
 pub fn image_range() -> (u64, u64) {
-    (
-        &raw const __image_start_phys as u64,
-        &raw const __bss_end_phys as u64,
-    )
+    (&raw const __image_start_phys as u64, &raw const __bss_end_phys as u64)
 }
 
 fn banner(bi: &BootInfo) {
@@ -68,14 +62,8 @@ fn banner(bi: &BootInfo) {
     kprintln!("Prism microkernel v{} (x86_64)", env!("CARGO_PKG_VERSION"));
     kprintln!(
         "cpu: {} / {}{}",
-        vendor
-            .as_ref()
-            .map(|v| v.as_str())
-            .unwrap_or("unknown vendor"),
-        brand
-            .as_ref()
-            .map(|b| b.as_str().trim())
-            .unwrap_or("unknown model"),
+        vendor.as_ref().map(|v| v.as_str()).unwrap_or("unknown vendor"),
+        brand.as_ref().map(|b| b.as_str().trim()).unwrap_or("unknown model"),
         match hv {
             Some(h) => alloc_free_fmt(h),
             None => "",
@@ -83,11 +71,7 @@ fn banner(bi: &BootInfo) {
     );
     kprintln!(
         "boot: Multiboot v1 by \"{}\", cmdline \"{}\", {} module(s)",
-        if bi.loader_name.is_empty() {
-            "unknown loader"
-        } else {
-            bi.loader_name.as_str()
-        },
+        if bi.loader_name.is_empty() { "unknown loader" } else { bi.loader_name.as_str() },
         bi.cmdline,
         bi.mods.len()
     );
@@ -112,11 +96,7 @@ fn module_cmdline(m: &multiboot::ModEntry) -> heapless::String<48> {
         if m.cmdline == 0 || !KernelPhys.read(m.cmdline + i, &mut b) || b[0] == 0 {
             break;
         }
-        let _ = s.push(if b[0].is_ascii_graphic() || b[0] == b' ' {
-            b[0] as char
-        } else {
-            '?'
-        });
+        let _ = s.push(if b[0].is_ascii_graphic() || b[0] == b' ' { b[0] as char } else { '?' });
     }
     s
 }
@@ -141,38 +121,22 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
 
     let (img_start, img_end) = image_range();
     let mut taken: heapless::Vec<Region, 17> = heapless::Vec::new();
-    let _ = taken.push(Region {
-        base: img_start,
-        end: img_end,
-        kind: MemKind::Kernel,
-    });
+    let _ = taken.push(Region { base: img_start, end: img_end, kind: MemKind::Kernel });
     for m in &bi.mods {
-        let _ = taken.push(Region {
-            base: m.start,
-            end: m.end,
-            kind: MemKind::Module,
-        });
+        let _ = taken.push(Region { base: m.start, end: m.end, kind: MemKind::Module });
     }
     let fw = bi.mmap.iter().map(|e| (e.base, e.len, e.kind));
-    let mut map =
-        MemMap::build(fw, &taken).unwrap_or_else(|e| stop(format_args!("memory map: {e:?}")));
+    let mut map = MemMap::build(fw, &taken).unwrap_or_else(|e| stop(format_args!("memory map: {e:?}")));
     let pool = map
         .carve(KERNEL_POOL_SIZE, 1 << 30)
         .unwrap_or_else(|e| stop(format_args!("no room for the kernel pool: {e:?}")));
     POOL.lock().init(pool.base, pool.size());
     POOL_RANGE.call_once(|| pool);
-    let ram_end = map
-        .regions()
-        .iter()
-        .filter(|r| r.kind != MemKind::Reserved)
-        .map(|r| r.end)
-        .max()
-        .unwrap_or(0);
+    let ram_end = map.regions().iter().filter(|r| r.kind != MemKind::Reserved).map(|r| r.end).max().unwrap_or(0);
     if let Err(e) = paging::init_kernel_space(&mut POOL.lock(), ram_end) {
         stop(format_args!("kernel page tables: {e:?}"));
     }
-    let cmdlines: heapless::Vec<heapless::String<48>, 16> =
-        bi.mods.iter().map(module_cmdline).collect();
+    let cmdlines: heapless::Vec<heapless::String<48>, 16> = bi.mods.iter().map(module_cmdline).collect();
     // SAFETY: single CPU at boot; nobody else references the KIP yet.
     let kip_ptr = &raw mut KIP;
     // SAFETY: as above.
@@ -180,10 +144,7 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     crate::kip::fill(
         kip,
         &map,
-        bi.mods
-            .iter()
-            .zip(cmdlines.iter())
-            .map(|(m, c)| (m.start, m.end - m.start, c.as_str())),
+        bi.mods.iter().zip(cmdlines.iter()).map(|(m, c)| (m.start, m.end - m.start, c.as_str())),
     );
     kprintln!(
         "memory: {} MiB usable, kernel image {:#x}-{:#x}, kernel pool {} MiB at {:#x}, {} region(s)",
@@ -195,56 +156,42 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
         map.regions().len()
     );
     for r in map.regions() {
-        defmt::info!(
-            "memory region {=u64:#x}..{=u64:#x} {}",
-            r.base,
-            r.end,
-            r.kind as u32
-        );
+        defmt::info!("memory region {=u64:#x}..{=u64:#x} {}", r.base, r.end, r.kind as u32);
     }
-    defmt::info!(
-        "kernel pool: {=usize} frames free",
-        POOL.lock().free_frames()
-    );
+    defmt::info!("kernel pool: {=usize} frames free", POOL.lock().free_frames());
     MEMMAP.call_once(|| map);
 
     #[cfg(feature = "ktest")]
     crate::ktest::run(multiboot::cmdline_value(&bi.cmdline, "test").unwrap_or("suite"));
+
+    let hz = crate::timer::init();
+    kip.tsc_hz = hz;
+    kprintln!("timer: TSC {} MHz, local APIC ({})", hz / 1_000_000, crate::arch::apic::mode());
 
     let Some(root) = kip.modules().first().copied() else {
         kprintln!("no boot modules: nothing to run. Pass the root task with -initrd (QEMU) or `module` (GRUB).");
         cpu::halt_forever()
     };
     let Some(bytes) = paging::phys_to_virt(root.phys_base) else {
-        stop(format_args!(
-            "root module at {:#x} is outside RAM",
-            root.phys_base
-        ))
+        stop(format_args!("root module at {:#x} is outside RAM", root.phys_base))
     };
     // SAFETY: the module's frames are reserved in the map and mapped in the
     // direct map; nothing writes them.
     let image = unsafe { core::slice::from_raw_parts(bytes as *const u8, root.size as usize) };
-    let kip_phys = paging::image_phys(&raw const KIP as u64);
-    let loaded = task::load(root.name(), image, kip_phys, &mut POOL.lock());
-    match loaded {
-        Ok((t, entry)) => {
-            kprintln!(
-                "starting root task \"{}\" at {:#x} in ring 3",
-                root.name(),
-                entry
-            );
-            defmt::info!(
-                "root task entry {=u64:#x}, {=usize} kernel pool frames left",
-                entry,
-                POOL.lock().free_frames()
-            );
-            task::run(t, entry)
-        }
-        Err(e) => stop(format_args!(
-            "cannot load root task \"{}\": {e:?}",
-            root.name()
-        )),
+    let kk = thread::k();
+    let t = kk
+        .create_thread(None, abi::ROOT_UTCB, abi::ThreadId::NIL)
+        .unwrap_or_else(|e| stop(format_args!("cannot create the root thread: {e:?}")));
+    let entry = task::load(kk.space_of_mut(t), image, &mut POOL.lock())
+        .unwrap_or_else(|e| stop(format_args!("cannot load root task \"{}\": {e:?}", root.name())));
+    kk.tcbs[t].privileged = true;
+    kk.tcbs[t].prio = abi::ROOT_PRIORITY as u8;
+    if let Err(e) = kk.start_thread(t, entry, abi::ROOT_STACK_TOP) {
+        stop(format_args!("cannot start the root thread: {e:?}"));
     }
+    kprintln!("starting root task \"{}\" at {:#x} in ring 3 (thread {:#x})", root.name(), entry, kk.id_of(t).0);
+    defmt::info!("root task entry {=u64:#x}, {=usize} kernel pool frames left", entry, POOL.lock().free_frames());
+    thread::schedule_and_resume()
 }
 
 #[panic_handler]

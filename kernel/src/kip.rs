@@ -20,11 +20,7 @@ pub fn fill<'a>(kip: &mut Kip, map: &MemMap, modules: impl Iterator<Item = (u64,
         kip.mem_count += 1;
     }
     for (slot, (phys, size, cmd)) in kip.modules.iter_mut().zip(modules.take(MAX_MODULES)) {
-        let mut m = Module {
-            phys_base: phys,
-            size,
-            name: [0; 48],
-        };
+        let mut m = Module { phys_base: phys, size, name: [0; 48] };
         let n = cmd.len().min(m.name.len() - 1);
         m.name[..n].copy_from_slice(&cmd.as_bytes()[..n]);
         *slot = m;
@@ -41,11 +37,7 @@ mod tests {
     fn kip_describes_map_and_modules() {
         let map = MemMap::build([(0u64, 0x8000000u64, 1u32)].into_iter(), &[]).unwrap();
         let mut kip = Kip::new();
-        fill(
-            &mut kip,
-            &map,
-            [(0x200000, 0x1234, "/boot/sigma0 test")].into_iter(),
-        );
+        fill(&mut kip, &map, [(0x200000, 0x1234, "/boot/sigma0 test")].into_iter());
         assert_eq!(kip.magic, abi::kip::KIP_MAGIC);
         assert_eq!(kip.mem_regions().len(), 2);
         assert_eq!(kip.mem_regions()[1].kind, MemKind::Usable as u32);

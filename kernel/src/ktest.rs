@@ -25,23 +25,11 @@ type TestFn = fn() -> Result<(), &'static str>;
 
 const SUITE: &[(&str, TestFn)] = &[
     ("memory_map_sane", memory_map_sane),
-    (
-        "kernel_pool_outside_usable_ram",
-        kernel_pool_outside_usable_ram,
-    ),
-    (
-        "kernel_mappings_wx_and_supervisor",
-        kernel_mappings_wx_and_supervisor,
-    ),
+    ("kernel_pool_outside_usable_ram", kernel_pool_outside_usable_ram),
+    ("kernel_mappings_wx_and_supervisor", kernel_mappings_wx_and_supervisor),
     ("boot_identity_map_removed", boot_identity_map_removed),
-    (
-        "kip_describes_memory_and_modules",
-        kip_describes_memory_and_modules,
-    ),
-    (
-        "copy_from_user_rejects_bad_addresses",
-        copy_from_user_rejects_bad_addresses,
-    ),
+    ("kip_describes_memory_and_modules", kip_describes_memory_and_modules),
+    ("copy_from_user_rejects_bad_addresses", copy_from_user_rejects_bad_addresses),
     ("pool_exhaustion_is_an_error", pool_exhaustion_is_an_error),
 ];
 
@@ -55,11 +43,7 @@ fn check(cond: bool, why: &'static str) -> Result<(), &'static str> {
 
 fn finish(passed: u32, failed: u32) -> ! {
     kprintln!("{passed} passed, {failed} failed");
-    cpu::qemu_exit(if failed == 0 && passed > 0 {
-        EXIT_PASS
-    } else {
-        EXIT_FAIL
-    })
+    cpu::qemu_exit(if failed == 0 && passed > 0 { EXIT_PASS } else { EXIT_FAIL })
 }
 
 fn report(name: &str, r: Result<(), &str>) -> bool {
@@ -97,39 +81,24 @@ pub fn run(which: &str) {
 fn memory_map_sane() -> Result<(), &'static str> {
     let map = MEMMAP.get().ok_or("no memory map")?;
     map.check()?;
-    check(
-        map.total(MemKind::Usable) >= 32 << 20,
-        "less than 32 MiB usable RAM found",
-    )?;
+    check(map.total(MemKind::Usable) >= 32 << 20, "less than 32 MiB usable RAM found")?;
     let (start, end) = init::image_range();
     for a in (start..end).step_by(4096) {
-        check(
-            map.kind_of(a) == Some(MemKind::Kernel),
-            "kernel image page not marked Kernel",
-        )?;
+        check(map.kind_of(a) == Some(MemKind::Kernel), "kernel image page not marked Kernel")?;
     }
     for m in &init::BOOTINFO.get().ok_or("no boot info")?.mods {
         for a in (m.start & !0xfff..m.end).step_by(4096) {
-            check(
-                map.kind_of(a) == Some(MemKind::Module),
-                "module page not marked Module",
-            )?;
+            check(map.kind_of(a) == Some(MemKind::Module), "module page not marked Module")?;
         }
     }
-    check(
-        map.kind_of(0) == Some(MemKind::Reserved),
-        "page 0 not reserved",
-    )
+    check(map.kind_of(0) == Some(MemKind::Reserved), "page 0 not reserved")
 }
 
 fn kernel_pool_outside_usable_ram() -> Result<(), &'static str> {
     let map = MEMMAP.get().ok_or("no memory map")?;
     let pool = POOL_RANGE.get().ok_or("no pool")?;
     for a in (pool.base..pool.end).step_by(4096) {
-        check(
-            map.kind_of(a) == Some(MemKind::Kernel),
-            "pool page not marked Kernel",
-        )?;
+        check(map.kind_of(a) == Some(MemKind::Kernel), "pool page not marked Kernel")?;
     }
     let f = POOL.lock().alloc().map_err(|_| "pool empty")?;
     let inside = pool.base <= f && f < pool.end;
@@ -142,42 +111,24 @@ fn kernel_mappings_wx_and_supervisor() -> Result<(), &'static str> {
     let t = |v: u64| paging::kernel_translate(v).ok_or("kernel page not mapped");
     for v in (s.text.0..s.text.1).step_by(4096) {
         let m = t(v)?;
-        check(
-            m.executable && !m.writable,
-            "text page writable or not executable",
-        )?;
-        check(
-            !m.user && m.global,
-            "text page user-accessible or not global",
-        )?;
-        check(
-            m.phys == paging::image_phys(v),
-            "text page maps the wrong frame",
-        )?;
+        check(m.executable && !m.writable, "text page writable or not executable")?;
+        check(!m.user && m.global, "text page user-accessible or not global")?;
+        check(m.phys == paging::image_phys(v), "text page maps the wrong frame")?;
     }
     for v in (s.rodata.0..s.rodata.1).step_by(4096) {
         let m = t(v)?;
-        check(
-            !m.executable && !m.writable && !m.user,
-            "rodata page writable, executable or user",
-        )?;
+        check(!m.executable && !m.writable && !m.user, "rodata page writable, executable or user")?;
     }
     for v in (s.data.0..s.data.1).step_by(4096) {
         let m = t(v)?;
-        check(
-            !m.executable && m.writable && !m.user,
-            "data page executable, read-only or user",
-        )?;
+        check(!m.executable && m.writable && !m.user, "data page executable, read-only or user")?;
     }
     let d = t(paging::PHYS_MAP + 0x20_0000)?;
     check(!d.executable && !d.user, "direct map executable or user")
 }
 
 fn boot_identity_map_removed() -> Result<(), &'static str> {
-    check(
-        paging::kernel_translate(0x10_0000).is_none(),
-        "identity map of the boot code still present",
-    )?;
+    check(paging::kernel_translate(0x10_0000).is_none(), "identity map of the boot code still present")?;
     check(paging::kernel_translate(0).is_none(), "page 0 mapped")
 }
 
@@ -185,66 +136,28 @@ fn kip_describes_memory_and_modules() -> Result<(), &'static str> {
     let kip = init::kip();
     check(kip.magic == abi::kip::KIP_MAGIC, "bad KIP magic")?;
     let map = MEMMAP.get().ok_or("no memory map")?;
-    check(
-        kip.mem_regions().len() == map.regions().len(),
-        "KIP memory map length differs",
-    )?;
-    let usable: u64 = kip
-        .mem_regions()
-        .iter()
-        .filter(|r| r.kind == MemKind::Usable as u32)
-        .map(|r| r.size)
-        .sum();
-    check(
-        usable == map.total(MemKind::Usable),
-        "KIP usable total differs",
-    )?;
+    check(kip.mem_regions().len() == map.regions().len(), "KIP memory map length differs")?;
+    let usable: u64 = kip.mem_regions().iter().filter(|r| r.kind == MemKind::Usable as u32).map(|r| r.size).sum();
+    check(usable == map.total(MemKind::Usable), "KIP usable total differs")?;
     let mods = &init::BOOTINFO.get().ok_or("no boot info")?.mods;
-    check(
-        kip.modules().len() == mods.len(),
-        "KIP module count differs",
-    )
+    check(kip.modules().len() == mods.len(), "KIP module count differs")
 }
 
 fn copy_from_user_rejects_bad_addresses() -> Result<(), &'static str> {
     let mut pool = POOL.lock();
     let mut space = AddressSpace::new(&mut pool).map_err(|_| "no space")?;
-    let f = space
-        .map_fresh(
-            0x40_0000,
-            Rights {
-                write: true,
-                exec: false,
-            },
-            &mut pool,
-        )
-        .map_err(|_| "map")?;
+    let f = space.map_fresh(0x40_0000, Rights { write: true, exec: false }, &mut pool).map_err(|_| "map")?;
     drop(pool);
     // SAFETY: `f` is a fresh frame owned by this test, in the direct map.
     unsafe { *(paging::phys_to_virt(f).unwrap() as *mut u64) = 0x1122_3344_5566_7788 };
     let mut b = [0u8; 8];
     copy_from_user(&space, 0x40_0000, &mut b).map_err(|_| "mapped page rejected")?;
-    check(
-        u64::from_le_bytes(b) == 0x1122_3344_5566_7788,
-        "copy returned wrong bytes",
-    )?;
+    check(u64::from_le_bytes(b) == 0x1122_3344_5566_7788, "copy returned wrong bytes")?;
     let bad = abi::Error::BadAddress;
-    check(
-        copy_from_user(&space, 0x40_0ffc, &mut b) == Err(bad),
-        "copy across into unmapped page accepted",
-    )?;
-    check(
-        copy_from_user(&space, 0x50_0000, &mut b) == Err(bad),
-        "unmapped page accepted",
-    )?;
-    check(
-        copy_from_user(&space, paging::KERNEL_VMA, &mut b) == Err(bad),
-        "kernel address accepted",
-    )?;
-    check(
-        copy_from_user(&space, u64::MAX - 3, &mut b) == Err(bad),
-        "wrapping range accepted",
-    )
+    check(copy_from_user(&space, 0x40_0ffc, &mut b) == Err(bad), "copy across into unmapped page accepted")?;
+    check(copy_from_user(&space, 0x50_0000, &mut b) == Err(bad), "unmapped page accepted")?;
+    check(copy_from_user(&space, paging::KERNEL_VMA, &mut b) == Err(bad), "kernel address accepted")?;
+    check(copy_from_user(&space, u64::MAX - 3, &mut b) == Err(bad), "wrapping range accepted")
 }
 
 fn pool_exhaustion_is_an_error() -> Result<(), &'static str> {
@@ -268,18 +181,11 @@ fn pool_exhaustion_is_an_error() -> Result<(), &'static str> {
     while head != 0 {
         // SAFETY: every frame in the chain is still allocated to us.
         let next = unsafe { *(paging::phys_to_virt(head).unwrap() as *const u64) };
-        pool.free(head)
-            .map_err(|_| "free of an allocated frame failed")?;
+        pool.free(head).map_err(|_| "free of an allocated frame failed")?;
         head = next;
     }
-    check(
-        err == crate::pool::PoolError::Exhausted,
-        "wrong error on exhaustion",
-    )?;
-    check(
-        n == before,
-        "pool ran out before handing out every free frame",
-    )?;
+    check(err == crate::pool::PoolError::Exhausted, "wrong error on exhaustion")?;
+    check(n == before, "pool ran out before handing out every free frame")?;
     check(pool.free_frames() == before, "frames lost after freeing")
 }
 
@@ -318,8 +224,7 @@ fn general_protection() -> ! {
     fault::HOOK.call_once(|| {
         |r: &Report| {
             let want = EXPECTED_RIP.load(Ordering::Relaxed);
-            let ok =
-                r.vector == fault::GENERAL_PROTECTION && r.error == 0 && r.rip == want && !r.user;
+            let ok = r.vector == fault::GENERAL_PROTECTION && r.error == 0 && r.rip == want && !r.user;
             expect_fault("general_protection_reported", ok)
         }
     });
@@ -340,14 +245,7 @@ fn general_protection() -> ! {
 }
 
 fn expect_fault(name: &str, ok: bool) -> ! {
-    report(
-        name,
-        if ok {
-            Ok(())
-        } else {
-            Err("vector, error code, address or mode wrong")
-        },
-    );
+    report(name, if ok { Ok(()) } else { Err("vector, error code, address or mode wrong") });
     finish(ok as u32, !ok as u32)
 }
 
@@ -422,14 +320,10 @@ fn touch(start: u64, pages: u64, job: bool) {
 fn cache_model() -> ! {
     let map = MEMMAP.get().expect("memory map");
     let need = 2 << 20;
-    let region = map
-        .regions()
-        .iter()
-        .filter(|r| r.kind == MemKind::Usable)
-        .find_map(|r| {
-            let b = r.base.next_multiple_of(1 << 20);
-            (b + need <= r.end).then_some(b)
-        });
+    let region = map.regions().iter().filter(|r| r.kind == MemKind::Usable).find_map(|r| {
+        let b = r.base.next_multiple_of(1 << 20);
+        (b + need <= r.end).then_some(b)
+    });
     let Some(base) = region else {
         kprintln!("test cache_model_pattern ... FAILED: no 2 MiB of free RAM");
         finish(0, 1)

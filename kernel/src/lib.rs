@@ -24,6 +24,7 @@ pub mod elfload;
 pub mod kip;
 pub mod memmap;
 pub mod pool;
+pub mod sched;
 
 #[cfg(target_os = "none")]
 pub mod arch;
@@ -33,11 +34,21 @@ pub mod console;
 pub mod fault;
 #[cfg(target_os = "none")]
 pub mod init;
+#[cfg(target_os = "none")]
+pub mod ipc;
+#[cfg(target_os = "none")]
+pub mod irq;
 #[cfg(all(target_os = "none", feature = "ktest"))]
 pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod log;
 #[cfg(target_os = "none")]
+pub mod mapping;
+#[cfg(target_os = "none")]
 pub mod syscall;
 #[cfg(target_os = "none")]
 pub mod task;
+#[cfg(target_os = "none")]
+pub mod thread;
+#[cfg(target_os = "none")]
+pub mod timer;

@@ -64,11 +64,7 @@ impl MemMap {
         for (base, len, ty) in firmware.clone() {
             let end = base.saturating_add(len);
             let r = if ty == 1 {
-                Region {
-                    base: base.next_multiple_of(PAGE),
-                    end: end & !(PAGE - 1),
-                    kind: MemKind::Usable,
-                }
+                Region { base: base.next_multiple_of(PAGE), end: end & !(PAGE - 1), kind: MemKind::Usable }
             } else {
                 Region {
                     base: base & !(PAGE - 1),
@@ -81,18 +77,11 @@ impl MemMap {
             }
         }
         inputs
-            .push(Region {
-                base: 0,
-                end: LOW_MEMORY_END,
-                kind: MemKind::Reserved,
-            })
+            .push(Region { base: 0, end: LOW_MEMORY_END, kind: MemKind::Reserved })
             .map_err(|_| MapError::TooManyRegions)?;
         for t in taken {
-            let r = Region {
-                base: t.base & !(PAGE - 1),
-                end: t.end.saturating_add(PAGE - 1) & !(PAGE - 1),
-                kind: t.kind,
-            };
+            let r =
+                Region { base: t.base & !(PAGE - 1), end: t.end.saturating_add(PAGE - 1) & !(PAGE - 1), kind: t.kind };
             if r.base < r.end {
                 inputs.push(r).map_err(|_| MapError::TooManyRegions)?;
             }
@@ -110,22 +99,11 @@ impl MemMap {
             if a == b {
                 continue;
             }
-            let kind = inputs
-                .iter()
-                .filter(|r| r.base <= a && b <= r.end)
-                .map(|r| r.kind)
-                .max_by_key(|k| rank(*k));
+            let kind = inputs.iter().filter(|r| r.base <= a && b <= r.end).map(|r| r.kind).max_by_key(|k| rank(*k));
             let Some(kind) = kind else { continue };
             match map.regions.last_mut() {
                 Some(last) if last.end == a && last.kind == kind => last.end = b,
-                _ => map
-                    .regions
-                    .push(Region {
-                        base: a,
-                        end: b,
-                        kind,
-                    })
-                    .map_err(|_| MapError::TooManyRegions)?,
+                _ => map.regions.push(Region { base: a, end: b, kind }).map_err(|_| MapError::TooManyRegions)?,
             }
         }
         Ok(map)
@@ -137,19 +115,12 @@ impl MemMap {
 
     /// Total bytes of the given kind.
     pub fn total(&self, kind: MemKind) -> u64 {
-        self.regions
-            .iter()
-            .filter(|r| r.kind == kind)
-            .map(Region::size)
-            .sum()
+        self.regions.iter().filter(|r| r.kind == kind).map(Region::size).sum()
     }
 
     /// The kind of the page holding `addr`, if the map covers it.
     pub fn kind_of(&self, addr: u64) -> Option<MemKind> {
-        self.regions
-            .iter()
-            .find(|r| r.base <= addr && addr < r.end)
-            .map(|r| r.kind)
+        self.regions.iter().find(|r| r.base <= addr && addr < r.end).map(|r| r.kind)
     }
 
     /// Takes `size` bytes (rounded up to pages) from the lowest usable
@@ -160,25 +131,15 @@ impl MemMap {
         let i = self
             .regions
             .iter()
-            .position(|r| {
-                r.kind == MemKind::Usable && r.base.saturating_add(size) <= r.end.min(limit)
-            })
+            .position(|r| r.kind == MemKind::Usable && r.base.saturating_add(size) <= r.end.min(limit))
             .ok_or(MapError::NoRoomForPool)?;
         let r = self.regions[i];
-        let carved = Region {
-            base: r.base,
-            end: r.base + size,
-            kind: MemKind::Kernel,
-        };
-        let merge_left = i > 0
-            && self.regions[i - 1].kind == MemKind::Kernel
-            && self.regions[i - 1].end == r.base;
+        let carved = Region { base: r.base, end: r.base + size, kind: MemKind::Kernel };
+        let merge_left = i > 0 && self.regions[i - 1].kind == MemKind::Kernel && self.regions[i - 1].end == r.base;
         if merge_left {
             self.regions[i - 1].end = carved.end;
         } else {
-            self.regions
-                .insert(i, carved)
-                .map_err(|_| MapError::TooManyRegions)?;
+            self.regions.insert(i, carved).map_err(|_| MapError::TooManyRegions)?;
         }
         let rest = if merge_left { i } else { i + 1 };
         if carved.end == r.end {
@@ -191,12 +152,7 @@ impl MemMap {
 
     /// The map in KIP form.
     pub fn to_kip(&self) -> impl Iterator<Item = MemRegion> + '_ {
-        self.regions.iter().map(|r| MemRegion {
-            base: r.base,
-            size: r.size(),
-            kind: r.kind as u32,
-            _pad: 0,
-        })
+        self.regions.iter().map(|r| MemRegion { base: r.base, size: r.size(), kind: r.kind as u32, _pad: 0 })
     }
 
     /// Checks the module-level invariants; used by tests and debug builds.
@@ -236,16 +192,8 @@ mod tests {
     #[test]
     fn kernel_and_modules_are_not_usable() {
         let taken = [
-            Region {
-                base: 0x100000,
-                end: 0x1a3456,
-                kind: MemKind::Kernel,
-            },
-            Region {
-                base: 0x1a4000,
-                end: 0x1b0000,
-                kind: MemKind::Module,
-            },
+            Region { base: 0x100000, end: 0x1a3456, kind: MemKind::Kernel },
+            Region { base: 0x1a4000, end: 0x1b0000, kind: MemKind::Module },
         ];
         let map = MemMap::build(qemu_firmware().into_iter(), &taken).unwrap();
         map.check().unwrap();
@@ -259,22 +207,11 @@ mod tests {
 
     #[test]
     fn carve_takes_from_lowest_fitting_region() {
-        let taken = [Region {
-            base: 0x100000,
-            end: 0x200000,
-            kind: MemKind::Kernel,
-        }];
+        let taken = [Region { base: 0x100000, end: 0x200000, kind: MemKind::Kernel }];
         let mut map = MemMap::build(qemu_firmware().into_iter(), &taken).unwrap();
         let before = map.total(MemKind::Usable);
         let pool = map.carve(0x40_0000, 1 << 30).unwrap();
-        assert_eq!(
-            pool,
-            Region {
-                base: 0x200000,
-                end: 0x600000,
-                kind: MemKind::Kernel
-            }
-        );
+        assert_eq!(pool, Region { base: 0x200000, end: 0x600000, kind: MemKind::Kernel });
         map.check().unwrap();
         assert_eq!(map.total(MemKind::Usable), before - 0x40_0000);
         assert_eq!(map.carve(1 << 40, u64::MAX), Err(MapError::NoRoomForPool));

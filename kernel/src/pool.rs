@@ -25,13 +25,7 @@ pub struct FramePool {
 
 impl FramePool {
     pub const fn empty() -> Self {
-        FramePool {
-            base: 0,
-            frames: 0,
-            used: 0,
-            hint: 0,
-            bitmap: [0; MAX_FRAMES / 64],
-        }
+        FramePool { base: 0, frames: 0, used: 0, hint: 0, bitmap: [0; MAX_FRAMES / 64] }
     }
 
     /// Makes `[base, base + size)` the pool (page aligned, truncated to

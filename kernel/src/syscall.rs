@@ -1,31 +1,28 @@
 //! System call dispatch. Every argument is checked; a bad one becomes an
 //! error code in `rax`, never a kernel panic.
 
-use crate::arch::paging::AddressSpace;
+use crate::arch::paging::{self, AddressSpace};
 use crate::arch::serial;
 use crate::arch::trap::TrapFrame;
-use crate::task;
-use abi::{sys, Error};
+use crate::thread::{k, schedule_and_resume, Kernel, State, MAX_THREADS};
+use crate::{ipc, irq, timer};
+use abi::sys::{self, attr};
+use abi::{Error, ThreadId};
 
 /// Copies `buf.len()` bytes from user address `uaddr` of `space`, page by
 /// page through its page tables, so an unmapped or kernel-only address is
 /// an error, not a kernel page fault.
 pub fn copy_from_user(space: &AddressSpace, uaddr: u64, buf: &mut [u8]) -> Result<(), Error> {
-    let end = uaddr
-        .checked_add(buf.len() as u64)
-        .ok_or(Error::BadAddress)?;
+    let end = uaddr.checked_add(buf.len() as u64).ok_or(Error::BadAddress)?;
     if end > abi::USER_END {
         return Err(Error::BadAddress);
     }
     let mut done = 0usize;
     while done < buf.len() {
         let a = uaddr + done as u64;
-        let t = space
-            .translate(a)
-            .filter(|t| t.user)
-            .ok_or(Error::BadAddress)?;
+        let t = space.translate(a).filter(|t| t.user).ok_or(Error::BadAddress)?;
         let n = ((4096 - (a & 0xfff)) as usize).min(buf.len() - done);
-        let src = crate::arch::paging::phys_to_virt(t.phys).ok_or(Error::BadAddress)?;
+        let src = paging::phys_to_virt(t.phys).ok_or(Error::BadAddress)?;
         // SAFETY: `src..src+n` lies within one mapped user frame, reached
         // through the kernel's direct map.
         unsafe { core::ptr::copy_nonoverlapping(src as *const u8, buf[done..].as_mut_ptr(), n) };
@@ -34,19 +31,15 @@ pub fn copy_from_user(space: &AddressSpace, uaddr: u64, buf: &mut [u8]) -> Resul
     Ok(())
 }
 
-fn debug_print(ptr: u64, len: u64) -> Result<u64, Error> {
+fn debug_print(kk: &Kernel, cur: usize, ptr: u64, len: u64) -> Result<u64, Error> {
     if len > sys::DEBUG_PRINT_MAX {
         return Err(Error::InvalidArgument);
     }
     let mut buf = [0u8; sys::DEBUG_PRINT_MAX as usize];
     let buf = &mut buf[..len as usize];
-    {
-        let cur = task::CURRENT.lock();
-        let space = &cur.as_ref().ok_or(Error::InvalidThread)?.space;
-        copy_from_user(space, ptr, buf)?;
-    }
-    // Print what is there: control bytes other than newline and tab are
-    // replaced so a task cannot drive the terminal.
+    copy_from_user(kk.space_of(cur), ptr, buf)?;
+    // Control bytes other than newline and tab are replaced so a task
+    // cannot drive the terminal.
     let con = serial::CONSOLE.lock();
     for &b in buf.iter() {
         let ok = b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80;
@@ -55,25 +48,132 @@ fn debug_print(ptr: u64, len: u64) -> Result<u64, Error> {
     Ok(len)
 }
 
-/// Entered from `syscall_entry` with the caller's saved frame.
-#[no_mangle]
-extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
+fn privileged(kk: &Kernel, cur: usize) -> Result<(), Error> {
+    if kk.tcbs[cur].privileged {
+        Ok(())
+    } else {
+        Err(Error::NoPermission)
+    }
+}
+
+fn thread_config(kk: &mut Kernel, t: usize, what: u64, v: u64, v2: u64) -> Result<u64, Error> {
+    match what {
+        attr::PAGER => kk.tcbs[t].pager = ThreadId(v),
+        attr::EXCEPTION_HANDLER => kk.tcbs[t].exc_handler = ThreadId(v),
+        attr::PRIORITY => {
+            if v > sys::MAX_PRIORITY {
+                return Err(Error::InvalidArgument);
+            }
+            kk.tcbs[t].prio = v as u8;
+            if kk.ready.is_queued(t) {
+                kk.ready.remove(t);
+                if kk.tcbs[t].state == State::Ready {
+                    kk.ready.enqueue(t, v as u8);
+                }
+            }
+        }
+        attr::TIMESLICE => {
+            if v < sys::MIN_TIMESLICE {
+                return Err(Error::InvalidArgument);
+            }
+            kk.tcbs[t].timeslice = v;
+            kk.tcbs[t].slice_left = v;
+        }
+        attr::BUDGET => {
+            if v != 0 && (v < sys::MIN_TIMESLICE || v2 < v) {
+                return Err(Error::InvalidArgument);
+            }
+            let now = timer::now();
+            let tc = &mut kk.tcbs[t];
+            tc.budget = v;
+            tc.period = if v == 0 { 0 } else { v2 };
+            tc.budget_left = v;
+            tc.next_replenish = if v == 0 { 0 } else { now + v2 };
+            timer::note_deadline(tc.next_replenish);
+            if v == 0 && tc.state == State::BudgetWait {
+                kk.make_ready(t);
+            }
+        }
+        attr::PRIVILEGED => {
+            if v > 1 {
+                return Err(Error::InvalidArgument);
+            }
+            kk.tcbs[t].privileged = v == 1;
+        }
+        _ => return Err(Error::InvalidArgument),
+    }
+    Ok(0)
+}
+
+fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
+    let f = kk.tcbs[cur].frame;
     let r = match f.rax {
-        sys::DEBUG_PRINT => debug_print(f.rdi, f.rsi),
+        sys::DEBUG_PRINT => debug_print(kk, cur, f.rdi, f.rsi),
         sys::THREAD_EXIT => {
-            crate::kprintln!("thread exit, status {}", f.rdi as i64);
+            crate::kprintln!("thread {:#x} exited, status {}", kk.id_of(cur).0, f.rdi as i64);
             if let Some(hook) = EXIT_HOOK.get() {
                 hook(f.rdi);
             }
-            task::stop_current("exited");
+            kk.delete_thread(cur);
+            return None;
         }
+        sys::IPC => {
+            ipc::sys_ipc(kk, cur);
+            return None;
+        }
+        sys::THREAD_CREATE => privileged(kk, cur).and_then(|_| {
+            let same = if f.rdi == 0 { None } else { Some(kk.lookup(ThreadId(f.rdi))?) };
+            let t = kk.create_thread(same, f.rsi, ThreadId(f.rdx))?;
+            Ok(kk.id_of(t).0)
+        }),
+        sys::THREAD_DELETE => privileged(kk, cur).and_then(|_| {
+            let t = kk.lookup(ThreadId(f.rdi))?;
+            kk.delete_thread(t);
+            Ok(0)
+        }),
+        sys::THREAD_START => privileged(kk, cur).and_then(|_| {
+            let t = kk.lookup(ThreadId(f.rdi))?;
+            kk.start_thread(t, f.rsi, f.rdx).map(|_| 0)
+        }),
+        sys::THREAD_CONFIG => privileged(kk, cur).and_then(|_| {
+            let t = kk.lookup(ThreadId(f.rdi))?;
+            thread_config(kk, t, f.rsi, f.rdx, f.r10)
+        }),
+        sys::YIELD => {
+            kk.tcbs[cur].slice_left = kk.tcbs[cur].timeslice;
+            kk.ready.rotate(cur);
+            Ok(0)
+        }
+        sys::MYSELF => {
+            kk.tcbs[cur].frame.rdx = timer::now();
+            kk.tcbs[cur].frame.rsi = timer::tsc_hz();
+            Ok(kk.id_of(cur).0)
+        }
+        sys::IRQ_ATTACH => privileged(kk, cur).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
         _ => Err(Error::NoSuchCall),
     };
-    f.rax = match r {
-        Ok(v) => v,
-        Err(e) => e.encode(),
-    };
+    Some(r)
+}
+
+/// Entered from `syscall_entry`; the caller's registers are already saved
+/// in its TCB (`_frame` points there).
+#[no_mangle]
+extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
+    let kk = k();
+    let Some(cur) = kk.current else { schedule_and_resume() };
+    if let Some(r) = dispatch(kk, cur) {
+        kk.tcbs[cur].frame.rax = match r {
+            Ok(v) => v,
+            Err(e) => e.encode(),
+        };
+    }
+    if kk.tcbs[cur].state != State::Free {
+        timer::account(kk, cur);
+    }
+    schedule_and_resume()
 }
 
 /// Called with the status of a thread that exits; the test kernel checks it.
 pub static EXIT_HOOK: spin::Once<fn(u64)> = spin::Once::new();
+
+const _: () = assert!(MAX_THREADS <= 128, "pending_budget is a u128 bitmask");

@@ -36,12 +36,7 @@ pub const BOOTS: &[GuestBoot] = &[
         root_args: None,
         expect: &[Expect {
             name: "banner_names_kernel_cpu_and_loader",
-            needles: &[
-                "Prism microkernel v",
-                "cpu: ",
-                "boot: Multiboot v1 by \"qemu\"",
-                "memory: ",
-            ],
+            needles: &["Prism microkernel v", "cpu: ", "boot: Multiboot v1 by \"qemu\"", "memory: "],
         }],
     },
     GuestBoot {
@@ -65,10 +60,7 @@ pub const BOOTS: &[GuestBoot] = &[
         root_args: None,
         expect: &[Expect {
             name: "general_protection_report_text",
-            needles: &[
-                "exception #GP (general protection, vector 13) in kernel mode",
-                "error code 0x0",
-            ],
+            needles: &["exception #GP (general protection, vector 13) in kernel mode", "error code 0x0"],
         }],
     },
     GuestBoot {
@@ -128,32 +120,12 @@ pub fn cache_model_expectations() -> Vec<(&'static str, usize, &'static str, u64
     }
     v.extend([
         ("job 0 cold: last-level misses", 0, "llc_misses", lines),
-        (
-            "job 1 other color: last-level misses",
-            1,
-            "llc_misses",
-            lines,
-        ),
+        ("job 1 other color: last-level misses", 1, "llc_misses", lines),
         ("job 2 warm: last-level hits", 2, "llc_hits", lines),
         ("job 2 warm: last-level misses", 2, "llc_misses", 0),
-        (
-            "job 2 lines evicted from the last level by outside accesses",
-            2,
-            "interference_llc",
-            lines,
-        ),
-        (
-            "job 2 lines evicted from L1D by outside accesses",
-            2,
-            "interference_l1d",
-            4 * 64,
-        ),
-        (
-            "job 3 after eviction: last-level misses",
-            3,
-            "llc_misses",
-            lines,
-        ),
+        ("job 2 lines evicted from the last level by outside accesses", 2, "interference_llc", lines),
+        ("job 2 lines evicted from L1D by outside accesses", 2, "interference_l1d", 4 * 64),
+        ("job 3 after eviction: last-level misses", 3, "llc_misses", lines),
     ]);
     v
 }
@@ -198,12 +170,7 @@ pub fn run_cache_model(build: &Path, timeout: Duration) -> Result<(Vec<TestResul
     let mismatches: Vec<String> = cache_model_expectations()
         .into_iter()
         .filter(|(_, job, col, want)| cell(*job, col) != Some(*want))
-        .map(|(what, job, col, want)| {
-            format!(
-                "{what}: job {job} {col} = {:?}, expected {want}",
-                cell(job, col)
-            )
-        })
+        .map(|(what, job, col, want)| format!("{what}: job {job} {col} = {:?}, expected {want}", cell(job, col)))
         .collect();
     results.push(TestResult {
         name: "model::cache_model::counts_match_geometry".into(),
@@ -245,11 +212,7 @@ pub fn parse_guest_lines(prefix: &str, o: &Outcome) -> Vec<TestResult> {
 }
 
 /// Runs one boot and returns its results (guest lines, host checks, exit).
-pub fn run_boot(
-    b: &GuestBoot,
-    build: &Path,
-    timeout: Duration,
-) -> Result<(Vec<TestResult>, Outcome)> {
+pub fn run_boot(b: &GuestBoot, build: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcome)> {
     let elf = build.join("kernel-test.elf");
     let mut boot = Boot::new(&elf, Accel::Tcg);
     boot.cmdline = format!("test={}", b.test);
@@ -291,16 +254,8 @@ pub fn run_boot(
     } else if o.status == Some(EXIT_FAIL) {
         "guest reported failure".to_string()
     } else {
-        format!(
-            "unexpected QEMU exit status {:?} {}",
-            o.status,
-            o.stderr.trim()
-        )
+        format!("unexpected QEMU exit status {:?} {}", o.status, o.stderr.trim())
     };
-    results.push(TestResult {
-        name: format!("{prefix}::exit_status"),
-        ok: exit_ok,
-        detail,
-    });
+    results.push(TestResult { name: format!("{prefix}::exit_status"), ok: exit_ok, detail });
     Ok((results, o))
 }

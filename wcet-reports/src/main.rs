@@ -8,10 +8,7 @@ use wcet_reports::guest;
 use wcet_reports::qemu::{self, Accel, Boot};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Run, test and debug the Prism microkernel under QEMU"
-)]
+#[command(version, about = "Run, test and debug the Prism microkernel under QEMU")]
 struct Cli {
     /// Where `just build` put kernel.elf, kernel-test.elf and modules/.
     #[arg(long, default_value = "build", global = true)]
@@ -85,10 +82,7 @@ fn main() -> Result<()> {
                 return Ok(());
             }
             eprintln!("prism: serial console follows; quit with Ctrl-A X");
-            eprintln!(
-                "prism: the kernel's defmt log goes to {}; decode it with `prism defmt`",
-                defmt_bin.display()
-            );
+            eprintln!("prism: the kernel's defmt log goes to {}; decode it with `prism defmt`", defmt_bin.display());
             let status = b.command().status()?;
             if !status.success() && status.code() != Some(qemu::EXIT_PASS) {
                 bail!("qemu exited with {status}");
@@ -108,38 +102,22 @@ fn main() -> Result<()> {
                 accel = Accel::Tcg
             );
         }
-        Cmd::Test {
-            timeout,
-            filter,
-            iso,
-        } => {
+        Cmd::Test { timeout, filter, iso } => {
             let (mut passed, mut failed) = (0, 0);
             let mut boots: Vec<guest::BootRun> = Vec::new();
             for b in guest::BOOTS {
-                if filter
-                    .as_deref()
-                    .is_some_and(|f| !b.name.contains(f) && !b.test.contains(f))
-                {
+                if filter.as_deref().is_some_and(|f| !b.name.contains(f) && !b.test.contains(f)) {
                     continue;
                 }
                 let dir = cli.build_dir.clone();
-                boots.push(Box::new(move || {
-                    guest::run_boot(b, &dir, Duration::from_secs(timeout))
-                }));
+                boots.push(Box::new(move || guest::run_boot(b, &dir, Duration::from_secs(timeout))));
             }
-            if filter
-                .as_deref()
-                .is_none_or(|f| "model::cache_model".contains(f))
-            {
+            if filter.as_deref().is_none_or(|f| "model::cache_model".contains(f)) {
                 let dir = cli.build_dir.clone();
-                boots.push(Box::new(move || {
-                    guest::run_cache_model(&dir, Duration::from_secs(timeout))
-                }));
+                boots.push(Box::new(move || guest::run_cache_model(&dir, Duration::from_secs(timeout))));
             }
             if let Some(iso) = iso {
-                boots.push(Box::new(move || {
-                    guest::run_iso(&iso, Duration::from_secs(timeout))
-                }));
+                boots.push(Box::new(move || guest::run_iso(&iso, Duration::from_secs(timeout))));
             }
             for run in boots {
                 let (results, o) = run()?;
@@ -156,7 +134,10 @@ fn main() -> Result<()> {
                     println!("---- last serial output ----\n{}\n----", o.tail(25));
                 }
                 if let Some(t) = o.time_of("hello from ring 3") {
-                    println!("note: boot to root task: {:.3} s wall clock under TCG (QEMU start to first root-task line)", t.as_secs_f64());
+                    println!(
+                        "note: boot to root task: {:.3} s wall clock under TCG (QEMU start to first root-task line)",
+                        t.as_secs_f64()
+                    );
                 }
             }
             println!("{passed} passed, {failed} failed");
@@ -186,15 +167,10 @@ fn main() -> Result<()> {
         }
         Cmd::Wcet => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
-            eprintln!(
-                "prism wcet: accelerator {accel} ({why}); booting the kernel with sigma0 ..."
-            );
+            eprintln!("prism wcet: accelerator {accel} ({why}); booting the kernel with sigma0 ...");
             let mut b = Boot::new(&kernel, accel);
             b.modules.push(root);
-            let o = b.run_captured(
-                Duration::from_secs(20),
-                Some(&|s: &str| s.contains("no runnable task left")),
-            )?;
+            let o = b.run_captured(Duration::from_secs(20), Some(&|s: &str| s.contains("no runnable task left")))?;
             for (t, l) in &o.lines {
                 println!("[{:7.3}] {l}", t.as_secs_f64());
             }

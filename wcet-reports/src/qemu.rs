@@ -106,16 +106,8 @@ impl Boot {
     pub fn args(&self) -> Vec<String> {
         let mut a = self.accel.args();
         a.extend(
-            [
-                "-m",
-                &format!("{}M", self.memory_mib),
-                "-display",
-                "none",
-                "-no-reboot",
-                "-monitor",
-                "none",
-            ]
-            .map(String::from),
+            ["-m", &format!("{}M", self.memory_mib), "-display", "none", "-no-reboot", "-monitor", "none"]
+                .map(String::from),
         );
         a.extend(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"].map(String::from));
         a.extend(["-serial".to_string(), self.console.clone()]);
@@ -123,12 +115,7 @@ impl Boot {
             a.extend(["-serial".to_string(), format!("file:{}", p.display())]);
         }
         if let Some(iso) = &self.cdrom {
-            a.extend([
-                "-cdrom".to_string(),
-                iso.display().to_string(),
-                "-boot".into(),
-                "d".into(),
-            ]);
+            a.extend(["-cdrom".to_string(), iso.display().to_string(), "-boot".into(), "d".into()]);
             a.extend(self.extra.iter().cloned());
             return a;
         }
@@ -159,11 +146,7 @@ impl Boot {
             "-smp".to_string(),
             "1".into(),
             "-plugin".into(),
-            format!(
-                "file={},profile={profile},out={}",
-                plugin.display(),
-                out.display()
-            ),
+            format!("file={},profile={profile},out={}", plugin.display(), out.display()),
         ]);
     }
 
@@ -175,21 +158,13 @@ impl Boot {
 
     /// Boots non-interactively: serial to a pipe, killed after `timeout`.
     /// `stop_when` may end the run early when the output so far satisfies it.
-    pub fn run_captured(
-        &self,
-        timeout: Duration,
-        stop_when: Option<&dyn Fn(&str) -> bool>,
-    ) -> Result<Outcome> {
+    pub fn run_captured(&self, timeout: Duration, stop_when: Option<&dyn Fn(&str) -> bool>) -> Result<Outcome> {
         let mut this = self.clone();
         this.console = "stdio".into();
         let mut cmd = this.command();
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let start = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .context("cannot start qemu-system-x86_64 (run `just setup`)")?;
+        let mut child = cmd.spawn().context("cannot start qemu-system-x86_64 (run `just setup`)")?;
         let out = Arc::new(Mutex::new(Vec::<(Duration, String)>::new()));
         let reader = spawn_line_reader(&mut child, out.clone(), start);
         let mut err = String::new();
@@ -221,10 +196,7 @@ impl Boot {
 }
 
 fn join_lines(l: &[(Duration, String)]) -> String {
-    l.iter()
-        .map(|(_, s)| s.as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
+    l.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join("\n")
 }
 
 fn spawn_line_reader(
@@ -243,9 +215,7 @@ fn spawn_line_reader(
             for &b in &buf[..n] {
                 match b {
                     b'\n' => {
-                        let s = String::from_utf8_lossy(&line)
-                            .trim_end_matches('\r')
-                            .to_string();
+                        let s = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
                         out.lock().unwrap().push((start.elapsed(), s));
                         line.clear();
                     }
@@ -254,9 +224,7 @@ fn spawn_line_reader(
             }
         }
         if !line.is_empty() {
-            out.lock()
-                .unwrap()
-                .push((start.elapsed(), String::from_utf8_lossy(&line).to_string()));
+            out.lock().unwrap().push((start.elapsed(), String::from_utf8_lossy(&line).to_string()));
         }
     })
 }
@@ -265,8 +233,7 @@ fn spawn_line_reader(
 /// text lines (`tsc level message`; timestamps are raw TSC values).
 pub fn decode_defmt(elf: &Path, bin: &Path) -> Result<Vec<String>> {
     let elf_bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
-    let table =
-        defmt_decoder::Table::parse(&elf_bytes)?.context("the kernel ELF has no defmt table")?;
+    let table = defmt_decoder::Table::parse(&elf_bytes)?.context("the kernel ELF has no defmt table")?;
     let data = std::fs::read(bin).with_context(|| format!("reading {}", bin.display()))?;
     let mut dec = table.new_stream_decoder();
     dec.received(&data);
@@ -275,16 +242,12 @@ pub fn decode_defmt(elf: &Path, bin: &Path) -> Result<Vec<String>> {
         match dec.decode() {
             Ok(f) => lines.push(format!(
                 "{} {} {}",
-                f.display_timestamp()
-                    .map(|t| t.to_string())
-                    .unwrap_or_default(),
+                f.display_timestamp().map(|t| t.to_string()).unwrap_or_default(),
                 f.level().map(|l| l.as_str()).unwrap_or("print"),
                 f.display_message()
             )),
             Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
-            Err(defmt_decoder::DecodeError::Malformed) => {
-                lines.push("(malformed defmt frame skipped)".into())
-            }
+            Err(defmt_decoder::DecodeError::Malformed) => lines.push("(malformed defmt frame skipped)".into()),
         }
     }
     Ok(lines)
@@ -309,10 +272,7 @@ impl Outcome {
 
     /// When the first line containing `needle` arrived.
     pub fn time_of(&self, needle: &str) -> Option<Duration> {
-        self.lines
-            .iter()
-            .find(|(_, l)| l.contains(needle))
-            .map(|(t, _)| *t)
+        self.lines.iter().find(|(_, l)| l.contains(needle)).map(|(t, _)| *t)
     }
 
     /// The last `n` lines, for failure reports.
@@ -330,12 +290,7 @@ pub fn choose_accel(kernel: &Path, root: &str, cache: &Path) -> Result<(Accel, S
         Some(other) if !other.is_empty() => bail!("PRISM_ACCEL must be kvm or tcg, not {other:?}"),
         _ => {}
     }
-    if std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_err()
-    {
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
         return Ok((Accel::Tcg, "/dev/kvm cannot be opened".into()));
     }
     if let Ok(s) = std::fs::read_to_string(cache) {
@@ -348,26 +303,15 @@ pub fn choose_accel(kernel: &Path, root: &str, cache: &Path) -> Result<(Accel, S
     }
     let mut probe = Boot::new(kernel, Accel::Kvm);
     probe.modules.push(root.to_string());
-    let o = probe.run_captured(
-        Duration::from_secs(4),
-        Some(&|s: &str| s.contains("hello from ring 3")),
-    )?;
+    let o = probe.run_captured(Duration::from_secs(4), Some(&|s: &str| s.contains("hello from ring 3")))?;
     let (accel, why) = match o.time_of("hello from ring 3") {
-        Some(t) if t < Duration::from_secs(2) => (
-            Accel::Kvm,
-            format!("KVM probe reached ring 3 in {:.2} s", t.as_secs_f64()),
-        ),
-        Some(t) => (
-            Accel::Tcg,
-            format!(
-                "KVM probe took {:.1} s to reach ring 3 (software hypervisor)",
-                t.as_secs_f64()
-            ),
-        ),
-        None => (
-            Accel::Tcg,
-            "KVM probe did not reach ring 3 (no hardware virtualization)".into(),
-        ),
+        Some(t) if t < Duration::from_secs(2) => {
+            (Accel::Kvm, format!("KVM probe reached ring 3 in {:.2} s", t.as_secs_f64()))
+        }
+        Some(t) => {
+            (Accel::Tcg, format!("KVM probe took {:.1} s to reach ring 3 (software hypervisor)", t.as_secs_f64()))
+        }
+        None => (Accel::Tcg, "KVM probe did not reach ring 3 (no hardware virtualization)".into()),
     };
     if let Some(dir) = cache.parent() {
         let _ = std::fs::create_dir_all(dir);

@@ -16,17 +16,29 @@ pub enum Error {
     InvalidThread = 5,
     /// The caller lacks the privilege for this call.
     NoPermission = 6,
+    /// An IPC timeout expired.
+    Timeout = 7,
+    /// The partner vanished or cancelled the IPC.
+    Aborted = 8,
+    /// A message or item does not fit the receiver's buffers.
+    MessageOverflow = 9,
+    /// A kernel table (threads, spaces) is full.
+    NoResources = 10,
 }
 
 impl Error {
     /// All codes, in order.
-    pub const ALL: [Error; 6] = [
+    pub const ALL: [Error; 10] = [
         Error::NoSuchCall,
         Error::InvalidArgument,
         Error::BadAddress,
         Error::OutOfMemory,
         Error::InvalidThread,
         Error::NoPermission,
+        Error::Timeout,
+        Error::Aborted,
+        Error::MessageOverflow,
+        Error::NoResources,
     ];
 
     /// The raw `rax` value the kernel returns for this error.
@@ -42,11 +54,7 @@ impl Error {
         let code = raw.wrapping_neg();
         // An unknown negative code cannot come from this kernel's ABI
         // version; report it as the most general error.
-        Err(Error::ALL
-            .iter()
-            .copied()
-            .find(|e| *e as u64 == code)
-            .unwrap_or(Error::InvalidArgument))
+        Err(Error::ALL.iter().copied().find(|e| *e as u64 == code).unwrap_or(Error::InvalidArgument))
     }
 }
 

@@ -97,26 +97,11 @@ impl Kip {
             tsc_hz: 0,
             mem_count: 0,
             module_count: 0,
-            mem: [MemRegion {
-                base: 0,
-                size: 0,
-                kind: 0,
-                _pad: 0,
-            }; MAX_MEM_REGIONS],
-            modules: [Module {
-                phys_base: 0,
-                size: 0,
-                name: [0; 48],
-            }; MAX_MODULES],
+            mem: [MemRegion { base: 0, size: 0, kind: 0, _pad: 0 }; MAX_MEM_REGIONS],
+            modules: [Module { phys_base: 0, size: 0, name: [0; 48] }; MAX_MODULES],
             cache_count: 0,
             _pad: 0,
-            caches: [CacheLevel {
-                level: 0,
-                kind: 0,
-                ways: 0,
-                line_size: 0,
-                size: 0,
-            }; MAX_CACHE_LEVELS],
+            caches: [CacheLevel { level: 0, kind: 0, ways: 0, line_size: 0, size: 0 }; MAX_CACHE_LEVELS],
         }
     }
 
@@ -140,11 +125,7 @@ impl Default for Kip {
 impl Module {
     /// The module's command line (the boot loader's text, NUL padding cut).
     pub fn cmdline(&self) -> &str {
-        let end = self
-            .name
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(self.name.len());
+        let end = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
         core::str::from_utf8(&self.name[..end]).unwrap_or("?")
     }
 
@@ -166,11 +147,7 @@ mod tests {
     use super::*;
 
     fn module(cmd: &str) -> Module {
-        let mut m = Module {
-            phys_base: 0,
-            size: 0,
-            name: [0; 48],
-        };
+        let mut m = Module { phys_base: 0, size: 0, name: [0; 48] };
         m.name[..cmd.len()].copy_from_slice(cmd.as_bytes());
         m
     }

@@ -9,13 +9,17 @@
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
 pub mod error;
+pub mod ipc;
 pub mod kip;
 pub mod marker;
 pub mod sys;
 #[cfg(target_os = "none")]
 pub mod syscall;
+pub mod tid;
 
 pub use error::Error;
+pub use ipc::{Fpage, Tag, Timeout};
+pub use tid::ThreadId;
 
 /// Size of a base page.
 pub const PAGE_SIZE: u64 = 4096;
@@ -27,3 +31,7 @@ pub const USER_END: u64 = 0x0000_8000_0000_0000;
 pub const ROOT_STACK_TOP: u64 = 0x0000_7fff_fff0_0000;
 /// Size of the root task's initial stack.
 pub const ROOT_STACK_SIZE: u64 = 64 * 1024;
+/// The root thread's UTCB (right above its stack).
+pub const ROOT_UTCB: u64 = ROOT_STACK_TOP;
+/// Priority of the root thread.
+pub const ROOT_PRIORITY: u64 = 32;

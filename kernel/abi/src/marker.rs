@@ -30,9 +30,7 @@ impl Marker {
     /// The full 8-byte instruction.
     pub const fn bytes(self) -> [u8; 8] {
         let d = self.displacement().to_le_bytes();
-        [
-            PREFIX[0], PREFIX[1], PREFIX[2], PREFIX[3], d[0], d[1], d[2], d[3],
-        ]
+        [PREFIX[0], PREFIX[1], PREFIX[2], PREFIX[3], d[0], d[1], d[2], d[3]]
     }
 
     /// Recognises a marker from the 8 bytes of an instruction.
@@ -91,14 +89,8 @@ mod tests {
 
     #[test]
     fn encodings_round_trip_and_match_the_asm_bytes() {
-        assert_eq!(
-            Marker::JobBegin.bytes(),
-            [0x0f, 0x1f, 0x84, 0x00, 0x01, 0x00, 0x4a, 0x4c]
-        );
-        assert_eq!(
-            Marker::JobEnd.bytes(),
-            [0x0f, 0x1f, 0x84, 0x00, 0x02, 0x00, 0x4a, 0x4c]
-        );
+        assert_eq!(Marker::JobBegin.bytes(), [0x0f, 0x1f, 0x84, 0x00, 0x01, 0x00, 0x4a, 0x4c]);
+        assert_eq!(Marker::JobEnd.bytes(), [0x0f, 0x1f, 0x84, 0x00, 0x02, 0x00, 0x4a, 0x4c]);
         for m in [Marker::JobBegin, Marker::JobEnd] {
             assert_eq!(Marker::decode(&m.bytes()), Some(m));
         }
@@ -106,10 +98,7 @@ mod tests {
         assert_eq!(Marker::decode(&[0x90; 8]), None);
         // The assembler strings spell the same bytes.
         let parse = |s: &str| -> Vec<u8> {
-            s.trim_start_matches(".byte ")
-                .split(", ")
-                .map(|b| u8::from_str_radix(&b[2..], 16).unwrap())
-                .collect()
+            s.trim_start_matches(".byte ").split(", ").map(|b| u8::from_str_radix(&b[2..], 16).unwrap()).collect()
         };
         assert_eq!(parse(job_begin_asm!()), Marker::JobBegin.bytes());
         assert_eq!(parse(job_end_asm!()), Marker::JobEnd.bytes());

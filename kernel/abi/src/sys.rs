@@ -4,17 +4,58 @@
 //! `r10`, `r8`, `r9` (the System V syscall order; `rcx` and `r11` are taken
 //! by the instruction itself). The kernel returns a word in `rax`: zero or a
 //! positive value on success, `-(Error as i64)` on failure, see
-//! [`crate::Error::decode`].
+//! [`crate::Error::decode`]. `IPC` uses more registers, see [`crate::ipc`].
 
 /// Print a UTF-8 string on the kernel debug console. `rdi` = pointer,
 /// `rsi` = length (at most [`DEBUG_PRINT_MAX`] bytes).
 pub const DEBUG_PRINT: u64 = 0;
-/// Stop the calling thread for good and report `rdi` as its exit status on
-/// the console. Stands in for thread deletion until thread control lands.
+/// Delete the calling thread; `rdi` = status, printed on the console.
 pub const THREAD_EXIT: u64 = 1;
+/// Send and/or receive a message (see [`crate::ipc`]).
+pub const IPC: u64 = 2;
+/// Privileged. Create a thread: `rdi` = a thread whose address space the
+/// new thread shares, or `NIL` for a new address space; `rsi` = UTCB
+/// address (page aligned, unmapped, in the user half); `rdx` = pager.
+/// Returns the new id. The thread waits until `THREAD_START`.
+pub const THREAD_CREATE: u64 = 3;
+/// Privileged. Delete thread `rdi`; its id becomes stale.
+pub const THREAD_DELETE: u64 = 4;
+/// Privileged. Start (or restart) thread `rdi` at IP `rsi`, SP `rdx`.
+pub const THREAD_START: u64 = 5;
+/// Privileged. Set attribute `rsi` (see [`attr`]) of thread `rdi` to `rdx`
+/// (and `r10` where the attribute has two values).
+pub const THREAD_CONFIG: u64 = 6;
+/// Give up the rest of the time slice (round robin within the priority).
+pub const YIELD: u64 = 7;
+/// The caller's own thread id and the current TSC.
+pub const MYSELF: u64 = 8;
+/// Privileged. Route interrupt line `rdi` to thread `rsi` (`NIL` detaches).
+pub const IRQ_ATTACH: u64 = 9;
 
 /// Number of defined system calls; anything at or above is `NoSuchCall`.
-pub const COUNT: u64 = 2;
+pub const COUNT: u64 = 10;
 
 /// Longest string one `DEBUG_PRINT` accepts.
 pub const DEBUG_PRINT_MAX: u64 = 1024;
+
+/// Thread attributes for `THREAD_CONFIG`.
+pub mod attr {
+    /// Pager (thread id).
+    pub const PAGER: u64 = 0;
+    /// Exception handler (thread id).
+    pub const EXCEPTION_HANDLER: u64 = 1;
+    /// Priority, 0 (lowest) to [`super::MAX_PRIORITY`].
+    pub const PRIORITY: u64 = 2;
+    /// Time slice in TSC ticks (at least [`super::MIN_TIMESLICE`]).
+    pub const TIMESLICE: u64 = 3;
+    /// Budget per period in TSC ticks: `rdx` = budget, `r10` = period
+    /// (budget 0 removes the limit).
+    pub const BUDGET: u64 = 4;
+    /// Privileged (may use the privileged calls): 0 or 1.
+    pub const PRIVILEGED: u64 = 5;
+}
+
+/// Highest priority.
+pub const MAX_PRIORITY: u64 = 63;
+/// Shortest time slice or budget the kernel accepts (TSC ticks).
+pub const MIN_TIMESLICE: u64 = 10_000;

@@ -19,11 +19,7 @@ pub fn syscall2(nr: u64, a0: u64, a1: u64) -> u64 {
 /// Prints `s` on the kernel debug console (longer strings are split).
 pub fn debug_print(s: &str) -> Result<(), Error> {
     for chunk in s.as_bytes().chunks(sys::DEBUG_PRINT_MAX as usize) {
-        Error::decode(syscall2(
-            sys::DEBUG_PRINT,
-            chunk.as_ptr() as u64,
-            chunk.len() as u64,
-        ))?;
+        Error::decode(syscall2(sys::DEBUG_PRINT, chunk.as_ptr() as u64, chunk.len() as u64))?;
     }
     Ok(())
 }

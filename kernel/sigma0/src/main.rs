@@ -16,10 +16,7 @@ mod root {
     user_rt::entry!(main);
 
     fn check(name: &str, ok: bool) {
-        println!(
-            "sigma0: check {name} ... {}",
-            if ok { "ok" } else { "FAILED" }
-        );
+        println!("sigma0: check {name} ... {}", if ok { "ok" } else { "FAILED" });
         if !ok {
             syscall::thread_exit(1);
         }
@@ -27,39 +24,23 @@ mod root {
 
     fn main() {
         let k = kip();
-        let usable: u64 = k
-            .mem_regions()
-            .iter()
-            .filter(|r| r.kind == abi::kip::MemKind::Usable as u32)
-            .map(|r| r.size)
-            .sum();
-        println!(
-            "sigma0: hello from ring 3; KIP v{} reports {} MiB usable RAM",
-            k.abi_version,
-            usable >> 20
-        );
+        let usable: u64 =
+            k.mem_regions().iter().filter(|r| r.kind == abi::kip::MemKind::Usable as u32).map(|r| r.size).sum();
+        println!("sigma0: hello from ring 3; KIP v{} reports {} MiB usable RAM", k.abi_version, usable >> 20);
         let me = k.modules().first();
         if !me.is_some_and(|m| m.args().any(|a| a == "test")) {
             return;
         }
         check("kip_magic", k.magic == abi::kip::KIP_MAGIC);
         check("own_module_name", me.map(|m| m.name()) == Some("sigma0"));
-        check(
-            "unknown_syscall_rejected",
-            Error::decode(syscall::syscall2(0xdead, 1, 2)) == Err(Error::NoSuchCall),
-        );
+        check("unknown_syscall_rejected", Error::decode(syscall::syscall2(0xdead, 1, 2)) == Err(Error::NoSuchCall));
         check(
             "kernel_pointer_rejected",
-            Error::decode(syscall::syscall2(
-                sys::DEBUG_PRINT,
-                0xffff_ffff_8010_0000,
-                16,
-            )) == Err(Error::BadAddress),
+            Error::decode(syscall::syscall2(sys::DEBUG_PRINT, 0xffff_ffff_8010_0000, 16)) == Err(Error::BadAddress),
         );
         check(
             "overlong_print_rejected",
-            Error::decode(syscall::syscall2(sys::DEBUG_PRINT, 0x40_0000, 1 << 40))
-                == Err(Error::InvalidArgument),
+            Error::decode(syscall::syscall2(sys::DEBUG_PRINT, 0x40_0000, 1 << 40)) == Err(Error::InvalidArgument),
         );
         println!("sigma0: executing hlt in ring 3 (must fault)");
         // SAFETY: `hlt` is privileged: in ring 3 it raises #GP, which is

@@ -83,11 +83,7 @@ fn read_cstr<const N: usize>(mem: &dyn PhysRead, addr: u64, out: &mut heapless::
         if !mem.read(addr + i, &mut byte) || byte[0] == 0 {
             break;
         }
-        let c = if byte[0].is_ascii() && !byte[0].is_ascii_control() {
-            byte[0] as char
-        } else {
-            '?'
-        };
+        let c = if byte[0].is_ascii() && !byte[0].is_ascii_control() { byte[0] as char } else { '?' };
         if out.push(c).is_err() {
             break;
         }
@@ -100,11 +96,7 @@ pub fn parse(magic: u32, info: u64, mem: &dyn PhysRead) -> Result<BootInfo, MbEr
         return Err(MbError::BadMagic(magic));
     }
     let flags = mem.u32_at(info).ok_or(MbError::Unreadable)?;
-    let mut bi = BootInfo {
-        info_start: info,
-        info_end: info + 120,
-        ..Default::default()
-    };
+    let mut bi = BootInfo { info_start: info, info_end: info + 120, ..Default::default() };
     let extend = |bi: &mut BootInfo, start: u64, len: u64| {
         bi.info_start = bi.info_start.min(start);
         bi.info_end = bi.info_end.max(start.saturating_add(len));
@@ -128,11 +120,7 @@ pub fn parse(magic: u32, info: u64, mem: &dyn PhysRead) -> Result<BootInfo, MbEr
             if size < 20 {
                 break;
             }
-            let _ = bi.mmap.push(MmapEntry {
-                base,
-                len: elen,
-                kind,
-            });
+            let _ = bi.mmap.push(MmapEntry { base, len: elen, kind });
             off += size as u64 + 4;
         }
     }
@@ -142,16 +130,8 @@ pub fn parse(magic: u32, info: u64, mem: &dyn PhysRead) -> Result<BootInfo, MbEr
         }
         let lower = mem.u32_at(info + 4).ok_or(MbError::Unreadable)? as u64;
         let upper = mem.u32_at(info + 8).ok_or(MbError::Unreadable)? as u64;
-        let _ = bi.mmap.push(MmapEntry {
-            base: 0,
-            len: lower * 1024,
-            kind: 1,
-        });
-        let _ = bi.mmap.push(MmapEntry {
-            base: 0x10_0000,
-            len: upper * 1024,
-            kind: 1,
-        });
+        let _ = bi.mmap.push(MmapEntry { base: 0, len: lower * 1024, kind: 1 });
+        let _ = bi.mmap.push(MmapEntry { base: 0x10_0000, len: upper * 1024, kind: 1 });
     }
     if flags & FLAG_CMDLINE != 0 {
         let addr = mem.u32_at(info + 16).ok_or(MbError::Unreadable)? as u64;
@@ -167,19 +147,13 @@ pub fn parse(magic: u32, info: u64, mem: &dyn PhysRead) -> Result<BootInfo, MbEr
         extend(&mut bi, addr, count.min(MAX_MODS as u64) * 16);
         for i in 0..count.min(MAX_MODS as u64) {
             let e = addr + i * 16;
-            let (Some(start), Some(end), Some(cmdline)) =
-                (mem.u32_at(e), mem.u32_at(e + 4), mem.u32_at(e + 8))
-            else {
+            let (Some(start), Some(end), Some(cmdline)) = (mem.u32_at(e), mem.u32_at(e + 4), mem.u32_at(e + 8)) else {
                 break;
             };
             if end < start {
                 continue;
             }
-            let _ = bi.mods.push(ModEntry {
-                start: start as u64,
-                end: end as u64,
-                cmdline: cmdline as u64,
-            });
+            let _ = bi.mods.push(ModEntry { start: start as u64, end: end as u64, cmdline: cmdline as u64 });
         }
     }
     Ok(bi)
@@ -187,9 +161,7 @@ pub fn parse(magic: u32, info: u64, mem: &dyn PhysRead) -> Result<BootInfo, MbEr
 
 /// The value of `key=value` in a kernel command line.
 pub fn cmdline_value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
-    cmdline
-        .split(' ')
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    cmdline.split(' ').find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
 #[cfg(test)]
@@ -221,21 +193,14 @@ mod tests {
     /// table at 0x300, strings at 0x400.
     fn sample() -> Buf {
         let mut b = vec![0u8; 0x1000];
-        put32(
-            &mut b,
-            0x100,
-            FLAG_MEM | FLAG_CMDLINE | FLAG_MODS | FLAG_MMAP | FLAG_LOADER_NAME,
-        );
+        put32(&mut b, 0x100, FLAG_MEM | FLAG_CMDLINE | FLAG_MODS | FLAG_MMAP | FLAG_LOADER_NAME);
         put32(&mut b, 0x100 + 16, 0x400);
         put32(&mut b, 0x100 + 20, 1);
         put32(&mut b, 0x100 + 24, 0x300);
         put32(&mut b, 0x100 + 44, 48);
         put32(&mut b, 0x100 + 48, 0x200);
         put32(&mut b, 0x100 + 64, 0x440);
-        for (i, (base, len, kind)) in [(0u64, 0x9fc00u64, 1u32), (0x100000, 0x7ee0000, 1)]
-            .iter()
-            .enumerate()
-        {
+        for (i, (base, len, kind)) in [(0u64, 0x9fc00u64, 1u32), (0x100000, 0x7ee0000, 1)].iter().enumerate() {
             let e = 0x200 + i * 24;
             put32(&mut b, e, 20);
             put64(&mut b, e + 4, *base);
@@ -254,22 +219,8 @@ mod tests {
     fn parses_mmap_modules_and_strings() {
         let bi = parse(BOOT_MAGIC, 0x100, &sample()).unwrap();
         assert_eq!(bi.mmap.len(), 2);
-        assert_eq!(
-            bi.mmap[1],
-            MmapEntry {
-                base: 0x100000,
-                len: 0x7ee0000,
-                kind: 1
-            }
-        );
-        assert_eq!(
-            bi.mods[0],
-            ModEntry {
-                start: 0x20_0000,
-                end: 0x20_1234,
-                cmdline: 0x480
-            }
-        );
+        assert_eq!(bi.mmap[1], MmapEntry { base: 0x100000, len: 0x7ee0000, kind: 1 });
+        assert_eq!(bi.mods[0], ModEntry { start: 0x20_0000, end: 0x20_1234, cmdline: 0x480 });
         assert_eq!(bi.cmdline.as_str(), "test=all x");
         assert_eq!(bi.loader_name.as_str(), "GRUB 2.06");
         assert!(bi.info_start <= 0x100 && bi.info_end >= 0x310);
@@ -279,14 +230,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_magic_and_survives_garbage() {
-        assert_eq!(
-            parse(0x1234, 0x100, &sample()).unwrap_err(),
-            MbError::BadMagic(0x1234)
-        );
-        assert_eq!(
-            parse(BOOT_MAGIC, 0x5000, &sample()).unwrap_err(),
-            MbError::Unreadable
-        );
+        assert_eq!(parse(0x1234, 0x100, &sample()).unwrap_err(), MbError::BadMagic(0x1234));
+        assert_eq!(parse(BOOT_MAGIC, 0x5000, &sample()).unwrap_err(), MbError::Unreadable);
         // A mmap length pointing past the buffer and a huge module count.
         let mut s = sample();
         put32(&mut s.0, 0x100 + 44, 0xffff_ff00);
@@ -302,18 +247,8 @@ mod tests {
         put32(&mut s.0, 0x104, 639);
         put32(&mut s.0, 0x108, 130048);
         let bi = parse(BOOT_MAGIC, 0x100, &s).unwrap();
-        assert_eq!(
-            bi.mmap[1],
-            MmapEntry {
-                base: 0x100000,
-                len: 130048 * 1024,
-                kind: 1
-            }
-        );
+        assert_eq!(bi.mmap[1], MmapEntry { base: 0x100000, len: 130048 * 1024, kind: 1 });
         put32(&mut s.0, 0x100, 0);
-        assert_eq!(
-            parse(BOOT_MAGIC, 0x100, &s).unwrap_err(),
-            MbError::NoMemoryInfo
-        );
+        assert_eq!(parse(BOOT_MAGIC, 0x100, &s).unwrap_err(), MbError::NoMemoryInfo);
     }
 }

@@ -46,18 +46,13 @@ pub struct Console {
 
 impl Console {
     pub const fn new() -> Self {
-        Console {
-            buf: [0; 256],
-            len: 0,
-        }
+        Console { buf: [0; 256], len: 0 }
     }
 
     pub fn flush(&mut self) {
         if self.len > 0 {
             #[cfg(target_os = "none")]
-            let _ = abi::syscall::debug_print(
-                core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?"),
-            );
+            let _ = abi::syscall::debug_print(core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?"));
             self.len = 0;
         }
     }

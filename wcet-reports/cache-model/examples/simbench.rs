@@ -10,10 +10,7 @@ use cache_model::model::Model;
 fn main() {
     let profile = std::env::args().nth(1).unwrap_or_else(|| "host".into());
     let cfg = Config::profile(&profile).expect("profile");
-    for (name, span, passes) in [
-        ("stream 16 MiB", 16u64 << 20, 40u64),
-        ("loop 16 KiB", 16 << 10, 40 * 1024),
-    ] {
+    for (name, span, passes) in [("stream 16 MiB", 16u64 << 20, 40u64), ("loop 16 KiB", 16 << 10, 40 * 1024)] {
         let mut m = Model::new(cfg.clone());
         m.job_begin(0);
         let t = Instant::now();
@@ -28,9 +25,6 @@ fn main() {
         }
         m.job_end(0);
         let s = t.elapsed().as_secs_f64();
-        println!(
-            "{profile} {name}: {n} accesses in {s:.2} s = {:.1} M accesses/s",
-            n as f64 / s / 1e6
-        );
+        println!("{profile} {name}: {n} accesses in {s:.2} s = {:.1} M accesses/s", n as f64 / s / 1e6);
     }
 }

@@ -27,11 +27,7 @@ impl Config {
     pub fn host() -> Config {
         Config {
             profile: "host",
-            levels: vec![
-                level("L1D", 32 * KIB, 8, 4),
-                level("L2", MIB, 8, 14),
-                level("LLC", 32 * MIB, 16, 50),
-            ],
+            levels: vec![level("L1D", 32 * KIB, 8, 4), level("L2", MIB, 8, 14), level("LLC", 32 * MIB, 16, 50)],
             mem_latency: 200,
             base_cpi: 1,
         }
@@ -54,9 +50,7 @@ impl Config {
         match name {
             "host" => Ok(Config::host()),
             "embedded" => Ok(Config::embedded()),
-            _ => Err(format!(
-                "unknown profile `{name}` (expected `host` or `embedded`)"
-            )),
+            _ => Err(format!("unknown profile `{name}` (expected `host` or `embedded`)")),
         }
     }
 
@@ -75,10 +69,7 @@ impl Config {
     /// Checks every level and the level count.
     pub fn validate(&self) -> Result<(), String> {
         if !(2..=3).contains(&self.levels.len()) {
-            return Err(format!(
-                "need 2 or 3 cache levels, got {}",
-                self.levels.len()
-            ));
+            return Err(format!("need 2 or 3 cache levels, got {}", self.levels.len()));
         }
         for l in &self.levels {
             l.validate()?;
@@ -90,14 +81,7 @@ impl Config {
     pub fn describe(&self) -> String {
         let mut s = format!("profile={}", self.profile);
         for l in &self.levels {
-            s.push_str(&format!(
-                " {}={}:{}:{}:{}",
-                l.name,
-                l.size,
-                l.ways,
-                l.hit_latency,
-                l.policy.name()
-            ));
+            s.push_str(&format!(" {}={}:{}:{}:{}", l.name, l.size, l.ways, l.hit_latency, l.policy.name()));
         }
         s.push_str(&format!(" mem={} cpi={}", self.mem_latency, self.base_cpi));
         s
@@ -105,14 +89,7 @@ impl Config {
 }
 
 fn level(name: &'static str, size: u64, ways: u32, hit_latency: u64) -> LevelConfig {
-    LevelConfig {
-        name,
-        size,
-        ways,
-        line: LINE,
-        hit_latency,
-        policy: Policy::Lru,
-    }
+    LevelConfig { name, size, ways, line: LINE, hit_latency, policy: Policy::Lru }
 }
 
 /// Everything the plugin takes from its arguments.
@@ -142,9 +119,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Args, String> {
     let mut kv = Vec::new();
     for a in args {
         let a = a.as_ref();
-        let (k, v) = a
-            .split_once('=')
-            .ok_or_else(|| format!("argument `{a}` is not key=value"))?;
+        let (k, v) = a.split_once('=').ok_or_else(|| format!("argument `{a}` is not key=value"))?;
         kv.push((k.trim(), v.trim()));
     }
     let mut config = Config::host();
@@ -171,9 +146,9 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Args, String> {
                     "l2" => 1,
                     _ => 2,
                 };
-                let idx = config.slot_level(slot).ok_or_else(|| {
-                    format!("profile `{}` has no separate L2; use llc=", config.profile)
-                })?;
+                let idx = config
+                    .slot_level(slot)
+                    .ok_or_else(|| format!("profile `{}` has no separate L2; use llc=", config.profile))?;
                 let (size, ways, lat) = parse_geometry(v).map_err(|e| format!("{k}={v}: {e}"))?;
                 let l = &mut config.levels[idx];
                 l.size = size;
@@ -212,16 +187,11 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Args, String> {
     }
     config.validate()?;
     let out = out.ok_or("missing out=PATH (where the per-job CSV is written)")?;
-    Ok(Args {
-        config,
-        out,
-        verbose,
-    })
+    Ok(Args { config, out, verbose })
 }
 
 fn parse_u64(s: &str) -> Result<u64, String> {
-    s.parse::<u64>()
-        .map_err(|_| format!("`{s}` is not a number"))
+    s.parse::<u64>().map_err(|_| format!("`{s}` is not a number"))
 }
 
 /// `SIZE[K|M]`.
@@ -231,9 +201,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         Some(b'M' | b'm') => (&s[..s.len() - 1], MIB),
         _ => (s, 1),
     };
-    parse_u64(num)?
-        .checked_mul(mul)
-        .ok_or_else(|| format!("`{s}` is too large"))
+    parse_u64(num)?.checked_mul(mul).ok_or_else(|| format!("`{s}` is too large"))
 }
 
 fn parse_geometry(v: &str) -> Result<(u64, u32, Option<u64>), String> {
@@ -256,10 +224,7 @@ mod tests {
     fn host_profile_set_indices() {
         let c = Config::host();
         let l: Vec<Level> = c.levels.iter().cloned().map(Level::new).collect();
-        assert_eq!(
-            l.iter().map(|l| l.config().sets()).collect::<Vec<_>>(),
-            vec![64, 2048, 32768]
-        );
+        assert_eq!(l.iter().map(|l| l.config().sets()).collect::<Vec<_>>(), vec![64, 2048, 32768]);
         let pa = 0x1234_5678u64;
         // L1D: 64 sets -> bits 6..12.
         assert_eq!(l[0].set_index(pa), (pa >> 6) & 0x3f);
@@ -281,10 +246,7 @@ mod tests {
     fn embedded_profile_set_indices() {
         let c = Config::embedded();
         let l: Vec<Level> = c.levels.iter().cloned().map(Level::new).collect();
-        assert_eq!(
-            l.iter().map(|l| l.config().sets()).collect::<Vec<_>>(),
-            vec![128, 1024]
-        );
+        assert_eq!(l.iter().map(|l| l.config().sets()).collect::<Vec<_>>(), vec![128, 1024]);
         let pa = 0x1234_5678u64;
         assert_eq!(l[0].set_index(pa), (pa >> 6) & 0x7f);
         assert_eq!(l[0].set_index(pa), 0x59);
@@ -303,14 +265,7 @@ mod tests {
         assert!(!a.verbose);
 
         // Overrides apply after the profile whatever the order.
-        let a = parse_args(&[
-            "llc=512K:8:20",
-            "profile=embedded",
-            "out=o.csv",
-            "policy=plru",
-            "mem=99",
-        ])
-        .unwrap();
+        let a = parse_args(&["llc=512K:8:20", "profile=embedded", "out=o.csv", "policy=plru", "mem=99"]).unwrap();
         assert_eq!(a.config.profile, "embedded");
         assert_eq!(a.config.levels[1].size, 512 * KIB);
         assert_eq!(a.config.levels[1].ways, 8);
@@ -320,11 +275,7 @@ mod tests {
 
         let a = parse_args(&["out=o", "l2=2M:16", "cpi=2", "verbose=on"]).unwrap();
         assert_eq!(
-            (
-                a.config.levels[1].size,
-                a.config.levels[1].ways,
-                a.config.levels[1].hit_latency
-            ),
+            (a.config.levels[1].size, a.config.levels[1].ways, a.config.levels[1].hit_latency),
             (2 * MIB, 16, 14)
         );
         assert_eq!(a.config.base_cpi, 2);
@@ -334,21 +285,11 @@ mod tests {
     #[test]
     fn args_errors_are_clear() {
         assert!(parse_args::<&str>(&[]).unwrap_err().contains("out="));
-        assert!(parse_args(&["out=o", "profile=arm"])
-            .unwrap_err()
-            .contains("unknown profile"));
-        assert!(parse_args(&["out=o", "profile=embedded", "l2=1M:8"])
-            .unwrap_err()
-            .contains("no separate L2"));
-        assert!(parse_args(&["out=o", "llc=1000:3"])
-            .unwrap_err()
-            .contains("multiple"));
-        assert!(parse_args(&["out=o", "bogus=1"])
-            .unwrap_err()
-            .contains("unknown argument"));
+        assert!(parse_args(&["out=o", "profile=arm"]).unwrap_err().contains("unknown profile"));
+        assert!(parse_args(&["out=o", "profile=embedded", "l2=1M:8"]).unwrap_err().contains("no separate L2"));
+        assert!(parse_args(&["out=o", "llc=1000:3"]).unwrap_err().contains("multiple"));
+        assert!(parse_args(&["out=o", "bogus=1"]).unwrap_err().contains("unknown argument"));
         assert!(parse_args(&["out"]).unwrap_err().contains("key=value"));
-        assert!(parse_args(&["out=o", "llc=3M:12", "policy=plru"])
-            .unwrap_err()
-            .contains("power-of-two"));
+        assert!(parse_args(&["out=o", "llc=3M:12", "policy=plru"]).unwrap_err().contains("power-of-two"));
     }
 }

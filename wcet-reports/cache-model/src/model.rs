@@ -120,9 +120,7 @@ impl Model {
         if self.open.is_some() {
             self.close(insns, false);
         }
-        let id = u32::try_from(self.jobs.len())
-            .unwrap_or(NO_OWNER - 1)
-            .min(NO_OWNER - 1);
+        let id = u32::try_from(self.jobs.len()).unwrap_or(NO_OWNER - 1).min(NO_OWNER - 1);
         self.jobs.push(JobStats::default());
         self.open = Some((id, insns));
     }
@@ -206,9 +204,7 @@ impl Model {
 
     /// Model cycles of a job: `instructions * cpi + mem_cycles`.
     pub fn model_cycles(&self, j: &JobStats) -> u64 {
-        j.instructions
-            .wrapping_mul(self.config.base_cpi)
-            .wrapping_add(j.mem_cycles)
+        j.instructions.wrapping_mul(self.config.base_cpi).wrapping_add(j.mem_cycles)
     }
 
     /// The CSV: header plus one row per job, `\n` line ends, integers only.
@@ -217,13 +213,7 @@ impl Model {
         s.push_str(CSV_HEADER);
         s.push('\n');
         for (n, j) in self.jobs.iter().enumerate() {
-            let _ = write!(
-                s,
-                "{n},{},{},{}",
-                u8::from(j.complete),
-                j.instructions,
-                j.mem_accesses
-            );
+            let _ = write!(s, "{n},{},{},{}", u8::from(j.complete), j.instructions, j.mem_accesses);
             for slot in 0..3 {
                 match self.config.slot_level(slot) {
                     Some(l) => {
@@ -257,22 +247,8 @@ mod tests {
         Config {
             profile: "tiny",
             levels: vec![
-                LevelConfig {
-                    name: "L1D",
-                    size: 256,
-                    ways: 2,
-                    line: 64,
-                    hit_latency: 1,
-                    policy: Policy::Lru,
-                },
-                LevelConfig {
-                    name: "LLC",
-                    size: 512,
-                    ways: 2,
-                    line: 64,
-                    hit_latency: 10,
-                    policy: Policy::Lru,
-                },
+                LevelConfig { name: "L1D", size: 256, ways: 2, line: 64, hit_latency: 1, policy: Policy::Lru },
+                LevelConfig { name: "LLC", size: 512, ways: 2, line: 64, hit_latency: 10, policy: Policy::Lru },
             ],
             mem_latency: 100,
             base_cpi: 1,
@@ -328,10 +304,7 @@ mod tests {
         assert_eq!(m.jobs()[0].interference, [2, 2, 0, 0]);
         assert_eq!(m.jobs()[1].interference, [0, 0, 0, 0]);
         let csv = m.csv();
-        assert_eq!(
-            csv,
-            format!("{CSV_HEADER}\n0,1,2,2,0,2,,,0,2,202,2,,2\n1,1,1,1,0,1,,,0,1,101,0,,0\n")
-        );
+        assert_eq!(csv, format!("{CSV_HEADER}\n0,1,2,2,0,2,,,0,2,202,2,,2\n1,1,1,1,0,1,,,0,1,101,0,,0\n"));
     }
 
     #[test]
@@ -373,10 +346,7 @@ mod tests {
         m.job_begin(0);
         m.access(0x10_0000, 8);
         m.job_end(1);
-        assert_eq!(
-            m.csv(),
-            format!("{CSV_HEADER}\n0,1,1,1,0,1,0,1,0,1,201,0,0,0\n")
-        );
+        assert_eq!(m.csv(), format!("{CSV_HEADER}\n0,1,1,1,0,1,0,1,0,1,201,0,0,0\n"));
         assert_eq!(CSV_HEADER.split(',').count(), 14);
     }
 }

@@ -175,10 +175,7 @@ pub fn check_host(h: &HostInfo) -> Result<(), String> {
         ));
     }
     if !h.system {
-        return Err(
-            "needs full-system emulation (qemu-system-x86_64): user-mode has no physical addresses"
-                .into(),
-        );
+        return Err("needs full-system emulation (qemu-system-x86_64): user-mode has no physical addresses".into());
     }
     if h.target != "x86_64" && h.target != "i386" {
         return Err(format!(
@@ -187,10 +184,7 @@ pub fn check_host(h: &HostInfo) -> Result<(), String> {
         ));
     }
     if h.smp_vcpus != 1 {
-        return Err(format!(
-            "the model simulates one core's caches; run QEMU with -smp 1 (got {} vCPUs)",
-            h.smp_vcpus
-        ));
+        return Err(format!("the model simulates one core's caches; run QEMU with -smp 1 (got {} vCPUs)", h.smp_vcpus));
     }
     Ok(())
 }
@@ -201,9 +195,7 @@ fn install(id: PluginId, info: &QemuInfo, args: &[String]) -> Result<(), String>
     } else {
         // SAFETY: QEMU passes a NUL-terminated target name that lives at least
         // for the duration of qemu_plugin_install.
-        unsafe { CStr::from_ptr(info.target_name) }
-            .to_string_lossy()
-            .into_owned()
+        unsafe { CStr::from_ptr(info.target_name) }.to_string_lossy().into_owned()
     };
     check_host(&HostInfo {
         target,
@@ -284,30 +276,16 @@ extern "C" fn on_tb_trans(_id: PluginId, tb: *mut Opaque) {
             let insn = (api.tb_get_insn)(tb, i);
             let size = (api.insn_size)(insn);
             let data = (api.insn_data)(insn).cast::<u8>();
-            let marker = if size == 8 && !data.is_null() {
-                Marker::decode(std::slice::from_raw_parts(data, 8))
-            } else {
-                None
-            };
+            let marker =
+                if size == 8 && !data.is_null() { Marker::decode(std::slice::from_raw_parts(data, 8)) } else { None };
             match marker {
                 Some(m) => {
                     let tag = m as usize as *mut c_void;
                     (api.register_vcpu_insn_exec_cb)(insn, on_marker, CB_NO_REGS, tag);
                 }
                 None => {
-                    (api.register_vcpu_insn_exec_inline)(
-                        insn,
-                        INLINE_ADD_U64,
-                        INSNS.as_ptr().cast(),
-                        1,
-                    );
-                    (api.register_vcpu_mem_cb)(
-                        insn,
-                        on_mem,
-                        CB_NO_REGS,
-                        MEM_RW,
-                        std::ptr::null_mut(),
-                    );
+                    (api.register_vcpu_insn_exec_inline)(insn, INLINE_ADD_U64, INSNS.as_ptr().cast(), 1);
+                    (api.register_vcpu_mem_cb)(insn, on_mem, CB_NO_REGS, MEM_RW, std::ptr::null_mut());
                 }
             }
         }
@@ -337,10 +315,7 @@ extern "C" fn on_mem(_vcpu: c_uint, info: MemInfo, vaddr: u64, _ud: *mut c_void)
             }
             return;
         }
-        (
-            (api.hwaddr_phys_addr)(h),
-            1u64 << (api.mem_size_shift)(info),
-        )
+        ((api.hwaddr_phys_addr)(h), 1u64 << (api.mem_size_shift)(info))
     };
     let mut g = state();
     let Some(s) = g.as_mut() else { return };
@@ -406,49 +381,22 @@ mod tests {
     use super::*;
 
     fn host(cur: i32) -> HostInfo {
-        HostInfo {
-            target: "x86_64".into(),
-            version_min: 0,
-            version_cur: cur,
-            system: true,
-            smp_vcpus: 1,
-        }
+        HostInfo { target: "x86_64".into(), version_min: 0, version_cur: cur, system: true, smp_vcpus: 1 }
     }
 
     #[test]
     fn accepts_qemu_7_2() {
         assert_eq!(check_host(&host(1)), Ok(()));
-        assert_eq!(
-            check_host(&HostInfo {
-                target: "i386".into(),
-                ..host(1)
-            }),
-            Ok(())
-        );
+        assert_eq!(check_host(&HostInfo { target: "i386".into(), ..host(1) }), Ok(()));
     }
 
     #[test]
     fn refuses_other_api_versions_and_setups() {
         assert!(check_host(&host(2)).unwrap_err().contains("API version 1"));
         assert!(check_host(&host(0)).unwrap_err().contains("not supported"));
-        assert!(check_host(&HostInfo {
-            system: false,
-            ..host(1)
-        })
-        .unwrap_err()
-        .contains("full-system"));
-        assert!(check_host(&HostInfo {
-            target: "aarch64".into(),
-            ..host(1)
-        })
-        .unwrap_err()
-        .contains("x86"));
-        assert!(check_host(&HostInfo {
-            smp_vcpus: 2,
-            ..host(1)
-        })
-        .unwrap_err()
-        .contains("-smp 1"));
+        assert!(check_host(&HostInfo { system: false, ..host(1) }).unwrap_err().contains("full-system"));
+        assert!(check_host(&HostInfo { target: "aarch64".into(), ..host(1) }).unwrap_err().contains("x86"));
+        assert!(check_host(&HostInfo { smp_vcpus: 2, ..host(1) }).unwrap_err().contains("-smp 1"));
     }
 
     #[test]

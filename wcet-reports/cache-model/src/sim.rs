@@ -72,26 +72,17 @@ impl LevelConfig {
     pub fn validate(&self) -> Result<(), String> {
         let n = self.name;
         if self.line == 0 || !self.line.is_power_of_two() {
-            return Err(format!(
-                "{n}: line size {} is not a power of two",
-                self.line
-            ));
+            return Err(format!("{n}: line size {} is not a power of two", self.line));
         }
         if self.ways == 0 || self.ways > 64 {
             return Err(format!("{n}: ways must be 1..=64, got {}", self.ways));
         }
         if self.policy == Policy::TreePlru && !self.ways.is_power_of_two() {
-            return Err(format!(
-                "{n}: tree-PLRU needs a power-of-two number of ways, got {}",
-                self.ways
-            ));
+            return Err(format!("{n}: tree-PLRU needs a power-of-two number of ways, got {}", self.ways));
         }
         let way_bytes = self.line * u64::from(self.ways);
         if self.size == 0 || !self.size.is_multiple_of(way_bytes) {
-            return Err(format!(
-                "{n}: size {} is not a multiple of line*ways = {way_bytes}",
-                self.size
-            ));
+            return Err(format!("{n}: size {} is not a multiple of line*ways = {way_bytes}", self.size));
         }
         if self.sets() > (1 << 26) {
             return Err(format!("{n}: too many sets ({})", self.sets()));
@@ -120,10 +111,7 @@ struct Way {
     stamp: u64,
 }
 
-const EMPTY: Way = Way {
-    tag: INVALID,
-    stamp: 0,
-};
+const EMPTY: Way = Way { tag: INVALID, stamp: 0 };
 
 /// One set-associative, physically indexed cache level.
 ///
@@ -207,10 +195,7 @@ impl Level {
     /// Line numbers present in the set of `paddr`, by way (None = invalid).
     pub fn set_contents(&self, paddr: u64) -> Vec<Option<u64>> {
         let b = self.base_of(paddr);
-        self.slots[b..b + self.ways]
-            .iter()
-            .map(|w| (w.tag != INVALID).then_some(w.tag))
-            .collect()
+        self.slots[b..b + self.ways].iter().map(|w| (w.tag != INVALID).then_some(w.tag)).collect()
     }
 
     /// Looks the line of `paddr` up. On a hit, updates replacement state and
@@ -220,9 +205,7 @@ impl Level {
     pub fn probe(&mut self, paddr: u64, owner: u32) -> Option<usize> {
         let line = self.line_of(paddr);
         let b = self.base_of(paddr);
-        let way = self.slots[b..b + self.ways]
-            .iter()
-            .position(|w| w.tag == line)?;
+        let way = self.slots[b..b + self.ways].iter().position(|w| w.tag == line)?;
         self.touch(b, way);
         if owner != NO_OWNER {
             self.owners[b + way] = owner;
@@ -245,17 +228,9 @@ impl Level {
         };
         let old = self.slots[b + way].tag;
         let fill = if old == INVALID {
-            Fill {
-                evicted: false,
-                evicted_owner: NO_OWNER,
-                evicted_line: 0,
-            }
+            Fill { evicted: false, evicted_owner: NO_OWNER, evicted_line: 0 }
         } else {
-            Fill {
-                evicted: true,
-                evicted_owner: self.owners[b + way],
-                evicted_line: old,
-            }
+            Fill { evicted: true, evicted_owner: self.owners[b + way], evicted_line: old }
         };
         self.slots[b + way].tag = line;
         self.owners[b + way] = owner;
@@ -353,10 +328,7 @@ impl Hierarchy {
     /// Builds an empty hierarchy.
     pub fn new(levels: Vec<LevelConfig>, mem_latency: u64) -> Hierarchy {
         assert!(!levels.is_empty() && levels.len() <= MAX_LEVELS);
-        Hierarchy {
-            levels: levels.into_iter().map(Level::new).collect(),
-            mem_latency,
-        }
+        Hierarchy { levels: levels.into_iter().map(Level::new).collect(), mem_latency }
     }
 
     /// The levels, L1 first.
@@ -402,14 +374,7 @@ mod tests {
     use super::*;
 
     fn lvl(size: u64, ways: u32, policy: Policy) -> Level {
-        Level::new(LevelConfig {
-            name: "T",
-            size,
-            ways,
-            line: 64,
-            hit_latency: 1,
-            policy,
-        })
+        Level::new(LevelConfig { name: "T", size, ways, line: 64, hit_latency: 1, policy })
     }
 
     /// Address of line `k` of set `s` in a level with `sets` sets.
@@ -422,17 +387,7 @@ mod tests {
         // 4 sets x 2 ways.
         let mut c = lvl(512, 2, Policy::Lru);
         let (a, b, d) = (addr(4, 1, 0), addr(4, 1, 1), addr(4, 1, 2));
-        assert_eq!(
-            c.access(a, 0),
-            (
-                false,
-                Some(Fill {
-                    evicted: false,
-                    evicted_owner: NO_OWNER,
-                    evicted_line: 0
-                })
-            )
-        );
+        assert_eq!(c.access(a, 0), (false, Some(Fill { evicted: false, evicted_owner: NO_OWNER, evicted_line: 0 })));
         assert!(!c.access(b, 0).0);
         assert!(c.access(a, 0).0); // a is now MRU, b LRU
         let (hit, f) = c.access(d, 0);
@@ -543,22 +498,8 @@ mod tests {
 
     #[test]
     fn write_allocate_hierarchy_fills_every_missing_level() {
-        let l1 = LevelConfig {
-            name: "L1",
-            size: 2 * 64,
-            ways: 1,
-            line: 64,
-            hit_latency: 2,
-            policy: Policy::Lru,
-        };
-        let l2 = LevelConfig {
-            name: "L2",
-            size: 8 * 64,
-            ways: 2,
-            line: 64,
-            hit_latency: 10,
-            policy: Policy::Lru,
-        };
+        let l1 = LevelConfig { name: "L1", size: 2 * 64, ways: 1, line: 64, hit_latency: 2, policy: Policy::Lru };
+        let l2 = LevelConfig { name: "L2", size: 8 * 64, ways: 2, line: 64, hit_latency: 10, policy: Policy::Lru };
         let mut h = Hierarchy::new(vec![l1, l2], 100);
         // A store miss goes to memory and allocates in both levels.
         let o = h.access(0x1000, 7);
@@ -579,22 +520,8 @@ mod tests {
 
     #[test]
     fn non_inclusive_no_back_invalidation() {
-        let l1 = LevelConfig {
-            name: "L1",
-            size: 4 * 64,
-            ways: 4,
-            line: 64,
-            hit_latency: 1,
-            policy: Policy::Lru,
-        };
-        let l2 = LevelConfig {
-            name: "L2",
-            size: 2 * 64,
-            ways: 2,
-            line: 64,
-            hit_latency: 5,
-            policy: Policy::Lru,
-        };
+        let l1 = LevelConfig { name: "L1", size: 4 * 64, ways: 4, line: 64, hit_latency: 1, policy: Policy::Lru };
+        let l2 = LevelConfig { name: "L2", size: 2 * 64, ways: 2, line: 64, hit_latency: 5, policy: Policy::Lru };
         let mut h = Hierarchy::new(vec![l1, l2], 50);
         for k in 0..3 {
             h.access(k * 64, NO_OWNER);
@@ -615,14 +542,7 @@ mod tests {
 
     #[test]
     fn validate_rejects_bad_geometry() {
-        let mut cfg = LevelConfig {
-            name: "X",
-            size: 1000,
-            ways: 4,
-            line: 64,
-            hit_latency: 1,
-            policy: Policy::Lru,
-        };
+        let mut cfg = LevelConfig { name: "X", size: 1000, ways: 4, line: 64, hit_latency: 1, policy: Policy::Lru };
         assert!(cfg.validate().is_err());
         cfg.size = 4096;
         assert!(cfg.validate().is_ok());

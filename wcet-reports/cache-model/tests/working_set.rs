@@ -7,29 +7,12 @@ use proptest::prelude::*;
 
 /// A level geometry: sets (power of two), ways, policy.
 fn geometry() -> impl Strategy<Value = (u64, u32, Policy)> {
-    (
-        0u32..7,
-        prop::sample::select(vec![1u32, 2, 4, 8, 16]),
-        any::<bool>(),
-    )
-        .prop_map(|(s, w, plru)| {
-            (
-                1u64 << s,
-                w,
-                if plru { Policy::TreePlru } else { Policy::Lru },
-            )
-        })
+    (0u32..7, prop::sample::select(vec![1u32, 2, 4, 8, 16]), any::<bool>())
+        .prop_map(|(s, w, plru)| (1u64 << s, w, if plru { Policy::TreePlru } else { Policy::Lru }))
 }
 
 fn level(sets: u64, ways: u32, policy: Policy) -> Level {
-    Level::new(LevelConfig {
-        name: "P",
-        size: sets * u64::from(ways) * 64,
-        ways,
-        line: 64,
-        hit_latency: 1,
-        policy,
-    })
+    Level::new(LevelConfig { name: "P", size: sets * u64::from(ways) * 64, ways, line: 64, hit_latency: 1, policy })
 }
 
 /// Line-aligned physical addresses: for every set, up to `ways` distinct

@@ -5,26 +5,27 @@ use super::gdt;
 use super::trap;
 use x86_64::instructions::port::Port;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
-use x86_64::registers::model_specific::{
-    Efer, EferFlags, GsBase, KernelGsBase, LStar, SFMask, Star,
-};
+use x86_64::registers::model_specific::{Efer, EferFlags, GsBase, KernelGsBase, LStar, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
 
-/// What `swapgs` makes reachable at `%gs:0` on kernel entry.
+/// What `swapgs` makes reachable through `%gs` on kernel entry. The field
+/// offsets are used by the entry code in `trap.rs`.
 #[repr(C)]
 pub struct PerCpu {
-    /// Top of the current thread's kernel stack (loaded by `syscall_entry`).
-    pub kernel_rsp: u64,
+    /// End of the current thread's saved frame (`syscall` pushes there).
+    pub frame_end: u64,
     /// Scratch slot for the user RSP during `syscall` entry.
     pub user_rsp: u64,
+    /// Top of the kernel stack (one per CPU: the kernel never blocks
+    /// inside a call, so threads need no kernel stacks of their own).
+    pub kstack_top: u64,
+    /// Start of the current thread's saved frame (`exit_to_user` resumes it).
+    pub frame: u64,
 }
 
-static mut PERCPU: PerCpu = PerCpu {
-    kernel_rsp: 0,
-    user_rsp: 0,
-};
+static mut PERCPU: PerCpu = PerCpu { frame_end: 0, user_rsp: 0, kstack_top: 0, frame: 0 };
 static mut IDT: InterruptDescriptorTable = InterruptDescriptorTable::new();
 
 pub fn init() {
@@ -35,13 +36,12 @@ pub fn init() {
     // `syscall`; all are architectural on every x86_64 CPU.
     unsafe {
         Cr0::update(|f| *f |= Cr0Flags::WRITE_PROTECT);
-        Cr4::update(|f| {
-            *f |= Cr4Flags::PAGE_GLOBAL | Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE
-        });
+        Cr4::update(|f| *f |= Cr4Flags::PAGE_GLOBAL | Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
         Efer::update(|f| *f |= EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE);
     }
     init_idt();
     init_syscall();
+    set_kernel_stack_top(&raw const super::boot::BOOT_STACK as u64 + super::boot::BOOT_STACK_SIZE as u64);
     // GS base points at the per-CPU block while in the kernel; the user's
     // (zero) value waits in KERNEL_GS_BASE until the first swapgs.
     GsBase::write(VirtAddr::from_ptr(&raw const PERCPU));
@@ -63,19 +63,13 @@ fn init_idt() {
         idt.non_maskable_interrupt.set_handler_addr(a(2));
         // `int3` from user level becomes an exception IPC, so ring 3 may
         // raise it.
-        idt.breakpoint
-            .set_handler_addr(a(3))
-            .set_privilege_level(x86_64::PrivilegeLevel::Ring3);
-        idt.overflow
-            .set_handler_addr(a(4))
-            .set_privilege_level(x86_64::PrivilegeLevel::Ring3);
+        idt.breakpoint.set_handler_addr(a(3)).set_privilege_level(x86_64::PrivilegeLevel::Ring3);
+        idt.overflow.set_handler_addr(a(4)).set_privilege_level(x86_64::PrivilegeLevel::Ring3);
         idt.bound_range_exceeded.set_handler_addr(a(5));
         idt.invalid_opcode.set_handler_addr(a(6));
         idt.device_not_available.set_handler_addr(a(7));
         // The IST slot is set up by gdt::init.
-        idt.double_fault
-            .set_handler_addr(a(8))
-            .set_stack_index(gdt::DOUBLE_FAULT_IST);
+        idt.double_fault.set_handler_addr(a(8)).set_stack_index(gdt::DOUBLE_FAULT_IST);
         idt.invalid_tss.set_handler_addr(a(10));
         idt.segment_not_present.set_handler_addr(a(11));
         idt.stack_segment_fault.set_handler_addr(a(12));
@@ -89,6 +83,9 @@ fn init_idt() {
         idt.cp_protection_exception.set_handler_addr(a(21));
         idt.vmm_communication_exception.set_handler_addr(a(29));
         idt.security_exception.set_handler_addr(a(30));
+        for v in 32..trap::STUBS {
+            idt[v as u8].set_handler_addr(a(v));
+        }
     }
     idt.load();
 }
@@ -98,31 +95,81 @@ fn init_syscall() {
     // The user selectors here must match the constants in trap.rs.
     assert_eq!(sel.user_data.0, 0x1b);
     assert_eq!(sel.user_code.0, 0x23);
-    Star::write(
-        sel.user_code,
-        sel.user_data,
-        sel.kernel_code,
-        sel.kernel_data,
-    )
-    .expect("GDT order fits sysret");
+    Star::write(sel.user_code, sel.user_data, sel.kernel_code, sel.kernel_data).expect("GDT order fits sysret");
     LStar::write(VirtAddr::new(trap::syscall_entry_addr()));
     // Interrupts off, direction flag clear, no single-step in the kernel.
-    SFMask::write(
-        RFlags::INTERRUPT_FLAG
-            | RFlags::DIRECTION_FLAG
-            | RFlags::TRAP_FLAG
-            | RFlags::ALIGNMENT_CHECK,
-    );
+    SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::DIRECTION_FLAG | RFlags::TRAP_FLAG | RFlags::ALIGNMENT_CHECK);
 }
 
-/// Sets where the next entry from ring 3 (syscall, exception, interrupt)
-/// puts its frame.
-pub fn set_kernel_stack(top: u64) {
-    gdt::set_kernel_stack(top);
+/// Makes `frame` the current thread's saved state: the next entry from ring
+/// 3 saves there, and `exit_to_user` resumes from there. The frame's end
+/// must be 16-byte aligned (the CPU aligns RSP0 before pushing).
+pub fn set_current_frame(frame: *mut trap::TrapFrame) {
+    let end = frame as u64 + core::mem::size_of::<trap::TrapFrame>() as u64;
+    debug_assert!(end.is_multiple_of(16));
+    gdt::set_kernel_stack(end);
+    let percpu = &raw mut PERCPU;
     // SAFETY: single CPU, the kernel is not preemptible: no concurrent access.
+    unsafe {
+        (*percpu).frame = frame as u64;
+        (*percpu).frame_end = end;
+    }
+}
+
+/// The kernel stack every entry from ring 3 switches to.
+fn set_kernel_stack_top(top: u64) {
     let percpu = &raw mut PERCPU;
     // SAFETY: as above.
-    unsafe { (*percpu).kernel_rsp = top };
+    unsafe { (*percpu).kstack_top = top };
+}
+
+/// Sets the user FS base (the UTCB pointer of the running thread).
+pub fn set_fs_base(v: u64) {
+    x86_64::registers::model_specific::FsBase::write(VirtAddr::new_truncate(v));
+}
+
+static mut FPU_TRAP: bool = false;
+
+/// Sets CR0.TS so that the next FPU/SSE instruction traps (#NM), which is
+/// when the FPU state is switched (lazily: IPC and threads that never use
+/// the FPU pay nothing).
+pub fn set_fpu_trap(on: bool) {
+    let p = &raw mut FPU_TRAP;
+    // SAFETY: single CPU, kernel context only.
+    unsafe {
+        if *p != on {
+            *p = on;
+            Cr0::update(|f| f.set(Cr0Flags::TASK_SWITCHED, on));
+        }
+    }
+}
+
+/// Saves the FPU/SSE state into `area` (512 bytes, 16-byte aligned).
+pub fn fxsave(area: &mut [u8; 512]) {
+    // SAFETY: fxsave writes exactly 512 bytes to a 16-aligned buffer (the
+    // caller's `FxArea` is `align(16)`); TS is clear when this runs.
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area.as_mut_ptr(), options(nostack)) };
+}
+
+/// Loads the FPU/SSE state from `area`.
+pub fn fxrstor(area: &[u8; 512]) {
+    // SAFETY: as for fxsave; the image was produced by fxsave or is the
+    // default image (valid MXCSR).
+    unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) area.as_ptr(), options(nostack)) };
+}
+
+/// Resets the FPU/SSE state to the power-on defaults.
+pub fn fpu_init() {
+    let mxcsr: u32 = 0x1f80;
+    // SAFETY: fninit and ldmxcsr only change FPU/SSE state, which belongs to
+    // the thread about to own it.
+    unsafe { core::arch::asm!("fninit", "ldmxcsr [{}]", in(reg) &mxcsr, options(nostack)) };
+}
+
+/// Idles until an interrupt arrives (interrupts on only while halted).
+pub fn wait_for_interrupt() {
+    x86_64::instructions::interrupts::enable_and_hlt();
+    x86_64::instructions::interrupts::disable();
 }
 
 /// Masks every line of both 8259 PICs. The BIOS leaves them mapped onto the

@@ -53,16 +53,7 @@ pub fn init() {
         let user_data = gdt.append(Descriptor::user_data_segment());
         let user_code = gdt.append(Descriptor::user_code_segment());
         let tss = gdt.append(Descriptor::tss_segment(tss));
-        (
-            gdt,
-            Selectors {
-                kernel_code,
-                kernel_data,
-                user_data,
-                user_code,
-                tss,
-            },
-        )
+        (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
     });
     gdt.load();
     // SAFETY: the selectors index the GDT just loaded.

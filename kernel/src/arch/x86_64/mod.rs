@@ -1,5 +1,6 @@
 //! x86_64 mechanisms, one small module each.
 
+pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod gdt;

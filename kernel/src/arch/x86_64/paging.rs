@@ -17,8 +17,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
 use x86_64::structures::paging::{
-    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame,
-    Size2MiB, Size4KiB, Translate,
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB,
+    Translate,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -62,10 +62,7 @@ pub struct Sections {
 pub fn sections() -> Sections {
     Sections {
         text: (&raw const __text_start as u64, &raw const __text_end as u64),
-        rodata: (
-            &raw const __rodata_start as u64,
-            &raw const __rodata_end as u64,
-        ),
+        rodata: (&raw const __rodata_start as u64, &raw const __rodata_end as u64),
         data: (&raw const __data_start as u64, &raw const __bss_end as u64),
     }
 }
@@ -93,9 +90,7 @@ impl<S: x86_64::structures::paging::PageSize> From<MapToError<S>> for MapError {
     fn from(e: MapToError<S>) -> Self {
         match e {
             MapToError::FrameAllocationFailed => MapError::OutOfMemory,
-            MapToError::PageAlreadyMapped(_) | MapToError::ParentEntryHugePage => {
-                MapError::AlreadyMapped
-            }
+            MapToError::PageAlreadyMapped(_) | MapToError::ParentEntryHugePage => MapError::AlreadyMapped,
         }
     }
 }
@@ -112,12 +107,7 @@ impl From<PoolError> for MapError {
 unsafe fn table(pml4: u64) -> OffsetPageTable<'static> {
     let offset = PHYS_OFFSET.load(Ordering::Relaxed);
     // SAFETY: per the caller's contract.
-    unsafe {
-        OffsetPageTable::new(
-            &mut *((pml4 + offset) as *mut PageTable),
-            VirtAddr::new(offset),
-        )
-    }
+    unsafe { OffsetPageTable::new(&mut *((pml4 + offset) as *mut PageTable), VirtAddr::new(offset)) }
 }
 
 fn zeroed_frame(pool: &mut FramePool) -> Result<u64, MapError> {
@@ -147,10 +137,7 @@ pub fn init_kernel_space(pool: &mut FramePool, ram_end: u64) -> Result<(), MapEr
             let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
             let frame = PhysFrame::containing_address(PhysAddr::new(image_phys(v)));
             // SAFETY: maps the kernel image onto its own frames.
-            unsafe {
-                pt.map_to_with_table_flags(page, frame, flags, parents, &mut alloc)?
-                    .ignore()
-            };
+            unsafe { pt.map_to_with_table_flags(page, frame, flags, parents, &mut alloc)?.ignore() };
         }
     }
     let end = ram_end.next_multiple_of(1 << 21);
@@ -160,23 +147,43 @@ pub fn init_kernel_space(pool: &mut FramePool, ram_end: u64) -> Result<(), MapEr
         let flags = F::PRESENT | F::WRITABLE | F::GLOBAL | F::NO_EXECUTE;
         // SAFETY: the direct map aliases RAM for the kernel only; it is never
         // executable, so W^X holds.
-        unsafe {
-            pt.map_to_with_table_flags(page, frame, flags, parents, &mut alloc)?
-                .ignore()
-        };
+        unsafe { pt.map_to_with_table_flags(page, frame, flags, parents, &mut alloc)?.ignore() };
     }
     // SAFETY: the new tables map the running code, stack and data at the
     // same virtual addresses as the boot tables.
-    unsafe {
-        Cr3::write(
-            PhysFrame::containing_address(PhysAddr::new(pml4)),
-            Cr3Flags::empty(),
-        )
-    };
+    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4)), Cr3Flags::empty()) };
     KERNEL_PML4.store(pml4, Ordering::Relaxed);
     PHYS_OFFSET.store(PHYS_MAP, Ordering::Relaxed);
     PHYS_LIMIT.store(end, Ordering::Relaxed);
     Ok(())
+}
+
+/// Maps one page of device registers (uncached) at `PHYS_MAP + phys` in
+/// the kernel half, shared by every space; returns its virtual address.
+pub fn map_mmio(phys: u64) -> Result<u64, MapError> {
+    let phys = phys & !0xfff;
+    let v = PHYS_MAP + phys;
+    if kernel_translate(v).is_some() {
+        return Ok(v);
+    }
+    let mut pool = crate::init::POOL.lock();
+    // SAFETY: the kernel PML4 is live; this adds one supervisor-only,
+    // non-executable, uncached leaf for a device page that is not RAM.
+    let mut pt = unsafe { table(KERNEL_PML4.load(Ordering::Relaxed)) };
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
+    let flags = F::PRESENT | F::WRITABLE | F::GLOBAL | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH;
+    // SAFETY: see above.
+    unsafe {
+        pt.map_to_with_table_flags(
+            page,
+            PhysFrame::containing_address(PhysAddr::new(phys)),
+            flags,
+            F::PRESENT | F::WRITABLE,
+            &mut PoolAlloc(&mut pool),
+        )?
+        .flush()
+    };
+    Ok(v)
 }
 
 /// Result of a translation: physical address and the leaf's flags.
@@ -194,11 +201,7 @@ fn translate_in(pml4: u64, v: u64) -> Option<Translation> {
     // SAFETY: `pml4` is a live page table; translation only reads it.
     let pt = unsafe { table(pml4) };
     match pt.translate(v) {
-        TranslateResult::Mapped {
-            frame,
-            offset,
-            flags,
-        } => Some(Translation {
+        TranslateResult::Mapped { frame, offset, flags } => Some(Translation {
             phys: frame.start_address().as_u64() + offset,
             writable: flags.contains(F::WRITABLE),
             user: flags.contains(F::USER_ACCESSIBLE),
@@ -238,20 +241,12 @@ impl AddressSpace {
         let (src, dst) = (phys_to_virt(kernel).unwrap(), phys_to_virt(pml4).unwrap());
         // SAFETY: both are page-table frames in the direct map; we copy the
         // 256 kernel-half entries (2 KiB) into the fresh table.
-        unsafe {
-            core::ptr::copy_nonoverlapping((src + 2048) as *const u8, (dst + 2048) as *mut u8, 2048)
-        };
+        unsafe { core::ptr::copy_nonoverlapping((src + 2048) as *const u8, (dst + 2048) as *mut u8, 2048) };
         Ok(AddressSpace { pml4 })
     }
 
     /// Maps the user page at `v` onto `frame`.
-    pub fn map(
-        &mut self,
-        v: u64,
-        frame: u64,
-        rights: Rights,
-        pool: &mut FramePool,
-    ) -> Result<(), MapError> {
+    pub fn map(&mut self, v: u64, frame: u64, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
         if v >= abi::USER_END || !v.is_multiple_of(4096) || !frame.is_multiple_of(4096) {
             return Err(MapError::BadAddress);
         }
@@ -283,15 +278,28 @@ impl AddressSpace {
     }
 
     /// Allocates, zeroes and maps a fresh frame at `v`; returns the frame.
-    pub fn map_fresh(
-        &mut self,
-        v: u64,
-        rights: Rights,
-        pool: &mut FramePool,
-    ) -> Result<u64, MapError> {
+    pub fn map_fresh(&mut self, v: u64, rights: Rights, pool: &mut FramePool) -> Result<u64, MapError> {
         let f = zeroed_frame(pool)?;
         self.map(v, f, rights, pool)?;
         Ok(f)
+    }
+
+    /// Removes the user mapping at `v`; returns the frame it mapped. The
+    /// TLB entry is flushed (this CPU; the page-table frames stay).
+    pub fn unmap(&mut self, v: u64) -> Option<u64> {
+        if v >= abi::USER_END {
+            return None;
+        }
+        // SAFETY: our own PML4; only a user-half leaf entry is cleared.
+        let mut pt = unsafe { table(self.pml4) };
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
+        let (frame, flush) = pt.unmap(page).ok()?;
+        if current_root() == self.pml4 {
+            flush.flush();
+        } else {
+            flush.ignore();
+        }
+        Some(frame.start_address().as_u64())
     }
 
     pub fn translate(&self, v: u64) -> Option<Translation> {
@@ -304,12 +312,7 @@ impl AddressSpace {
     pub fn activate(&self) {
         // SAFETY: the kernel half is shared, so the running kernel stays
         // mapped across the switch.
-        unsafe {
-            Cr3::write(
-                PhysFrame::containing_address(PhysAddr::new(self.pml4)),
-                Cr3Flags::empty(),
-            )
-        };
+        unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(self.pml4)), Cr3Flags::empty()) };
     }
 
     pub fn root(&self) -> u64 {

@@ -41,6 +41,56 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
+    pub const fn zero() -> TrapFrame {
+        TrapFrame {
+            r15: 0,
+            r14: 0,
+            r13: 0,
+            r12: 0,
+            r11: 0,
+            r10: 0,
+            r9: 0,
+            r8: 0,
+            rbp: 0,
+            rdi: 0,
+            rsi: 0,
+            rdx: 0,
+            rcx: 0,
+            rbx: 0,
+            rax: 0,
+            vector: 0,
+            error: 0,
+            rip: 0,
+            cs: 0,
+            rflags: 0,
+            rsp: 0,
+            ss: 0,
+        }
+    }
+
+    /// Message register `i` (1..=6) as passed in the IPC registers.
+    pub fn mr(&self, i: usize) -> u64 {
+        match i {
+            1 => self.r8,
+            2 => self.r9,
+            3 => self.r12,
+            4 => self.r13,
+            5 => self.r14,
+            _ => self.r15,
+        }
+    }
+
+    pub fn set_mr(&mut self, i: usize, v: u64) {
+        match i {
+            1 => self.r8 = v,
+            2 => self.r9 = v,
+            3 => self.r12 = v,
+            4 => self.r13 = v,
+            5 => self.r14 = v,
+            _ => self.r15 = v,
+        }
+    }
+
     pub fn from_user(&self) -> bool {
         self.cs & 3 == 3
     }
@@ -103,23 +153,33 @@ trap_stub_\n:
     .irp n, 8,10,11,12,13,14,17,21,29,30
     STUB \n, 1
     .endr
+    /* Interrupt vectors 32..64 (legacy IRQs, APIC timer, error, spurious). */
+    .irp n, 32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63
+    STUB \n, 0
+    .endr
 
-    /* Common path: frame = GPRs, vector, error, hardware frame. */
+    /* Common path. From ring 3 the CPU has switched to RSP0, which points
+       at the end of the current thread's frame in its TCB, so the frame is
+       saved right there; then we move to the kernel stack. */
 trap_common:
     testb $3, 24(%rsp)
-    jz 1f
+    jz trap_from_kernel
     swapgs
-1:  SAVE_GPRS
+    SAVE_GPRS
+    mov %rsp, %rdi
+    mov %gs:{pc_kstack}, %rsp
+    cld
+    call trap_dispatch
+    jmp exit_to_user
+
+    /* From ring 0: only the idle loop (interrupts) and kernel bugs. */
+trap_from_kernel:
+    SAVE_GPRS
     mov %rsp, %rdi
     cld
     call trap_dispatch
-    .global trap_exit_iret
-trap_exit_iret:
     RESTORE_GPRS
-    testb $3, 24(%rsp)
-    jz 2f
-    swapgs
-2:  add $16, %rsp
+    add $16, %rsp
     iretq
 
     /* syscall: rcx = user rip, r11 = user rflags, rsp still the user's. */
@@ -127,10 +187,10 @@ trap_exit_iret:
     .p2align 4
 syscall_entry:
     swapgs
-    mov %rsp, %gs:8
-    mov %gs:0, %rsp
+    mov %rsp, %gs:{pc_user_rsp}
+    mov %gs:{pc_frame_end}, %rsp
     push ${user_ss}
-    push %gs:8
+    push %gs:{pc_user_rsp}
     push %r11
     push ${user_cs}
     push %rcx
@@ -138,55 +198,65 @@ syscall_entry:
     push ${syscall_vector}
     SAVE_GPRS
     mov %rsp, %rdi
+    mov %gs:{pc_kstack}, %rsp
     cld
     call syscall_dispatch
-    .global syscall_exit
-syscall_exit:
-    /* A frame whose rip was changed to a non-canonical value must not
-       reach sysret (it would fault in ring 0 on the user stack). */
+
+    /* Resume the current thread from its saved frame: sysret if it entered
+       by syscall (and its rip is canonical), iretq otherwise. */
+    .global exit_to_user
+exit_to_user:
+    mov %gs:{pc_frame}, %rsp
+    cmpq ${syscall_vector}, 15*8(%rsp)
+    jne 1f
     mov 17*8(%rsp), %rcx
     mov %rcx, %r11
     shl $16, %r11
     sar $16, %r11
     cmp %rcx, %r11
-    jne trap_exit_iret
+    jne 1f
     RESTORE_GPRS
     mov 2*8(%rsp), %rcx     /* rip */
     mov 4*8(%rsp), %r11     /* rflags */
     mov 5*8(%rsp), %rsp     /* user rsp */
     swapgs
     sysretq
-
-    /* Enter user mode from a prepared frame: rdi = frame. */
-    .global enter_user
-enter_user:
-    mov %rdi, %rsp
-    jmp trap_exit_iret
+1:  RESTORE_GPRS
+    add $16, %rsp
+    swapgs
+    iretq
 
     .section .rodata
     .p2align 3
     .global trap_stub_table
 trap_stub_table:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63
     .quad trap_stub_\n
     .endr
     .text
 "#,
+    pc_frame_end = const 0,
+    pc_user_rsp = const 8,
+    pc_kstack = const 16,
+    pc_frame = const 24,
     user_ss = const 0x1b,
     user_cs = const 0x23,
     syscall_vector = const SYSCALL_VECTOR,
     options(att_syntax)
 );
 
+/// Number of IDT vectors with stubs (32 exceptions, 32 interrupt vectors).
+pub const STUBS: usize = 64;
+
 extern "C" {
-    static trap_stub_table: [u64; 32];
+    static trap_stub_table: [u64; STUBS];
     fn syscall_entry();
-    fn enter_user(frame: *const TrapFrame) -> !;
+    fn exit_to_user() -> !;
 }
 
 /// Entry stub address for exception `vector`.
 pub fn stub(vector: usize) -> u64 {
-    // SAFETY: the table is 32 addresses laid down by the assembly above.
+    // SAFETY: the table holds STUBS addresses laid down by the assembly above.
     unsafe { trap_stub_table[vector] }
 }
 
@@ -194,14 +264,13 @@ pub fn syscall_entry_addr() -> u64 {
     syscall_entry as *const () as u64
 }
 
-/// Drops to ring 3 with the register state in `frame` (which must lie at the
-/// top of the current kernel stack, see [`super::cpu::set_kernel_stack`]).
+/// Resumes the current thread (see [`super::cpu::set_current_frame`]) from
+/// its saved frame.
 ///
 /// # Safety
-/// The frame must hold user selectors, a canonical user RIP and the address
-/// space that makes them valid must be loaded.
-pub unsafe fn return_to_user(frame: *const TrapFrame) -> ! {
-    // SAFETY: the caller guarantees the frame; enter_user restores it and
-    // executes iretq.
-    unsafe { enter_user(frame) }
+/// The current frame must hold user selectors, a user RIP and sanitized
+/// RFLAGS, and its address space must be loaded.
+pub unsafe fn resume_user() -> ! {
+    // SAFETY: per the caller's contract.
+    unsafe { exit_to_user() }
 }

@@ -1,0 +1,277 @@
+//! IPC message layout: tag, timeouts, typed items, flexpages and the UTCB.
+//!
+//! Registers of the `IPC` system call (in and out):
+//!
+//! | register | in | out |
+//! | --- | --- | --- |
+//! | `rax` | `sys::IPC` | 0 or `-(error)` |
+//! | `rdi` | destination (`NIL`: no send phase) | - |
+//! | `rsi` | receive spec (`NIL`: none, `ANY`: open, else closed) | actual sender |
+//! | `rdx` | message tag (MR0) | received tag |
+//! | `r10` | timeouts: send (low 32 bits), receive (high 32 bits) | - |
+//! | `r8, r9, r12, r13, r14, r15` | MR1..MR6 | MR1..MR6 |
+//!
+//! Words MR7 and up travel through the sender's and receiver's UTCBs and
+//! are copied once, by the kernel, from one to the other.
+
+/// Number of message registers passed in CPU registers (MR1..MR6).
+pub const REG_MRS: usize = 6;
+/// Total message registers, MR0..MR63 (MR0 is the tag).
+pub const MAX_MRS: usize = 64;
+
+/// Message tag (MR0): label, untyped and typed word counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct Tag(pub u64);
+
+impl Tag {
+    /// `untyped` words MR1..MRu, then `typed` words of items.
+    pub const fn new(label: u64, untyped: usize, typed: usize) -> Tag {
+        Tag(((label & 0xffff_ffff_ffff) << 16) | ((typed as u64 & 0x3f) << 6) | (untyped as u64 & 0x3f))
+    }
+
+    pub const fn label(self) -> u64 {
+        self.0 >> 16
+    }
+
+    pub const fn untyped(self) -> usize {
+        (self.0 & 0x3f) as usize
+    }
+
+    pub const fn typed(self) -> usize {
+        ((self.0 >> 6) & 0x3f) as usize
+    }
+
+    /// Total words after the tag.
+    pub const fn words(self) -> usize {
+        self.untyped() + self.typed()
+    }
+}
+
+/// Labels of messages the kernel sends on a thread's behalf.
+pub mod label {
+    /// Page fault, to the pager: MR1 = fault address, MR2 = IP, MR3 =
+    /// access bits (1 read, 2 write, 4 execute). Reply with map items.
+    pub const PAGE_FAULT: u64 = 0xffff_ffff_fffe;
+    /// CPU exception, to the exception handler: MR1 = vector, MR2 = error
+    /// code, MR3 = IP, MR4 = SP, MR5 = RFLAGS, MR6 = CR2, MR7.. = the 15
+    /// general registers (see [`super::ExcRegs`]). Reply with label 0 and
+    /// MR1 = IP, MR2 = SP, MR3 = RFLAGS to resume.
+    pub const EXCEPTION: u64 = 0xffff_ffff_fffd;
+    /// Budget exhausted, to the exception handler: MR1 = budget, MR2 =
+    /// period (TSC ticks), MR3 = time of the next replenishment.
+    pub const BUDGET: u64 = 0xffff_ffff_fffc;
+    /// Interrupt, from the pseudo-thread of the line: MR1 = line. Replying
+    /// to the pseudo-thread unmasks the line.
+    pub const IRQ: u64 = 0xffff_ffff_fffb;
+}
+
+/// Order of the general registers in an exception message (MR7..MR21).
+pub const EXC_REGS: usize = 15;
+
+/// Names for the exception message's register words.
+#[derive(Clone, Copy, Debug)]
+pub enum ExcRegs {
+    Rax,
+    Rbx,
+    Rcx,
+    Rdx,
+    Rsi,
+    Rdi,
+    Rbp,
+    R8,
+    R9,
+    R10,
+    R11,
+    R12,
+    R13,
+    R14,
+    R15,
+}
+
+/// One IPC timeout (32 bits): 0 = do not wait, `u32::MAX` = wait forever,
+/// otherwise a relative time of `m << e` TSC ticks (m: bits 0..26, e: bits
+/// 26..32), so it reaches from one tick to years.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct Timeout(pub u32);
+
+impl Timeout {
+    pub const ZERO: Timeout = Timeout(0);
+    pub const NEVER: Timeout = Timeout(u32::MAX);
+    const MBITS: u32 = 26;
+
+    /// At least `ticks` TSC ticks (rounded up to what the format holds).
+    pub const fn ticks(ticks: u64) -> Timeout {
+        if ticks == 0 {
+            return Timeout::ZERO;
+        }
+        let mut e = 0;
+        let mut m = ticks;
+        while m >= (1 << Self::MBITS) {
+            m = (m + 1) >> 1;
+            e += 1;
+        }
+        if e >= 63 {
+            return Timeout::NEVER;
+        }
+        let t = (e << Self::MBITS) | m as u32;
+        if t == u32::MAX {
+            Timeout::NEVER
+        } else {
+            Timeout(t)
+        }
+    }
+
+    /// `None` for never, else the relative time in ticks.
+    pub const fn as_ticks(self) -> Option<u64> {
+        if self.0 == u32::MAX {
+            return None;
+        }
+        let m = (self.0 & ((1 << Self::MBITS) - 1)) as u64;
+        let e = self.0 >> Self::MBITS;
+        Some(m << e)
+    }
+
+    /// Send and receive timeouts packed into the `r10` word.
+    pub const fn pack(send: Timeout, recv: Timeout) -> u64 {
+        (send.0 as u64) | ((recv.0 as u64) << 32)
+    }
+
+    pub const fn unpack(w: u64) -> (Timeout, Timeout) {
+        (Timeout(w as u32), Timeout((w >> 32) as u32))
+    }
+}
+
+/// Access rights of a flexpage.
+pub mod rights {
+    pub const READ: u64 = 4;
+    pub const WRITE: u64 = 2;
+    pub const EXEC: u64 = 1;
+    pub const ALL: u64 = 7;
+}
+
+/// A flexpage: a naturally aligned region of `2^size_log2` bytes
+/// (`size_log2 >= 12`) with rights. Encoding: base in bits 12..64, size in
+/// bits 4..10, rights in bits 0..3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct Fpage(pub u64);
+
+impl Fpage {
+    /// The whole address space (`size_log2` 63 is the marker).
+    pub const COMPLETE: Fpage = Fpage((63 << 4) | rights::ALL);
+
+    pub const fn new(base: u64, size_log2: u32, rights: u64) -> Fpage {
+        Fpage((base & !0xfff) | ((size_log2 as u64 & 0x3f) << 4) | (rights & 7))
+    }
+
+    pub const fn base(self) -> u64 {
+        self.0 & !0xfff
+    }
+
+    pub const fn size_log2(self) -> u32 {
+        ((self.0 >> 4) & 0x3f) as u32
+    }
+
+    pub const fn rights(self) -> u64 {
+        self.0 & 7
+    }
+
+    /// Well formed: at least a page, naturally aligned, inside 2^47.
+    pub const fn is_valid(self) -> bool {
+        let s = self.size_log2();
+        if s == 63 {
+            return self.base() == 0;
+        }
+        s >= 12 && s <= 47 && self.base() & ((1u64 << s) - 1) == 0 && self.base() <= (1u64 << 47) - (1u64 << s)
+    }
+}
+
+/// Typed item kinds (bits 1..4 of an item's first word).
+pub mod item {
+    pub const MAP: u64 = 1 << 1;
+    pub const GRANT: u64 = 2 << 1;
+    pub const STRING: u64 = 3 << 1;
+    pub const KIND_MASK: u64 = 7 << 1;
+    /// Longest string item the kernel copies.
+    pub const MAX_STRING: u64 = 64 * 1024;
+}
+
+/// A map (or grant) item: two words, `send_base | kind` then the fpage.
+/// The receiver's window comes from its UTCB (`br[0]`) or, for a page-fault
+/// reply, is the whole space; `send_base` picks where a small fpage lands in
+/// a larger window.
+pub const fn map_item(send_base: u64, fpage: Fpage, grant: bool) -> [u64; 2] {
+    [(send_base & !0xfff) | if grant { item::GRANT } else { item::MAP }, fpage.0]
+}
+
+/// A string item: two words, `len << 32 | kind` then the address.
+pub const fn string_item(addr: u64, len: u32) -> [u64; 2] {
+    [((len as u64) << 32) | item::STRING, addr]
+}
+
+/// The per-thread User Thread Control Block, one page mapped at the address
+/// given at thread creation. Its address is also the thread's FS base.
+#[repr(C, align(4096))]
+pub struct Utcb {
+    /// Points at this UTCB (so `fs:0` finds it).
+    pub self_ptr: u64,
+    /// The thread's own id.
+    pub my_id: u64,
+    pub _reserved: [u64; 6],
+    /// Message registers; MR0..MR6 also travel in CPU registers, the kernel
+    /// copies MR7.. from here.
+    pub mr: [u64; MAX_MRS],
+    /// Buffer registers: `br[0]` receive window fpage for map items,
+    /// `br[1]`/`br[2]` address and length of the receive string buffer.
+    pub br: [u64; 8],
+}
+
+/// Byte offset of `mr[0]` in the UTCB.
+pub const UTCB_MR_OFFSET: usize = 64;
+/// Byte offset of `br[0]` in the UTCB.
+pub const UTCB_BR_OFFSET: usize = UTCB_MR_OFFSET + 8 * MAX_MRS;
+
+const _: () = assert!(core::mem::size_of::<Utcb>() == 4096);
+const _: () = assert!(core::mem::offset_of!(Utcb, mr) == UTCB_MR_OFFSET);
+const _: () = assert!(core::mem::offset_of!(Utcb, br) == UTCB_BR_OFFSET);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn tag_fields() {
+        let t = Tag::new(0x1234, 5, 4);
+        assert_eq!((t.label(), t.untyped(), t.typed(), t.words()), (0x1234, 5, 4, 9));
+        assert_eq!(Tag::new(label::PAGE_FAULT, 3, 0).label(), label::PAGE_FAULT);
+    }
+
+    #[test]
+    fn fpage_validity() {
+        assert!(Fpage::new(0x20_0000, 21, rights::ALL).is_valid());
+        assert!(!Fpage::new(0x20_1000, 21, rights::ALL).is_valid());
+        assert!(!Fpage::new(0x1000, 11, rights::ALL).is_valid());
+        assert!(!Fpage::new(0x7fff_ffff_f000, 13, rights::ALL).is_valid());
+        assert!(Fpage::COMPLETE.is_valid());
+        assert_eq!(Fpage::new(0x5000, 12, rights::READ).rights(), rights::READ);
+    }
+
+    #[test]
+    fn timeout_specials() {
+        assert_eq!(Timeout::ZERO.as_ticks(), Some(0));
+        assert_eq!(Timeout::NEVER.as_ticks(), None);
+        assert_eq!(Timeout::unpack(Timeout::pack(Timeout::ZERO, Timeout::NEVER)), (Timeout::ZERO, Timeout::NEVER));
+    }
+
+    proptest! {
+        #[test]
+        fn timeout_rounds_up_by_less_than_one_part_in_2_pow_25(t in 1u64..1 << 60) {
+            let got = Timeout::ticks(t).as_ticks().unwrap();
+            prop_assert!(got >= t);
+            prop_assert!(got - t <= t >> 25);
+        }
+    }
+}

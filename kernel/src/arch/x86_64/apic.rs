@@ -1,0 +1,199 @@
+//! Local APIC timer (x2APIC through the `x2apic` crate where the CPU has
+//! it, xAPIC MMIO otherwise; TSC-deadline mode where offered, one-shot
+//! otherwise), TSC frequency detection, and the legacy 8259 PIC for
+//! device interrupt lines.
+
+use super::paging;
+use raw_cpuid::CpuId;
+use x2apic::lapic::{LocalApic, LocalApicBuilder, TimerDivide, TimerMode};
+use x86_64::instructions::port::Port;
+
+/// Interrupt vectors: legacy IRQ `n` arrives at `IRQ_BASE + n`.
+pub const IRQ_BASE: u8 = 32;
+pub const TIMER_VECTOR: u8 = 48;
+pub const ERROR_VECTOR: u8 = 49;
+pub const SPURIOUS_VECTOR: u8 = 63;
+
+struct Apic {
+    lapic: Option<LocalApic>,
+    deadline_mode: bool,
+    /// APIC timer ticks per 2^32 TSC ticks (one-shot mode).
+    apic_per_tsc: u64,
+}
+
+static mut APIC: Apic = Apic { lapic: None, deadline_mode: false, apic_per_tsc: 0 };
+
+fn apic() -> &'static mut Apic {
+    let p = &raw mut APIC;
+    // SAFETY: kernel context only, single CPU.
+    unsafe { &mut *p }
+}
+
+fn pit_wait_ms(ms: u32) {
+    // PIT channel 2, gated by port 0x61 bit 0, counting down from
+    // 1193182 Hz; bit 5 of port 0x61 goes high at terminal count.
+    let count = (1_193_182u32 * ms / 1000).min(0xffff) as u16;
+    // SAFETY: standard PC ports; channel 2 drives only the speaker gate,
+    // which we keep disabled (bit 1 clear).
+    unsafe {
+        let mut p61 = Port::<u8>::new(0x61);
+        let v = p61.read();
+        p61.write((v & !0x02) | 0x01);
+        Port::<u8>::new(0x43).write(0b1011_0000);
+        Port::<u8>::new(0x42).write(count as u8);
+        Port::<u8>::new(0x42).write((count >> 8) as u8);
+        let mut spins = 0u64;
+        while p61.read() & 0x20 == 0 && spins < 100_000_000 {
+            spins += 1;
+        }
+        p61.write(v);
+    }
+}
+
+/// TSC ticks per second: CPUID 0x15 (crystal ratio), the hypervisor leaf
+/// 0x40000010, CPUID 0x16 (base MHz), else measured against the PIT.
+pub fn tsc_frequency() -> u64 {
+    let c = CpuId::new();
+    if let Some(t) = c.get_tsc_info() {
+        if let Some(hz) = t.tsc_frequency() {
+            if hz > 0 {
+                return hz;
+            }
+        }
+    }
+    if let Some(hv) = c.get_hypervisor_info() {
+        if let Some(khz) = hv.tsc_frequency() {
+            if khz > 0 {
+                return khz as u64 * 1000;
+            }
+        }
+    }
+    if let Some(f) = c.get_processor_frequency_info() {
+        if f.processor_base_frequency() > 0 {
+            return f.processor_base_frequency() as u64 * 1_000_000;
+        }
+    }
+    let t0 = crate::timer::now();
+    pit_wait_ms(20);
+    (crate::timer::now() - t0) * 50
+}
+
+/// Starts the local APIC with its timer masked until first armed.
+pub fn init(tsc_hz: u64) {
+    // The xAPIC register page (x2APIC uses MSRs instead).
+    // SAFETY: reading the APIC base MSR has no side effects.
+    let base = unsafe { x2apic::lapic::xapic_base() };
+    let virt = paging::map_mmio(base).expect("APIC page mapped");
+    let has_deadline = CpuId::new().get_feature_info().is_some_and(|f| f.has_tsc_deadline());
+    let mut lapic = LocalApicBuilder::new()
+        .timer_vector(TIMER_VECTOR as usize)
+        .error_vector(ERROR_VECTOR as usize)
+        .spurious_vector(SPURIOUS_VECTOR as usize)
+        .timer_mode(if has_deadline { TimerMode::TscDeadline } else { TimerMode::OneShot })
+        .timer_divide(TimerDivide::Div16)
+        .timer_initial(0)
+        .set_xapic_base(virt)
+        .build()
+        .expect("local APIC");
+    // SAFETY: the APIC is ours; enabling it with the timer idle.
+    unsafe { lapic.enable() };
+    let a = apic();
+    a.deadline_mode = has_deadline;
+    if !has_deadline {
+        // Calibrate the APIC timer against the TSC over ~10 ms.
+        // SAFETY: one-shot count on our own timer.
+        unsafe {
+            lapic.set_timer_initial(u32::MAX);
+            let t0 = crate::timer::now();
+            while crate::timer::now() - t0 < tsc_hz / 100 {
+                core::hint::spin_loop();
+            }
+            let done = u32::MAX - lapic.timer_current();
+            let dt = crate::timer::now() - t0;
+            lapic.set_timer_initial(0);
+            a.apic_per_tsc = ((done as u128) << 32).checked_div(dt as u128).unwrap_or(0) as u64;
+        }
+    }
+    a.lapic = Some(lapic);
+    remap_pic();
+}
+
+/// Which timer the CPU offers, for the banner.
+pub fn mode() -> &'static str {
+    match (apic().deadline_mode, CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic())) {
+        (true, true) => "x2APIC, TSC-deadline",
+        (true, false) => "xAPIC, TSC-deadline",
+        (false, true) => "x2APIC, one-shot",
+        (false, false) => "xAPIC, one-shot",
+    }
+}
+
+/// Fires the timer interrupt at TSC time `deadline` (`u64::MAX`: never).
+pub fn set_deadline(deadline: u64, now: u64) {
+    let a = apic();
+    let Some(l) = a.lapic.as_mut() else { return };
+    if a.deadline_mode {
+        let d = if deadline == u64::MAX { 0 } else { deadline.max(now + 1) };
+        // SAFETY: IA32_TSC_DEADLINE only arms our own timer.
+        unsafe { x86_64::registers::model_specific::Msr::new(0x6e0).write(d) };
+    } else {
+        let count = if deadline == u64::MAX {
+            0
+        } else {
+            let dt = deadline.saturating_sub(now).max(1) as u128;
+            ((dt * a.apic_per_tsc as u128) >> 32).clamp(1, u32::MAX as u128) as u32
+        };
+        // SAFETY: one-shot count on our own timer.
+        unsafe { l.set_timer_initial(count) };
+    }
+}
+
+pub fn eoi() {
+    if let Some(l) = apic().lapic.as_mut() {
+        // SAFETY: acknowledges the interrupt being handled.
+        unsafe { l.end_of_interrupt() };
+    }
+}
+
+/// Remaps the 8259 pair to `IRQ_BASE..IRQ_BASE+16`, all lines masked.
+fn remap_pic() {
+    // SAFETY: the standard ICW sequence; every line stays masked.
+    unsafe {
+        let (mut c1, mut d1, mut c2, mut d2) =
+            (Port::<u8>::new(0x20), Port::<u8>::new(0x21), Port::<u8>::new(0xa0), Port::<u8>::new(0xa1));
+        c1.write(0x11);
+        c2.write(0x11);
+        d1.write(IRQ_BASE);
+        d2.write(IRQ_BASE + 8);
+        d1.write(4);
+        d2.write(2);
+        d1.write(1);
+        d2.write(1);
+        d1.write(0xff);
+        d2.write(0xfb); // cascade line 2 on the master stays usable
+        d1.write(0xfb);
+    }
+}
+
+/// Masks or unmasks legacy line `irq` (0..16).
+pub fn pic_set_masked(irq: u8, masked: bool) {
+    let port = if irq < 8 { 0x21 } else { 0xa1 };
+    let bit = 1u8 << (irq % 8);
+    // SAFETY: read-modify-write of a PIC mask register.
+    unsafe {
+        let mut p = Port::<u8>::new(port);
+        let v = p.read();
+        p.write(if masked { v | bit } else { v & !bit });
+    }
+}
+
+/// End of interrupt for legacy line `irq`.
+pub fn pic_eoi(irq: u8) {
+    // SAFETY: non-specific EOI to the PIC(s) that raised the line.
+    unsafe {
+        if irq >= 8 {
+            Port::<u8>::new(0xa0).write(0x20);
+        }
+        Port::<u8>::new(0x20).write(0x20);
+    }
+}

@@ -1,0 +1,458 @@
+//! The IPC state machine: send phase, receive phase, message transfer,
+//! timeouts and cancellation; plus the messages the kernel sends for a
+//! thread (page faults, exceptions, budget notifications, interrupts).
+//!
+//! A thread that cannot complete a phase blocks; the partner that later
+//! completes it writes the results straight into the blocked thread's saved
+//! registers, so no kernel continuation is ever kept. Every step is
+//! bounded: at most one message of at most 63 words plus typed items
+//! (strings capped at `MAX_STRING`, map items by the flexpage size).
+
+use crate::thread::{Kernel, KernelIpc, State, MAX_THREADS, USER_FLAGS_MASK};
+use crate::timer;
+use abi::ipc::{item, label, Fpage, Tag, Timeout, MAX_MRS, REG_MRS};
+use abi::{Error, ThreadId};
+
+const NONE: u16 = u16::MAX;
+
+/// The `IPC` system call of the current thread `cur`.
+pub fn sys_ipc(kk: &mut Kernel, cur: usize) {
+    let f = &kk.tcbs[cur].frame;
+    let (to, from) = (ThreadId(f.rdi), ThreadId(f.rsi));
+    let (st, rt) = Timeout::unpack(f.r10);
+    kk.tcbs[cur].kipc = KernelIpc::None;
+    ipc(kk, cur, to, from, st, rt);
+}
+
+fn set_result(kk: &mut Kernel, t: usize, r: Result<(), Error>) {
+    if kk.tcbs[t].kipc != KernelIpc::None {
+        // A kernel-sent message failed: the thread cannot continue as is.
+        if let Err(e) = r {
+            kernel_ipc_failed(kk, t, e);
+        }
+        return;
+    }
+    kk.tcbs[t].frame.rax = match r {
+        Ok(()) => 0,
+        Err(e) => e.encode(),
+    };
+}
+
+fn deadline(t: Timeout) -> u64 {
+    match t.as_ticks() {
+        None => 0,
+        Some(d) => timer::now().saturating_add(d).max(1),
+    }
+}
+
+/// Does receiver `r` (blocked in receive) accept a message from `s`?
+pub fn accepts(kk: &Kernel, r: usize, s: ThreadId) -> bool {
+    let from = kk.tcbs[r].recv_from;
+    kk.tcbs[r].state == State::RecvBlocked && (from == ThreadId::ANY || from == s)
+}
+
+/// Send to `to` (unless NIL), then receive from `from` (unless NIL).
+pub fn ipc(kk: &mut Kernel, cur: usize, to: ThreadId, from: ThreadId, st: Timeout, rt: Timeout) {
+    if !to.is_nil() {
+        if let Some(line) = to.as_irq() {
+            // Replying to an interrupt pseudo-thread acknowledges it.
+            if let Err(e) = crate::irq::ack(kk, cur, line) {
+                return set_result(kk, cur, Err(e));
+            }
+        } else {
+            let d = match kk.lookup(to) {
+                Ok(d) if d != cur => d,
+                Ok(_) => return set_result(kk, cur, Err(Error::InvalidArgument)),
+                Err(e) => return set_result(kk, cur, Err(e)),
+            };
+            let me = kk.id_of(cur);
+            if accepts(kk, d, me) {
+                let r = transfer(kk, cur, d);
+                finish_receive(kk, d, me, r);
+                if let Err(e) = r {
+                    return set_result(kk, cur, Err(e));
+                }
+            } else if st == Timeout::ZERO {
+                return set_result(kk, cur, Err(Error::Timeout));
+            } else {
+                let t = &mut kk.tcbs[cur];
+                t.send_to = to;
+                t.recv_from = from;
+                t.recv_timeout = rt;
+                kk.block(cur, State::SendBlocked, deadline(st));
+                enqueue_sender(kk, d, cur);
+                return;
+            }
+        }
+    }
+    if from.is_nil() {
+        set_result(kk, cur, Ok(()));
+    } else {
+        receive(kk, cur, from, rt);
+    }
+}
+
+/// The receive phase of `cur`.
+fn receive(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) {
+    if from != ThreadId::ANY && from.as_irq().is_none() && kk.lookup(from).is_err() {
+        return set_result(kk, cur, Err(Error::InvalidThread));
+    }
+    if crate::irq::deliver_pending(kk, cur, from) || deliver_pending_budget(kk, cur, from) {
+        return;
+    }
+    // A sender already waiting?
+    let mut prev = NONE;
+    let mut s = kk.tcbs[cur].senders_head;
+    while s != NONE {
+        let si = s as usize;
+        let sid = kk.id_of(si);
+        if from == ThreadId::ANY || from == sid {
+            unlink_sender(kk, cur, prev, si);
+            let r = transfer(kk, si, cur);
+            finish_receive(kk, cur, sid, r);
+            after_send(kk, si, r);
+            return;
+        }
+        prev = s;
+        s = kk.tcbs[si].next_sender;
+    }
+    if rt == Timeout::ZERO {
+        return set_result(kk, cur, Err(Error::Timeout));
+    }
+    kk.tcbs[cur].recv_from = from;
+    kk.block(cur, State::RecvBlocked, deadline(rt));
+}
+
+/// Sender `s` delivered its message (result `r`); it moves on to its
+/// receive phase, if it has one.
+fn after_send(kk: &mut Kernel, s: usize, r: Result<(), Error>) {
+    if let Err(e) = r {
+        set_result(kk, s, Err(e));
+        kk.make_ready(s);
+        return;
+    }
+    let (from, rt) = (kk.tcbs[s].recv_from, kk.tcbs[s].recv_timeout);
+    kk.tcbs[s].state = State::Ready;
+    if from.is_nil() {
+        set_result(kk, s, Ok(()));
+        kk.make_ready(s);
+    } else {
+        receive(kk, s, from, rt);
+        if kk.tcbs[s].state == State::Ready {
+            kk.make_ready(s);
+        }
+    }
+}
+
+/// Receiver `r` got a message from `sender` (or an error).
+fn finish_receive(kk: &mut Kernel, r: usize, sender: ThreadId, res: Result<(), Error>) {
+    if kk.tcbs[r].kipc != KernelIpc::None {
+        match res {
+            Ok(()) => finish_kernel_ipc(kk, r),
+            Err(e) => kernel_ipc_failed(kk, r, e),
+        }
+        return;
+    }
+    let t = &mut kk.tcbs[r];
+    t.frame.rsi = sender.0;
+    t.frame.rax = match res {
+        Ok(()) => 0,
+        Err(e) => e.encode(),
+    };
+    if t.state != State::Ready {
+        kk.make_ready(r);
+    }
+}
+
+fn enqueue_sender(kk: &mut Kernel, d: usize, s: usize) {
+    kk.tcbs[s].next_sender = NONE;
+    let tail = kk.tcbs[d].senders_tail;
+    if tail == NONE {
+        kk.tcbs[d].senders_head = s as u16;
+    } else {
+        kk.tcbs[tail as usize].next_sender = s as u16;
+    }
+    kk.tcbs[d].senders_tail = s as u16;
+}
+
+fn unlink_sender(kk: &mut Kernel, d: usize, prev: u16, s: usize) {
+    let next = kk.tcbs[s].next_sender;
+    if prev == NONE {
+        kk.tcbs[d].senders_head = next;
+    } else {
+        kk.tcbs[prev as usize].next_sender = next;
+    }
+    if kk.tcbs[d].senders_tail == s as u16 {
+        kk.tcbs[d].senders_tail = prev;
+    }
+    kk.tcbs[s].next_sender = NONE;
+}
+
+/// Takes blocked thread `t` out of its IPC (timeout, deletion, restart).
+pub fn cancel(kk: &mut Kernel, t: usize) {
+    if kk.tcbs[t].state == State::SendBlocked {
+        if let Ok(d) = kk.lookup(kk.tcbs[t].send_to) {
+            let mut prev = NONE;
+            let mut s = kk.tcbs[d].senders_head;
+            while s != NONE {
+                if s as usize == t {
+                    unlink_sender(kk, d, prev, t);
+                    break;
+                }
+                prev = s;
+                s = kk.tcbs[s as usize].next_sender;
+            }
+        }
+    }
+    kk.tcbs[t].wake_at = 0;
+}
+
+/// Thread `dead` goes away: senders queued on it fail with `Aborted`.
+pub fn abort_waiters(kk: &mut Kernel, dead: usize) {
+    while kk.tcbs[dead].senders_head != NONE {
+        let s = kk.tcbs[dead].senders_head as usize;
+        unlink_sender(kk, dead, NONE, s);
+        set_result(kk, s, Err(Error::Aborted));
+        if kk.tcbs[s].state == State::SendBlocked {
+            kk.make_ready(s);
+        }
+    }
+    let id = kk.id_of(dead);
+    for r in 1..MAX_THREADS {
+        if kk.tcbs[r].state == State::RecvBlocked && kk.tcbs[r].recv_from == id {
+            set_result(kk, r, Err(Error::Aborted));
+            if kk.tcbs[r].state == State::RecvBlocked {
+                kk.make_ready(r);
+            }
+        }
+    }
+}
+
+/// A blocked thread's timeout expired.
+pub fn timeout(kk: &mut Kernel, t: usize) {
+    cancel(kk, t);
+    set_result(kk, t, Err(Error::Timeout));
+    if matches!(kk.tcbs[t].state, State::SendBlocked | State::RecvBlocked) {
+        kk.make_ready(t);
+    }
+}
+
+/// Message register `i` of sender `s`.
+fn mr_get(kk: &Kernel, s: usize, i: usize) -> u64 {
+    let t = &kk.tcbs[s];
+    if t.kipc != KernelIpc::None {
+        t.kmsg[i]
+    } else if i == 0 {
+        t.frame.rdx
+    } else if i <= REG_MRS {
+        t.frame.mr(i)
+    } else {
+        kk.utcb(s).mr[i]
+    }
+}
+
+/// Copies the message of `s` to `r`: tag, untyped words, typed items.
+fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Error> {
+    let tag = Tag(mr_get(kk, s, 0));
+    let n = tag.words();
+    if n >= MAX_MRS || !tag.typed().is_multiple_of(2) {
+        return Err(Error::MessageOverflow);
+    }
+    if kk.tcbs[r].kipc != KernelIpc::None {
+        // A reply to a kernel-sent message: the kernel consumes it.
+        return consume_kernel_reply(kk, s, r, tag);
+    }
+    let mut words = [0u64; MAX_MRS];
+    for (i, w) in words.iter_mut().enumerate().take(n + 1) {
+        *w = mr_get(kk, s, i);
+    }
+    for it in (tag.untyped() + 1..=n).step_by(2) {
+        let (w0, w1) = (words[it], words[it + 1]);
+        match w0 & item::KIND_MASK {
+            item::MAP | item::GRANT => {
+                let window = Fpage(kk.utcb(r).br[0]);
+                crate::mapping::map_item(kk, s, r, w0, Fpage(w1), window)?;
+            }
+            item::STRING => {
+                let (addr, len) = crate::mapping::string_item(kk, s, r, w1, w0 >> 32)?;
+                words[it] = (len << 32) | item::STRING;
+                words[it + 1] = addr;
+            }
+            _ => return Err(Error::InvalidArgument),
+        }
+    }
+    let rt = &mut kk.tcbs[r].frame;
+    rt.rdx = tag.0;
+    for (i, &w) in words.iter().enumerate().take(n.min(REG_MRS) + 1).skip(1) {
+        rt.set_mr(i, w);
+    }
+    if n > REG_MRS {
+        let u = kk.utcb(r);
+        u.mr[REG_MRS + 1..=n].copy_from_slice(&words[REG_MRS + 1..=n]);
+    }
+    Ok(())
+}
+
+/// Handles the reply a pager or exception handler sent to thread `r`.
+fn consume_kernel_reply(kk: &mut Kernel, s: usize, r: usize, tag: Tag) -> Result<(), Error> {
+    match kk.tcbs[r].kipc {
+        KernelIpc::PageFault { .. } => {
+            for it in (tag.untyped() + 1..=tag.words()).step_by(2) {
+                let (w0, w1) = (mr_get(kk, s, it), mr_get(kk, s, it + 1));
+                if matches!(w0 & item::KIND_MASK, item::MAP | item::GRANT) {
+                    crate::mapping::map_item(kk, s, r, w0, Fpage(w1), Fpage::COMPLETE)?;
+                }
+            }
+            Ok(())
+        }
+        KernelIpc::Exception { .. } => {
+            if tag.label() != 0 || tag.untyped() < 3 {
+                // No fix-up: the thread stays stopped.
+                return Ok(());
+            }
+            let (ip, sp, fl) = (mr_get(kk, s, 1), mr_get(kk, s, 2), mr_get(kk, s, 3));
+            if ip >= abi::USER_END || sp >= abi::USER_END {
+                return Err(Error::InvalidArgument);
+            }
+            let f = &mut kk.tcbs[r].frame;
+            f.rip = ip;
+            f.rsp = sp;
+            f.rflags = (fl & USER_FLAGS_MASK) | crate::thread::USER_RFLAGS;
+            // Resume through iretq: rcx/r11 are live user registers here.
+            f.vector = 0;
+            kk.tcbs[r].kipc = KernelIpc::Exception { resume: true };
+            Ok(())
+        }
+        KernelIpc::None => Ok(()),
+    }
+}
+
+/// The kernel-sent IPC of `t` completed: resume it (or leave it stopped).
+fn finish_kernel_ipc(kk: &mut Kernel, t: usize) {
+    let kind = kk.tcbs[t].kipc;
+    kk.tcbs[t].kipc = KernelIpc::None;
+    match kind {
+        KernelIpc::PageFault { addr, write, exec } => {
+            // Resolved only if the page is now mapped with the access that
+            // faulted; otherwise the exception handler gets it.
+            let ok = kk
+                .space_of(t)
+                .translate(addr)
+                .is_some_and(|m| m.user && (!write || m.writable) && (!exec || m.executable));
+            if ok {
+                kk.make_ready(t);
+            } else {
+                exception(kk, t, 14, kk.tcbs[t].frame.error, addr);
+            }
+        }
+        KernelIpc::Exception { resume } => {
+            if resume {
+                kk.make_ready(t);
+            } else {
+                stop(kk, t, "exception handler declined to resume it");
+            }
+        }
+        KernelIpc::None => {}
+    }
+}
+
+fn kernel_ipc_failed(kk: &mut Kernel, t: usize, e: Error) {
+    let kind = kk.tcbs[t].kipc;
+    kk.tcbs[t].kipc = KernelIpc::None;
+    match kind {
+        KernelIpc::PageFault { addr, .. } => exception(kk, t, 14, kk.tcbs[t].frame.error, addr),
+        _ => {
+            crate::kprintln!("thread {:#x}: exception IPC failed ({e:?})", kk.id_of(t).0);
+            stop(kk, t, "exception IPC failed");
+        }
+    }
+}
+
+fn stop(kk: &mut Kernel, t: usize, why: &str) {
+    crate::kprintln!("thread {:#x} stopped: {why}", kk.id_of(t).0);
+    kk.block(t, State::Stopped, 0);
+}
+
+/// A user page fault in thread `t`: IPC to its pager, or the exception
+/// handler when it has none.
+pub fn page_fault(kk: &mut Kernel, t: usize, addr: u64, error: u64) {
+    let pager = kk.tcbs[t].pager;
+    if pager.is_nil() || addr >= abi::USER_END || kk.lookup(pager).is_err() {
+        return exception(kk, t, 14, error, addr);
+    }
+    let write = error & 2 != 0;
+    let exec = error & 16 != 0;
+    let access = 4 | if write { 2 } else { 0 } | if exec { 1 } else { 0 };
+    let tc = &mut kk.tcbs[t];
+    tc.kipc = KernelIpc::PageFault { addr, write, exec };
+    tc.kmsg[..4].copy_from_slice(&[Tag::new(label::PAGE_FAULT, 3, 0).0, addr, tc.frame.rip, access]);
+    ipc(kk, t, pager, pager, Timeout::NEVER, Timeout::NEVER);
+}
+
+/// A CPU exception in user thread `t` (not a resolvable page fault): IPC to
+/// its exception handler with the register state; stopped without one.
+pub fn exception(kk: &mut Kernel, t: usize, vector: u64, error: u64, cr2: u64) {
+    let h = kk.tcbs[t].exc_handler;
+    if h.is_nil() || kk.lookup(h).is_err() {
+        return stop(kk, t, "unhandled exception (no exception handler)");
+    }
+    let tc = &mut kk.tcbs[t];
+    let f = tc.frame;
+    let regs = [f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15];
+    tc.kipc = KernelIpc::Exception { resume: false };
+    tc.kmsg[0] = Tag::new(label::EXCEPTION, 6 + regs.len(), 0).0;
+    tc.kmsg[1..7].copy_from_slice(&[vector, error, f.rip, f.rsp, f.rflags, cr2]);
+    tc.kmsg[7..7 + regs.len()].copy_from_slice(&regs);
+    ipc(kk, t, h, h, Timeout::NEVER, Timeout::NEVER);
+}
+
+/// Delivers a kernel message (no reply expected) to `r` from `sender`:
+/// registers only, `words` = MR1.. .
+pub fn deliver_kernel_message(kk: &mut Kernel, r: usize, sender: ThreadId, lbl: u64, words: &[u64]) {
+    let f = &mut kk.tcbs[r].frame;
+    f.rdx = Tag::new(lbl, words.len(), 0).0;
+    for (i, &w) in words.iter().enumerate().take(REG_MRS) {
+        f.set_mr(i + 1, w);
+    }
+    f.rsi = sender.0;
+    f.rax = 0;
+    if kk.tcbs[r].state != State::Ready {
+        kk.make_ready(r);
+    }
+}
+
+/// Thread `t` used up its budget: notify its exception handler (now if it
+/// waits for it, else at its next receive).
+pub fn notify_budget(kk: &mut Kernel, t: usize) {
+    let Ok(h) = kk.lookup(kk.tcbs[t].exc_handler) else { return };
+    let tid = kk.id_of(t);
+    if accepts(kk, h, tid) {
+        let tc = &kk.tcbs[t];
+        let words = [tc.budget, tc.period, tc.next_replenish];
+        deliver_kernel_message(kk, h, tid, label::BUDGET, &words);
+    } else {
+        kk.tcbs[h].pending_budget |= 1 << t;
+    }
+}
+
+fn deliver_pending_budget(kk: &mut Kernel, r: usize, from: ThreadId) -> bool {
+    let pending = kk.tcbs[r].pending_budget;
+    if pending == 0 {
+        return false;
+    }
+    for t in 0..MAX_THREADS {
+        if pending & (1 << t) == 0 {
+            continue;
+        }
+        let tid = kk.id_of(t);
+        if from != ThreadId::ANY && from != tid {
+            continue;
+        }
+        kk.tcbs[r].pending_budget &= !(1 << t);
+        let tc = &kk.tcbs[t];
+        let words = [tc.budget, tc.period, tc.next_replenish];
+        deliver_kernel_message(kk, r, tid, label::BUDGET, &words);
+        return true;
+    }
+    false
+}

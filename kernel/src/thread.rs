@@ -1,0 +1,418 @@
+//! Threads: the TCB table, unique versioned ids, address spaces, the
+//! scheduler's view of threads, and switching the CPU to a thread.
+//!
+//! Invariants:
+//! - A TCB slot is `Free` exactly when no valid id names it; deleting a
+//!   thread bumps the slot's version, so old ids fail the version check.
+//! - A thread's user state lives in `Tcb::frame`, which is also where the
+//!   CPU saves it on every entry (RSP0 points at its end). There are no
+//!   per-thread kernel stacks: the kernel never blocks inside a call.
+//! - `Ready` threads are in the ready queues (blocked threads may linger
+//!   there and are dropped lazily when the scheduler meets them).
+//! - A thread blocked in a send is in exactly one receiver's sender queue.
+
+use crate::arch::cpu;
+use crate::arch::paging::{self, AddressSpace, MapError, Rights};
+use crate::arch::trap::TrapFrame;
+use crate::init::POOL;
+use crate::sched::ReadyQueues;
+use abi::ipc::{Timeout, Utcb};
+use abi::{Error, ThreadId};
+
+pub const MAX_THREADS: usize = 128;
+pub const MAX_SPACES: usize = 32;
+/// Priority of threads that were not given one.
+pub const DEFAULT_PRIORITY: u8 = 16;
+/// Default time slice (TSC ticks); the timer code rescales it at boot.
+pub const DEFAULT_TIMESLICE: u64 = 10_000_000;
+const NONE: u16 = u16::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Free,
+    /// Created, never started.
+    Inactive,
+    Ready,
+    /// Waiting to deliver a message to `send_to`.
+    SendBlocked,
+    /// Waiting for a message from `recv_from`.
+    RecvBlocked,
+    /// Stopped by an exception nobody handles (or a refused fix-up).
+    Stopped,
+    /// Budget exhausted; runs again at `next_replenish`.
+    BudgetWait,
+}
+
+/// A message the kernel sends on a thread's behalf; the reply is consumed
+/// by the kernel, not written to the thread's registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelIpc {
+    None,
+    PageFault {
+        addr: u64,
+        write: bool,
+        exec: bool,
+    },
+    /// `resume` is set when the handler's reply fixed the thread up.
+    Exception {
+        resume: bool,
+    },
+}
+
+/// FXSAVE area for the lazily switched FPU/SSE state.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+pub struct FxArea(pub [u8; 512]);
+
+#[repr(C, align(64))]
+pub struct Tcb {
+    /// Saved user registers; must stay first (its end is RSP0 and must be
+    /// 16-byte aligned).
+    pub frame: TrapFrame,
+    pub fpu: FxArea,
+    pub fpu_used: bool,
+    pub version: u32,
+    pub state: State,
+    pub space: u16,
+    pub prio: u8,
+    pub privileged: bool,
+    pub timeslice: u64,
+    pub slice_left: u64,
+    /// Budget per period (0: unlimited) and its accounting.
+    pub budget: u64,
+    pub period: u64,
+    pub budget_left: u64,
+    pub next_replenish: u64,
+    pub pager: ThreadId,
+    pub exc_handler: ThreadId,
+    pub utcb_vaddr: u64,
+    pub utcb_phys: u64,
+    /// IPC: where a blocked send goes, what a receive accepts, the receive
+    /// phase still to come after a send, and the timeout deadline (TSC, 0 =
+    /// none).
+    pub send_to: ThreadId,
+    pub recv_from: ThreadId,
+    pub recv_timeout: Timeout,
+    pub wake_at: u64,
+    /// Queue of threads blocked sending to this one (slot indices).
+    pub senders_head: u16,
+    pub senders_tail: u16,
+    pub next_sender: u16,
+    pub kipc: KernelIpc,
+    pub kmsg: [u64; 24],
+    /// Pending kernel messages for this receiver: interrupt lines, budget
+    /// notifications (bit = sender slot).
+    pub pending_irq: u32,
+    pub pending_budget: u128,
+}
+
+impl Tcb {
+    const fn empty() -> Tcb {
+        Tcb {
+            frame: TrapFrame::zero(),
+            fpu: FxArea([0; 512]),
+            fpu_used: false,
+            version: 1,
+            state: State::Free,
+            space: 0,
+            prio: 0,
+            privileged: false,
+            timeslice: DEFAULT_TIMESLICE,
+            slice_left: 0,
+            budget: 0,
+            period: 0,
+            budget_left: 0,
+            next_replenish: 0,
+            pager: ThreadId::NIL,
+            exc_handler: ThreadId::NIL,
+            utcb_vaddr: 0,
+            utcb_phys: 0,
+            send_to: ThreadId::NIL,
+            recv_from: ThreadId::NIL,
+            recv_timeout: Timeout::NEVER,
+            wake_at: 0,
+            senders_head: NONE,
+            senders_tail: NONE,
+            next_sender: NONE,
+            kipc: KernelIpc::None,
+            kmsg: [0; 24],
+            pending_irq: 0,
+            pending_budget: 0,
+        }
+    }
+}
+
+const _: () = assert!(core::mem::offset_of!(Tcb, frame) == 0);
+const _: () = assert!(core::mem::size_of::<TrapFrame>().is_multiple_of(16));
+
+pub struct Space {
+    pub space: Option<AddressSpace>,
+    pub threads: u32,
+}
+
+/// All kernel state that threads and IPC share.
+pub struct Kernel {
+    pub tcbs: [Tcb; MAX_THREADS],
+    pub spaces: [Space; MAX_SPACES],
+    pub ready: ReadyQueues<MAX_THREADS>,
+    /// The thread the CPU runs (or last ran, while idle).
+    pub current: Option<usize>,
+    pub fpu_owner: Option<usize>,
+    /// CR3 and FS base currently loaded, to skip redundant switches.
+    loaded_space: u16,
+    loaded_fs: u64,
+}
+
+static mut KERNEL: Kernel = Kernel {
+    tcbs: [const { Tcb::empty() }; MAX_THREADS],
+    spaces: [const { Space { space: None, threads: 0 } }; MAX_SPACES],
+    ready: ReadyQueues::new(),
+    current: None,
+    fpu_owner: None,
+    loaded_space: u16::MAX,
+    loaded_fs: 0,
+};
+
+/// The kernel state.
+///
+/// Sound because there is one CPU, the kernel runs with interrupts off, and
+/// entries never nest except for fatal kernel faults (which only report):
+/// at any time at most one chain of kernel code uses this reference.
+#[allow(clippy::mut_from_ref)]
+pub fn k() -> &'static mut Kernel {
+    let p = &raw mut KERNEL;
+    // SAFETY: see the function doc.
+    unsafe { &mut *p }
+}
+
+impl Kernel {
+    pub fn id_of(&self, i: usize) -> ThreadId {
+        ThreadId::new(i as u32, self.tcbs[i].version)
+    }
+
+    /// The slot of a valid, live thread id.
+    pub fn lookup(&self, t: ThreadId) -> Result<usize, Error> {
+        let i = t.index() as usize;
+        if i == 0 || i >= MAX_THREADS || t.as_irq().is_some() {
+            return Err(Error::InvalidThread);
+        }
+        let tcb = &self.tcbs[i];
+        if tcb.state == State::Free || tcb.version != t.version() {
+            return Err(Error::InvalidThread);
+        }
+        Ok(i)
+    }
+
+    pub fn space_of(&self, i: usize) -> &AddressSpace {
+        self.spaces[self.tcbs[i].space as usize].space.as_ref().expect("thread in a live space")
+    }
+
+    pub fn space_of_mut(&mut self, i: usize) -> &mut AddressSpace {
+        self.spaces[self.tcbs[i].space as usize].space.as_mut().expect("thread in a live space")
+    }
+
+    /// The thread's UTCB, through the kernel's direct map.
+    pub fn utcb(&self, i: usize) -> &'static mut Utcb {
+        let v = paging::phys_to_virt(self.tcbs[i].utcb_phys).expect("UTCB frame mapped");
+        // SAFETY: the UTCB frame belongs to this thread for its lifetime;
+        // the kernel touches it only from the single kernel context.
+        unsafe { &mut *(v as *mut Utcb) }
+    }
+
+    /// Creates a thread in the space of `same_space_as` (or a new space),
+    /// with its UTCB mapped at `utcb`. It stays `Inactive` until started.
+    pub fn create_thread(&mut self, same_space_as: Option<usize>, utcb: u64, pager: ThreadId) -> Result<usize, Error> {
+        if utcb == 0 || !utcb.is_multiple_of(4096) || utcb >= abi::USER_END || utcb == abi::KIP_VADDR {
+            return Err(Error::InvalidArgument);
+        }
+        let slot = (1..MAX_THREADS).find(|&i| self.tcbs[i].state == State::Free).ok_or(Error::NoResources)?;
+        let mut pool = POOL.lock();
+        let (sp, fresh) = match same_space_as {
+            Some(t) => (self.tcbs[t].space as usize, false),
+            None => {
+                let sp = (0..MAX_SPACES).find(|&s| self.spaces[s].space.is_none()).ok_or(Error::NoResources)?;
+                let mut space = AddressSpace::new(&mut pool).map_err(|_| Error::OutOfMemory)?;
+                let kip = paging::image_phys(&raw const crate::init::KIP as u64);
+                space.map(abi::KIP_VADDR, kip, Rights { write: false, exec: false }, &mut pool).map_err(map_err)?;
+                self.spaces[sp].space = Some(space);
+                (sp, true)
+            }
+        };
+        let space = self.spaces[sp].space.as_mut().expect("space just checked");
+        if space.translate(utcb).is_some() {
+            drop(pool);
+            if fresh {
+                self.release_space(sp);
+            }
+            return Err(Error::InvalidArgument);
+        }
+        let frame = match space.map_fresh(utcb, Rights { write: true, exec: false }, &mut pool) {
+            Ok(f) => f,
+            Err(e) => {
+                drop(pool);
+                if fresh {
+                    self.release_space(sp);
+                }
+                return Err(map_err(e));
+            }
+        };
+        drop(pool);
+        self.spaces[sp].threads += 1;
+        let version = self.tcbs[slot].version;
+        self.tcbs[slot] = Tcb::empty();
+        let t = &mut self.tcbs[slot];
+        t.version = version;
+        t.state = State::Inactive;
+        t.space = sp as u16;
+        t.prio = DEFAULT_PRIORITY;
+        t.pager = pager;
+        t.utcb_vaddr = utcb;
+        t.utcb_phys = frame;
+        let id = self.id_of(slot);
+        let u = self.utcb(slot);
+        u.self_ptr = utcb;
+        u.my_id = id.0;
+        Ok(slot)
+    }
+
+    fn release_space(&mut self, sp: usize) {
+        // Page tables and frames of a dead space go back with the mapping
+        // database (kernel core II); until then the space slot is reused
+        // and its memory stays allocated.
+        self.spaces[sp].space = None;
+        self.spaces[sp].threads = 0;
+    }
+
+    /// Sets the user-visible start state and makes the thread ready.
+    pub fn start_thread(&mut self, i: usize, ip: u64, sp: u64) -> Result<(), Error> {
+        if ip >= abi::USER_END || sp >= abi::USER_END {
+            return Err(Error::InvalidArgument);
+        }
+        if matches!(self.tcbs[i].state, State::SendBlocked | State::RecvBlocked) {
+            crate::ipc::cancel(self, i);
+        }
+        let sel = crate::arch::gdt::selectors();
+        let t = &mut self.tcbs[i];
+        t.frame = TrapFrame {
+            rip: ip,
+            cs: sel.user_code.0 as u64,
+            rflags: USER_RFLAGS,
+            rsp: sp,
+            ss: sel.user_data.0 as u64,
+            ..TrapFrame::zero()
+        };
+        t.kipc = KernelIpc::None;
+        t.slice_left = t.timeslice;
+        t.budget_left = t.budget;
+        self.make_ready(i);
+        Ok(())
+    }
+
+    /// Deletes thread `i`: it leaves every queue, partners waiting on it
+    /// get `Aborted`, and its id becomes stale.
+    pub fn delete_thread(&mut self, i: usize) {
+        crate::ipc::cancel(self, i);
+        crate::ipc::abort_waiters(self, i);
+        self.ready.remove(i);
+        if self.fpu_owner == Some(i) {
+            self.fpu_owner = None;
+        }
+        let sp = self.tcbs[i].space as usize;
+        self.spaces[sp].threads -= 1;
+        if self.spaces[sp].threads == 0 {
+            self.release_space(sp);
+        }
+        let t = &mut self.tcbs[i];
+        t.state = State::Free;
+        // Versions stay below 2^31 so that an id returned in rax never
+        // reads as an error code.
+        t.version = if t.version >= 0x7fff_ffff { 1 } else { t.version + 1 };
+        if self.current == Some(i) {
+            self.current = None;
+        }
+        if (1..MAX_THREADS).all(|j| self.tcbs[j].state == State::Free) {
+            crate::kprintln!("all threads ended; idling.");
+        }
+    }
+
+    pub fn make_ready(&mut self, i: usize) {
+        let t = &mut self.tcbs[i];
+        t.state = State::Ready;
+        t.wake_at = 0;
+        let prio = t.prio;
+        self.ready.enqueue(i, prio);
+    }
+
+    /// Blocks thread `i` in `state` until `wake_at` (0: no timeout).
+    pub fn block(&mut self, i: usize, state: State, wake_at: u64) {
+        let t = &mut self.tcbs[i];
+        t.state = state;
+        t.wake_at = wake_at;
+        // Lazy dequeue: the scheduler drops it when it meets it.
+    }
+
+    /// Highest-priority ready thread, dropping blocked ones met on the way.
+    pub fn pick(&mut self) -> Option<usize> {
+        while let Some(i) = self.ready.highest() {
+            if self.tcbs[i].state == State::Ready {
+                return Some(i);
+            }
+            self.ready.remove(i);
+        }
+        None
+    }
+
+    /// Loads thread `i`'s context into the CPU (frame pointers, address
+    /// space, UTCB pointer, FPU trap) without leaving the kernel.
+    pub fn switch_to(&mut self, i: usize) {
+        self.current = Some(i);
+        let t = &mut self.tcbs[i];
+        cpu::set_current_frame(&raw mut t.frame);
+        if self.loaded_space != t.space {
+            self.loaded_space = t.space;
+            self.spaces[t.space as usize].space.as_ref().expect("live space").activate();
+        }
+        if self.loaded_fs != t.utcb_vaddr {
+            self.loaded_fs = t.utcb_vaddr;
+            cpu::set_fs_base(t.utcb_vaddr);
+        }
+        cpu::set_fpu_trap(self.fpu_owner != Some(i));
+    }
+
+    /// Forgets which address space is loaded (after a space was torn down).
+    pub fn invalidate_loaded_space(&mut self) {
+        self.loaded_space = u16::MAX;
+    }
+}
+
+/// RFLAGS every user thread runs with: interrupts on, reserved bit 1.
+pub const USER_RFLAGS: u64 = 0x202;
+/// Status flags a user (or an exception handler) may set: CF PF AF ZF SF
+/// DF OF; never IF, IOPL, TF or anything else.
+pub const USER_FLAGS_MASK: u64 = 0xCD5;
+
+pub fn map_err(e: MapError) -> Error {
+    match e {
+        MapError::OutOfMemory => Error::OutOfMemory,
+        MapError::AlreadyMapped | MapError::BadAddress => Error::InvalidArgument,
+    }
+}
+
+/// Picks the next thread and resumes it; idles with interrupts on while
+/// nothing is ready. Never returns.
+pub fn schedule_and_resume() -> ! {
+    loop {
+        let kk = k();
+        if let Some(i) = kk.pick() {
+            kk.switch_to(i);
+            crate::timer::arm(kk, i);
+            // SAFETY: `i`'s frame holds user selectors and a user RIP
+            // (written only by start_thread, the entry path and sanitized
+            // exception replies), and its space is loaded.
+            unsafe { crate::arch::trap::resume_user() }
+        }
+        crate::timer::arm_idle(kk);
+        cpu::wait_for_interrupt();
+        crate::timer::tick(k());
+    }
+}

@@ -1,0 +1,148 @@
+//! Time: the TSC as the clock, the local APIC timer as the one-shot event
+//! source (TSC-deadline mode where offered), and the accounting that drives
+//! time slices, budgets and IPC timeouts.
+//!
+//! The timer is programmed for the earliest of: the running thread's slice
+//! end, its budget end, and the earliest IPC timeout or budget
+//! replenishment of any thread (`earliest`, a lower bound kept in O(1) on
+//! the IPC path and recomputed exactly on every tick).
+
+use crate::arch::apic;
+use crate::ipc;
+use crate::thread::{Kernel, State, MAX_THREADS};
+
+static mut TSC_HZ: u64 = 0;
+static mut EARLIEST: u64 = u64::MAX;
+static mut ARMED: u64 = u64::MAX;
+static mut DISPATCHED_AT: u64 = 0;
+
+/// The clock: TSC ticks.
+#[inline]
+pub fn now() -> u64 {
+    // SAFETY: rdtsc has no side effects (user mode may read it too).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+pub fn tsc_hz() -> u64 {
+    let p = &raw const TSC_HZ;
+    // SAFETY: written once at boot.
+    unsafe { *p }
+}
+
+/// Measures the TSC frequency and starts the APIC timer.
+pub fn init() -> u64 {
+    let hz = apic::tsc_frequency();
+    let p = &raw mut TSC_HZ;
+    // SAFETY: boot, single CPU.
+    unsafe { *p = hz };
+    apic::init(hz);
+    hz
+}
+
+fn earliest() -> &'static mut u64 {
+    let p = &raw mut EARLIEST;
+    // SAFETY: kernel context only, single CPU.
+    unsafe { &mut *p }
+}
+
+/// A thread got a deadline (timeout or replenishment) at `t`.
+pub fn note_deadline(t: u64) {
+    if t != 0 && t < *earliest() {
+        *earliest() = t;
+    }
+}
+
+/// Charges the time since the last dispatch to `cur`: time slice and
+/// budget. Called on every kernel entry from a thread.
+pub fn account(kk: &mut Kernel, cur: usize) {
+    let n = now();
+    let p = &raw mut DISPATCHED_AT;
+    // SAFETY: kernel context only.
+    let used = n.saturating_sub(unsafe { *p });
+    // SAFETY: as above.
+    unsafe { *p = n };
+    let t = &mut kk.tcbs[cur];
+    t.slice_left = t.slice_left.saturating_sub(used);
+    if t.slice_left == 0 {
+        t.slice_left = t.timeslice;
+        kk.ready.rotate(cur);
+    }
+    let t = &mut kk.tcbs[cur];
+    if t.budget > 0 {
+        t.budget_left = t.budget_left.saturating_sub(used);
+        if t.budget_left == 0 && t.state == State::Ready {
+            kk.block(cur, State::BudgetWait, 0);
+            note_deadline(kk.tcbs[cur].next_replenish);
+            ipc::notify_budget(kk, cur);
+        }
+    }
+}
+
+/// Handles everything due by now: IPC timeouts and budget replenishments.
+pub fn tick(kk: &mut Kernel) {
+    let n = now();
+    let mut next = u64::MAX;
+    for i in 1..MAX_THREADS {
+        let t = &kk.tcbs[i];
+        if t.state == State::Free {
+            continue;
+        }
+        if t.wake_at != 0 && matches!(t.state, State::SendBlocked | State::RecvBlocked) {
+            if t.wake_at <= n {
+                ipc::timeout(kk, i);
+            } else {
+                next = next.min(t.wake_at);
+            }
+        }
+        let t = &mut kk.tcbs[i];
+        if t.budget > 0 && t.period > 0 {
+            if t.next_replenish <= n {
+                let missed = (n - t.next_replenish) / t.period + 1;
+                t.next_replenish += missed * t.period;
+                t.budget_left = t.budget;
+                if t.state == State::BudgetWait {
+                    kk.make_ready(i);
+                }
+            }
+            next = next.min(kk.tcbs[i].next_replenish);
+        }
+    }
+    *earliest() = next;
+}
+
+/// Programs the timer for the thread about to run (`i`).
+pub fn arm(kk: &Kernel, i: usize) {
+    let n = now();
+    let p = &raw mut DISPATCHED_AT;
+    // SAFETY: kernel context only.
+    unsafe { *p = n };
+    let t = &kk.tcbs[i];
+    let mut deadline = (*earliest()).min(n.saturating_add(t.slice_left.max(1)));
+    if t.budget > 0 {
+        deadline = deadline.min(n.saturating_add(t.budget_left.max(1)));
+    }
+    program(deadline);
+}
+
+/// Programs the timer while idle: only deadlines matter.
+pub fn arm_idle(_kk: &Kernel) {
+    program(*earliest());
+}
+
+fn program(deadline: u64) {
+    let p = &raw mut ARMED;
+    // SAFETY: kernel context only.
+    let armed = unsafe { &mut *p };
+    if *armed == deadline && deadline > now() {
+        return;
+    }
+    *armed = deadline;
+    apic::set_deadline(deadline, now());
+}
+
+/// The timer fired: forget the armed deadline so the next arm programs it.
+pub fn fired() {
+    let p = &raw mut ARMED;
+    // SAFETY: kernel context only.
+    unsafe { *p = u64::MAX };
+}
