@@ -19,6 +19,8 @@ pub static mut KIP: KipPage = KipPage(Kip::new());
 pub static MEMMAP: spin::Once<MemMap> = spin::Once::new();
 pub static BOOTINFO: spin::Once<BootInfo> = spin::Once::new();
 pub static POOL_RANGE: spin::Once<Region> = spin::Once::new();
+/// The root task's first thread.
+pub static ROOT_THREAD: spin::Once<abi::ThreadId> = spin::Once::new();
 
 extern "C" {
     static __image_start_phys: u8;
@@ -185,6 +187,7 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     let entry = task::load(kk.space_of_mut(t), image, &mut POOL.lock())
         .unwrap_or_else(|e| stop(format_args!("cannot load root task \"{}\": {e:?}", root.name())));
     kk.tcbs[t].privileged = true;
+    ROOT_THREAD.call_once(|| kk.id_of(t));
     kk.tcbs[t].prio = abi::ROOT_PRIORITY as u8;
     if let Err(e) = kk.start_thread(t, entry, abi::ROOT_STACK_TOP) {
         stop(format_args!("cannot start the root thread: {e:?}"));

@@ -70,6 +70,7 @@ pub fn run(which: &str) {
         "user" => {
             fault::HOOK.call_once(|| user_fault_hook);
             crate::syscall::EXIT_HOOK.call_once(|| user_exit_hook);
+            start_pit_1khz();
         }
         other => {
             kprintln!("test {other} ... FAILED: no such in-guest test");
@@ -256,9 +257,25 @@ fn user_fault_hook(r: &Report) {
     expect_fault("ring3_root_task", ok)
 }
 
-fn user_exit_hook(status: u64) {
-    kprintln!("test ring3_root_task ... FAILED: root task exited with status {status}");
-    finish(0, 1)
+fn user_exit_hook(t: abi::ThreadId, status: u64) {
+    if init::ROOT_THREAD.get() == Some(&t) {
+        kprintln!("test ring3_root_task ... FAILED: root task exited with status {status}");
+        finish(0, 1)
+    }
+}
+
+/// Test fixture: the PIT as a periodic interrupt source on legacy line 0
+/// (1 kHz, rate generator), for the interrupt-as-IPC test. The line stays
+/// masked until a handler attaches.
+fn start_pit_1khz() {
+    use x86_64::instructions::port::Port;
+    let divisor: u16 = 1193;
+    // SAFETY: PIT channel 0 programming; nothing else uses the PIT.
+    unsafe {
+        Port::<u8>::new(0x43).write(0x34);
+        Port::<u8>::new(0x40).write(divisor as u8);
+        Port::<u8>::new(0x40).write((divisor >> 8) as u8);
+    }
 }
 
 /// Page-color period of the cache model's `embedded` profile (1 MiB, 16-way

@@ -112,7 +112,7 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
         sys::THREAD_EXIT => {
             crate::kprintln!("thread {:#x} exited, status {}", kk.id_of(cur).0, f.rdi as i64);
             if let Some(hook) = EXIT_HOOK.get() {
-                hook(f.rdi);
+                hook(kk.id_of(cur), f.rdi);
             }
             kk.delete_thread(cur);
             return None;
@@ -173,7 +173,8 @@ extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
     schedule_and_resume()
 }
 
-/// Called with the status of a thread that exits; the test kernel checks it.
-pub static EXIT_HOOK: spin::Once<fn(u64)> = spin::Once::new();
+/// Called with the id and status of a thread that exits; the test kernel
+/// checks the root thread's.
+pub static EXIT_HOOK: spin::Once<fn(ThreadId, u64)> = spin::Once::new();
 
 const _: () = assert!(MAX_THREADS <= 128, "pending_budget is a u128 bitmask");

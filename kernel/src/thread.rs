@@ -348,6 +348,7 @@ impl Kernel {
         let t = &mut self.tcbs[i];
         t.state = state;
         t.wake_at = wake_at;
+        crate::timer::note_deadline(wake_at);
         // Lazy dequeue: the scheduler drops it when it meets it.
     }
 

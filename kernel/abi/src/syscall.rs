@@ -1,19 +1,28 @@
 //! User-side system call wrappers (bare-metal target only).
 
-use crate::{sys, Error};
+use crate::ipc::{Tag, Timeout, Utcb, REG_MRS};
+use crate::{sys, Error, ThreadId};
 use core::arch::asm;
+
+/// Raw system call with up to four arguments (`rdi, rsi, rdx, r10`);
+/// returns `rax, rsi, rdx` after the call.
+#[inline(always)]
+pub fn syscall4(nr: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64, u64) {
+    let (ret, o1, o2): (u64, u64, u64);
+    // SAFETY: `syscall` enters the kernel, which checks every argument and
+    // returns with all registers restored except rax (result), rsi/rdx
+    // (extra results), and rcx/r11 (taken by the instruction).
+    unsafe {
+        asm!("syscall", inlateout("rax") nr => ret, in("rdi") a0, inlateout("rsi") a1 => o1,
+             inlateout("rdx") a2 => o2, in("r10") a3, lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    (ret, o1, o2)
+}
 
 /// Raw two-argument system call.
 #[inline(always)]
 pub fn syscall2(nr: u64, a0: u64, a1: u64) -> u64 {
-    let ret: u64;
-    // SAFETY: `syscall` transfers to the kernel, which checks every argument
-    // and returns; the instruction clobbers rcx and r11, declared here.
-    unsafe {
-        asm!("syscall", inlateout("rax") nr => ret, in("rdi") a0, in("rsi") a1,
-             lateout("rcx") _, lateout("r11") _, options(nostack));
-    }
-    ret
+    syscall4(nr, a0, a1, 0, 0).0
 }
 
 /// Prints `s` on the kernel debug console (longer strings are split).
@@ -31,4 +40,116 @@ pub fn thread_exit(status: u64) -> ! {
     loop {
         core::hint::spin_loop();
     }
+}
+
+/// A message as it travels in registers: tag (MR0) and MR1..MR6. Words
+/// MR7.. are in the UTCB ([`utcb`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Msg {
+    pub tag: u64,
+    pub mr: [u64; REG_MRS],
+}
+
+impl Msg {
+    pub fn new(tag: Tag, words: &[u64]) -> Msg {
+        let mut m = Msg { tag: tag.0, mr: [0; REG_MRS] };
+        for (d, s) in m.mr.iter_mut().zip(words) {
+            *d = *s;
+        }
+        m
+    }
+
+    pub fn tag(&self) -> Tag {
+        Tag(self.tag)
+    }
+}
+
+/// The raw IPC call: send `msg` to `to` (unless NIL), then receive from
+/// `from` (unless NIL). Returns the sender and the received message.
+#[inline(always)]
+pub fn ipc(to: ThreadId, from: ThreadId, send: Timeout, recv: Timeout, msg: &Msg) -> Result<(ThreadId, Msg), Error> {
+    let (ret, sender, tag): (u64, u64, u64);
+    let mut o = [0u64; REG_MRS];
+    // SAFETY: see `syscall4`; the IPC call also returns MR1..MR6 in r8, r9,
+    // r12..r15 and leaves every other register as it was.
+    unsafe {
+        asm!("syscall",
+             inlateout("rax") sys::IPC => ret,
+             in("rdi") to.0,
+             inlateout("rsi") from.0 => sender,
+             inlateout("rdx") msg.tag => tag,
+             in("r10") Timeout::pack(send, recv),
+             inlateout("r8") msg.mr[0] => o[0],
+             inlateout("r9") msg.mr[1] => o[1],
+             inlateout("r12") msg.mr[2] => o[2],
+             inlateout("r13") msg.mr[3] => o[3],
+             inlateout("r14") msg.mr[4] => o[4],
+             inlateout("r15") msg.mr[5] => o[5],
+             lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    Error::decode(ret)?;
+    Ok((ThreadId(sender), Msg { tag, mr: o }))
+}
+
+/// Send, then wait for the reply from the same thread.
+pub fn call(to: ThreadId, msg: &Msg) -> Result<Msg, Error> {
+    ipc(to, to, Timeout::NEVER, Timeout::NEVER, msg).map(|(_, m)| m)
+}
+
+/// Reply to `to` (never blocking) and wait for the next message from anyone.
+pub fn reply_wait(to: ThreadId, msg: &Msg) -> Result<(ThreadId, Msg), Error> {
+    ipc(to, ThreadId::ANY, Timeout::ZERO, Timeout::NEVER, msg)
+}
+
+pub fn send(to: ThreadId, msg: &Msg, timeout: Timeout) -> Result<(), Error> {
+    ipc(to, ThreadId::NIL, timeout, Timeout::ZERO, msg).map(|_| ())
+}
+
+/// Receive from `from` (`ThreadId::ANY` for an open receive).
+pub fn receive(from: ThreadId, timeout: Timeout) -> Result<(ThreadId, Msg), Error> {
+    ipc(ThreadId::NIL, from, Timeout::ZERO, timeout, &Msg::default())
+}
+
+/// This thread's UTCB (found through `fs:0`).
+pub fn utcb() -> &'static mut Utcb {
+    let p: u64;
+    // SAFETY: the kernel sets FS base to the running thread's UTCB, whose
+    // first word points at itself.
+    unsafe { asm!("mov {}, fs:[0]", out(reg) p, options(nostack, readonly, preserves_flags)) };
+    // SAFETY: the UTCB page is mapped for this thread's whole life and only
+    // this thread uses it from user level.
+    unsafe { &mut *(p as *mut Utcb) }
+}
+
+/// The caller's id, the TSC now and the TSC frequency.
+pub fn myself() -> (ThreadId, u64, u64) {
+    let (id, hz, tsc) = syscall4(sys::MYSELF, 0, 0, 0, 0);
+    (ThreadId(id), tsc, hz)
+}
+
+pub fn yield_now() {
+    syscall2(sys::YIELD, 0, 0);
+}
+
+/// Creates a thread in the space of `space_of` (`NIL`: a new space).
+pub fn thread_create(space_of: ThreadId, utcb: u64, pager: ThreadId) -> Result<ThreadId, Error> {
+    Error::decode(syscall4(sys::THREAD_CREATE, space_of.0, utcb, pager.0, 0).0).map(ThreadId)
+}
+
+pub fn thread_start(t: ThreadId, ip: u64, sp: u64) -> Result<(), Error> {
+    Error::decode(syscall4(sys::THREAD_START, t.0, ip, sp, 0).0).map(|_| ())
+}
+
+pub fn thread_delete(t: ThreadId) -> Result<(), Error> {
+    Error::decode(syscall2(sys::THREAD_DELETE, t.0, 0)).map(|_| ())
+}
+
+/// Sets attribute `what` (see [`sys::attr`]) of `t`.
+pub fn thread_config(t: ThreadId, what: u64, v: u64, v2: u64) -> Result<(), Error> {
+    Error::decode(syscall4(sys::THREAD_CONFIG, t.0, what, v, v2).0).map(|_| ())
+}
+
+/// Routes interrupt line `line` to `handler` (`NIL` detaches).
+pub fn irq_attach(line: u64, handler: ThreadId) -> Result<(), Error> {
+    Error::decode(syscall2(sys::IRQ_ATTACH, line, handler.0)).map(|_| ())
 }

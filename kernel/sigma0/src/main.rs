@@ -9,6 +9,11 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+mod rt;
+#[cfg(target_os = "none")]
+mod tests;
+
+#[cfg(target_os = "none")]
 mod root {
     use abi::{sys, syscall, Error};
     use user_rt::{kip, println};
@@ -42,6 +47,10 @@ mod root {
             "overlong_print_rejected",
             Error::decode(syscall::syscall2(sys::DEBUG_PRINT, 0x40_0000, 1 << 40)) == Err(Error::InvalidArgument),
         );
+        let failed = crate::tests::run();
+        if failed > 0 {
+            syscall::thread_exit(failed as u64);
+        }
         println!("sigma0: executing hlt in ring 3 (must fault)");
         // SAFETY: `hlt` is privileged: in ring 3 it raises #GP, which is
         // exactly what the test kernel waits for.
