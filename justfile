@@ -84,6 +84,10 @@ debug: setup build
 accel: setup build
     {{prism}} accel
 
+# IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount.
+bench: setup build
+    {{prism}} bench
+
 # Run the WCET scenarios and write the report (the pipeline is not built yet).
 wcet: setup build
     {{prism}} wcet

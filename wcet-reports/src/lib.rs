@@ -4,5 +4,6 @@
 //! HTML report with pWCET. The `prism` binary is the entry point the
 //! justfile calls.
 
+pub mod bench;
 pub mod guest;
 pub mod qemu;

@@ -46,6 +46,8 @@ enum Cmd {
     Debug,
     /// Print which accelerator `run` would use, and why.
     Accel,
+    /// IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount.
+    Bench,
     /// Decode the kernel's defmt log (COM2) of the last `run`.
     Defmt {
         /// The captured COM2 bytes.
@@ -54,6 +56,20 @@ enum Cmd {
     },
     /// Run the WCET scenarios (pipeline not built yet: boots and says so).
     Wcet,
+}
+
+/// The machine the figures came from, for every printed table.
+fn host() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("host {cpu}, {cores} cores")
 }
 
 fn main() -> Result<()> {
@@ -160,6 +176,33 @@ fn main() -> Result<()> {
             for l in qemu::decode_defmt(&kernel, &file)? {
                 println!("{l}");
             }
+        }
+        Cmd::Bench => {
+            eprintln!("prism bench: run 1/2 under TCG (TSC cycles) ...");
+            let cycles = wcet_reports::bench::run(&cli.build_dir, Accel::Tcg)?;
+            eprintln!("prism bench: run 2/2 under TCG+icount (TSC = guest instructions) ...");
+            let insns = wcet_reports::bench::run(&cli.build_dir, Accel::TcgIcount)?;
+            println!("IPC round trips (call + reply_wait, two address spaces), QEMU 7.2 TCG, `-cpu max`, {}:", host());
+            println!(
+                "{:<26} {:>7} | {:>12} {:>12} {:>12} | {:>12} {:>12} {:>12}",
+                "benchmark", "rounds", "cyc median", "cyc p99", "cyc max", "insn median", "insn p99", "insn max"
+            );
+            for c in &cycles {
+                let i = insns.iter().find(|i| i.name == c.name);
+                let f = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<26} {:>7} | {:>12} {:>12} {:>12} | {:>12} {:>12} {:>12}",
+                    c.name,
+                    c.rounds,
+                    c.median,
+                    c.p99,
+                    c.max,
+                    f(i.map(|i| i.median)),
+                    f(i.map(|i| i.p99)),
+                    f(i.map(|i| i.max))
+                );
+            }
+            println!("cycles: guest TSC under plain TCG (moves between runs); instructions: guest TSC under -icount shift=0 (exact, repeatable).");
         }
         Cmd::Accel => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;

@@ -9,6 +9,8 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+mod bench;
+#[cfg(target_os = "none")]
 mod rt;
 #[cfg(target_os = "none")]
 mod tests;
@@ -33,6 +35,10 @@ mod root {
             k.mem_regions().iter().filter(|r| r.kind == abi::kip::MemKind::Usable as u32).map(|r| r.size).sum();
         println!("sigma0: hello from ring 3; KIP v{} reports {} MiB usable RAM", k.abi_version, usable >> 20);
         let me = k.modules().first();
+        if me.is_some_and(|m| m.args().any(|a| a == "bench")) {
+            crate::bench::run();
+            return;
+        }
         if !me.is_some_and(|m| m.args().any(|a| a == "test")) {
             return;
         }
