@@ -262,6 +262,21 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Error> {
         // A reply to a kernel-sent message: the kernel consumes it.
         return consume_kernel_reply(kk, s, r, tag);
     }
+    if tag.typed() == 0 && kk.tcbs[s].kipc == KernelIpc::None {
+        // Untyped only: registers, then one UTCB-to-UTCB copy.
+        let sf = &kk.tcbs[s].frame;
+        let regs = [sf.r8, sf.r9, sf.r12, sf.r13, sf.r14, sf.r15];
+        let rf = &mut kk.tcbs[r].frame;
+        rf.rdx = tag.0;
+        for (i, &w) in regs.iter().enumerate().take(n) {
+            rf.set_mr(i + 1, w);
+        }
+        if n > REG_MRS {
+            let (su, ru) = (kk.utcb(s), kk.utcb(r));
+            ru.mr[REG_MRS + 1..=n].copy_from_slice(&su.mr[REG_MRS + 1..=n]);
+        }
+        return Ok(());
+    }
     let mut words = [0u64; MAX_MRS];
     for (i, w) in words.iter_mut().enumerate().take(n + 1) {
         *w = mr_get(kk, s, i);

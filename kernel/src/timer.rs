@@ -121,23 +121,27 @@ pub fn arm(kk: &Kernel, i: usize) {
     if t.budget > 0 {
         deadline = deadline.min(n.saturating_add(t.budget_left.max(1)));
     }
-    program(deadline);
+    program(deadline, n);
 }
 
 /// Programs the timer while idle: only deadlines matter.
 pub fn arm_idle(_kk: &Kernel) {
-    program(*earliest());
+    program(*earliest(), now());
 }
 
-fn program(deadline: u64) {
+/// Makes sure the timer fires no later than `deadline`. An armed deadline
+/// that is still ahead and not later than needed stays: firing early only
+/// costs a tick that re-arms, while reprogramming on every kernel exit
+/// would cost a timer write on the IPC path.
+fn program(deadline: u64, now: u64) {
     let p = &raw mut ARMED;
     // SAFETY: kernel context only.
     let armed = unsafe { &mut *p };
-    if *armed == deadline && deadline > now() {
+    if *armed <= deadline && *armed > now {
         return;
     }
     *armed = deadline;
-    apic::set_deadline(deadline, now());
+    apic::set_deadline(deadline, now);
 }
 
 /// The timer fired: forget the armed deadline so the next arm programs it.
