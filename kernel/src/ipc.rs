@@ -69,6 +69,7 @@ pub fn ipc(kk: &mut Kernel, cur: usize, to: ThreadId, from: ThreadId, st: Timeou
             if accepts(kk, d, me) {
                 let r = transfer(kk, cur, d);
                 finish_receive(kk, d, me, r);
+                kk.direct = Some(d);
                 if let Err(e) = r {
                     return set_result(kk, cur, Err(e));
                 }

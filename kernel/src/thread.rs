@@ -158,6 +158,9 @@ pub struct Kernel {
     /// The thread the CPU runs (or last ran, while idle).
     pub current: Option<usize>,
     pub fpu_owner: Option<usize>,
+    /// The receiver an IPC just woke: the scheduler switches to it directly
+    /// when nothing of higher priority is ready (the IPC fast path).
+    pub direct: Option<usize>,
     /// CR3 and FS base currently loaded, to skip redundant switches.
     loaded_space: u16,
     loaded_fs: u64,
@@ -169,6 +172,7 @@ static mut KERNEL: Kernel = Kernel {
     ready: ReadyQueues::new(),
     current: None,
     fpu_owner: None,
+    direct: None,
     loaded_space: u16::MAX,
     loaded_fs: 0,
 };
@@ -354,6 +358,12 @@ impl Kernel {
 
     /// Highest-priority ready thread, dropping blocked ones met on the way.
     pub fn pick(&mut self) -> Option<usize> {
+        if let Some(d) = self.direct.take() {
+            let t = &self.tcbs[d];
+            if t.state == State::Ready && self.ready.highest_level().is_none_or(|p| t.prio >= p) {
+                return Some(d);
+            }
+        }
         while let Some(i) = self.ready.highest() {
             if self.tcbs[i].state == State::Ready {
                 return Some(i);

@@ -4,9 +4,9 @@
 //! `-icount shift=0` the TSC counts guest instructions, so the same run
 //! gives instruction counts there (the host runs it both ways).
 
-use crate::rt::{self, spawn};
-use abi::ipc::{string_item, Tag, Timeout};
-use abi::syscall::{self as sc, call, receive, reply_wait, Msg};
+use crate::rt::{self, spawn, wait_good};
+use abi::ipc::{string_item, Tag};
+use abi::syscall::{self as sc, call, reply_wait, Msg};
 use abi::ThreadId;
 use user_rt::println;
 
@@ -45,12 +45,14 @@ extern "C" fn server() -> ! {
     let u = sc::utcb();
     u.br[1] = buf;
     u.br[2] = 8192;
-    let (mut from, mut m) = receive(ThreadId::ANY, Timeout::NEVER).expect("first message");
+    let (mut from, mut m) = wait_good();
     loop {
         let reply = Msg { tag: Tag::new(0, m.tag().untyped(), 0).0, mr: m.mr };
         (from, m) = match reply_wait(from, &reply) {
             Ok(x) => x,
-            Err(_) => receive(ThreadId::ANY, Timeout::NEVER).expect("next message"),
+            // A partner's malformed message fails for both sides; wait for
+            // the next good one.
+            Err(_) => wait_good(),
         };
     }
 }

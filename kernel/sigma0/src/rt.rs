@@ -42,6 +42,15 @@ pub fn spawn(space_of: ThreadId, entry: extern "C" fn() -> !, prio: u64, pager: 
     Ok(t)
 }
 
+/// Receives from anyone until a message arrives intact.
+pub fn wait_good() -> (ThreadId, Msg) {
+    loop {
+        if let Ok(x) = syscall::receive(ThreadId::ANY, abi::Timeout::NEVER) {
+            return x;
+        }
+    }
+}
+
 /// The pager loop: answers every page fault with a mapping of the same
 /// page of sigma0's own space.
 pub extern "C" fn pager() -> ! {

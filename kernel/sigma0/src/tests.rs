@@ -2,7 +2,7 @@
 //! when it is started with the argument `test`. Each prints one line
 //! (`test NAME ... ok` or `... FAILED: why`); the host runner counts them.
 
-use crate::rt::{self, spawn, PAGER_FAULTS};
+use crate::rt::{self, spawn, wait_good, PAGER_FAULTS};
 use abi::ipc::{label, string_item, Tag, Timeout};
 use abi::sys::{self, attr};
 use abi::syscall::{self as sc, call, receive, reply_wait, send, Msg};
@@ -45,7 +45,7 @@ fn pager() -> ThreadId {
 /// replies with the received register words, the UTCB words plus one, and
 /// label + 1.
 extern "C" fn echo_server() -> ! {
-    let (mut from, mut m) = receive(ThreadId::ANY, Timeout::NEVER).expect("first message");
+    let (mut from, mut m) = wait_good();
     loop {
         let t = m.tag();
         let u = sc::utcb();
@@ -55,7 +55,9 @@ extern "C" fn echo_server() -> ! {
         let reply = Msg { tag: Tag::new(t.label() + 1, t.untyped(), 0).0, mr: m.mr };
         (from, m) = match reply_wait(from, &reply) {
             Ok(x) => x,
-            Err(_) => receive(ThreadId::ANY, Timeout::NEVER).expect("next message"),
+            // A partner's malformed message fails for both sides; wait for
+            // the next good one.
+            Err(_) => wait_good(),
         };
     }
 }
@@ -370,6 +372,48 @@ extern "C" fn unprivileged() -> ! {
     sc::thread_exit(0)
 }
 
+static FUZZ_DONE: AtomicU64 = AtomicU64::new(0);
+
+/// Random system calls from an unprivileged thread in a space of its own:
+/// every one must come back (IPC timeouts are forced to zero so nothing
+/// blocks; THREAD_EXIT is skipped so the thread lives to report).
+extern "C" fn fuzzer() -> ! {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut errors = 0u64;
+    for _ in 0..FUZZ_CALLS {
+        let nr = next() % (sys::COUNT + 4);
+        if nr == sys::THREAD_EXIT || nr == sys::DEBUG_PRINT {
+            continue;
+        }
+        let (a, b, c) = (next(), next(), next());
+        let timeouts = if nr == sys::IPC { 0 } else { next() };
+        if Error::decode(sc::syscall4(nr, a, b, c, timeouts).0).is_err() {
+            errors += 1;
+        }
+    }
+    FUZZ_DONE.store(errors + 1, SeqCst);
+    let _ = send(ThreadId(ORDER.load(SeqCst)), &Msg::new(Tag::new(0, 1, 0), &[errors]), Timeout::NEVER);
+    sc::thread_exit(0)
+}
+
+const FUZZ_CALLS: u64 = 5000;
+
+fn random_syscalls_survived() -> TestResult {
+    let t = spawn(ThreadId::NIL, fuzzer, 30, pager()).map_err(|_| "spawn")?;
+    let (from, m) = receive(t, Timeout::ticks(ms(5000))).map_err(|_| "fuzzing thread never reported")?;
+    check(from == t, "report from the wrong thread")?;
+    // Almost every random call is refused; some (YIELD, MYSELF) succeed.
+    check(m.mr[0] > FUZZ_CALLS / 2, "random calls were accepted")?;
+    // The kernel still works: a call round trip.
+    call(echo(), &Msg::new(Tag::new(1, 1, 0), &[5])).map(|_| ()).map_err(|_| "kernel broken after fuzzing")
+}
+
 static FPU_OK: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn fpu_user() -> ! {
@@ -399,7 +443,7 @@ pub fn run() -> u32 {
     PAGER.store(pager.0, SeqCst);
     let echo = spawn(ThreadId::NIL, echo_server, 40, pager).expect("echo server");
     ECHO.store(echo.0, SeqCst);
-    let tests: [Test; 13] = [
+    let tests: [Test; 14] = [
         ("ipc_call_register_message_across_spaces", call_register_message),
         ("ipc_call_utcb_message_60_words", call_utcb_message),
         ("ipc_string_item_copy", string_item_copy),
@@ -412,6 +456,7 @@ pub fn run() -> u32 {
         ("irq_delivered_as_ipc_unmasked_on_reply", irq_as_ipc),
         ("exception_ipc_fixup_resumes_thread", exception_ipc_fixup),
         ("garbage_syscall_arguments_rejected", garbage_arguments),
+        ("random_syscalls_from_unprivileged_thread", random_syscalls_survived),
         ("fpu_state_switched_lazily_per_thread", fpu_state_per_thread),
     ];
     let mut failed = 0;
