@@ -84,13 +84,13 @@ pub const BOOTS: &[GuestBoot] = &[
 pub fn run_iso(iso: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcome)> {
     let mut boot = Boot::new(iso, Accel::Tcg);
     boot.cdrom = Some(iso.to_path_buf());
-    let done = |s: &str| s.contains("no runnable task left");
+    let done = |s: &str| s.contains("all threads ended");
     let o = boot.run_captured(timeout, Some(&done))?;
     let text = o.text();
     let checks = [
         ("grub_loads_kernel", "boot: Multiboot v1 by \"GRUB"),
         ("root_task_runs_from_iso", "sigma0: hello from ring 3"),
-        ("root_task_exits_cleanly", "task sigma0: exited"),
+        ("root_task_exits_cleanly", "exited, status 0"),
     ];
     let results = checks
         .iter()

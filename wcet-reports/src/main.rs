@@ -213,7 +213,7 @@ fn main() -> Result<()> {
             eprintln!("prism wcet: accelerator {accel} ({why}); booting the kernel with sigma0 ...");
             let mut b = Boot::new(&kernel, accel);
             b.modules.push(root);
-            let o = b.run_captured(Duration::from_secs(20), Some(&|s: &str| s.contains("no runnable task left")))?;
+            let o = b.run_captured(Duration::from_secs(20), Some(&|s: &str| s.contains("all threads ended")))?;
             for (t, l) in &o.lines {
                 println!("[{:7.3}] {l}", t.as_secs_f64());
             }
