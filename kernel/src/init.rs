@@ -10,7 +10,8 @@ use crate::{kprintln, task, thread};
 use abi::kip::{Kip, MemKind};
 use spin::Mutex;
 
-/// Size of the kernel memory pool (page tables, kernel objects).
+/// Default size of the kernel memory pool (page tables, mapping-database
+/// nodes, I/O bitmaps, UTCBs); `kmem=MiB` on the command line sets it.
 pub const KERNEL_POOL_SIZE: u64 = 16 << 20;
 
 pub static POOL: Mutex<FramePool> = Mutex::new(FramePool::empty());
@@ -103,10 +104,50 @@ fn module_cmdline(m: &multiboot::ModEntry) -> heapless::String<48> {
     s
 }
 
+fn pool_size(bi: &BootInfo) -> u64 {
+    match multiboot::cmdline_value(&bi.cmdline, "kmem").map(str::parse::<u64>) {
+        Some(Ok(mib)) if (1..=1024).contains(&mib) => mib << 20,
+        Some(_) => {
+            kprintln!("kmem= must be 1..1024 (MiB); using {} MiB", KERNEL_POOL_SIZE >> 20);
+            KERNEL_POOL_SIZE
+        }
+        None => KERNEL_POOL_SIZE,
+    }
+}
+
 fn stop(why: core::fmt::Arguments) -> ! {
     kprintln!("*** boot failed: {why}");
     kprintln!("*** kernel stopped.");
     cpu::halt_forever()
+}
+
+/// Carves the mapping database's node and index storage out of the kernel
+/// pool (one node per KiB of pool; index twice the nodes, a power of two).
+fn init_mapdb() {
+    use crate::mapdb::{MapDb, Node};
+    let mut pool = POOL.lock();
+    let nodes = (pool.total_frames() * 4).next_power_of_two() / 2;
+    let node_bytes = nodes * core::mem::size_of::<Node>();
+    let index_len = (2 * nodes).next_power_of_two();
+    let index_bytes = index_len * 4;
+    let frames = (node_bytes + index_bytes).div_ceil(4096);
+    let Ok(base) = pool.alloc_contiguous(frames) else {
+        stop(format_args!("kernel pool too small for the mapping database ({frames} frames)"))
+    };
+    drop(pool);
+    let v = paging::phys_to_virt(base).expect("pool in the direct map");
+    // SAFETY: `frames` contiguous pool frames now owned by the mapping
+    // database for the kernel's lifetime; nodes first, then the index (u32,
+    // 4-byte aligned because node_bytes is a multiple of the node size,
+    // itself a multiple of 4).
+    let (nodes_s, index_s) = unsafe {
+        let n = core::slice::from_raw_parts_mut(v as *mut Node, nodes);
+        n.fill(Node::EMPTY);
+        let i = core::slice::from_raw_parts_mut((v + node_bytes as u64) as *mut u32, index_len);
+        (n, i)
+    };
+    thread::k().mapdb = Some(MapDb::new(nodes_s, index_s));
+    kprintln!("mapping database: {nodes} nodes in {frames} pool frames");
 }
 
 /// Rust entry, called by the 32-bit boot code on the boot stack.
@@ -129,9 +170,8 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     }
     let fw = bi.mmap.iter().map(|e| (e.base, e.len, e.kind));
     let mut map = MemMap::build(fw, &taken).unwrap_or_else(|e| stop(format_args!("memory map: {e:?}")));
-    let pool = map
-        .carve(KERNEL_POOL_SIZE, 1 << 30)
-        .unwrap_or_else(|e| stop(format_args!("no room for the kernel pool: {e:?}")));
+    let pool =
+        map.carve(pool_size(bi), 1 << 30).unwrap_or_else(|e| stop(format_args!("no room for the kernel pool: {e:?}")));
     POOL.lock().init(pool.base, pool.size());
     POOL_RANGE.call_once(|| pool);
     let ram_end = map.regions().iter().filter(|r| r.kind != MemKind::Reserved).map(|r| r.end).max().unwrap_or(0);
@@ -166,6 +206,7 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     #[cfg(feature = "ktest")]
     crate::ktest::run(multiboot::cmdline_value(&bi.cmdline, "test").unwrap_or("suite"));
 
+    init_mapdb();
     let hz = crate::timer::init();
     kip.tsc_hz = hz;
     kprintln!("timer: TSC {} MHz, local APIC ({})", hz / 1_000_000, crate::arch::apic::mode());
@@ -184,8 +225,23 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     let t = kk
         .create_thread(None, abi::ROOT_UTCB, abi::ThreadId::NIL)
         .unwrap_or_else(|e| stop(format_args!("cannot create the root thread: {e:?}")));
-    let entry = task::load(kk.space_of_mut(t), image, &mut POOL.lock())
-        .unwrap_or_else(|e| stop(format_args!("cannot load root task \"{}\": {e:?}", root.name())));
+    let sp = kk.tcbs[t].space;
+    kk.sigma0_space = Some(sp);
+    // Every page the loader maps becomes a root of the mapping database,
+    // so sigma0 can map its own pages onwards.
+    let mut space = kk.spaces[sp as usize].space.take().expect("root space");
+    let mut db_full = false;
+    let entry = task::load(&mut space, image, &mut POOL.lock(), &mut |v, f, r| {
+        db_full |= crate::mapping::insert_root_in(kk.mapdb.as_mut(), sp, v, f, r).is_err();
+    })
+    .unwrap_or_else(|e| stop(format_args!("cannot load root task \"{}\": {e:?}", root.name())));
+    kk.spaces[sp as usize].space = Some(space);
+    if db_full {
+        stop(format_args!("mapping database too small for the root task"));
+    }
+    if let Err(e) = crate::io::grant_all(kk, sp) {
+        stop(format_args!("no I/O bitmap for sigma0: {e:?}"));
+    }
     kk.tcbs[t].privileged = true;
     ROOT_THREAD.call_once(|| kk.id_of(t));
     kk.tcbs[t].prio = abi::ROOT_PRIORITY as u8;

@@ -392,6 +392,10 @@ fn stop(kk: &mut Kernel, t: usize, why: &str) {
 /// A user page fault in thread `t`: IPC to its pager, or the exception
 /// handler when it has none.
 pub fn page_fault(kk: &mut Kernel, t: usize, addr: u64, error: u64) {
+    // sigma0 owns usable RAM idempotently; its first touch maps the page.
+    if Some(kk.tcbs[t].space) == kk.sigma0_space && error & 1 == 0 && crate::mapping::sigma0_touch(kk, addr) {
+        return;
+    }
     let pager = kk.tcbs[t].pager;
     if pager.is_nil() || addr >= abi::USER_END || kk.lookup(pager).is_err() {
         return exception(kk, t, 14, error, addr);

@@ -245,6 +245,13 @@ fn general_protection() -> ! {
     finish(0, 1)
 }
 
+/// Nothing ran for seconds: a test deadlocked. Fail the run (the caller
+/// printed the thread states).
+pub fn idle_too_long() -> ! {
+    kprintln!("test no_deadlock ... FAILED: the system went idle with threads blocked");
+    finish(0, 1)
+}
+
 fn expect_fault(name: &str, ok: bool) -> ! {
     report(name, if ok { Ok(()) } else { Err("vector, error code, address or mode wrong") });
     finish(ok as u32, !ok as u32)

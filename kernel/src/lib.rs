@@ -22,6 +22,7 @@
 pub mod boot;
 pub mod elfload;
 pub mod kip;
+pub mod mapdb;
 pub mod memmap;
 pub mod pool;
 pub mod sched;
@@ -34,6 +35,8 @@ pub mod console;
 pub mod fault;
 #[cfg(target_os = "none")]
 pub mod init;
+#[cfg(target_os = "none")]
+pub mod io;
 #[cfg(target_os = "none")]
 pub mod ipc;
 #[cfg(target_os = "none")]

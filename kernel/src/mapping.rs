@@ -1,5 +1,6 @@
-//! Typed IPC items that touch memory: map/grant items (flexpages) and
-//! string items (copied once, sender space to receiver space).
+//! Typed IPC items that touch memory: map/grant items (flexpages, recorded
+//! in the mapping database), flush, and string items (copied once, sender
+//! space to receiver space).
 //!
 //! Both walk the page tables of the two spaces and copy through the
 //! kernel's direct map, so an unmapped or kernel address in a user-supplied
@@ -8,8 +9,9 @@
 
 use crate::arch::paging::{self, Rights};
 use crate::init::POOL;
-use crate::thread::{map_err, Kernel, State, MAX_THREADS};
-use abi::ipc::{item, rights, Fpage};
+use crate::mapdb::{MapDb, MapDbError, Rights as DbRights, SpaceId};
+use crate::thread::{map_err, Kernel, Space, State, MAX_THREADS};
+use abi::ipc::{item, Fpage};
 use abi::Error;
 
 /// Largest flexpage a single map item may name (16 MiB = 4096 pages).
@@ -25,8 +27,78 @@ fn is_utcb(kk: &Kernel, sp: u16, v: u64) -> bool {
     })
 }
 
+/// Applies one mapping-database change to the page tables.
+fn apply(spaces: &mut [Space], sp: SpaceId, vpage: u64, r: Option<DbRights>) {
+    let Some(space) = spaces[sp as usize].space.as_mut() else { return };
+    match r {
+        None => {
+            space.unmap(vpage << 12);
+        }
+        Some(r) => {
+            space.protect(vpage << 12, to_pt(r));
+        }
+    }
+}
+
+fn to_pt(r: DbRights) -> Rights {
+    Rights { write: r.contains(DbRights::WRITE), exec: r.contains(DbRights::EXEC) }
+}
+
+/// Is `v` (a page of RAM by its physical address) one sigma0 may own?
+fn sigma0_may_own(v: u64) -> bool {
+    crate::init::MEMMAP.get().is_some_and(|m| m.kind_of(v) == Some(abi::kip::MemKind::Usable))
+}
+
+/// sigma0's space is idempotent over usable RAM: the root mapping of
+/// physical page `v` at virtual `v` is made the first time sigma0 uses or
+/// passes on that page. Returns whether the page is now mapped.
+pub fn sigma0_touch(kk: &mut Kernel, v: u64) -> bool {
+    let v = v & !0xfff;
+    let Some(sp) = kk.sigma0_space else { return false };
+    if !sigma0_may_own(v) || v >= abi::USER_END {
+        return false;
+    }
+    let Some(db) = kk.mapdb.as_mut() else { return false };
+    if db.lookup(sp, v >> 12).is_some() {
+        return true;
+    }
+    if db.insert_root(sp, v >> 12, v, DbRights::ALL).is_err() {
+        return false;
+    }
+    let space = kk.spaces[sp as usize].space.as_mut().expect("sigma0 space");
+    if space.translate(v).is_some() || space.map(v, v, Rights { write: true, exec: true }, &mut POOL.lock()).is_err() {
+        // The page is taken in sigma0's space (its own image) or no page
+        // table could be had: sigma0 does not own it after all.
+        let _ = db.unmap(sp, v >> 12, DbRights::ALL, true, &mut |_, _, _| {});
+        return false;
+    }
+    true
+}
+
+/// Records a kernel-made user mapping (the root task's image and stack) as
+/// a root of the mapping database, so it can be mapped onwards.
+pub fn insert_root_in(db: Option<&mut MapDb<'static>>, sp: u16, v: u64, frame: u64, r: Rights) -> Result<(), Error> {
+    let mut rights = DbRights::READ;
+    if r.write {
+        rights = DbRights(rights.0 | DbRights::WRITE.0);
+    }
+    if r.exec {
+        rights = DbRights(rights.0 | DbRights::EXEC.0);
+    }
+    let db = db.ok_or(Error::OutOfMemory)?;
+    db.insert_root(sp, v >> 12, frame, rights).map_err(|_| Error::OutOfMemory)
+}
+
 /// Maps (or grants) sender `s`'s flexpage into receiver `r`'s `window`.
 pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, window: Fpage) -> Result<(), Error> {
+    let grant = w0 & item::KIND_MASK == item::GRANT;
+    let (ssp, rsp) = (kk.tcbs[s].space, kk.tcbs[r].space);
+    if fpage.is_io() {
+        if window.0 == 0 {
+            return Err(Error::MessageOverflow);
+        }
+        return crate::io::map_ports(kk, ssp, rsp, fpage, grant);
+    }
     if !fpage.is_valid() || fpage.size_log2() > MAX_MAP_LOG2 {
         return Err(Error::InvalidArgument);
     }
@@ -34,7 +106,6 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
         // The receiver does not accept mappings.
         return Err(Error::MessageOverflow);
     }
-    let grant = w0 & item::KIND_MASK == item::GRANT;
     let send_base = w0 & !0xfff;
     let (wbase, wlog2) = if window.size_log2() == 63 { (0, USER_LOG2) } else { (window.base(), window.size_log2()) };
     let flog2 = fpage.size_log2();
@@ -46,32 +117,76 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
         let off = send_base & ((1u64 << flog2) - 1) & !((1u64 << wlog2) - 1);
         (fpage.base() + off, wbase, wlog2.min(MAX_MAP_LOG2))
     };
-    let (ssp, rsp) = (kk.tcbs[s].space, kk.tcbs[r].space);
-    let mut pool = POOL.lock();
+    let rights = DbRights(fpage.rights() as u8);
     for p in (0..1u64 << log2).step_by(4096) {
         let (sv, rv) = (src + p, dst + p);
-        let Some(m) = kk.space_of(s).translate(sv).filter(|m| m.user) else { continue };
-        if ssp == rsp && sv == rv {
+        if rv >= abi::USER_END || is_utcb(kk, rsp, rv) || rv == abi::KIP_VADDR {
             continue;
         }
-        if is_utcb(kk, rsp, rv) || (grant && is_utcb(kk, ssp, sv)) || rv == abi::KIP_VADDR {
-            continue;
+        if Some(ssp) == kk.sigma0_space {
+            sigma0_touch(kk, sv);
         }
-        let rights = Rights {
-            write: m.writable && fpage.rights() & rights::WRITE != 0,
-            exec: m.executable && fpage.rights() & rights::EXEC != 0,
+        let Kernel { mapdb, spaces, .. } = kk;
+        let db = mapdb.as_mut().ok_or(Error::OutOfMemory)?;
+        let mut on_update = |sp: SpaceId, vp: u64, r: Option<DbRights>| apply(spaces, sp, vp, r);
+        let from = (ssp, sv >> 12);
+        let to = (rsp, rv >> 12);
+        let res =
+            if grant { db.grant(from, to, rights, &mut on_update) } else { db.map(from, to, rights, &mut on_update) };
+        let (frame, eff) = match res {
+            Ok(x) => x,
+            // Partly unmapped regions map what is there.
+            Err(MapDbError::NotMapped) | Err(MapDbError::NoRights) => continue,
+            Err(MapDbError::Cycle) | Err(MapDbError::Exists) => return Err(Error::InvalidArgument),
+            Err(MapDbError::Full) => return Err(Error::OutOfMemory),
         };
-        let frame = m.phys & !0xfff;
-        let rspace = kk.space_of_mut(r);
+        let rspace = spaces[rsp as usize].space.as_mut().expect("receiver space");
         if rspace.translate(rv).is_some() {
             rspace.unmap(rv);
         }
-        rspace.map(rv, frame, rights, &mut pool).map_err(map_err)?;
-        if grant {
-            kk.space_of_mut(s).unmap(sv);
+        if let Err(e) = rspace.map(rv, frame, to_pt(eff), &mut POOL.lock()) {
+            // No page table: undo the database entry so both agree.
+            db.unmap(rsp, rv >> 12, DbRights::ALL, true, &mut |sp, vp, r| apply(spaces, sp, vp, r));
+            return Err(map_err(e));
         }
     }
     Ok(())
+}
+
+/// The `UNMAP` call: flush `fpage` of the caller's space.
+pub fn unmap(kk: &mut Kernel, cur: usize, fpage: Fpage, include_self: bool) -> Result<u64, Error> {
+    let sp = kk.tcbs[cur].space;
+    if fpage.is_io() {
+        return if include_self { crate::io::unmap_own(kk, sp, fpage) } else { Ok(0) };
+    }
+    if !fpage.is_valid() || fpage.size_log2() > MAX_MAP_LOG2 {
+        return Err(Error::InvalidArgument);
+    }
+    let revoke = DbRights(fpage.rights() as u8);
+    if revoke.is_empty() {
+        return Ok(0);
+    }
+    let Kernel { mapdb, spaces, tcbs, .. } = kk;
+    let db = mapdb.as_mut().ok_or(Error::OutOfMemory)?;
+    let mut n = 0u64;
+    for v in (fpage.base()..fpage.base() + (1u64 << fpage.size_log2())).step_by(4096) {
+        // UTCB pages are the kernel's, never in the database; skip them.
+        if tcbs.iter().any(|t| t.state != State::Free && t.space == sp && t.utcb_vaddr == v) {
+            continue;
+        }
+        n += db.unmap(sp, v >> 12, revoke, include_self, &mut |s, vp, r| apply(spaces, s, vp, r)) as u64;
+    }
+    #[cfg(debug_assertions)]
+    db.check().expect("mapping database invariants");
+    Ok(n)
+}
+
+/// Flushes every mapping of space `sp` and everything derived from them.
+pub fn remove_space(kk: &mut Kernel, sp: u16) {
+    let Kernel { mapdb, spaces, .. } = kk;
+    if let Some(db) = mapdb.as_mut() {
+        db.remove_space(sp, &mut |s, vp, r| apply(spaces, s, vp, r));
+    }
 }
 
 /// Copies sender `s`'s string `[addr, addr+len)` into receiver `r`'s

@@ -58,6 +58,30 @@ impl FramePool {
         Err(PoolError::Exhausted)
     }
 
+    /// `n` physically contiguous free frames (first-fit); the first address.
+    pub fn alloc_contiguous(&mut self, n: usize) -> Result<u64, PoolError> {
+        if n == 0 {
+            return Err(PoolError::Exhausted);
+        }
+        let mut run = 0;
+        for idx in 0..self.frames {
+            if self.bitmap[idx / 64] & (1 << (idx % 64)) == 0 {
+                run += 1;
+                if run == n {
+                    let first = idx + 1 - n;
+                    for j in first..=idx {
+                        self.bitmap[j / 64] |= 1 << (j % 64);
+                    }
+                    self.used += n;
+                    return Ok(self.base + first as u64 * PAGE);
+                }
+            } else {
+                run = 0;
+            }
+        }
+        Err(PoolError::Exhausted)
+    }
+
     pub fn free(&mut self, frame: u64) -> Result<(), PoolError> {
         let off = frame.wrapping_sub(self.base);
         let idx = (off / PAGE) as usize;
@@ -106,6 +130,19 @@ mod tests {
         assert_eq!(p.free(a + 1), Err(PoolError::BadFree(a + 1)));
         assert_eq!(p.alloc(), Ok(b));
         assert!([a, b, c].iter().all(|f| p.contains(*f)));
+    }
+
+    #[test]
+    fn contiguous_runs_skip_taken_frames() {
+        let mut p = Box::new(FramePool::empty());
+        p.init(0x10_0000, 6 * PAGE);
+        let a = p.alloc().unwrap();
+        let _b = p.alloc().unwrap();
+        p.free(a).unwrap();
+        // Frame 0 is free but alone; the first run of 3 starts at frame 2.
+        assert_eq!(p.alloc_contiguous(3), Ok(0x10_0000 + 2 * PAGE));
+        assert_eq!(p.alloc_contiguous(2), Err(PoolError::Exhausted));
+        assert_eq!(p.free_frames(), 2);
     }
 
     proptest! {

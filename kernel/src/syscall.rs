@@ -149,6 +149,7 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
             kk.tcbs[cur].frame.rsi = timer::tsc_hz();
             Ok(kk.id_of(cur).0)
         }
+        sys::UNMAP => crate::mapping::unmap(kk, cur, abi::Fpage(f.rdi), f.rsi & sys::UNMAP_SELF != 0),
         sys::IRQ_ATTACH => privileged(kk, cur).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
         _ => Err(Error::NoSuchCall),
     };

@@ -18,7 +18,13 @@ impl From<MapError> for LoadError {
 }
 
 /// Loads `image` into `space` and maps the root stack; returns the entry.
-pub fn load(space: &mut AddressSpace, image: &[u8], pool: &mut FramePool) -> Result<u64, LoadError> {
+/// `on_map` hears of every page mapped (for the mapping database).
+pub fn load(
+    space: &mut AddressSpace,
+    image: &[u8],
+    pool: &mut FramePool,
+    on_map: &mut dyn FnMut(u64, u64, Rights),
+) -> Result<u64, LoadError> {
     let img = elfload::parse(image, abi::USER_END).map_err(LoadError::Elf)?;
     for s in &img.segments {
         let rights = Rights { write: s.write, exec: s.exec };
@@ -26,7 +32,11 @@ pub fn load(space: &mut AddressSpace, image: &[u8], pool: &mut FramePool) -> Res
         for page in (first..s.vaddr + s.memsz).step_by(4096) {
             let frame = match space.translate(page) {
                 Some(t) => t.phys & !0xfff,
-                None => space.map_fresh(page, rights, pool)?,
+                None => {
+                    let f = space.map_fresh(page, rights, pool)?;
+                    on_map(page, f, rights);
+                    f
+                }
             };
             // Copy the part of the file that falls into this page.
             let lo = page.max(s.vaddr);
@@ -41,7 +51,9 @@ pub fn load(space: &mut AddressSpace, image: &[u8], pool: &mut FramePool) -> Res
         }
     }
     for page in (abi::ROOT_STACK_TOP - abi::ROOT_STACK_SIZE..abi::ROOT_STACK_TOP).step_by(4096) {
-        space.map_fresh(page, Rights { write: true, exec: false }, pool)?;
+        let rights = Rights { write: true, exec: false };
+        let f = space.map_fresh(page, rights, pool)?;
+        on_map(page, f, rights);
     }
     Ok(img.entry)
 }

@@ -148,6 +148,9 @@ const _: () = assert!(core::mem::size_of::<TrapFrame>().is_multiple_of(16));
 pub struct Space {
     pub space: Option<AddressSpace>,
     pub threads: u32,
+    /// Physical address of the space's I/O permission bitmap (two
+    /// contiguous frames, bit set = port denied); 0 = no ports.
+    pub io_bitmap: u64,
 }
 
 /// All kernel state that threads and IPC share.
@@ -161,6 +164,12 @@ pub struct Kernel {
     /// The receiver an IPC just woke: the scheduler switches to it directly
     /// when nothing of higher priority is ready (the IPC fast path).
     pub direct: Option<usize>,
+    /// The mapping database (storage carved from the kernel pool at boot).
+    pub mapdb: Option<crate::mapdb::MapDb<'static>>,
+    /// sigma0's space: idempotent (virtual = physical) over usable RAM.
+    pub sigma0_space: Option<u16>,
+    /// Whose I/O bitmap is in the TSS (`u16::MAX`: nobody's, all denied).
+    pub loaded_io: u16,
     /// CR3 and FS base currently loaded, to skip redundant switches.
     loaded_space: u16,
     loaded_fs: u64,
@@ -168,11 +177,14 @@ pub struct Kernel {
 
 static mut KERNEL: Kernel = Kernel {
     tcbs: [const { Tcb::empty() }; MAX_THREADS],
-    spaces: [const { Space { space: None, threads: 0 } }; MAX_SPACES],
+    spaces: [const { Space { space: None, threads: 0, io_bitmap: 0 } }; MAX_SPACES],
     ready: ReadyQueues::new(),
     current: None,
     fpu_owner: None,
     direct: None,
+    mapdb: None,
+    sigma0_space: None,
+    loaded_io: u16::MAX,
     loaded_space: u16::MAX,
     loaded_fs: 0,
 };
@@ -235,7 +247,7 @@ impl Kernel {
             Some(t) => (self.tcbs[t].space as usize, false),
             None => {
                 let sp = (0..MAX_SPACES).find(|&s| self.spaces[s].space.is_none()).ok_or(Error::NoResources)?;
-                let mut space = AddressSpace::new(&mut pool).map_err(|_| Error::OutOfMemory)?;
+                let mut space = AddressSpace::with_pcid(&mut pool, sp as u16 + 1).map_err(|_| Error::OutOfMemory)?;
                 let kip = paging::image_phys(&raw const crate::init::KIP as u64);
                 space.map(abi::KIP_VADDR, kip, Rights { write: false, exec: false }, &mut pool).map_err(map_err)?;
                 self.spaces[sp].space = Some(space);
@@ -279,11 +291,29 @@ impl Kernel {
         Ok(slot)
     }
 
+    /// Tears a space down: every mapping it has (and everything derived
+    /// from them, in any space) is flushed, its page tables and I/O bitmap go
+    /// back to the pool.
     fn release_space(&mut self, sp: usize) {
-        // Page tables and frames of a dead space go back with the mapping
-        // database (kernel core II); until then the space slot is reused
-        // and its memory stays allocated.
-        self.spaces[sp].space = None;
+        crate::mapping::remove_space(self, sp as u16);
+        let mut pool = POOL.lock();
+        if let Some(space) = self.spaces[sp].space.take() {
+            if self.loaded_space == sp as u16 {
+                // Never free the live tables: fall back to the kernel's.
+                paging::activate_kernel();
+                self.loaded_space = u16::MAX;
+            }
+            space.destroy(&mut pool);
+        }
+        if self.spaces[sp].io_bitmap != 0 {
+            let _ = pool.free(self.spaces[sp].io_bitmap);
+            let _ = pool.free(self.spaces[sp].io_bitmap + 4096);
+            self.spaces[sp].io_bitmap = 0;
+            if self.loaded_io == sp as u16 {
+                self.loaded_io = u16::MAX;
+                crate::arch::gdt::load_io_bitmap(None);
+            }
+        }
         self.spaces[sp].threads = 0;
     }
 
@@ -322,6 +352,11 @@ impl Kernel {
             self.fpu_owner = None;
         }
         let sp = self.tcbs[i].space as usize;
+        let (utcb, utcb_phys) = (self.tcbs[i].utcb_vaddr, self.tcbs[i].utcb_phys);
+        if let Some(space) = self.spaces[sp].space.as_mut() {
+            space.unmap(utcb);
+        }
+        let _ = POOL.lock().free(utcb_phys);
         self.spaces[sp].threads -= 1;
         if self.spaces[sp].threads == 0 {
             self.release_space(sp);
@@ -381,11 +416,15 @@ impl Kernel {
         cpu::set_current_frame(&raw mut t.frame);
         if self.loaded_space != t.space {
             self.loaded_space = t.space;
-            self.spaces[t.space as usize].space.as_ref().expect("live space").activate();
+            self.spaces[t.space as usize].space.as_mut().expect("live space").activate();
         }
-        if self.loaded_fs != t.utcb_vaddr {
-            self.loaded_fs = t.utcb_vaddr;
-            cpu::set_fs_base(t.utcb_vaddr);
+        let (sp, utcb) = (t.space, t.utcb_vaddr);
+        if self.loaded_fs != utcb {
+            self.loaded_fs = utcb;
+            cpu::set_fs_base(utcb);
+        }
+        if self.loaded_io != sp && (self.loaded_io != u16::MAX || self.spaces[sp as usize].io_bitmap != 0) {
+            crate::io::load(self, sp);
         }
         cpu::set_fpu_trap(self.fpu_owner != Some(i));
     }
@@ -409,9 +448,35 @@ pub fn map_err(e: MapError) -> Error {
     }
 }
 
+/// Prints every live thread's scheduling and IPC state (the test kernel
+/// calls it when the system has been idle for long: a deadlock report).
+pub fn dump_threads(kk: &Kernel) {
+    for i in 1..MAX_THREADS {
+        let t = &kk.tcbs[i];
+        if t.state == State::Free {
+            continue;
+        }
+        crate::kprintln!(
+            "  thread {:#x}: {:?} prio {} space {} send_to {:#x} recv_from {:#x} wake_at {} kipc {:?} {:x?} rip {:#x}",
+            kk.id_of(i).0,
+            t.state,
+            t.prio,
+            t.space,
+            t.send_to.0,
+            t.recv_from.0,
+            t.wake_at,
+            t.kipc,
+            &t.kmsg[1..7],
+            t.frame.rip
+        );
+    }
+}
+
 /// Picks the next thread and resumes it; idles with interrupts on while
 /// nothing is ready. Never returns.
 pub fn schedule_and_resume() -> ! {
+    #[cfg(feature = "ktest")]
+    let idle_since = crate::timer::now();
     loop {
         let kk = k();
         if let Some(i) = kk.pick() {
@@ -423,6 +488,12 @@ pub fn schedule_and_resume() -> ! {
             unsafe { crate::arch::trap::resume_user() }
         }
         crate::timer::arm_idle(kk);
+        #[cfg(feature = "ktest")]
+        if crate::timer::now() - idle_since > 5 * crate::timer::tsc_hz() {
+            crate::kprintln!("*** idle for 5 s; threads:");
+            dump_threads(kk);
+            crate::ktest::idle_too_long();
+        }
         cpu::wait_for_interrupt();
         crate::timer::tick(k());
     }

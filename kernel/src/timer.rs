@@ -124,9 +124,14 @@ pub fn arm(kk: &Kernel, i: usize) {
     program(deadline, n);
 }
 
-/// Programs the timer while idle: only deadlines matter.
+/// Programs the timer while idle: only deadlines matter (and, in the test
+/// kernel, a one-second watchdog tick that reports deadlocks).
 pub fn arm_idle(_kk: &Kernel) {
-    program(*earliest(), now());
+    let n = now();
+    let deadline = *earliest();
+    #[cfg(feature = "ktest")]
+    let deadline = deadline.min(n + tsc_hz());
+    program(deadline, n);
 }
 
 /// Makes sure the timer fires no later than `deadline`. An armed deadline

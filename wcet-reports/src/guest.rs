@@ -68,15 +68,21 @@ pub const BOOTS: &[GuestBoot] = &[
         test: "user",
         defmt: &["info root task entry 0x"],
         root_args: Some("test"),
-        expect: &[Expect {
-            name: "root_task_output_on_console",
-            needles: &[
-                "starting root task \"sigma0\"",
-                "sigma0: hello from ring 3",
-                "exception #GP (general protection, vector 13) in user mode",
-                "cs 0x23",
-            ],
-        }],
+        expect: &[
+            Expect {
+                name: "user_level_serial_driver_output",
+                needles: &["user-level serial driver: hello through I/O ports mapped by sigma0"],
+            },
+            Expect {
+                name: "root_task_output_on_console",
+                needles: &[
+                    "starting root task \"sigma0\"",
+                    "sigma0: hello from ring 3",
+                    "exception #GP (general protection, vector 13) in user mode",
+                    "cs 0x23",
+                ],
+            },
+        ],
     },
 ];
 

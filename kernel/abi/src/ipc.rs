@@ -166,6 +166,27 @@ impl Fpage {
         Fpage((base & !0xfff) | ((size_log2 as u64 & 0x3f) << 4) | (rights & 7))
     }
 
+    /// An I/O-port flexpage: `2^size_log2` ports from `port` (aligned).
+    pub const fn io(port: u16, size_log2: u32) -> Fpage {
+        Fpage(((port as u64) << 12) | ((size_log2 as u64 & 0x3f) << 4) | Self::IO_BIT)
+    }
+
+    const IO_BIT: u64 = 8;
+
+    pub const fn is_io(self) -> bool {
+        self.0 & Self::IO_BIT != 0
+    }
+
+    /// First port and count of an I/O flexpage, if well formed.
+    pub const fn io_range(self) -> Option<(u32, u32)> {
+        let s = self.size_log2();
+        let port = (self.0 >> 12) as u32;
+        if !self.is_io() || s > 16 || port & ((1 << s) - 1) != 0 || port + (1 << s) > 0x10000 {
+            return None;
+        }
+        Some((port, 1 << s))
+    }
+
     pub const fn base(self) -> u64 {
         self.0 & !0xfff
     }
@@ -186,6 +207,17 @@ impl Fpage {
         }
         s >= 12 && s <= 47 && self.base() & ((1u64 << s) - 1) == 0 && self.base() <= (1u64 << 47) - (1u64 << s)
     }
+}
+
+/// The sigma0 protocol: requests to the root pager (label, MR1..).
+pub mod sigma0 {
+    /// Map frame MR1 (a physical address) into the caller's receive window.
+    pub const GET_FRAME: u64 = 0x5130;
+    /// Map any free frame that satisfies filter MR1 (0 = any; the color
+    /// filter plugs in here) into the caller's receive window.
+    pub const GET_ANY: u64 = 0x5131;
+    /// Map the I/O ports of the I/O flexpage MR1.
+    pub const GET_PORTS: u64 = 0x5132;
 }
 
 /// Typed item kinds (bits 1..4 of an item's first word).
@@ -257,6 +289,9 @@ mod tests {
         assert!(!Fpage::new(0x7fff_ffff_f000, 13, rights::ALL).is_valid());
         assert!(Fpage::COMPLETE.is_valid());
         assert_eq!(Fpage::new(0x5000, 12, rights::READ).rights(), rights::READ);
+        assert_eq!(Fpage::io(0x3f8, 3).io_range(), Some((0x3f8, 8)));
+        assert_eq!(Fpage::io(0x3f9, 3).io_range(), None);
+        assert!(!Fpage::new(0x5000, 12, rights::READ).is_io());
     }
 
     #[test]

@@ -32,8 +32,17 @@ pub const MYSELF: u64 = 8;
 /// Privileged. Route interrupt line `rdi` to thread `rsi` (`NIL` detaches).
 pub const IRQ_ATTACH: u64 = 9;
 
+/// Flush: revoke the rights given in fpage `rdi` (its rights bits) from
+/// every mapping derived from the caller's pages in it, recursively; with
+/// `rsi` bit 0 set, also from the caller's own pages. Revoking read removes
+/// the mappings. Returns the number of mappings changed.
+pub const UNMAP: u64 = 10;
+
 /// Number of defined system calls; anything at or above is `NoSuchCall`.
-pub const COUNT: u64 = 10;
+pub const COUNT: u64 = 11;
+
+/// `UNMAP` flag: flush the caller's own mappings too.
+pub const UNMAP_SELF: u64 = 1;
 
 /// Longest string one `DEBUG_PRINT` accepts.
 pub const DEBUG_PRINT_MAX: u64 = 1024;

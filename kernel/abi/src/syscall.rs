@@ -149,6 +149,11 @@ pub fn thread_config(t: ThreadId, what: u64, v: u64, v2: u64) -> Result<(), Erro
     Error::decode(syscall4(sys::THREAD_CONFIG, t.0, what, v, v2).0).map(|_| ())
 }
 
+/// Flush (see [`sys::UNMAP`]); returns how many mappings changed.
+pub fn unmap(fpage: crate::Fpage, include_self: bool) -> Result<u64, Error> {
+    Error::decode(syscall2(sys::UNMAP, fpage.0, if include_self { sys::UNMAP_SELF } else { 0 }))
+}
+
 /// Routes interrupt line `line` to `handler` (`NIL` detaches).
 pub fn irq_attach(line: u64, handler: ThreadId) -> Result<(), Error> {
     Error::decode(syscall2(sys::IRQ_ATTACH, line, handler.0)).map(|_| ())

@@ -11,6 +11,8 @@
 #[cfg(target_os = "none")]
 mod bench;
 #[cfg(target_os = "none")]
+mod memtests;
+#[cfg(target_os = "none")]
 mod rt;
 #[cfg(target_os = "none")]
 mod tests;

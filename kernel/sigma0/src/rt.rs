@@ -9,8 +9,9 @@ use abi::syscall::{self, reply_wait, Msg};
 use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-pub const STACK_SIZE: usize = 16 * 1024;
-const STACKS: usize = 24;
+pub const STACK_SIZE: usize = 8 * 1024;
+/// Stacks are never reused (a test run starts fewer threads than this).
+const STACKS: usize = 128;
 
 #[repr(C, align(4096))]
 struct Stacks([[u8; STACK_SIZE]; STACKS]);
@@ -24,7 +25,8 @@ pub static PAGER_FAULTS: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh stack (top address, 16-byte aligned minus the return slot).
 pub fn stack() -> u64 {
-    let i = NEXT_STACK.fetch_add(1, Ordering::Relaxed) % STACKS;
+    let i = NEXT_STACK.fetch_add(1, Ordering::Relaxed);
+    assert!(i < STACKS, "sigma0 ran out of thread stacks");
     let base = (&raw const STACK_AREA) as u64 + (i * STACK_SIZE) as u64;
     base + STACK_SIZE as u64 - 8
 }
@@ -51,20 +53,131 @@ pub fn wait_good() -> (ThreadId, Msg) {
     }
 }
 
-/// The pager loop: answers every page fault with a mapping of the same
-/// page of sigma0's own space.
+/// Frames sigma0 has handed out (first 4 GiB of physical memory; frames
+/// above are not handed out by this version).
+const TRACKED_FRAMES: usize = 1 << 20;
+static mut HANDED_OUT: [u64; TRACKED_FRAMES / 64] = [0; TRACKED_FRAMES / 64];
+static NEXT_FREE: AtomicU64 = AtomicU64::new(0);
+/// Ports handed out (one bit per port).
+static mut PORTS_OUT: [u64; 1024] = [0; 1024];
+
+extern "C" {
+    static __ehdr_start: u8;
+    static _end: u8;
+}
+
+/// Marks `frame` handed out; false if it was already, or is not sigma0's
+/// to give (not usable RAM per the KIP, beyond the tracked range, or
+/// shadowed by sigma0's own image at the same virtual address).
+fn take_frame(frame: u64) -> bool {
+    let image = (&raw const __ehdr_start) as u64..(&raw const _end) as u64;
+    let usable = user_rt::kip()
+        .mem_regions()
+        .iter()
+        .any(|r| r.kind == abi::kip::MemKind::Usable as u32 && r.base <= frame && frame < r.base + r.size);
+    let idx = (frame >> 12) as usize;
+    if !usable || idx >= TRACKED_FRAMES || image.contains(&frame) || !frame.is_multiple_of(4096) {
+        return false;
+    }
+    let p = &raw mut HANDED_OUT;
+    // SAFETY: only the pager thread touches the table.
+    let t = unsafe { &mut *p };
+    if t[idx / 64] & (1 << (idx % 64)) != 0 {
+        return false;
+    }
+    t[idx / 64] |= 1 << (idx % 64);
+    true
+}
+
+/// Any frame not yet handed out that passes `filter` (0: any).
+fn take_any(filter: u64) -> Option<u64> {
+    if filter != 0 {
+        return None;
+    }
+    let kip = user_rt::kip();
+    let start = NEXT_FREE.load(Ordering::Relaxed);
+    for r in kip.mem_regions().iter().filter(|r| r.kind == abi::kip::MemKind::Usable as u32) {
+        let mut f = r.base.max(start);
+        while f < r.base + r.size {
+            if take_frame(f) {
+                NEXT_FREE.store(f + 4096, Ordering::Relaxed);
+                return Some(f);
+            }
+            f += 4096;
+        }
+    }
+    None
+}
+
+fn take_ports(fp: Fpage) -> bool {
+    let Some((first, n)) = fp.io_range() else { return false };
+    let p = &raw mut PORTS_OUT;
+    // SAFETY: only the pager thread touches the table.
+    let t = unsafe { &mut *p };
+    if (first..first + n).any(|q| t[q as usize / 64] & (1 << (q % 64)) != 0) {
+        return false;
+    }
+    for q in first..first + n {
+        t[q as usize / 64] |= 1 << (q % 64);
+    }
+    true
+}
+
+/// A reply that maps the same page of sigma0's own space.
+pub fn same_page(addr: u64) -> Msg {
+    let page = addr & !0xfff;
+    Msg::new(Tag::new(0, 0, 2), &map_item(page, Fpage::new(page, 12, rights::ALL), false))
+}
+
+/// Answers one request to sigma0 (page fault or sigma0 protocol).
+pub fn serve(m: &Msg) -> Msg {
+    use abi::ipc::sigma0;
+    match m.tag().label() {
+        label::PAGE_FAULT => {
+            PAGER_FAULTS.fetch_add(1, Ordering::Relaxed);
+            same_page(m.mr[0])
+        }
+        sigma0::GET_FRAME | sigma0::GET_ANY => {
+            let f = if m.tag().label() == sigma0::GET_FRAME {
+                Some(m.mr[0] & !0xfff).filter(|&f| take_frame(f))
+            } else {
+                take_any(m.mr[0])
+            };
+            match f {
+                // The frame lives at its own address in sigma0's space.
+                Some(f) => {
+                    let it = map_item(f, Fpage::new(f, 12, rights::ALL), false);
+                    Msg::new(Tag::new(0, 1, 2), &[f, it[0], it[1]])
+                }
+                None => Msg::new(Tag::new(1, 0, 0), &[]),
+            }
+        }
+        sigma0::GET_PORTS => {
+            let fp = Fpage(m.mr[0]);
+            if take_ports(fp) {
+                let it = map_item(0, fp, false);
+                Msg::new(Tag::new(0, 0, 2), &it)
+            } else {
+                Msg::new(Tag::new(1, 0, 0), &[])
+            }
+        }
+        _ => Msg::new(Tag::new(2, 0, 0), &[]),
+    }
+}
+
+/// sigma0's server loop: page faults of the threads it pages (answered with
+/// the same page of sigma0's own space) and the sigma0 protocol (frames,
+/// each to at most one requester; I/O ports).
 pub extern "C" fn pager() -> ! {
     let mut reply_to = ThreadId::NIL;
     let mut reply = Msg::default();
     loop {
         match reply_wait(reply_to, &reply) {
-            Ok((from, m)) if m.tag().label() == label::PAGE_FAULT => {
-                let page = m.mr[0] & !0xfff;
-                reply = Msg::new(Tag::new(0, 0, 2), &map_item(page, Fpage::new(page, 12, rights::ALL), false));
+            Ok((from, m)) => {
+                reply = serve(&m);
                 reply_to = from;
-                PAGER_FAULTS.fetch_add(1, Ordering::Relaxed);
             }
-            _ => reply_to = ThreadId::NIL,
+            Err(_) => reply_to = ThreadId::NIL,
         }
     }
 }

@@ -10,10 +10,10 @@ use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use user_rt::println;
 
-type TestResult = Result<(), &'static str>;
-type Test = (&'static str, fn() -> TestResult);
+pub type TestResult = Result<(), &'static str>;
+pub type Test = (&'static str, fn() -> TestResult);
 
-fn check(ok: bool, why: &'static str) -> TestResult {
+pub fn check(ok: bool, why: &'static str) -> TestResult {
     if ok {
         Ok(())
     } else {
@@ -21,7 +21,7 @@ fn check(ok: bool, why: &'static str) -> TestResult {
     }
 }
 
-fn me() -> ThreadId {
+pub fn me() -> ThreadId {
     sc::myself().0
 }
 
@@ -459,8 +459,18 @@ pub fn run() -> u32 {
         ("random_syscalls_from_unprivileged_thread", random_syscalls_survived),
         ("fpu_state_switched_lazily_per_thread", fpu_state_per_thread),
     ];
+    let failed = report(&tests) + crate::memtests::run(pager);
+    println!("{} passed, {failed} failed", RAN.load(SeqCst) - failed as u64);
+    failed
+}
+
+static RAN: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `tests`, prints one line each; returns the number that failed.
+pub fn report(tests: &[Test]) -> u32 {
     let mut failed = 0;
     for (name, t) in tests {
+        RAN.fetch_add(1, SeqCst);
         match t() {
             Ok(()) => println!("test {name} ... ok"),
             Err(why) => {
@@ -469,6 +479,5 @@ pub fn run() -> u32 {
             }
         }
     }
-    println!("{} passed, {failed} failed", tests.len() as u32 - failed);
     failed
 }

@@ -20,7 +20,18 @@ const IST_STACK_SIZE: usize = 16 * 1024;
 struct IstStack([u8; IST_STACK_SIZE]);
 static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
 
-static mut TSS: TaskStateSegment = TaskStateSegment::new();
+/// The TSS followed by its I/O permission bitmap (one bit per port, set =
+/// denied, plus the terminating 0xff byte). The bitmap holds the running
+/// space's ports (see [`load_io_bitmap`]).
+#[repr(C)]
+struct TssWithIomap {
+    tss: TaskStateSegment,
+    iomap: [u8; IOMAP_BYTES + 1],
+}
+
+pub const IOMAP_BYTES: usize = 8192;
+
+static mut TSS_IO: TssWithIomap = TssWithIomap { tss: TaskStateSegment::new(), iomap: [0xff; IOMAP_BYTES + 1] };
 static GDT: Once<(GlobalDescriptorTable<8>, Selectors)> = Once::new();
 
 #[derive(Clone, Copy, Debug)]
@@ -41,10 +52,9 @@ pub fn init() {
     // the IST stack is used by nothing but the double-fault handler.
     let tss: &'static TaskStateSegment = unsafe {
         let top = VirtAddr::from_ptr(&raw const DOUBLE_FAULT_STACK) + IST_STACK_SIZE as u64;
-        let tss_ptr = &raw mut TSS;
-        let tss = &mut *tss_ptr;
-        tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = top;
-        tss
+        let p = &raw mut TSS_IO;
+        (*p).tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = top;
+        &(*p).tss
     };
     let (gdt, sel) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
@@ -52,7 +62,10 @@ pub fn init() {
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
         let user_data = gdt.append(Descriptor::user_data_segment());
         let user_code = gdt.append(Descriptor::user_code_segment());
-        let tss = gdt.append(Descriptor::tss_segment(tss));
+        let p = &raw const TSS_IO;
+        // SAFETY: the bitmap lives in the same static, right after the TSS.
+        let iomap: &'static [u8] = unsafe { &(*p).iomap };
+        let tss = gdt.append(Descriptor::tss_segment_with_iomap(tss, iomap).expect("iomap follows the TSS"));
         (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
     });
     gdt.load();
@@ -71,7 +84,19 @@ pub fn init() {
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: single CPU, interrupts off in the kernel: nobody else touches
     // the TSS while we write one field.
-    let tss = &raw mut TSS;
+    let p = &raw mut TSS_IO;
     // SAFETY: as above.
-    unsafe { (*tss).privilege_stack_table[0] = VirtAddr::new(top) };
+    unsafe { (*p).tss.privilege_stack_table[0] = VirtAddr::new(top) };
+}
+
+/// Loads a space's I/O bitmap (`None`: no ports at all) into the TSS.
+pub fn load_io_bitmap(bits: Option<&[u8; IOMAP_BYTES]>) {
+    let p = &raw mut TSS_IO;
+    // SAFETY: single CPU, kernel context: the CPU reads the bitmap only
+    // while in ring 3, never concurrently with this copy.
+    let map = unsafe { &mut (*p).iomap };
+    match bits {
+        Some(b) => map[..IOMAP_BYTES].copy_from_slice(b),
+        None => map[..IOMAP_BYTES].fill(0xff),
+    }
 }

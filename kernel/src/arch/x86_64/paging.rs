@@ -217,6 +217,14 @@ pub fn kernel_translate(v: u64) -> Option<Translation> {
     translate_in(KERNEL_PML4.load(Ordering::Relaxed), v)
 }
 
+/// Loads the kernel's own page tables (no user half), e.g. before the
+/// loaded space is torn down.
+pub fn activate_kernel() {
+    let pml4 = KERNEL_PML4.load(Ordering::Relaxed);
+    // SAFETY: the kernel tables map all kernel code and data.
+    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4)), Cr3Flags::empty()) };
+}
+
 /// The physical frame of the live PML4.
 pub fn current_root() -> u64 {
     Cr3::read().0.start_address().as_u64()
@@ -229,20 +237,113 @@ pub struct Rights {
     pub exec: bool,
 }
 
+static PCID_ENABLED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Turns on process-context ids where the CPU has them, so that switching
+/// address spaces keeps the other spaces' TLB entries (the modern form of
+/// L4's small address spaces). Call with PCID 0 loaded (boot).
+pub fn enable_pcid() -> bool {
+    let has = raw_cpuid::CpuId::new().get_feature_info().is_some_and(|f| f.has_pcid());
+    if has {
+        // SAFETY: CR3 holds PCID 0 (boot tables), as enabling requires.
+        unsafe { x86_64::registers::control::Cr4::update(|f| *f |= x86_64::registers::control::Cr4Flags::PCID) };
+        PCID_ENABLED.store(true, Ordering::Relaxed);
+    }
+    has
+}
+
 /// A user address space: a PML4 whose upper half is the kernel's.
 pub struct AddressSpace {
     pml4: u64,
+    /// Process-context id (0: none / PCID off).
+    pcid: u16,
+    /// Entries of this space may be stale in the TLB under its PCID (a
+    /// mapping was removed or reduced while it was not loaded): the next
+    /// switch to it flushes them.
+    tlb_stale: bool,
 }
 
 impl AddressSpace {
+    /// A new space; `pcid` is used when PCIDs are on (1..4096).
     pub fn new(pool: &mut FramePool) -> Result<AddressSpace, MapError> {
+        Self::with_pcid(pool, 0)
+    }
+
+    pub fn with_pcid(pool: &mut FramePool, pcid: u16) -> Result<AddressSpace, MapError> {
         let pml4 = zeroed_frame(pool)?;
         let kernel = KERNEL_PML4.load(Ordering::Relaxed);
         let (src, dst) = (phys_to_virt(kernel).unwrap(), phys_to_virt(pml4).unwrap());
         // SAFETY: both are page-table frames in the direct map; we copy the
         // 256 kernel-half entries (2 KiB) into the fresh table.
         unsafe { core::ptr::copy_nonoverlapping((src + 2048) as *const u8, (dst + 2048) as *mut u8, 2048) };
-        Ok(AddressSpace { pml4 })
+        let pcid = if PCID_ENABLED.load(Ordering::Relaxed) { pcid & 0xfff } else { 0 };
+        Ok(AddressSpace { pml4, pcid, tlb_stale: true })
+    }
+
+    /// Frees the user-half page-table frames (not the frames they map,
+    /// which belong to whoever mapped them). The space must not be loaded.
+    pub fn destroy(self, pool: &mut FramePool) {
+        fn free_level(pool: &mut FramePool, table: u64, level: u8, entries: core::ops::Range<usize>) {
+            let t = phys_to_virt(table).expect("table in direct map") as *const u64;
+            for i in entries {
+                // SAFETY: `t` is a page-table frame of this space.
+                let e = unsafe { *t.add(i) };
+                if e & 1 == 0 || (level < 4 && e & 0x80 != 0) {
+                    continue;
+                }
+                let next = e & 0x000f_ffff_ffff_f000;
+                if level > 1 {
+                    free_level(pool, next, level - 1, 0..512);
+                }
+            }
+            let _ = pool.free(table);
+        }
+        // Levels 4 (PML4, user half only) down to 2 hold tables; level-1
+        // entries are the mapped frames themselves.
+        let pml4 = self.pml4;
+        let t = phys_to_virt(pml4).expect("pml4 in direct map") as *const u64;
+        for i in 0..256 {
+            // SAFETY: as above.
+            let e = unsafe { *t.add(i) };
+            if e & 1 != 0 {
+                free_level(pool, e & 0x000f_ffff_ffff_f000, 3, 0..512);
+            }
+        }
+        let _ = pool.free(pml4);
+    }
+
+    /// Changes the rights of the user mapping at `v`.
+    pub fn protect(&mut self, v: u64, rights: Rights) -> bool {
+        if v >= abi::USER_END {
+            return false;
+        }
+        let mut flags = F::PRESENT | F::USER_ACCESSIBLE;
+        if rights.write {
+            flags |= F::WRITABLE;
+        }
+        if !rights.exec {
+            flags |= F::NO_EXECUTE;
+        }
+        // SAFETY: our own PML4; only a user-half leaf entry changes.
+        let mut pt = unsafe { table(self.pml4) };
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
+        // SAFETY: same frame, fewer or equal rights.
+        match unsafe { pt.update_flags(page, flags) } {
+            Ok(flush) => {
+                self.after_change(flush);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn after_change(&mut self, flush: x86_64::structures::paging::mapper::MapperFlush<Size4KiB>) {
+        if current_root() == self.pml4 {
+            flush.flush();
+        } else {
+            flush.ignore();
+            self.tlb_stale = true;
+        }
     }
 
     /// Maps the user page at `v` onto `frame`.
@@ -294,11 +395,7 @@ impl AddressSpace {
         let mut pt = unsafe { table(self.pml4) };
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
         let (frame, flush) = pt.unmap(page).ok()?;
-        if current_root() == self.pml4 {
-            flush.flush();
-        } else {
-            flush.ignore();
-        }
+        self.after_change(flush);
         Some(frame.start_address().as_u64())
     }
 
@@ -309,10 +406,16 @@ impl AddressSpace {
         translate_in(self.pml4, v)
     }
 
-    pub fn activate(&self) {
+    /// Loads this space. With PCIDs its TLB entries survive switches, unless
+    /// something was revoked while it was away.
+    pub fn activate(&mut self) {
+        let no_flush = self.pcid != 0 && !self.tlb_stale;
+        self.tlb_stale = false;
+        let v = self.pml4 | self.pcid as u64 | if no_flush { 1 << 63 } else { 0 };
         // SAFETY: the kernel half is shared, so the running kernel stays
-        // mapped across the switch.
-        unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(self.pml4)), Cr3Flags::empty()) };
+        // mapped across the switch; the PCID bits are used only when
+        // CR4.PCIDE is on (pcid is 0 otherwise).
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) v, options(nostack, preserves_flags)) };
     }
 
     pub fn root(&self) -> u64 {

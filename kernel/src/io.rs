@@ -1,0 +1,98 @@
+//! I/O ports as flexpages: each space may have an I/O permission bitmap
+//! (8 KiB from the kernel pool, bit set = port denied) that the kernel
+//! loads into the TSS when a thread of that space runs. sigma0 starts with
+//! every port; an I/O flexpage in a map or grant item passes ports on.
+//!
+//! Ports are tracked per space, not in the mapping database: a flush of an
+//! I/O flexpage takes the ports from the caller's own space only.
+
+use crate::arch::gdt::{self, IOMAP_BYTES};
+use crate::arch::paging;
+use crate::init::POOL;
+use crate::thread::Kernel;
+use abi::{Error, Fpage};
+
+fn bitmap(phys: u64) -> &'static mut [u8; IOMAP_BYTES] {
+    let v = paging::phys_to_virt(phys).expect("bitmap in the direct map");
+    // SAFETY: two contiguous pool frames owned by one space, used only from
+    // the single kernel context.
+    unsafe { &mut *(v as *mut [u8; IOMAP_BYTES]) }
+}
+
+/// Puts space `sp`'s bitmap (or none) into the TSS.
+pub fn load(kk: &mut Kernel, sp: u16) {
+    let phys = kk.spaces[sp as usize].io_bitmap;
+    gdt::load_io_bitmap(if phys == 0 { None } else { Some(bitmap(phys)) });
+    kk.loaded_io = if phys == 0 { u16::MAX } else { sp };
+}
+
+fn ensure_bitmap(kk: &mut Kernel, sp: u16, fill: u8) -> Result<&'static mut [u8; IOMAP_BYTES], Error> {
+    if kk.spaces[sp as usize].io_bitmap == 0 {
+        let f = POOL.lock().alloc_contiguous(2).map_err(|_| Error::OutOfMemory)?;
+        bitmap(f).fill(fill);
+        kk.spaces[sp as usize].io_bitmap = f;
+    }
+    Ok(bitmap(kk.spaces[sp as usize].io_bitmap))
+}
+
+/// Gives space `sp` every port (sigma0 at boot).
+pub fn grant_all(kk: &mut Kernel, sp: u16) -> Result<(), Error> {
+    ensure_bitmap(kk, sp, 0)?.fill(0);
+    Ok(())
+}
+
+fn allowed(map: &[u8; IOMAP_BYTES], port: u32) -> bool {
+    map[port as usize / 8] & (1 << (port % 8)) == 0
+}
+
+fn set(map: &mut [u8; IOMAP_BYTES], port: u32, allow: bool) {
+    let b = &mut map[port as usize / 8];
+    if allow {
+        *b &= !(1 << (port % 8));
+    } else {
+        *b |= 1 << (port % 8);
+    }
+}
+
+/// Passes the ports of `fpage` from space `s` to space `r` (the sender
+/// must hold every one of them).
+pub fn map_ports(kk: &mut Kernel, s: u16, r: u16, fpage: Fpage, grant: bool) -> Result<(), Error> {
+    let (first, n) = fpage.io_range().ok_or(Error::InvalidArgument)?;
+    let sphys = kk.spaces[s as usize].io_bitmap;
+    if sphys == 0 || !(first..first + n).all(|p| allowed(bitmap(sphys), p)) {
+        return Err(Error::NoPermission);
+    }
+    let rmap = ensure_bitmap(kk, r, 0xff)?;
+    for p in first..first + n {
+        set(rmap, p, true);
+        if grant {
+            set(bitmap(sphys), p, false);
+        }
+    }
+    // Reload at the next switch if either bitmap is the one in the TSS.
+    if kk.loaded_io == r || kk.loaded_io == s {
+        kk.loaded_io = u16::MAX - 1;
+    }
+    Ok(())
+}
+
+/// Takes the ports of `fpage` away from space `sp` itself.
+pub fn unmap_own(kk: &mut Kernel, sp: u16, fpage: Fpage) -> Result<u64, Error> {
+    let (first, n) = fpage.io_range().ok_or(Error::InvalidArgument)?;
+    let phys = kk.spaces[sp as usize].io_bitmap;
+    if phys == 0 {
+        return Ok(0);
+    }
+    let map = bitmap(phys);
+    let mut changed = 0;
+    for p in first..first + n {
+        if allowed(map, p) {
+            set(map, p, false);
+            changed += 1;
+        }
+    }
+    if kk.loaded_io == sp {
+        kk.loaded_io = u16::MAX - 1;
+    }
+    Ok(changed)
+}
