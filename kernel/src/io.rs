@@ -19,11 +19,39 @@ fn bitmap(phys: u64) -> &'static mut [u8; IOMAP_BYTES] {
     unsafe { &mut *(v as *mut [u8; IOMAP_BYTES]) }
 }
 
-/// Puts space `sp`'s bitmap (or none) into the TSS.
+/// Whose bitmap the TSS holds (`u16::MAX`: nobody's yet).
+static mut CONTENT: u16 = u16::MAX;
+
+/// Makes space `sp`'s ports the ones in effect: a space without ports just
+/// switches the TSS bitmap off (no copy); a space with ports copies its
+/// bitmap only if the TSS holds another space's.
 pub fn load(kk: &mut Kernel, sp: u16) {
     let phys = kk.spaces[sp as usize].io_bitmap;
-    gdt::load_io_bitmap(if phys == 0 { None } else { Some(bitmap(phys)) });
-    kk.loaded_io = if phys == 0 { u16::MAX } else { sp };
+    let c = &raw mut CONTENT;
+    if phys == 0 {
+        gdt::set_io_bitmap_enabled(false);
+    } else {
+        // SAFETY: kernel context only.
+        unsafe {
+            if *c != sp {
+                gdt::load_io_bitmap(bitmap(phys));
+                *c = sp;
+            }
+        }
+        gdt::set_io_bitmap_enabled(true);
+    }
+    kk.loaded_io = sp;
+}
+
+/// `loaded_io` value that forces a reload at the next switch.
+const STALE: u16 = u16::MAX - 1;
+
+/// A bitmap changed or went away: reload at the next switch.
+pub fn invalidate(kk: &mut Kernel) {
+    let c = &raw mut CONTENT;
+    // SAFETY: kernel context only.
+    unsafe { *c = u16::MAX };
+    kk.loaded_io = STALE;
 }
 
 fn ensure_bitmap(kk: &mut Kernel, sp: u16, fill: u8) -> Result<&'static mut [u8; IOMAP_BYTES], Error> {
@@ -70,9 +98,7 @@ pub fn map_ports(kk: &mut Kernel, s: u16, r: u16, fpage: Fpage, grant: bool) -> 
         }
     }
     // Reload at the next switch if either bitmap is the one in the TSS.
-    if kk.loaded_io == r || kk.loaded_io == s {
-        kk.loaded_io = u16::MAX - 1;
-    }
+    invalidate(kk);
     Ok(())
 }
 
@@ -91,8 +117,6 @@ pub fn unmap_own(kk: &mut Kernel, sp: u16, fpage: Fpage) -> Result<u64, Error> {
             changed += 1;
         }
     }
-    if kk.loaded_io == sp {
-        kk.loaded_io = u16::MAX - 1;
-    }
+    invalidate(kk);
     Ok(changed)
 }

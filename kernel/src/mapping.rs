@@ -166,14 +166,12 @@ pub fn unmap(kk: &mut Kernel, cur: usize, fpage: Fpage, include_self: bool) -> R
     if revoke.is_empty() {
         return Ok(0);
     }
-    let Kernel { mapdb, spaces, tcbs, .. } = kk;
+    let Kernel { mapdb, spaces, .. } = kk;
     let db = mapdb.as_mut().ok_or(Error::OutOfMemory)?;
     let mut n = 0u64;
+    // UTCB and KIP pages are the kernel's and never in the database, so a
+    // flush cannot touch them.
     for v in (fpage.base()..fpage.base() + (1u64 << fpage.size_log2())).step_by(4096) {
-        // UTCB pages are the kernel's, never in the database; skip them.
-        if tcbs.iter().any(|t| t.state != State::Free && t.space == sp && t.utcb_vaddr == v) {
-            continue;
-        }
         n += db.unmap(sp, v >> 12, revoke, include_self, &mut |s, vp, r| apply(spaces, s, vp, r)) as u64;
     }
     #[cfg(debug_assertions)]

@@ -309,10 +309,7 @@ impl Kernel {
             let _ = pool.free(self.spaces[sp].io_bitmap);
             let _ = pool.free(self.spaces[sp].io_bitmap + 4096);
             self.spaces[sp].io_bitmap = 0;
-            if self.loaded_io == sp as u16 {
-                self.loaded_io = u16::MAX;
-                crate::arch::gdt::load_io_bitmap(None);
-            }
+            crate::io::invalidate(self);
         }
         self.spaces[sp].threads = 0;
     }
@@ -423,7 +420,7 @@ impl Kernel {
             self.loaded_fs = utcb;
             cpu::set_fs_base(utcb);
         }
-        if self.loaded_io != sp && (self.loaded_io != u16::MAX || self.spaces[sp as usize].io_bitmap != 0) {
+        if self.loaded_io != sp {
             crate::io::load(self, sp);
         }
         cpu::set_fpu_trap(self.fpu_owner != Some(i));

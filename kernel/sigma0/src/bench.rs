@@ -5,9 +5,10 @@
 //! gives instruction counts there (the host runs it both ways).
 
 use crate::rt::{self, spawn, wait_good};
-use abi::ipc::{string_item, Tag};
-use abi::syscall::{self as sc, call, reply_wait, Msg};
+use abi::ipc::{label, map_item, rights, string_item, Fpage, Tag, Timeout};
+use abi::syscall::{self as sc, call, receive, reply_wait, Msg};
 use abi::ThreadId;
+use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use user_rt::println;
 
 const ROUNDS: usize = 10_000;
@@ -57,6 +58,120 @@ extern "C" fn server() -> ! {
     }
 }
 
+fn print(name: &str, s: &mut [u64]) {
+    s.sort_unstable();
+    let n = s.len();
+    println!("bench {name} rounds={n} min={} median={} p99={} max={}", s[0], s[n / 2], s[n * 99 / 100], s[n - 1]);
+}
+
+/// Where the faulting thread touches fresh pages.
+const FAULT_AREA: u64 = 0x0000_6100_0000_0000;
+const FAULT_PAGES: usize = 2000;
+static FAULT_DONE: AtomicU64 = AtomicU64::new(0);
+
+/// Pager for the fault benchmark: pages of FAULT_AREA get fresh frames
+/// from sigma0's memory; everything else the same page of sigma0's space.
+extern "C" fn fault_pager() -> ! {
+    let mut reply_to = ThreadId::NIL;
+    let mut reply = Msg::default();
+    loop {
+        match reply_wait(reply_to, &reply) {
+            Ok((from, m)) if m.tag().label() == label::PAGE_FAULT => {
+                let addr = m.mr[0] & !0xfff;
+                reply = if addr >= FAULT_AREA {
+                    let f = rt::any_frame().unwrap_or(0);
+                    Msg::new(Tag::new(0, 0, 2), &map_item(addr, Fpage::new(f, 12, rights::ALL), false))
+                } else {
+                    rt::same_page(addr)
+                };
+                reply_to = from;
+            }
+            _ => reply_to = ThreadId::NIL,
+        }
+    }
+}
+
+/// Touches FAULT_PAGES fresh pages, timing each access (fault, IPC to the
+/// pager, map, resume).
+extern "C" fn faulter() -> ! {
+    let samples = &raw mut SAMPLES;
+    // SAFETY: this thread is the only one writing the samples now; the
+    // pages are mapped from sigma0 (touched first so that the timed loop
+    // faults only on FAULT_AREA).
+    let s = unsafe { &mut *samples };
+    for v in s.iter_mut() {
+        *v = 0;
+    }
+    for (i, slot) in s.iter_mut().take(FAULT_PAGES).enumerate() {
+        let p = (FAULT_AREA + i as u64 * 4096) as *mut u64;
+        let t0 = tsc_start();
+        // SAFETY: FAULT_AREA pages are mapped by the fault pager on access.
+        unsafe { core::ptr::write_volatile(p, i as u64) };
+        let t1 = tsc_end();
+        *slot = t1 - t0;
+    }
+    FAULT_DONE.store(1, SeqCst);
+    sc::thread_exit(0)
+}
+
+/// Receives map items into its window and replies at once.
+extern "C" fn map_receiver() -> ! {
+    sc::utcb().br[0] = Fpage::new(MAP_WINDOW, 21, rights::ALL).0;
+    let (mut from, _) = wait_good();
+    loop {
+        (from, _) = match reply_wait(from, &Msg::default()) {
+            Ok(x) => x,
+            Err(_) => wait_good(),
+        };
+    }
+}
+
+const MAP_WINDOW: u64 = 0x0000_6200_0000_0000;
+
+fn memory_benchmarks(pager: ThreadId) {
+    let me = sc::myself().0;
+    // 1. Page fault resolved by a user-level pager.
+    let fp = spawn(me, fault_pager, 50, ThreadId::NIL).expect("fault pager");
+    let _ = spawn(ThreadId::NIL, faulter, 40, fp).expect("faulter");
+    while FAULT_DONE.load(SeqCst) == 0 {
+        let _ = receive(me, Timeout::ticks(sc::myself().2 / 1000));
+    }
+    let samples = &raw mut SAMPLES;
+    // SAFETY: the faulter has finished; only this thread uses the samples.
+    let s = unsafe { &mut *samples };
+    print("page_fault_user_pager", &mut s[..FAULT_PAGES]);
+
+    // 2. Map of one 4 KiB page by IPC (call with one map item; the receiver
+    //    replies at once; each call replaces the previous mapping).
+    let r = spawn(ThreadId::NIL, map_receiver, 40, pager).expect("map receiver");
+    let Some(base) = rt::aligned_region(21) else {
+        println!("bench: no free 2 MiB region of RAM; memory benchmarks skipped");
+        return;
+    };
+    let one = Msg::new(Tag::new(0, 0, 2), &map_item(base, Fpage::new(base, 12, rights::ALL), false));
+    for slot in s.iter_mut().take(2000) {
+        let t0 = tsc_start();
+        let _ = call(r, &one);
+        *slot = tsc_end() - t0;
+    }
+    print("ipc_call_map_one_page", &mut s[..2000]);
+
+    // 3. Flush of a 2 MiB region with 512 derived mappings.
+    let big = Fpage::new(base, 21, rights::ALL);
+    let all = Msg::new(Tag::new(0, 0, 2), &map_item(base, big, false));
+    for slot in s.iter_mut().take(50) {
+        let _ = call(r, &all);
+        let t0 = tsc_start();
+        let n = sc::unmap(big, false);
+        *slot = tsc_end() - t0;
+        if n != Ok(512) {
+            println!("bench: flush changed {n:?} mappings, not 512");
+            return;
+        }
+    }
+    print("unmap_2m_512_derived", &mut s[..50]);
+}
+
 fn run_one(name: &str, server: ThreadId, msg: &Msg) {
     // Warm up: page faults of the server, caches, TLB.
     for _ in 0..100 {
@@ -75,14 +190,7 @@ fn run_one(name: &str, server: ThreadId, msg: &Msg) {
         }
         *slot = t1 - t0;
     }
-    s.sort_unstable();
-    println!(
-        "bench {name} rounds={ROUNDS} min={} median={} p99={} max={}",
-        s[0],
-        s[ROUNDS / 2],
-        s[ROUNDS * 99 / 100],
-        s[ROUNDS - 1]
-    );
+    print(name, s);
 }
 
 pub fn run() {
@@ -98,5 +206,6 @@ pub fn run() {
     run_one("ipc_call_utcb_60_words", srv, &Msg::new(Tag::new(1, 60, 0), &[1, 2, 3, 4, 5, 6]));
     let item = string_item((&raw const SEND_BUF) as u64, 4096);
     run_one("ipc_call_string_4k", srv, &Msg::new(Tag::new(1, 0, 2), &item));
+    memory_benchmarks(pager);
     println!("bench done");
 }

@@ -67,9 +67,22 @@ extern "C" {
 }
 
 /// Marks `frame` handed out; false if it was already, or is not sigma0's
-/// to give (not usable RAM per the KIP, beyond the tracked range, or
-/// shadowed by sigma0's own image at the same virtual address).
+/// to give (see [`frame_free`]).
 fn take_frame(frame: u64) -> bool {
+    if !frame_free(frame) {
+        return false;
+    }
+    let idx = (frame >> 12) as usize;
+    let p = &raw mut HANDED_OUT;
+    // SAFETY: only one sigma0 thread hands out frames at a time.
+    unsafe { (*p)[idx / 64] |= 1 << (idx % 64) };
+    true
+}
+
+/// Is `frame` sigma0's to give: usable RAM per the KIP, in the tracked
+/// range, not shadowed by sigma0's own image at the same virtual address,
+/// and not handed out yet?
+fn frame_free(frame: u64) -> bool {
     let image = (&raw const __ehdr_start) as u64..(&raw const _end) as u64;
     let usable = user_rt::kip()
         .mem_regions()
@@ -79,14 +92,10 @@ fn take_frame(frame: u64) -> bool {
     if !usable || idx >= TRACKED_FRAMES || image.contains(&frame) || !frame.is_multiple_of(4096) {
         return false;
     }
-    let p = &raw mut HANDED_OUT;
-    // SAFETY: only the pager thread touches the table.
-    let t = unsafe { &mut *p };
-    if t[idx / 64] & (1 << (idx % 64)) != 0 {
-        return false;
-    }
-    t[idx / 64] |= 1 << (idx % 64);
-    true
+    let p = &raw const HANDED_OUT;
+    // SAFETY: reading the table; writers are sigma0 threads that never run
+    // concurrently with this one (one CPU, no preemption between them here).
+    unsafe { (*p)[idx / 64] & (1 << (idx % 64)) == 0 }
 }
 
 /// Any frame not yet handed out that passes `filter` (0: any).
@@ -104,6 +113,30 @@ fn take_any(filter: u64) -> Option<u64> {
                 return Some(f);
             }
             f += 4096;
+        }
+    }
+    None
+}
+
+/// A frame for sigma0's own use (it maps it onwards from its 1:1 space).
+pub fn any_frame() -> Option<u64> {
+    take_any(0)
+}
+
+/// The first naturally aligned `2^log2`-byte region of usable RAM whose
+/// frames are all still sigma0's; taken as a whole.
+pub fn aligned_region(log2: u32) -> Option<u64> {
+    let size = 1u64 << log2;
+    for r in user_rt::kip().mem_regions().iter().filter(|r| r.kind == abi::kip::MemKind::Usable as u32) {
+        let mut b = r.base.next_multiple_of(size);
+        while b + size <= r.base + r.size {
+            if (b..b + size).step_by(4096).all(frame_free) {
+                (b..b + size).step_by(4096).for_each(|f| {
+                    take_frame(f);
+                });
+                return Some(b);
+            }
+            b += size;
         }
     }
     None

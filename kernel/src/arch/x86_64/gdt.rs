@@ -89,14 +89,20 @@ pub fn set_kernel_stack(top: u64) {
     unsafe { (*p).tss.privilege_stack_table[0] = VirtAddr::new(top) };
 }
 
-/// Loads a space's I/O bitmap (`None`: no ports at all) into the TSS.
-pub fn load_io_bitmap(bits: Option<&[u8; IOMAP_BYTES]>) {
+/// Copies a space's I/O bitmap into the TSS.
+pub fn load_io_bitmap(bits: &[u8; IOMAP_BYTES]) {
     let p = &raw mut TSS_IO;
     // SAFETY: single CPU, kernel context: the CPU reads the bitmap only
     // while in ring 3, never concurrently with this copy.
     let map = unsafe { &mut (*p).iomap };
-    match bits {
-        Some(b) => map[..IOMAP_BYTES].copy_from_slice(b),
-        None => map[..IOMAP_BYTES].fill(0xff),
-    }
+    map[..IOMAP_BYTES].copy_from_slice(bits);
+}
+
+/// Turns the TSS bitmap on (the loaded bitmap applies) or off (an I/O map
+/// base beyond the TSS limit: every port denied, nothing to copy).
+pub fn set_io_bitmap_enabled(on: bool) {
+    let p = &raw mut TSS_IO;
+    let base = if on { core::mem::size_of::<TaskStateSegment>() as u16 } else { 0xffff };
+    // SAFETY: as above; a 16-bit field of the packed TSS, written by value.
+    unsafe { (*p).tss.iomap_base = base };
 }
