@@ -8,6 +8,7 @@
 //! bounded: at most one message of at most 63 words plus typed items
 //! (strings capped at `MAX_STRING`, map items by the flexpage size).
 
+use crate::mapping::CopyError;
 use crate::thread::{Kernel, KernelIpc, State, MAX_THREADS, USER_FLAGS_MASK};
 use crate::timer;
 use abi::ipc::{item, label, Fpage, Tag, Timeout, MAX_MRS, REG_MRS};
@@ -18,9 +19,12 @@ const NONE: u16 = u16::MAX;
 /// The `IPC` system call of the current thread `cur`.
 pub fn sys_ipc(kk: &mut Kernel, cur: usize) {
     let f = &kk.tcbs[cur].frame;
-    let (to, from) = (ThreadId(f.rdi), ThreadId(f.rsi));
+    let (mut to, from) = (ThreadId(f.rdi), ThreadId(f.rsi));
     let (st, rt) = Timeout::unpack(f.r10);
     kk.tcbs[cur].kipc = KernelIpc::None;
+    if core::mem::take(&mut kk.tcbs[cur].restart_recv_only) {
+        to = ThreadId::NIL;
+    }
     ipc(kk, cur, to, from, st, rt);
 }
 
@@ -67,21 +71,29 @@ pub fn ipc(kk: &mut Kernel, cur: usize, to: ThreadId, from: ThreadId, st: Timeou
             };
             let me = kk.id_of(cur);
             if accepts(kk, d, me) {
-                let r = transfer(kk, cur, d);
-                finish_receive(kk, d, me, r);
-                kk.direct = Some(d);
-                if let Err(e) = r {
-                    return set_result(kk, cur, Err(e));
+                match transfer(kk, cur, d) {
+                    Err(Xfer::Fault { thread, addr, write }) => {
+                        restart_after_fault(kk, thread, addr, write);
+                        if thread == d {
+                            // The receiver left its receive to take the
+                            // fault; wait for it like for any busy receiver.
+                            block_sender(kk, cur, d, to, from, st, rt);
+                        }
+                        return;
+                    }
+                    r => {
+                        let r = r.map_err(xfer_error);
+                        finish_receive(kk, d, me, r);
+                        kk.direct = Some(d);
+                        if let Err(e) = r {
+                            return set_result(kk, cur, Err(e));
+                        }
+                    }
                 }
             } else if st == Timeout::ZERO {
                 return set_result(kk, cur, Err(Error::Timeout));
             } else {
-                let t = &mut kk.tcbs[cur];
-                t.send_to = to;
-                t.recv_from = from;
-                t.recv_timeout = rt;
-                kk.block(cur, State::SendBlocked, deadline(st));
-                enqueue_sender(kk, d, cur);
+                block_sender(kk, cur, d, to, from, st, rt);
                 return;
             }
         }
@@ -91,6 +103,42 @@ pub fn ipc(kk: &mut Kernel, cur: usize, to: ThreadId, from: ThreadId, st: Timeou
     } else {
         receive(kk, cur, from, rt);
     }
+}
+
+/// `cur` waits to send to `d` (its receive phase, if any, comes after).
+fn block_sender(kk: &mut Kernel, cur: usize, d: usize, to: ThreadId, from: ThreadId, st: Timeout, rt: Timeout) {
+    let t = &mut kk.tcbs[cur];
+    t.send_to = to;
+    t.recv_from = from;
+    t.recv_timeout = rt;
+    kk.block(cur, State::SendBlocked, deadline(st));
+    enqueue_sender(kk, d, cur);
+}
+
+fn xfer_error(x: Xfer) -> Error {
+    match x {
+        Xfer::Failed(e) => e,
+        Xfer::Fault { .. } => Error::BadAddress,
+    }
+}
+
+/// Thread `t` (blocked in or executing an IPC system call) takes a page
+/// fault at `addr` for a string copy: its `syscall` is rewound so that the
+/// IPC runs again once its pager has mapped the page. A receiver (`write`)
+/// is past its send phase, so only its receive phase is run again.
+fn restart_after_fault(kk: &mut Kernel, t: usize, addr: u64, write: bool) {
+    kk.tcbs[t].restart_recv_only = write;
+    if matches!(kk.tcbs[t].state, State::SendBlocked | State::RecvBlocked) {
+        cancel(kk, t);
+    }
+    let f = &mut kk.tcbs[t].frame;
+    // `syscall` is two bytes (0f 05); rax still holds sys::IPC and every
+    // argument register is as the thread left it.
+    f.rip -= 2;
+    f.error = 4 | if write { 2 } else { 0 };
+    let err = f.error;
+    kk.tcbs[t].state = State::Ready;
+    page_fault(kk, t, addr, err);
 }
 
 /// The receive phase of `cur`.
@@ -109,9 +157,31 @@ fn receive(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) {
         let sid = kk.id_of(si);
         if from == ThreadId::ANY || from == sid {
             unlink_sender(kk, cur, prev, si);
-            let r = transfer(kk, si, cur);
-            finish_receive(kk, cur, sid, r);
-            after_send(kk, si, r);
+            match transfer(kk, si, cur) {
+                Err(Xfer::Fault { thread, addr, write }) => {
+                    if thread == cur {
+                        // Our own buffer: put the sender back at the head
+                        // and rewind our receive.
+                        let head = kk.tcbs[cur].senders_head;
+                        kk.tcbs[si].next_sender = head;
+                        kk.tcbs[cur].senders_head = si as u16;
+                        if head == NONE {
+                            kk.tcbs[cur].senders_tail = si as u16;
+                        }
+                        restart_after_fault(kk, cur, addr, write);
+                    } else {
+                        // The sender's source: it retries after its fault;
+                        // we go on receiving.
+                        restart_after_fault(kk, si, addr, write);
+                        receive(kk, cur, from, rt);
+                    }
+                }
+                r => {
+                    let r = r.map_err(xfer_error);
+                    finish_receive(kk, cur, sid, r);
+                    after_send(kk, si, r);
+                }
+            }
             return;
         }
         prev = s;
@@ -252,16 +322,36 @@ fn mr_get(kk: &Kernel, s: usize, i: usize) -> u64 {
     }
 }
 
+/// Why a transfer did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Xfer {
+    Failed(Error),
+    /// Thread `thread` must take a page fault at `addr` (a string item
+    /// touched an unmapped page); the IPC is retried after its pager
+    /// resolved it.
+    Fault {
+        thread: usize,
+        addr: u64,
+        write: bool,
+    },
+}
+
+impl From<Error> for Xfer {
+    fn from(e: Error) -> Self {
+        Xfer::Failed(e)
+    }
+}
+
 /// Copies the message of `s` to `r`: tag, untyped words, typed items.
-fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Error> {
+fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
     let tag = Tag(mr_get(kk, s, 0));
     let n = tag.words();
     if n >= MAX_MRS || !tag.typed().is_multiple_of(2) {
-        return Err(Error::MessageOverflow);
+        return Err(Error::MessageOverflow.into());
     }
     if kk.tcbs[r].kipc != KernelIpc::None {
         // A reply to a kernel-sent message: the kernel consumes it.
-        return consume_kernel_reply(kk, s, r, tag);
+        return Ok(consume_kernel_reply(kk, s, r, tag)?);
     }
     if tag.typed() == 0 && kk.tcbs[s].kipc == KernelIpc::None {
         // Untyped only: registers, then one UTCB-to-UTCB copy.
@@ -290,11 +380,15 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Error> {
                 crate::mapping::map_item(kk, s, r, w0, Fpage(w1), window)?;
             }
             item::STRING => {
-                let (addr, len) = crate::mapping::string_item(kk, s, r, w1, w0 >> 32)?;
+                let (addr, len) = crate::mapping::string_item(kk, s, r, w1, w0 >> 32).map_err(|e| match e {
+                    CopyError::Failed(e) => Xfer::Failed(e),
+                    CopyError::SenderFault(a) => Xfer::Fault { thread: s, addr: a, write: false },
+                    CopyError::ReceiverFault(a) => Xfer::Fault { thread: r, addr: a, write: true },
+                })?;
                 words[it] = (len << 32) | item::STRING;
                 words[it + 1] = addr;
             }
-            _ => return Err(Error::InvalidArgument),
+            _ => return Err(Error::InvalidArgument.into()),
         }
     }
     let rt = &mut kk.tcbs[r].frame;

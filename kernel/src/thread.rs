@@ -100,6 +100,9 @@ pub struct Tcb {
     pub next_sender: u16,
     pub kipc: KernelIpc,
     pub kmsg: [u64; 24],
+    /// The thread's IPC was rewound for a page fault after its send phase
+    /// had completed: when it re-enters, only the receive phase runs.
+    pub restart_recv_only: bool,
     /// Pending kernel messages for this receiver: interrupt lines, budget
     /// notifications (bit = sender slot).
     pub pending_irq: u32,
@@ -136,6 +139,7 @@ impl Tcb {
             next_sender: NONE,
             kipc: KernelIpc::None,
             kmsg: [0; 24],
+            restart_recv_only: false,
             pending_irq: 0,
             pending_budget: 0,
         }
@@ -333,6 +337,7 @@ impl Kernel {
             ..TrapFrame::zero()
         };
         t.kipc = KernelIpc::None;
+        t.restart_recv_only = false;
         t.slice_left = t.timeslice;
         t.budget_left = t.budget;
         self.make_ready(i);

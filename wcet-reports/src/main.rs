@@ -182,7 +182,10 @@ fn main() -> Result<()> {
             let cycles = wcet_reports::bench::run(&cli.build_dir, Accel::Tcg)?;
             eprintln!("prism bench: run 2/2 under TCG+icount (TSC = guest instructions) ...");
             let insns = wcet_reports::bench::run(&cli.build_dir, Accel::TcgIcount)?;
-            println!("Kernel primitives (IPC: call + reply_wait between two address spaces), QEMU TCG, `-cpu max`, {}:", host());
+            println!(
+                "Kernel primitives (IPC: call + reply_wait between two address spaces), QEMU TCG, `-cpu max`, {}:",
+                host()
+            );
             println!(
                 "{:<26} {:>7} | {:>12} {:>12} {:>12} | {:>12} {:>12} {:>12}",
                 "benchmark", "rounds", "cyc median", "cyc p99", "cyc max", "insn median", "insn p99", "insn max"

@@ -20,8 +20,14 @@ static NEXT_STACK: AtomicUsize = AtomicUsize::new(0);
 /// UTCBs of started threads live from here on, one page each.
 const UTCB_AREA: u64 = 0x0000_5000_0000_0000;
 static NEXT_UTCB: AtomicU64 = AtomicU64::new(0);
-/// Faults the pager resolved.
+/// Faults the pager resolved, and the last addresses (a ring).
 pub static PAGER_FAULTS: AtomicU64 = AtomicU64::new(0);
+static FAULT_LOG: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
+/// Did the pager resolve a fault in `[lo, hi)` recently?
+pub fn faulted_in(lo: u64, hi: u64) -> bool {
+    FAULT_LOG.iter().any(|a| (lo..hi).contains(&a.load(Ordering::Relaxed)))
+}
 
 /// A fresh stack (top address, 16-byte aligned minus the return slot).
 pub fn stack() -> u64 {
@@ -167,7 +173,8 @@ pub fn serve(m: &Msg) -> Msg {
     use abi::ipc::sigma0;
     match m.tag().label() {
         label::PAGE_FAULT => {
-            PAGER_FAULTS.fetch_add(1, Ordering::Relaxed);
+            let n = PAGER_FAULTS.fetch_add(1, Ordering::Relaxed);
+            FAULT_LOG[n as usize % FAULT_LOG.len()].store(m.mr[0], Ordering::Relaxed);
             same_page(m.mr[0])
         }
         sigma0::GET_FRAME | sigma0::GET_ANY => {

@@ -136,6 +136,72 @@ fn string_item_copy() -> TestResult {
     sc::thread_delete(recv).map_err(|_| "delete")
 }
 
+/// Source and destination of the faulting string copy: pages that neither
+/// side has touched before the IPC (mapped by the pager during the copy).
+#[repr(C, align(4096))]
+struct Pages([u8; 3 * 4096]);
+static mut FAULT_SRC: Pages = Pages([0; 3 * 4096]);
+static mut FAULT_DST: Pages = Pages([0; 3 * 4096]);
+static FAULT_SUM: AtomicU64 = AtomicU64::new(0);
+
+/// Receives one string into FAULT_DST (never touched by this space).
+extern "C" fn faulting_receiver() -> ! {
+    let u = sc::utcb();
+    u.br[1] = (&raw const FAULT_DST) as u64 + 100;
+    u.br[2] = 8192;
+    let (from, m) = wait_good();
+    let t = m.tag();
+    let (len, at) = (m.mr[t.untyped()] >> 32, m.mr[t.untyped() + 1]);
+    let mut sum = 0u64;
+    for i in 0..len {
+        // SAFETY: the kernel copied `len` bytes to `at`.
+        sum = sum.wrapping_mul(31).wrapping_add(unsafe { *((at + i) as *const u8) } as u64);
+    }
+    let _ = send(from, &Msg::new(Tag::new(0, 2, 0), &[len, sum]), Timeout::ZERO);
+    sc::thread_exit(0)
+}
+
+/// Sends FAULT_SRC (never touched by this space) as a string item.
+extern "C" fn faulting_sender() -> ! {
+    let to = ThreadId(FAULT_SUM.load(SeqCst));
+    let item = string_item((&raw const FAULT_SRC) as u64 + 50, 8000);
+    let r = call(to, &Msg::new(Tag::new(1, 0, 2), &item));
+    let report = match r {
+        Ok(m) if m.mr[0] == 8000 => m.mr[1],
+        _ => 0,
+    };
+    let _ = send(ThreadId(ORDER.load(SeqCst)), &Msg::new(Tag::new(0, 1, 0), &[report]), Timeout::NEVER);
+    sc::thread_exit(0)
+}
+
+fn string_item_copy_with_page_faults() -> TestResult {
+    // Fill the source in our own space; the sender's space gets the same
+    // frames from the pager, but only when the kernel's copy faults there.
+    // SAFETY: only this thread writes the source, before the sender runs.
+    let p = &raw mut FAULT_SRC;
+    // SAFETY: as above.
+    let src = unsafe { &mut *p };
+    let mut want = 0u64;
+    for (i, b) in src.0.iter_mut().enumerate() {
+        *b = (i * 13 + 1) as u8;
+    }
+    for &b in &src.0[50..8050] {
+        want = want.wrapping_mul(31).wrapping_add(b as u64);
+    }
+    let recv = spawn(ThreadId::NIL, faulting_receiver, 40, pager()).map_err(|_| "spawn receiver")?;
+    FAULT_SUM.store(recv.0, SeqCst);
+    sleep(ms(2));
+    let sender = spawn(ThreadId::NIL, faulting_sender, 40, pager()).map_err(|_| "spawn sender")?;
+    let (from, m) = receive(sender, Timeout::ticks(ms(2000))).map_err(|_| "no report from the sender")?;
+    check(from == sender, "report from the wrong thread")?;
+    check(m.mr[0] == want, "string arrived wrong or the IPC failed")?;
+    // Neither thread touched its buffer before the IPC: faults there came
+    // from the kernel's copy, in both spaces.
+    let (s, d) = ((&raw const FAULT_SRC) as u64, (&raw const FAULT_DST) as u64);
+    check(rt::faulted_in(s, s + 3 * 4096), "the copy did not fault on the sender's side")?;
+    check(rt::faulted_in(d, d + 3 * 4096), "the copy did not fault on the receiver's side")
+}
+
 static ORDER: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn sender_a() -> ! {
@@ -443,10 +509,11 @@ pub fn run() -> u32 {
     PAGER.store(pager.0, SeqCst);
     let echo = spawn(ThreadId::NIL, echo_server, 40, pager).expect("echo server");
     ECHO.store(echo.0, SeqCst);
-    let tests: [Test; 14] = [
+    let tests: [Test; 15] = [
         ("ipc_call_register_message_across_spaces", call_register_message),
         ("ipc_call_utcb_message_60_words", call_utcb_message),
         ("ipc_string_item_copy", string_item_copy),
+        ("ipc_string_item_copy_with_page_faults", string_item_copy_with_page_faults),
         ("ipc_open_and_closed_receive", open_and_closed_receive),
         ("ipc_timeouts_zero_relative_never", timeouts),
         ("stale_thread_id_rejected", stale_thread_id),
