@@ -2,6 +2,8 @@
 
 target := "x86_64-unknown-none"
 build_dir := "build"
+# The workload config whose partitions sigma0 enforces (compacted into build/modules/config).
+config := "workloads/configs/default.toml"
 prism := "cargo run --quiet --release -p wcet-reports --bin prism --"
 
 # Show the recipes.
@@ -43,6 +45,7 @@ build:
     cp $out/sigma0 {{build_dir}}/modules/sigma0
     cargo build --release -p cache-model
     cp target/release/libcache_model.so {{build_dir}}/libcache_model.so
+    {{prism}} config {{config}} -o {{build_dir}}/modules/config
     echo "build: {{build_dir}}/kernel.elf, {{build_dir}}/kernel-test.elf, {{build_dir}}/modules/"
 
 # Boot the kernel with sigma0 and show the serial console (quit: Ctrl-A X).
@@ -71,6 +74,7 @@ _iso-image: setup build
     rm -rf {{build_dir}}/iso && mkdir -p {{build_dir}}/iso/boot/grub
     cp {{build_dir}}/kernel.elf {{build_dir}}/iso/boot/kernel.elf
     cp {{build_dir}}/modules/sigma0 {{build_dir}}/iso/boot/sigma0
+    cp {{build_dir}}/modules/config {{build_dir}}/iso/boot/config
     cp kernel/grub.cfg {{build_dir}}/iso/boot/grub/grub.cfg
     grub-mkrescue -o {{build_dir}}/prism.iso {{build_dir}}/iso 2> {{build_dir}}/grub-mkrescue.log \
         || { cat {{build_dir}}/grub-mkrescue.log; exit 1; }

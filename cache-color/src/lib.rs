@@ -26,6 +26,8 @@
 //!   caller-provided link array; O(1) alloc/free, round-robin allocation
 //!   over a color set, statistics, and errors (never corruption) for double
 //!   frees and foreign frames.
+//! - [`bootcfg`]: the compact boot configuration (partitions and an optional
+//!   geometry override) that sigma0 reads from the `config` boot module.
 //! - [`partition`]: parsing of color specs and validation of named
 //!   partitions against a geometry, with typed errors that name the
 //!   offending text.
@@ -71,6 +73,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bootcfg;
 pub mod color;
 pub mod colorset;
 pub mod geometry;

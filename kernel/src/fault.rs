@@ -127,6 +127,9 @@ fn user_exception(kk: &mut Kernel, cur: usize, vector: u64, error: u64) {
     if vector == 7 {
         return fpu_switch(kk, cur);
     }
+    if vector == PAGE_FAULT && crate::mapping::sigma0_fault(kk, cur, cr2, error) {
+        return;
+    }
     let has_pager = vector == PAGE_FAULT && kk.lookup(kk.tcbs[cur].pager).is_ok() && cr2 < abi::USER_END;
     if !has_pager && kk.lookup(kk.tcbs[cur].exc_handler).is_err() {
         // Nobody at user level will see it: report it here.

@@ -121,6 +121,39 @@ fn stop(why: core::fmt::Arguments) -> ! {
     cpu::halt_forever()
 }
 
+/// Publishes the cache geometry (CPUID through `cache-color`) in the KIP.
+fn fill_caches(kip: &mut Kip) {
+    use cache_color::geometry::{CacheGeometry, CacheKind};
+    match CacheGeometry::detect() {
+        Ok(g) => {
+            for (slot, l) in kip.caches.iter_mut().zip(g.levels()) {
+                *slot = abi::kip::CacheLevel {
+                    level: l.level,
+                    kind: match l.kind {
+                        CacheKind::Data => 1,
+                        CacheKind::Instruction => 2,
+                        CacheKind::Unified => 3,
+                    },
+                    ways: l.ways.min(u16::MAX as u32) as u16,
+                    line_size: l.line_size,
+                    size: l.size,
+                };
+                kip.cache_count += 1;
+            }
+            if let Some(l) = g.last_level() {
+                kprintln!(
+                    "caches: {} level(s); last level {} KiB, {}-way, {} colors",
+                    kip.cache_count,
+                    l.size >> 10,
+                    l.ways,
+                    l.colors()
+                );
+            }
+        }
+        Err(e) => kprintln!("caches: not detected ({e}); configs must give the geometry"),
+    }
+}
+
 /// Carves the mapping database's node and index storage out of the kernel
 /// pool (one node per KiB of pool; index twice the nodes, a power of two).
 fn init_mapdb() {
@@ -209,6 +242,7 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     init_mapdb();
     let hz = crate::timer::init();
     kip.tsc_hz = hz;
+    fill_caches(kip);
     kprintln!("timer: TSC {} MHz, local APIC ({})", hz / 1_000_000, crate::arch::apic::mode());
 
     let Some(root) = kip.modules().first().copied() else {

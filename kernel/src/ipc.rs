@@ -487,7 +487,7 @@ fn stop(kk: &mut Kernel, t: usize, why: &str) {
 /// handler when it has none.
 pub fn page_fault(kk: &mut Kernel, t: usize, addr: u64, error: u64) {
     // sigma0 owns usable RAM idempotently; its first touch maps the page.
-    if Some(kk.tcbs[t].space) == kk.sigma0_space && error & 1 == 0 && crate::mapping::sigma0_touch(kk, addr) {
+    if crate::mapping::sigma0_fault(kk, t, addr, error) {
         return;
     }
     let pager = kk.tcbs[t].pager;

@@ -44,9 +44,14 @@ fn to_pt(r: DbRights) -> Rights {
     Rights { write: r.contains(DbRights::WRITE), exec: r.contains(DbRights::EXEC) }
 }
 
-/// Is `v` (a page of RAM by its physical address) one sigma0 may own?
-fn sigma0_may_own(v: u64) -> bool {
-    crate::init::MEMMAP.get().is_some_and(|m| m.kind_of(v) == Some(abi::kip::MemKind::Usable))
+/// The rights sigma0 has on physical page `v`: everything on usable RAM,
+/// read-only on boot modules (it loads them), none elsewhere.
+fn sigma0_rights(v: u64) -> Option<DbRights> {
+    match crate::init::MEMMAP.get()?.kind_of(v)? {
+        abi::kip::MemKind::Usable => Some(DbRights::ALL),
+        abi::kip::MemKind::Module => Some(DbRights::READ),
+        _ => None,
+    }
 }
 
 /// sigma0's space is idempotent over usable RAM: the root mapping of
@@ -55,24 +60,28 @@ fn sigma0_may_own(v: u64) -> bool {
 pub fn sigma0_touch(kk: &mut Kernel, v: u64) -> bool {
     let v = v & !0xfff;
     let Some(sp) = kk.sigma0_space else { return false };
-    if !sigma0_may_own(v) || v >= abi::USER_END {
-        return false;
-    }
+    let Some(rights) = sigma0_rights(v).filter(|_| v < abi::USER_END) else { return false };
     let Some(db) = kk.mapdb.as_mut() else { return false };
     if db.lookup(sp, v >> 12).is_some() {
         return true;
     }
-    if db.insert_root(sp, v >> 12, v, DbRights::ALL).is_err() {
+    if db.insert_root(sp, v >> 12, v, rights).is_err() {
         return false;
     }
     let space = kk.spaces[sp as usize].space.as_mut().expect("sigma0 space");
-    if space.translate(v).is_some() || space.map(v, v, Rights { write: true, exec: true }, &mut POOL.lock()).is_err() {
+    if space.translate(v).is_some() || space.map(v, v, to_pt(rights), &mut POOL.lock()).is_err() {
         // The page is taken in sigma0's space (its own image) or no page
         // table could be had: sigma0 does not own it after all.
         let _ = db.unmap(sp, v >> 12, DbRights::ALL, true, &mut |_, _, _| {});
         return false;
     }
     true
+}
+
+/// A page fault of thread `t` that sigma0's idempotent space resolves by
+/// itself (a first touch of RAM or a module); true if it did.
+pub fn sigma0_fault(kk: &mut Kernel, t: usize, addr: u64, error: u64) -> bool {
+    Some(kk.tcbs[t].space) == kk.sigma0_space && error & 1 == 0 && sigma0_touch(kk, addr)
 }
 
 /// Records a kernel-made user mapping (the root task's image and stack) as

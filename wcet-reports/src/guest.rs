@@ -230,6 +230,7 @@ pub fn run_boot(b: &GuestBoot, build: &Path, timeout: Duration) -> Result<(Vec<T
         Some(a) => format!("{root} {a}"),
         None => root,
     });
+    boot.modules.push(build.join("modules/config").display().to_string());
     let o = boot.run_captured(timeout, None)?;
     let prefix = format!("{}::{}", b.name, b.test);
     let mut results = parse_guest_lines(&prefix, &o);

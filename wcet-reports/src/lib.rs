@@ -5,5 +5,6 @@
 //! justfile calls.
 
 pub mod bench;
+pub mod config;
 pub mod guest;
 pub mod qemu;

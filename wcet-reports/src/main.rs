@@ -1,6 +1,6 @@
 //! `prism`: run, test and debug the kernel under QEMU.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,6 +48,17 @@ enum Cmd {
     Accel,
     /// IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount.
     Bench,
+    /// Check a workload config and write its compact form (the `config` boot module).
+    Config {
+        /// The TOML config.
+        file: PathBuf,
+        /// Where to write the compact form.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Guest RAM the partitions are checked against (MiB).
+        #[arg(long, default_value_t = 128)]
+        ram_mib: u64,
+    },
     /// Decode the kernel's defmt log (COM2) of the last `run`.
     Defmt {
         /// The captured COM2 bytes.
@@ -56,6 +67,17 @@ enum Cmd {
     },
     /// Run the WCET scenarios (pipeline not built yet: boots and says so).
     Wcet,
+}
+
+/// sigma0 (the root task) and, when `just build` made one, the compact
+/// boot config.
+fn boot_modules(build: &std::path::Path, root: &str) -> Vec<String> {
+    let mut m = vec![root.to_string()];
+    let cfg = build.join("modules/config");
+    if cfg.exists() {
+        m.push(cfg.display().to_string());
+    }
+    m
 }
 
 /// The machine the figures came from, for every printed table.
@@ -83,7 +105,7 @@ fn main() -> Result<()> {
             eprintln!("prism: accelerator {accel} ({why})");
             let mut b = Boot::new(&kernel, accel);
             b.cmdline = cmdline;
-            b.modules.push(root);
+            b.modules = boot_modules(&cli.build_dir, &root);
             let defmt_bin = cli.build_dir.join("defmt.bin");
             b.defmt_out = Some(defmt_bin.clone());
             if seconds > 0 {
@@ -163,7 +185,7 @@ fn main() -> Result<()> {
         }
         Cmd::Debug => {
             let mut b = Boot::new(&kernel, Accel::Tcg);
-            b.modules.push(root);
+            b.modules = boot_modules(&cli.build_dir, &root);
             b.extra = vec!["-s".into(), "-S".into()];
             eprintln!("prism: QEMU waits for GDB on localhost:1234. In another terminal:");
             eprintln!(
@@ -171,6 +193,16 @@ fn main() -> Result<()> {
                 kernel.display()
             );
             b.command().status()?;
+        }
+        Cmd::Config { file, out, ram_mib } => {
+            let c = wcet_reports::config::compact(&file, ram_mib << 20)?;
+            std::fs::write(&out, &c).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "config: {} -> {} ({} partition(s))",
+                file.display(),
+                out.display(),
+                c.matches("partition ").count()
+            );
         }
         Cmd::Defmt { file } => {
             for l in qemu::decode_defmt(&kernel, &file)? {
@@ -215,7 +247,7 @@ fn main() -> Result<()> {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
             eprintln!("prism wcet: accelerator {accel} ({why}); booting the kernel with sigma0 ...");
             let mut b = Boot::new(&kernel, accel);
-            b.modules.push(root);
+            b.modules = boot_modules(&cli.build_dir, &root);
             let o = b.run_captured(Duration::from_secs(20), Some(&|s: &str| s.contains("all threads ended")))?;
             for (t, l) in &o.lines {
                 println!("[{:7.3}] {l}", t.as_secs_f64());

@@ -218,6 +218,17 @@ pub mod sigma0 {
     pub const GET_ANY: u64 = 0x5131;
     /// Map the I/O ports of the I/O flexpage MR1.
     pub const GET_PORTS: u64 = 0x5132;
+    /// Bind pager MR1 (a thread id) to partition number MR2 of the boot
+    /// config: from then on it gets only frames of that partition's
+    /// colors. Only sigma0's own root thread may bind.
+    pub const BIND: u64 = 0x5133;
+    /// Frames handed out per partition: MR1.. in config order.
+    pub const USAGE: u64 = 0x5134;
+    /// Reply labels: 0 = done; these say why a request was refused.
+    pub const REFUSED_TAKEN: u64 = 1;
+    pub const REFUSED_UNKNOWN: u64 = 2;
+    pub const REFUSED_COLOR: u64 = 3;
+    pub const REFUSED_NOT_ALLOWED: u64 = 4;
 }
 
 /// Typed item kinds (bits 1..4 of an item's first word).

@@ -13,6 +13,8 @@ mod bench;
 #[cfg(target_os = "none")]
 mod memtests;
 #[cfg(target_os = "none")]
+mod partitions;
+#[cfg(target_os = "none")]
 mod rt;
 #[cfg(target_os = "none")]
 mod tests;
@@ -36,6 +38,8 @@ mod root {
         let usable: u64 =
             k.mem_regions().iter().filter(|r| r.kind == abi::kip::MemKind::Usable as u32).map(|r| r.size).sum();
         println!("sigma0: hello from ring 3; KIP v{} reports {} MiB usable RAM", k.abi_version, usable >> 20);
+        crate::partitions::init(k);
+        crate::rt::set_root(syscall::myself().0);
         let me = k.modules().first();
         if me.is_some_and(|m| m.args().any(|a| a == "bench")) {
             crate::bench::run();

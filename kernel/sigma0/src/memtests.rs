@@ -93,6 +93,7 @@ const OP_UNMAP: u64 = 6; // MR1 addr, MR2 revoke, MR3 include self -> count
 const OP_IO: u64 = 7; // MR1 port: `in` from it (exception if not allowed)
 const OP_RECV_IO: u64 = 8; // receive an I/O map from the root
 const OP_SERIAL: u64 = 9; // print a line through COM1 ports (user-level driver)
+const OP_REQ_FRAME: u64 = 10; // MR1 frame, MR2 window: ask sigma0 for that frame -> reply label
 
 fn root() -> ThreadId {
     ThreadId(ROOT.load(SeqCst))
@@ -150,6 +151,11 @@ extern "C" fn actor() -> ! {
                 send(ThreadId(a[0]), &Msg::new(Tag::new(0, 0, 2), &it), Timeout::NEVER).is_ok() as u64
             }
             OP_UNMAP => sc::unmap(Fpage::new(a[0], 12, a[1]), a[2] != 0).unwrap_or(u64::MAX),
+            OP_REQ_FRAME => {
+                sc::utcb().br[0] = Fpage::new(a[1], 12, rights::ALL).0;
+                let r = call(ThreadId(SERVER.load(SeqCst)), &Msg::new(Tag::new(sigma0::GET_FRAME, 1, 0), &[a[0]]));
+                r.map(|r| r.tag().label()).unwrap_or(u64::MAX)
+            }
             OP_IO => {
                 let v: u8;
                 // SAFETY: reading an I/O port; without the permission this
@@ -344,18 +350,68 @@ fn kernel_pool_exhaustion() -> TestResult {
     delete(&[y])
 }
 
+/// Two pagers bound to the two partitions of the boot config ask sigma0 for
+/// frames: every frame has a color of the asker's partition, and asking for
+/// a frame of the other partition's colors is refused.
+fn colored_frames_per_partition() -> TestResult {
+    let Some(ps) = crate::partitions::get() else { return Err("no partitions: the test boot lacks its config") };
+    check(ps.count >= 2, "the config needs two partitions")?;
+    check(ps.colors(0).is_disjoint(ps.colors(1)), "partitions overlap")?;
+    let srv = ThreadId(SERVER.load(SeqCst));
+    let pagers = [new_actor()?, new_actor()?];
+    for (i, p) in pagers.iter().enumerate() {
+        let r = call(srv, &Msg::new(Tag::new(sigma0::BIND, 2, 0), &[p.0, i as u64])).map_err(|_| "bind")?;
+        check(r.tag().label() == 0, "sigma0 refused to bind a pager")?;
+    }
+    let before: [u64; 2] = [ps.used[0].load(SeqCst), ps.used[1].load(SeqCst)];
+    let mut first = [0u64; 2];
+    const FRAMES: u64 = 24;
+    for (i, p) in pagers.iter().enumerate() {
+        for n in 0..FRAMES {
+            let f = cmd(*p, OP_REQ, &[win(16 + i as u64) + n * 4096])?;
+            check(f != 0, "a bound pager got no frame")?;
+            if !ps.colors(i).contains(ps.color_of(f)) {
+                println!("sigma0: frame {f:#x} of color {} went to partition {i}", ps.color_of(f));
+                return Err("a frame of a foreign color was handed out");
+            }
+            // The frame really is mapped where the pager asked.
+            cmd(*p, OP_WRITE, &[win(16 + i as u64) + n * 4096, f])?;
+            check(read(f) == f, "the frame is not the one mapped")?;
+            if n == 0 {
+                first[i] = f;
+            }
+        }
+    }
+    // A frame of the other partition's colors: refused with REFUSED_COLOR.
+    let foreign = first[1] + 4096 * 1000;
+    let want = if ps.colors(0).contains(ps.color_of(foreign)) { foreign + 4096 * 8 } else { foreign };
+    check(!ps.colors(0).contains(ps.color_of(want)), "test bug: no foreign frame chosen")?;
+    let label = cmd(pagers[0], OP_REQ_FRAME, &[want, win(18)])?;
+    check(label == sigma0::REFUSED_COLOR, "a request for a foreign color was not refused")?;
+    // The refusal left the pagers in service.
+    let r = cmd(pagers[1], OP_REQ, &[win(19)])?;
+    check(r != 0, "bound pager lost service")?;
+    ps.report();
+    let used = [ps.used[0].load(SeqCst) - before[0], ps.used[1].load(SeqCst) - before[1]];
+    check(used == [FRAMES, FRAMES + 1], "usage per partition is wrong")?;
+    let u = call(srv, &Msg::new(Tag::new(sigma0::USAGE, 0, 0), &[])).map_err(|_| "usage")?;
+    check(u.mr[0] == ps.used[0].load(SeqCst) && u.mr[1] == ps.used[1].load(SeqCst), "USAGE reply differs")?;
+    delete(&pagers)
+}
+
 pub fn run(server: ThreadId) -> u32 {
     ROOT.store(me().0, SeqCst);
     SERVER.store(server.0, SeqCst);
     let tp = spawn(me(), test_pager, 50, ThreadId::NIL).expect("test pager");
     TEST_PAGER.store(tp.0, SeqCst);
-    let tests: [Test; 6] = [
+    let tests: [Test; 7] = [
         ("map_grant_and_rights_restriction", map_grant_and_rights),
         ("recursive_flush_sigma0_a_b_task", recursive_flush_three_levels),
         ("rights_reduction_write_revoked", rights_reduction),
         ("fault_without_pager_to_exception_handler", fault_without_pager_to_exception_handler),
         ("io_ports_as_flexpages", io_ports_as_flexpages),
         ("kernel_pool_exhaustion_is_an_error", kernel_pool_exhaustion),
+        ("colored_frames_per_partition", colored_frames_per_partition),
     ];
     report(&tests)
 }

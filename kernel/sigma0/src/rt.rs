@@ -104,18 +104,26 @@ fn frame_free(frame: u64) -> bool {
     unsafe { (*p)[idx / 64] & (1 << (idx % 64)) == 0 }
 }
 
-/// Any frame not yet handed out that passes `filter` (0: any).
-fn take_any(filter: u64) -> Option<u64> {
-    if filter != 0 {
-        return None;
-    }
+/// Any frame not yet handed out (of partition `part`'s colors, if given).
+fn take_any(part: Option<usize>) -> Option<u64> {
     let kip = user_rt::kip();
-    let start = NEXT_FREE.load(Ordering::Relaxed);
+    let parts = part.and_then(|p| crate::partitions::get().map(|ps| (ps, p)));
+    let start = match &parts {
+        Some((ps, p)) => ps.cursor[*p],
+        None => NEXT_FREE.load(Ordering::Relaxed),
+    };
     for r in kip.mem_regions().iter().filter(|r| r.kind == abi::kip::MemKind::Usable as u32) {
         let mut f = r.base.max(start);
         while f < r.base + r.size {
-            if take_frame(f) {
-                NEXT_FREE.store(f + 4096, Ordering::Relaxed);
+            let color_ok = parts.as_ref().is_none_or(|(ps, p)| ps.colors(*p).contains(ps.color_of(f)));
+            if color_ok && take_frame(f) {
+                match parts {
+                    Some((ps, p)) => {
+                        ps.cursor[p] = f + 4096;
+                        ps.record(p);
+                    }
+                    None => NEXT_FREE.store(f + 4096, Ordering::Relaxed),
+                }
                 return Some(f);
             }
             f += 4096;
@@ -124,9 +132,16 @@ fn take_any(filter: u64) -> Option<u64> {
     None
 }
 
+static ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// Records sigma0's root thread (the only one that may bind pagers).
+pub fn set_root(t: ThreadId) {
+    ROOT.store(t.0, Ordering::Relaxed);
+}
+
 /// A frame for sigma0's own use (it maps it onwards from its 1:1 space).
 pub fn any_frame() -> Option<u64> {
-    take_any(0)
+    take_any(None)
 }
 
 /// The first naturally aligned `2^log2`-byte region of usable RAM whose
@@ -168,9 +183,15 @@ pub fn same_page(addr: u64) -> Msg {
     Msg::new(Tag::new(0, 0, 2), &map_item(page, Fpage::new(page, 12, rights::ALL), false))
 }
 
-/// Answers one request to sigma0 (page fault or sigma0 protocol).
-pub fn serve(m: &Msg) -> Msg {
+fn refused(why: u64) -> Msg {
+    Msg::new(Tag::new(why, 0, 0), &[])
+}
+
+/// Answers one request from `from` to sigma0 (page fault or sigma0
+/// protocol). A pager bound to a partition gets only frames of its colors.
+pub fn serve(from: ThreadId, m: &Msg) -> Msg {
     use abi::ipc::sigma0;
+    let part = crate::partitions::get().and_then(|p| p.partition_of(from));
     match m.tag().label() {
         label::PAGE_FAULT => {
             let n = PAGER_FAULTS.fetch_add(1, Ordering::Relaxed);
@@ -179,9 +200,21 @@ pub fn serve(m: &Msg) -> Msg {
         }
         sigma0::GET_FRAME | sigma0::GET_ANY => {
             let f = if m.tag().label() == sigma0::GET_FRAME {
-                Some(m.mr[0] & !0xfff).filter(|&f| take_frame(f))
+                let f = m.mr[0] & !0xfff;
+                if let (Some(p), Some(ps)) = (part, crate::partitions::get()) {
+                    if !ps.colors(p).contains(ps.color_of(f)) {
+                        return refused(sigma0::REFUSED_COLOR);
+                    }
+                }
+                let got = take_frame(f);
+                if got {
+                    if let (Some(p), Some(ps)) = (part, crate::partitions::get()) {
+                        ps.record(p);
+                    }
+                }
+                Some(f).filter(|_| got)
             } else {
-                take_any(m.mr[0])
+                take_any(part)
             };
             match f {
                 // The frame lives at its own address in sigma0's space.
@@ -189,19 +222,38 @@ pub fn serve(m: &Msg) -> Msg {
                     let it = map_item(f, Fpage::new(f, 12, rights::ALL), false);
                     Msg::new(Tag::new(0, 1, 2), &[f, it[0], it[1]])
                 }
-                None => Msg::new(Tag::new(1, 0, 0), &[]),
+                None => refused(sigma0::REFUSED_TAKEN),
             }
         }
+        sigma0::BIND => {
+            let ok = from.0 == ROOT.load(Ordering::Relaxed)
+                && crate::partitions::get().is_some_and(|ps| ps.bind(ThreadId(m.mr[0]), m.mr[1] as usize));
+            if ok {
+                Msg::default()
+            } else {
+                refused(sigma0::REFUSED_NOT_ALLOWED)
+            }
+        }
+        sigma0::USAGE => match crate::partitions::get() {
+            Some(ps) => {
+                let mut w = [0u64; 6];
+                for (i, slot) in w.iter_mut().enumerate().take(ps.count) {
+                    *slot = ps.used[i].load(Ordering::Relaxed);
+                }
+                Msg::new(Tag::new(0, ps.count.min(6), 0), &w)
+            }
+            None => refused(sigma0::REFUSED_UNKNOWN),
+        },
         sigma0::GET_PORTS => {
             let fp = Fpage(m.mr[0]);
             if take_ports(fp) {
                 let it = map_item(0, fp, false);
                 Msg::new(Tag::new(0, 0, 2), &it)
             } else {
-                Msg::new(Tag::new(1, 0, 0), &[])
+                refused(sigma0::REFUSED_TAKEN)
             }
         }
-        _ => Msg::new(Tag::new(2, 0, 0), &[]),
+        _ => refused(sigma0::REFUSED_UNKNOWN),
     }
 }
 
@@ -214,7 +266,7 @@ pub extern "C" fn pager() -> ! {
     loop {
         match reply_wait(reply_to, &reply) {
             Ok((from, m)) => {
-                reply = serve(&m);
+                reply = serve(from, &m);
                 reply_to = from;
             }
             Err(_) => reply_to = ThreadId::NIL,
