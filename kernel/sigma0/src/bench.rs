@@ -72,23 +72,17 @@ static FAULT_DONE: AtomicU64 = AtomicU64::new(0);
 /// Pager for the fault benchmark: pages of FAULT_AREA get fresh frames
 /// from sigma0's memory; everything else the same page of sigma0's space.
 extern "C" fn fault_pager() -> ! {
-    let mut reply_to = ThreadId::NIL;
-    let mut reply = Msg::default();
-    loop {
-        match reply_wait(reply_to, &reply) {
-            Ok((from, m)) if m.tag().label() == label::PAGE_FAULT => {
-                let addr = m.mr[0] & !0xfff;
-                reply = if addr >= FAULT_AREA {
-                    let f = rt::any_frame().unwrap_or(0);
-                    Msg::new(Tag::new(0, 0, 2), &map_item(addr, Fpage::new(f, 12, rights::ALL), false))
-                } else {
-                    rt::same_page(addr)
-                };
-                reply_to = from;
+    rt::serve_loop(|_, m| {
+        (m.tag().label() == label::PAGE_FAULT).then(|| {
+            let addr = m.mr[0] & !0xfff;
+            if addr >= FAULT_AREA {
+                let f = rt::any_frame().unwrap_or(0);
+                Msg::new(Tag::new(0, 0, 2), &map_item(addr, Fpage::new(f, 12, rights::ALL), false))
+            } else {
+                rt::same_page(addr)
             }
-            _ => reply_to = ThreadId::NIL,
-        }
-    }
+        })
+    })
 }
 
 /// Touches FAULT_PAGES fresh pages, timing each access (fault, IPC to the

@@ -8,7 +8,7 @@
 use crate::rt::{self, same_page, spawn};
 use abi::ipc::{label, map_item, rights, sigma0, Fpage, Tag, Timeout};
 use abi::sys::attr;
-use abi::syscall::{self as sc, call, receive, reply_wait, send, Msg};
+use abi::syscall::{self as sc, call, receive, send, Msg};
 use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use user_rt::println;
@@ -63,24 +63,18 @@ fn log_fault(addr: u64, write: bool) {
 /// The actors' pager: code and stacks from sigma0's space; a data-area
 /// fault is logged and answered with the scratch page.
 extern "C" fn test_pager() -> ! {
-    let mut reply_to = ThreadId::NIL;
-    let mut reply = Msg::default();
-    loop {
-        match reply_wait(reply_to, &reply) {
-            Ok((from, m)) if m.tag().label() == label::PAGE_FAULT => {
-                let addr = m.mr[0];
-                reply = if (DATA..DATA + (1 << 40)).contains(&addr) {
-                    log_fault(addr, m.mr[2] & 2 != 0);
-                    let s = (&raw const SCRATCH) as u64;
-                    Msg::new(Tag::new(0, 0, 2), &map_item(addr & !0xfff, Fpage::new(s, 12, rights::ALL), false))
-                } else {
-                    same_page(addr)
-                };
-                reply_to = from;
+    rt::serve_loop(|_, m| {
+        (m.tag().label() == label::PAGE_FAULT).then(|| {
+            let addr = m.mr[0];
+            if (DATA..DATA + (1 << 40)).contains(&addr) {
+                log_fault(addr, m.mr[2] & 2 != 0);
+                let s = (&raw const SCRATCH) as u64;
+                Msg::new(Tag::new(0, 0, 2), &map_item(addr & !0xfff, Fpage::new(s, 12, rights::ALL), false))
+            } else {
+                same_page(addr)
             }
-            _ => reply_to = ThreadId::NIL,
-        }
-    }
+        })
+    })
 }
 
 // Actor commands (labels); replies carry the result in MR1.

@@ -257,19 +257,27 @@ pub fn serve(from: ThreadId, m: &Msg) -> Msg {
     }
 }
 
-/// sigma0's server loop: page faults of the threads it pages (answered with
-/// the same page of sigma0's own space) and the sigma0 protocol (frames,
-/// each to at most one requester; I/O ports).
-pub extern "C" fn pager() -> ! {
+/// A server loop: `handle` answers each message (`None`: no reply).
+pub fn serve_loop(handle: impl Fn(ThreadId, &Msg) -> Option<Msg>) -> ! {
     let mut reply_to = ThreadId::NIL;
     let mut reply = Msg::default();
     loop {
         match reply_wait(reply_to, &reply) {
-            Ok((from, m)) => {
-                reply = serve(from, &m);
-                reply_to = from;
-            }
+            Ok((from, m)) => match handle(from, &m) {
+                Some(r) => {
+                    reply = r;
+                    reply_to = from;
+                }
+                None => reply_to = ThreadId::NIL,
+            },
             Err(_) => reply_to = ThreadId::NIL,
         }
     }
+}
+
+/// sigma0's server loop: page faults of the threads it pages (answered with
+/// the same page of sigma0's own space) and the sigma0 protocol (frames,
+/// each to at most one requester; I/O ports).
+pub extern "C" fn pager() -> ! {
+    serve_loop(|from, m| Some(serve(from, m)))
 }

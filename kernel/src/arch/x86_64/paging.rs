@@ -252,6 +252,18 @@ pub fn enable_pcid() -> bool {
     has
 }
 
+/// Leaf flags of a user mapping with `rights` (read is implied).
+fn user_flags(rights: Rights) -> F {
+    let mut flags = F::PRESENT | F::USER_ACCESSIBLE;
+    if rights.write {
+        flags |= F::WRITABLE;
+    }
+    if !rights.exec {
+        flags |= F::NO_EXECUTE;
+    }
+    flags
+}
+
 /// A user address space: a PML4 whose upper half is the kernel's.
 pub struct AddressSpace {
     pml4: u64,
@@ -317,13 +329,7 @@ impl AddressSpace {
         if v >= abi::USER_END {
             return false;
         }
-        let mut flags = F::PRESENT | F::USER_ACCESSIBLE;
-        if rights.write {
-            flags |= F::WRITABLE;
-        }
-        if !rights.exec {
-            flags |= F::NO_EXECUTE;
-        }
+        let flags = user_flags(rights);
         // SAFETY: our own PML4; only a user-half leaf entry changes.
         let mut pt = unsafe { table(self.pml4) };
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
@@ -351,13 +357,7 @@ impl AddressSpace {
         if v >= abi::USER_END || !v.is_multiple_of(4096) || !frame.is_multiple_of(4096) {
             return Err(MapError::BadAddress);
         }
-        let mut flags = F::PRESENT | F::USER_ACCESSIBLE;
-        if rights.write {
-            flags |= F::WRITABLE;
-        }
-        if !rights.exec {
-            flags |= F::NO_EXECUTE;
-        }
+        let flags = user_flags(rights);
         // SAFETY: our own PML4; the mapper only edits the user half here.
         let mut pt = unsafe { table(self.pml4) };
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
