@@ -23,6 +23,7 @@ setup:
     [ -d /usr/lib/grub/x86_64-efi ] || need+=(grub-efi-amd64-bin)
     command -v xorriso >/dev/null || need+=(xorriso)
     command -v mformat >/dev/null || need+=(mtools)
+    [ -f /usr/share/ovmf/OVMF.fd ] || need+=(ovmf)
     if [ ${#need[@]} -gt 0 ]; then
         echo "setup: installing ${need[*]}"
         sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -86,10 +86,19 @@ pub const BOOTS: &[GuestBoot] = &[
     },
 ];
 
-/// Boots the GRUB ISO and checks that GRUB loads the kernel and its module.
-pub fn run_iso(iso: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcome)> {
+/// UEFI firmware for QEMU (Debian's `ovmf` package).
+pub const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+
+/// Boots the GRUB ISO (BIOS, or UEFI through `firmware`) and checks that
+/// GRUB loads the kernel and its modules.
+pub fn run_iso(iso: &Path, firmware: Option<&str>, timeout: Duration) -> Result<(Vec<TestResult>, Outcome)> {
     let mut boot = Boot::new(iso, Accel::Tcg);
     boot.cdrom = Some(iso.to_path_buf());
+    if let Some(fw) = firmware {
+        boot.extra = vec!["-bios".into(), fw.into()];
+        boot.memory_mib = 256;
+    }
+    let prefix = if firmware.is_some() { "iso_uefi" } else { "iso" };
     let done = |s: &str| s.contains("all threads ended");
     let o = boot.run_captured(timeout, Some(&done))?;
     let text = o.text();
@@ -101,7 +110,7 @@ pub fn run_iso(iso: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcom
     let results = checks
         .iter()
         .map(|(name, needle)| TestResult {
-            name: format!("iso::{name}"),
+            name: format!("{prefix}::{name}"),
             ok: text.contains(needle),
             detail: format!("{needle:?} not on the console"),
         })

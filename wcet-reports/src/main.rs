@@ -127,7 +127,7 @@ fn main() -> Result<()> {
             }
         }
         Cmd::BootIso { iso } => {
-            let (results, o) = guest::run_iso(&iso, Duration::from_secs(60))?;
+            let (results, o) = guest::run_iso(&iso, None, Duration::from_secs(60))?;
             for (t, l) in &o.lines {
                 println!("[{:7.3}] {l}", t.as_secs_f64());
             }
@@ -155,7 +155,14 @@ fn main() -> Result<()> {
                 boots.push(Box::new(move || guest::run_cache_model(&dir, Duration::from_secs(timeout))));
             }
             if let Some(iso) = iso {
-                boots.push(Box::new(move || guest::run_iso(&iso, Duration::from_secs(timeout))));
+                let iso2 = iso.clone();
+                boots.push(Box::new(move || guest::run_iso(&iso, None, Duration::from_secs(timeout))));
+                if std::path::Path::new(guest::OVMF).exists() {
+                    boots
+                        .push(Box::new(move || guest::run_iso(&iso2, Some(guest::OVMF), Duration::from_secs(timeout))));
+                } else {
+                    println!("note: {} missing (package ovmf): UEFI boot of the ISO not tested", guest::OVMF);
+                }
             }
             for run in boots {
                 let (results, o) = run()?;
