@@ -158,7 +158,10 @@ fn copy_from_user_rejects_bad_addresses() -> Result<(), &'static str> {
     check(copy_from_user(&space, 0x40_0ffc, &mut b) == Err(bad), "copy across into unmapped page accepted")?;
     check(copy_from_user(&space, 0x50_0000, &mut b) == Err(bad), "unmapped page accepted")?;
     check(copy_from_user(&space, paging::KERNEL_VMA, &mut b) == Err(bad), "kernel address accepted")?;
-    check(copy_from_user(&space, u64::MAX - 3, &mut b) == Err(bad), "wrapping range accepted")
+    check(copy_from_user(&space, u64::MAX - 3, &mut b) == Err(bad), "wrapping range accepted")?;
+    space.unmap(0x40_0000);
+    space.destroy(&mut POOL.lock());
+    POOL.lock().free(f).map_err(|_| "frame not returned")
 }
 
 fn pool_exhaustion_is_an_error() -> Result<(), &'static str> {
