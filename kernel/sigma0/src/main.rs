@@ -11,6 +11,8 @@
 #[cfg(target_os = "none")]
 mod bench;
 #[cfg(target_os = "none")]
+mod frames;
+#[cfg(target_os = "none")]
 mod memtests;
 #[cfg(target_os = "none")]
 mod partitions;
@@ -38,7 +40,8 @@ mod root {
         let usable: u64 =
             k.mem_regions().iter().filter(|r| r.kind == abi::kip::MemKind::Usable as u32).map(|r| r.size).sum();
         println!("sigma0: hello from ring 3; KIP v{} reports {} MiB usable RAM", k.abi_version, usable >> 20);
-        crate::partitions::init(k);
+        let colors = crate::partitions::init(k);
+        crate::frames::init(k, colors);
         crate::rt::set_root(syscall::myself().0);
         let me = k.modules().first();
         if me.is_some_and(|m| m.args().any(|a| a == "bench")) {

@@ -24,8 +24,8 @@ pub struct Partitions {
     pub count: usize,
     bindings: [(u64, u8); MAX_BINDINGS],
     bound: usize,
-    /// Where the next search for a frame of each partition starts.
-    pub cursor: [u64; MAX],
+    /// Round-robin cursor over each partition's colors.
+    pub cursor: [cache_color::RoundRobin; MAX],
     pub used: [AtomicU64; MAX],
 }
 
@@ -51,33 +51,33 @@ fn kip_llc(kip: &Kip) -> Option<CacheLevel> {
     Some(CacheLevel::new(c.level, CacheKind::Unified, c.size, c.ways as u32, c.line_size))
 }
 
-/// Reads and checks the boot config. Errors are printed; sigma0 then runs
-/// without partitions.
-pub fn init(kip: &'static Kip) {
+/// Reads and checks the boot config; returns the color map in use. Errors
+/// are printed; sigma0 then runs without partitions.
+pub fn init(kip: &'static Kip) -> Option<ColorMap> {
     let Some(bytes) = module_bytes(kip, "config") else {
         println!("sigma0: no `config` module: no cache partitions");
-        return;
+        return None;
     };
     let Ok(text) = core::str::from_utf8(bytes) else {
         println!("sigma0: config module is not UTF-8: no cache partitions");
-        return;
+        return None;
     };
     let cfg = match bootcfg::parse(text) {
         Ok(c) => c,
         Err(e) => {
             println!("sigma0: config: {e}; no cache partitions");
-            return;
+            return None;
         }
     };
     let Some(llc) = cfg.llc.or_else(|| kip_llc(kip)) else {
         println!("sigma0: no cache geometry (config or KIP): no cache partitions");
-        return;
+        return None;
     };
     let map = match ColorMap::new(&llc, 4096) {
         Ok(m) => m,
         Err(e) => {
             println!("sigma0: cache geometry: {e}; no cache partitions");
-            return;
+            return None;
         }
     };
     let mut mem = [MemRegion { start: 0, len: 0 }; 64];
@@ -94,7 +94,7 @@ pub fn init(kip: &'static Kip) {
         Ok(v) => v.len(),
         Err(e) => {
             println!("sigma0: config: {e}; no cache partitions");
-            return;
+            return None;
         }
     };
     let mut parts: [Option<Partition<'static>>; MAX] = [None; MAX];
@@ -117,10 +117,11 @@ pub fn init(kip: &'static Kip) {
             count: valid,
             bindings: [(0, 0); MAX_BINDINGS],
             bound: 0,
-            cursor: [0; MAX],
+            cursor: [cache_color::RoundRobin::new(); MAX],
             used: [const { AtomicU64::new(0) }; MAX],
         })
     };
+    Some(map)
 }
 
 impl Partitions {

@@ -59,77 +59,27 @@ pub fn wait_good() -> (ThreadId, Msg) {
     }
 }
 
-/// Frames sigma0 has handed out (first 4 GiB of physical memory; frames
-/// above are not handed out by this version).
-const TRACKED_FRAMES: usize = 1 << 20;
-static mut HANDED_OUT: [u64; TRACKED_FRAMES / 64] = [0; TRACKED_FRAMES / 64];
-static NEXT_FREE: AtomicU64 = AtomicU64::new(0);
 /// Ports handed out (one bit per port).
 static mut PORTS_OUT: [u64; 1024] = [0; 1024];
 
-extern "C" {
-    static __ehdr_start: u8;
-    static _end: u8;
-}
-
-/// Marks `frame` handed out; false if it was already, or is not sigma0's
-/// to give (see [`frame_free`]).
+/// Takes `frame` for a requester; false if it is not sigma0's to give or
+/// already given.
 fn take_frame(frame: u64) -> bool {
-    if !frame_free(frame) {
-        return false;
-    }
-    let idx = (frame >> 12) as usize;
-    let p = &raw mut HANDED_OUT;
-    // SAFETY: only one sigma0 thread hands out frames at a time.
-    unsafe { (*p)[idx / 64] |= 1 << (idx % 64) };
-    true
-}
-
-/// Is `frame` sigma0's to give: usable RAM per the KIP, in the tracked
-/// range, not shadowed by sigma0's own image at the same virtual address,
-/// and not handed out yet?
-fn frame_free(frame: u64) -> bool {
-    let image = (&raw const __ehdr_start) as u64..(&raw const _end) as u64;
-    let usable = user_rt::kip()
-        .mem_regions()
-        .iter()
-        .any(|r| r.kind == abi::kip::MemKind::Usable as u32 && r.base <= frame && frame < r.base + r.size);
-    let idx = (frame >> 12) as usize;
-    if !usable || idx >= TRACKED_FRAMES || image.contains(&frame) || !frame.is_multiple_of(4096) {
-        return false;
-    }
-    let p = &raw const HANDED_OUT;
-    // SAFETY: reading the table; writers are sigma0 threads that never run
-    // concurrently with this one (one CPU, no preemption between them here).
-    unsafe { (*p)[idx / 64] & (1 << (idx % 64)) == 0 }
+    crate::frames::get().take(frame)
 }
 
 /// Any frame not yet handed out (of partition `part`'s colors, if given).
 fn take_any(part: Option<usize>) -> Option<u64> {
-    let kip = user_rt::kip();
-    let parts = part.and_then(|p| crate::partitions::get().map(|ps| (ps, p)));
-    let start = match &parts {
-        Some((ps, p)) => ps.cursor[*p],
-        None => NEXT_FREE.load(Ordering::Relaxed),
-    };
-    for r in kip.mem_regions().iter().filter(|r| r.kind == abi::kip::MemKind::Usable as u32) {
-        let mut f = r.base.max(start);
-        while f < r.base + r.size {
-            let color_ok = parts.as_ref().is_none_or(|(ps, p)| ps.colors(*p).contains(ps.color_of(f)));
-            if color_ok && take_frame(f) {
-                match parts {
-                    Some((ps, p)) => {
-                        ps.cursor[p] = f + 4096;
-                        ps.record(p);
-                    }
-                    None => NEXT_FREE.store(f + 4096, Ordering::Relaxed),
-                }
-                return Some(f);
-            }
-            f += 4096;
+    let fr = crate::frames::get();
+    match part.and_then(|p| crate::partitions::get().map(|ps| (ps, p))) {
+        Some((ps, p)) => {
+            let colors = *ps.colors(p);
+            let f = fr.alloc(Some((&colors, &mut ps.cursor[p])))?;
+            ps.record(p);
+            Some(f)
         }
+        None => fr.alloc(None),
     }
-    None
 }
 
 static ROOT: AtomicU64 = AtomicU64::new(0);
@@ -151,7 +101,7 @@ pub fn aligned_region(log2: u32) -> Option<u64> {
     for r in user_rt::kip().mem_regions().iter().filter(|r| r.kind == abi::kip::MemKind::Usable as u32) {
         let mut b = r.base.next_multiple_of(size);
         while b + size <= r.base + r.size {
-            if (b..b + size).step_by(4096).all(frame_free) {
+            if (b..b + size).step_by(4096).all(|f| crate::frames::get().is_free(f)) {
                 (b..b + size).step_by(4096).for_each(|f| {
                     take_frame(f);
                 });
