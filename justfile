@@ -89,9 +89,10 @@ debug: setup build
 accel: setup build
     {{prism}} accel
 
-# IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount.
+# Kernel primitives (TSC cycles under TCG, guest instructions under TCG+icount), then colored frame-pool alloc/free on the host (criterion).
 bench: setup build
     {{prism}} bench
+    cargo bench -q -p cache-color --bench pool
 
 # Run the WCET scenarios and write the report (the pipeline is not built yet).
 wcet: setup build
