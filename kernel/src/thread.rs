@@ -300,6 +300,11 @@ impl Kernel {
     /// back to the pool.
     fn release_space(&mut self, sp: usize) {
         crate::mapping::remove_space(self, sp as u16);
+        if self.sigma0_space == Some(sp as u16) {
+            // The slot may be reused: a new space must not inherit sigma0's
+            // idempotent access to all of RAM.
+            self.sigma0_space = None;
+        }
         let mut pool = POOL.lock();
         if let Some(space) = self.spaces[sp].space.take() {
             if self.loaded_space == sp as u16 {
