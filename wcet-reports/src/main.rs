@@ -196,7 +196,7 @@ fn main() -> Result<()> {
             b.extra = vec!["-s".into(), "-S".into()];
             eprintln!("prism: QEMU waits for GDB on localhost:1234. In another terminal:");
             eprintln!(
-                "  gdb -ex 'set architecture i386:x86-64' -ex 'file {}' -ex 'target remote localhost:1234' -ex 'break kstart' -ex continue",
+                "  gdb -ex 'set architecture i386:x86-64' -ex 'file {}' -ex 'target remote localhost:1234' -ex 'hbreak kstart' -ex continue",
                 kernel.display()
             );
             b.command().status()?;
