@@ -211,6 +211,8 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     if let Err(e) = paging::init_kernel_space(&mut POOL.lock(), ram_end) {
         stop(format_args!("kernel page tables: {e:?}"));
     }
+    let pcid = paging::enable_pcid();
+    kprintln!("paging: 4-level, NX, global kernel pages, PCIDs {}", if pcid { "on" } else { "off (not offered)" });
     let cmdlines: heapless::Vec<heapless::String<48>, 16> = bi.mods.iter().map(module_cmdline).collect();
     // SAFETY: single CPU at boot; nobody else references the KIP yet.
     let kip_ptr = &raw mut KIP;
