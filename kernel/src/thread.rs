@@ -227,10 +227,6 @@ impl Kernel {
         self.spaces[self.tcbs[i].space as usize].space.as_ref().expect("thread in a live space")
     }
 
-    pub fn space_of_mut(&mut self, i: usize) -> &mut AddressSpace {
-        self.spaces[self.tcbs[i].space as usize].space.as_mut().expect("thread in a live space")
-    }
-
     /// The thread's UTCB, through the kernel's direct map.
     pub fn utcb(&self, i: usize) -> &'static mut Utcb {
         let v = paging::phys_to_virt(self.tcbs[i].utcb_phys).expect("UTCB frame mapped");
@@ -434,11 +430,6 @@ impl Kernel {
             crate::io::load(self, sp);
         }
         cpu::set_fpu_trap(self.fpu_owner != Some(i));
-    }
-
-    /// Forgets which address space is loaded (after a space was torn down).
-    pub fn invalidate_loaded_space(&mut self) {
-        self.loaded_space = u16::MAX;
     }
 }
 
