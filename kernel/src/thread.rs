@@ -174,9 +174,8 @@ pub struct Kernel {
     pub sigma0_space: Option<u16>,
     /// Whose I/O bitmap is in the TSS (`u16::MAX`: nobody's, all denied).
     pub loaded_io: u16,
-    /// CR3 and FS base currently loaded, to skip redundant switches.
+    /// The space whose page tables CR3 holds, to skip redundant switches.
     loaded_space: u16,
-    loaded_fs: u64,
 }
 
 static mut KERNEL: Kernel = Kernel {
@@ -190,7 +189,6 @@ static mut KERNEL: Kernel = Kernel {
     sigma0_space: None,
     loaded_io: u16::MAX,
     loaded_space: u16::MAX,
-    loaded_fs: 0,
 };
 
 /// The kernel state.
@@ -414,7 +412,7 @@ impl Kernel {
     /// Loads thread `i`'s context into the CPU (frame pointers, address
     /// space, UTCB pointer, FPU trap) without leaving the kernel.
     pub fn switch_to(&mut self, i: usize) {
-        self.current = Some(i);
+        let prev = self.current.replace(i);
         let t = &mut self.tcbs[i];
         cpu::set_current_frame(&raw mut t.frame);
         if self.loaded_space != t.space {
@@ -422,8 +420,9 @@ impl Kernel {
             self.spaces[t.space as usize].space.as_mut().expect("live space").activate();
         }
         let (sp, utcb) = (t.space, t.utcb_vaddr);
-        if self.loaded_fs != utcb {
-            self.loaded_fs = utcb;
+        // On every switch to another thread: a thread can zero its own FS
+        // base (by loading FS), and that must not leak into the next one.
+        if prev != Some(i) {
             cpu::set_fs_base(utcb);
         }
         if self.loaded_io != sp {
