@@ -143,7 +143,7 @@ fn user_exception(kk: &mut Kernel, cur: usize, vector: u64, error: u64) {
     if vector == PAGE_FAULT {
         ipc::page_fault(kk, cur, cr2, error);
     } else {
-        ipc::exception(kk, cur, vector, error, if vector == PAGE_FAULT { cr2 } else { 0 });
+        ipc::exception(kk, cur, vector, error, 0);
     }
 }
 
