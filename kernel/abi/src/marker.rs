@@ -1,6 +1,6 @@
 //! Magic marker instructions that bracket measured jobs.
 //!
-//! A marker is the 8-byte multi-byte NOP `nopl 0x4c4aXXXX(%rax,%rax,1)`
+//! A marker is the 8-byte multi-byte NOP `nopl 0x4c4a000N(%rax,%rax,1)` (N = the marker kind)
 //! (`0F 1F 84 00` + 32-bit displacement). Real CPUs execute it as a NOP, so
 //! the same binaries run unchanged on hardware; the cache-model QEMU plugin
 //! recognises the displacement when it translates a block and opens or closes
