@@ -159,6 +159,10 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
             return Err(map_err(e));
         }
     }
+    #[cfg(debug_assertions)]
+    if let Some(db) = kk.mapdb.as_ref() {
+        db.check().expect("mapping database invariants");
+    }
     Ok(())
 }
 
