@@ -127,19 +127,6 @@ fn user_exception(kk: &mut Kernel, cur: usize, vector: u64, error: u64) {
     if vector == 7 {
         return fpu_switch(kk, cur);
     }
-    if vector == PAGE_FAULT && crate::mapping::sigma0_fault(kk, cur, cr2, error) {
-        return;
-    }
-    let has_pager = vector == PAGE_FAULT && kk.lookup(kk.tcbs[cur].pager).is_ok() && cr2 < abi::USER_END;
-    if !has_pager && kk.lookup(kk.tcbs[cur].exc_handler).is_err() {
-        // Nobody at user level will see it: report it here.
-        let f = kk.tcbs[cur].frame;
-        let r = Report { vector, error, rip: f.rip, cr2, user: true };
-        print(&f, &r);
-        if let Some(hook) = HOOK.get() {
-            hook(&r);
-        }
-    }
     if vector == PAGE_FAULT {
         ipc::page_fault(kk, cur, cr2, error);
     } else {
@@ -160,6 +147,16 @@ fn fpu_switch(kk: &mut Kernel, cur: usize) {
         kk.tcbs[cur].fpu_used = true;
     }
     kk.fpu_owner = Some(cur);
+}
+
+/// Reports a user exception that no user-level handler will see (the IPC
+/// layer calls this when it finds no pager or exception handler to take it).
+pub fn report_user(f: &TrapFrame, vector: u64, error: u64, cr2: u64) {
+    let r = Report { vector, error, rip: f.rip, cr2, user: true };
+    print(f, &r);
+    if let Some(hook) = HOOK.get() {
+        hook(&r);
+    }
 }
 
 fn kernel_fault(f: &TrapFrame) -> ! {
