@@ -106,6 +106,11 @@ fn thread_config(kk: &mut Kernel, t: usize, what: u64, v: u64, v2: u64) -> Resul
 }
 
 fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
+    // IPC, the hot path, reads its registers where they are.
+    if kk.tcbs[cur].frame.rax == sys::IPC {
+        ipc::sys_ipc(kk, cur);
+        return None;
+    }
     let f = kk.tcbs[cur].frame;
     let r = match f.rax {
         sys::DEBUG_PRINT => debug_print(kk, cur, f.rdi, f.rsi),
@@ -115,10 +120,6 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
                 hook(kk.id_of(cur), f.rdi);
             }
             kk.delete_thread(cur);
-            return None;
-        }
-        sys::IPC => {
-            ipc::sys_ipc(kk, cur);
             return None;
         }
         sys::THREAD_CREATE => privileged(kk, cur).and_then(|_| {
