@@ -18,8 +18,8 @@ use abi::kip::MemKind;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// QEMU exits with status `(code << 1) | 1`: 33 for pass, 35 for fail.
-pub const EXIT_PASS: u32 = 0x10;
-pub const EXIT_FAIL: u32 = 0x11;
+pub const EXIT_PASS: u32 = abi::debug_exit::PASS as u32;
+pub const EXIT_FAIL: u32 = abi::debug_exit::FAIL as u32;
 
 type TestFn = fn() -> Result<(), &'static str>;
 

@@ -12,7 +12,6 @@ use cache_color::bootcfg;
 use cache_color::geometry::{CacheKind, CacheLevel};
 use cache_color::partition::{self, MemRegion, Partition, PartitionSpec};
 use cache_color::ColorMap;
-use core::sync::atomic::{AtomicU64, Ordering};
 use user_rt::println;
 
 pub const MAX: usize = bootcfg::MAX_PARTITIONS;
@@ -26,17 +25,8 @@ pub struct Partitions {
     bound: usize,
     /// Round-robin cursor over each partition's colors.
     pub cursor: [cache_color::RoundRobin; MAX],
-    pub used: [AtomicU64; MAX],
-}
-
-static mut PARTITIONS: Option<Partitions> = None;
-
-/// The partitions, once [`init`] found a config.
-pub fn get() -> Option<&'static mut Partitions> {
-    let p = &raw mut PARTITIONS;
-    // SAFETY: set once by `init` before any other sigma0 thread runs; later
-    // only sigma0's server thread changes it.
-    unsafe { (*p).as_mut() }
+    /// Frames handed out per partition.
+    used: [u64; MAX],
 }
 
 fn module_bytes(kip: &Kip, name: &str) -> Option<&'static [u8]> {
@@ -51,9 +41,9 @@ fn kip_llc(kip: &Kip) -> Option<CacheLevel> {
     Some(CacheLevel::new(c.level, CacheKind::Unified, c.size, c.ways as u32, c.line_size))
 }
 
-/// Reads and checks the boot config; returns the color map in use. Errors
-/// are printed; sigma0 then runs without partitions.
-pub fn init(kip: &'static Kip) -> Option<ColorMap> {
+/// Reads and checks the boot config's partitions. Errors are printed;
+/// sigma0 then runs without partitions.
+pub fn init(kip: &'static Kip) -> Option<Partitions> {
     let Some(bytes) = module_bytes(kip, "config") else {
         println!("sigma0: no `config` module: no cache partitions");
         return None;
@@ -108,20 +98,15 @@ pub fn init(kip: &'static Kip) -> Option<ColorMap> {
             p.memory >> 10
         );
     }
-    let p = &raw mut PARTITIONS;
-    // SAFETY: boot, before any other sigma0 thread runs.
-    unsafe {
-        *p = Some(Partitions {
-            map,
-            parts,
-            count: valid,
-            bindings: [(0, 0); MAX_BINDINGS],
-            bound: 0,
-            cursor: [cache_color::RoundRobin::new(); MAX],
-            used: [const { AtomicU64::new(0) }; MAX],
-        })
-    };
-    Some(map)
+    Some(Partitions {
+        map,
+        parts,
+        count: valid,
+        bindings: [(0, 0); MAX_BINDINGS],
+        bound: 0,
+        cursor: [cache_color::RoundRobin::new(); MAX],
+        used: [0; MAX],
+    })
 }
 
 impl Partitions {
@@ -144,20 +129,12 @@ impl Partitions {
         &self.parts[idx].as_ref().expect("partition index checked").colors
     }
 
-    pub fn color_of(&self, frame: u64) -> u32 {
-        self.map.color_of(frame)
+    pub fn record(&mut self, idx: usize) {
+        self.used[idx] += 1;
     }
 
-    pub fn record(&self, idx: usize) {
-        self.used[idx].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Prints frames handed out per partition.
-    pub fn report(&self) {
-        for (i, p) in self.parts.iter().take(self.count).enumerate() {
-            let p = p.as_ref().expect("valid partition");
-            let n = self.used[i].load(Ordering::Relaxed);
-            println!("sigma0: partition {} uses {n} frames ({} KiB)", p.name, n * 4);
-        }
+    /// Frames handed out to partition `idx`.
+    pub fn used(&self, idx: usize) -> u64 {
+        self.used[idx]
     }
 }
