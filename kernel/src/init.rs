@@ -248,7 +248,9 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     kprintln!("timer: TSC {} MHz, local APIC ({})", hz / 1_000_000, crate::arch::apic::mode());
 
     let Some((_, s0)) = kip.module("sigma0").or(kip.modules().first().map(|m| (0, m))) else {
-        kprintln!("no boot modules: nothing to run. Pass sigma0 and the root task with -initrd (QEMU) or `module` (GRUB).");
+        kprintln!(
+            "no boot modules: nothing to run. Pass sigma0 and the root task with -initrd (QEMU) or `module` (GRUB)."
+        );
         cpu::halt_forever()
     };
     let s0 = *s0;

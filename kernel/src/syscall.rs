@@ -141,7 +141,38 @@ fn apply_config(kk: &mut Kernel, t: usize, c: Config) {
     }
 }
 
-fn thread_create(kk: &mut Kernel, cur: usize, same_space_as: ThreadId, utcb: u64, pager: ThreadId) -> Result<u64, Error> {
+/// `THREAD_INFO`: an attribute of the caller or of a thread it controls.
+fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u64, Error> {
+    let t = kk.lookup(id)?;
+    if t != cur && !kk.controls(cur, t) {
+        return Err(Error::NoPermission);
+    }
+    let tc = &kk.tcbs[t];
+    let v = match what {
+        attr::PAGER => tc.pager.0,
+        attr::EXCEPTION_HANDLER => tc.exc_handler.0,
+        attr::PRIORITY => tc.prio as u64,
+        attr::TIMESLICE => tc.timeslice,
+        attr::BUDGET => {
+            let (b, p) = (tc.budget, tc.period);
+            kk.tcbs[cur].frame.rdx = p;
+            b
+        }
+        attr::MCP => tc.mcp as u64,
+        attr::RIGHTS => tc.rights as u64,
+        attr::SPACE => tc.space as u64,
+        _ => return Err(Error::InvalidArgument),
+    };
+    Ok(v)
+}
+
+fn thread_create(
+    kk: &mut Kernel,
+    cur: usize,
+    same_space_as: ThreadId,
+    utcb: u64,
+    pager: ThreadId,
+) -> Result<u64, Error> {
     holds(kk, cur, rights::CONTROL)?;
     let same = if same_space_as.is_nil() {
         None
@@ -192,6 +223,7 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
             apply_config(kk, t, c);
             Ok(0)
         }),
+        sys::THREAD_INFO => thread_info(kk, cur, ThreadId(f.rdi), f.rsi),
         sys::YIELD => {
             kk.tcbs[cur].slice_left = kk.tcbs[cur].timeslice;
             kk.ready.rotate(cur);
@@ -203,9 +235,7 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
             Ok(kk.id_of(cur).0)
         }
         sys::UNMAP => crate::mapping::unmap(kk, cur, abi::Fpage(f.rdi), f.rsi & sys::UNMAP_SELF != 0),
-        sys::IRQ_ATTACH => {
-            holds(kk, cur, rights::IRQ).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0))
-        }
+        sys::IRQ_ATTACH => holds(kk, cur, rights::IRQ).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
         _ => Err(Error::NoSuchCall),
     };
     Some(r)

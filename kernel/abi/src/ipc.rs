@@ -269,7 +269,13 @@ pub mod sigma0 {
 
         pub fn from_words(w: &[u64]) -> Stats {
             let g = |i: usize| w.get(i).copied().unwrap_or(0);
-            Stats { faults_mapped: g(0), refused_owner: g(1), refused_color: g(2), refused_other: g(3), frames_given: g(4) }
+            Stats {
+                faults_mapped: g(0),
+                refused_owner: g(1),
+                refused_color: g(2),
+                refused_other: g(3),
+                frames_given: g(4),
+            }
         }
     }
 }

@@ -43,8 +43,13 @@ pub const IRQ_ATTACH: u64 = 9;
 /// the mappings. Returns the number of mappings changed.
 pub const UNMAP: u64 = 10;
 
+/// Read attribute `rsi` (see [`attr`]; plus [`attr::SPACE`]) of thread
+/// `rdi`: the caller itself, or a thread it controls. Returns the value;
+/// for [`attr::BUDGET`] the budget, with the period in `rdx`.
+pub const THREAD_INFO: u64 = 11;
+
 /// Number of defined system calls; anything at or above is `NoSuchCall`.
-pub const COUNT: u64 = 11;
+pub const COUNT: u64 = 12;
 
 /// `UNMAP` flag: flush the caller's own mappings too.
 pub const UNMAP_SELF: u64 = 1;
@@ -80,6 +85,9 @@ pub mod attr {
     pub const MCP: u64 = 5;
     /// Rights (a [`super::rights`] mask), a subset of the caller's.
     pub const RIGHTS: u64 = 6;
+    /// `THREAD_INFO` only: a number naming the thread's address space
+    /// (threads in one space have the same, threads in two different).
+    pub const SPACE: u64 = 7;
 }
 
 /// Rights a thread may hold ([`attr::RIGHTS`]).

@@ -39,9 +39,7 @@ mod root {
         if exit_port {
             // SAFETY: the root task holds the isa-debug-exit port; writing it
             // ends the QEMU run.
-            unsafe {
-                core::arch::asm!("out dx, al", in("dx") abi::debug_exit::PORT, in("al") abi::debug_exit::FAIL)
-            };
+            unsafe { core::arch::asm!("out dx, al", in("dx") abi::debug_exit::PORT, in("al") abi::debug_exit::FAIL) };
         }
         loop {
             let _ = syscall::receive(syscall::myself().0, Timeout::NEVER);
@@ -81,14 +79,17 @@ mod root {
             println!("roottask: task {}: {e}", sys.tasks()[i].name);
             give_up(exit_port)
         };
-        Loader::check(&sys).unwrap_or_else(fail);
+        if let Err(e) = Loader::check(&sys) {
+            fail(e)
+        }
         let pages = &raw mut PAGES;
         // SAFETY: the root task has one thread, and this is the only
         // reference to the table ever made.
         let pages = unsafe { &mut *pages };
         let mut loader = Loader { sys: &sys, tasks: heapless::Vec::new(), pages };
-        loader.create_all().unwrap_or_else(fail);
-        loader.bind_pagers().unwrap_or_else(fail);
+        if let Err(e) = loader.create_all().and_then(|_| loader.bind_pagers()) {
+            fail(e)
+        }
         for (i, t) in sys.tasks().iter().enumerate() {
             let how = match t.pager {
                 sysdesc::Ref::Root => {

@@ -128,11 +128,13 @@ impl Supervisor<'_> {
             return Some(Msg::new(Tag::new(pager::NO_MORE, 0, 0), &[]));
         };
         let l = self.loader.tasks[i];
-        let words = [l.thread.0, l.module.phys_base, l.module.size, l.info.heap_size, l.info.stack_size, l.info.role as u64];
+        let words =
+            [l.thread.0, l.module.phys_base, l.module.size, l.info.heap_size, l.info.stack_size, l.info.role as u64];
         // The module's pages as naturally aligned blocks, read-only.
         let u = utcb();
         let mut n = words.len();
-        let (mut a, end) = (layout::phys(l.module.phys_base), layout::phys(l.module.phys_base + l.module.size).next_multiple_of(4096));
+        let (mut a, end) =
+            (layout::phys(l.module.phys_base), layout::phys(l.module.phys_base + l.module.size).next_multiple_of(4096));
         while a < end {
             let mut log2 = a.trailing_zeros().min(24);
             while a + (1 << log2) > end {
@@ -170,32 +172,35 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Every RT and test task has ended; their failures.
+    /// Every RT and test task has ended: the number that failed. A task
+    /// fails when it ends with a status other than 0, or, for an RT task,
+    /// when it crashes. (Test images crash test tasks on purpose; what a
+    /// test task checks it reports itself, line by line.)
     fn run_complete(&self) -> Option<usize> {
         let mut any = false;
         let mut failed = 0;
-        for (l, t) in self.loader.tasks.iter().zip(self.loader.sys.tasks()) {
-            if !matches!(t.role, sysdesc::Role::Rt | sysdesc::Role::Test) {
-                continue;
+        for l in self.loader.tasks.iter() {
+            match (l.info.role, l.state) {
+                (Role::Pager | Role::Ts, _) => continue,
+                (_, State::Waiting | State::Running) => return None,
+                (_, State::Exited(0)) => {}
+                (_, State::Exited(_)) | (Role::Rt, State::Crashed) => failed += 1,
+                (_, State::Crashed) => {}
             }
             any = true;
-            match l.state {
-                State::Exited(0) => {}
-                State::Exited(_) | State::Crashed => failed += 1,
-                State::Waiting | State::Running => return None,
-            }
         }
         any.then_some(failed)
     }
 
     fn finish(&self, failed: usize) {
-        let ended = self
-            .loader
-            .tasks
-            .iter()
-            .filter(|l| matches!(l.info.role, Role::Rt | Role::Test) && l.state != State::Waiting)
-            .count();
-        println!("roottask: run complete: {ended} task(s) ended, {failed} failed");
+        let ended = |s: fn(&State) -> bool| {
+            self.loader.tasks.iter().filter(|l| matches!(l.info.role, Role::Rt | Role::Test) && s(&l.state)).count()
+        };
+        let (ok, crashed) = (ended(|s| *s == State::Exited(0)), ended(|s| *s == State::Crashed));
+        println!(
+            "roottask: run complete: {} task(s) ended, {ok} with status 0, {crashed} crashed; {failed} failed",
+            ok + crashed + ended(|s| matches!(s, State::Exited(x) if *x != 0))
+        );
         if self.exit_port {
             let code = if failed == 0 { abi::debug_exit::PASS } else { abi::debug_exit::FAIL };
             // SAFETY: the root task holds the isa-debug-exit port (sigma0

@@ -171,9 +171,11 @@ impl Server {
             return Err(Refusal::NotAllowed);
         }
         let p = p & !0xfff;
-        let in_module = self.kip.mem_regions().iter().any(|r| {
-            r.kind == MemKind::Module as u32 && (r.base..r.base + r.size).contains(&p)
-        });
+        let in_module = self
+            .kip
+            .mem_regions()
+            .iter()
+            .any(|r| r.kind == MemKind::Module as u32 && (r.base..r.base + r.size).contains(&p));
         if !in_module {
             return Err(Refusal::Unknown);
         }
