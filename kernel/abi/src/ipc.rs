@@ -281,6 +281,11 @@ pub mod sigma0 {
 }
 
 /// The root task's services to every task it started (label, MR1..).
+///
+/// A task that a pager spawned itself (not from the description) is
+/// unknown to the root task, which refuses it; such a task asks its pager,
+/// which answers `GET_INFO` and `EXIT` for its own children in the same
+/// form (`user_rt::info` and `user_rt::exit` do that).
 pub mod root {
     /// The caller's own entry of the system description, as a [`TaskInfo`]
     /// in MR1.. (through the UTCB).
@@ -293,6 +298,11 @@ pub mod root {
     /// The I/O ports the description grants the caller, as a map item of
     /// the I/O flexpage MR1 (refused unless granted).
     pub const GET_PORTS: u64 = 0x5203;
+    /// A pager's request for the boot module named by MR1..MR4 (to load a
+    /// task it spawns itself): reply MR1 = physical base, MR2 = size, and
+    /// map items of its pages (read-only, into the caller's phys window).
+    /// Pagers only.
+    pub const GET_MODULE: u64 = 0x5204;
     /// Reply label for a refused request.
     pub const REFUSED: u64 = 1;
 

@@ -119,6 +119,33 @@ impl Supervisor<'_> {
         Some(Msg::default())
     }
 
+    /// A reply with the untyped `words`, then map items of module `m`'s
+    /// pages (read-only, as naturally aligned blocks, to land at the same
+    /// place of the receiver's phys window); `None` if they do not fit.
+    fn with_module(words: &[u64], m: &abi::kip::Module) -> Option<Msg> {
+        let u = utcb();
+        let mut n = words.len();
+        let mut a = layout::phys(m.phys_base);
+        let end = layout::phys(m.phys_base + m.size).next_multiple_of(4096);
+        while a < end {
+            let mut log2 = a.trailing_zeros().min(24);
+            while a + (1 << log2) > end {
+                log2 -= 1;
+            }
+            if n + 2 > abi::ipc::MAX_MRS - 1 {
+                println!("roottask: module {} is too scattered to hand to a pager", m.name());
+                return None;
+            }
+            let it = map_item(a - layout::PHYS_WINDOW, Fpage::new(a, log2, abi::ipc::rights::READ), false);
+            u.mr[n + 1] = it[0];
+            u.mr[n + 2] = it[1];
+            n += 2;
+            a += 1 << log2;
+        }
+        u.mr[1..=words.len()].copy_from_slice(words);
+        Some(Msg::new(Tag::new(0, words.len(), n - words.len()), words))
+    }
+
     /// The next client of pager `from`, with its module's pages.
     fn next_client(&mut self, from: ThreadId) -> Option<Msg> {
         let p = self.task_of(from)?;
@@ -130,29 +157,24 @@ impl Supervisor<'_> {
         let l = self.loader.tasks[i];
         let words =
             [l.thread.0, l.module.phys_base, l.module.size, l.info.heap_size, l.info.stack_size, l.info.role as u64];
-        // The module's pages as naturally aligned blocks, read-only.
-        let u = utcb();
-        let mut n = words.len();
-        let (mut a, end) =
-            (layout::phys(l.module.phys_base), layout::phys(l.module.phys_base + l.module.size).next_multiple_of(4096));
-        while a < end {
-            let mut log2 = a.trailing_zeros().min(24);
-            while a + (1 << log2) > end {
-                log2 -= 1;
-            }
-            if n + 2 > abi::ipc::MAX_MRS - 1 {
-                println!("roottask: module {} is too scattered to hand to its pager", l.module.name());
-                return Some(refused());
-            }
-            let it = map_item(a - layout::PHYS_WINDOW, Fpage::new(a, log2, abi::ipc::rights::READ), false);
-            u.mr[n + 1] = it[0];
-            u.mr[n + 2] = it[1];
-            n += 2;
-            a += 1 << log2;
-        }
+        let reply = Self::with_module(&words, &l.module)?;
         self.loader.tasks[i].handed = true;
-        u.mr[1..=words.len()].copy_from_slice(&words);
-        Some(Msg::new(Tag::new(0, words.len(), n - words.len()), &words))
+        Some(reply)
+    }
+
+    /// A boot module by name, for a pager that spawns a task itself.
+    fn module(&self, from: ThreadId, words: &[u64]) -> Option<Msg> {
+        let i = self.task_of(from)?;
+        if self.loader.sys.tasks()[i].role != sysdesc::Role::Pager {
+            return None;
+        }
+        let b = proto::words_name(words);
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        let name = core::str::from_utf8(&b[..end]).ok()?;
+        let (_, m) = user_rt::kip().module(name)?;
+        // The root task maps its own view of the module onwards.
+        crate::sigma0::module_bytes(m).ok()?;
+        Self::with_module(&[m.phys_base, m.size], m)
     }
 
     /// Pager `from` loaded its client `m.mr[0]`: start it.
@@ -223,11 +245,12 @@ impl Supervisor<'_> {
                 println!("roottask: task {name} used up its budget of {} ticks", m.mr[0]);
                 None
             }
-            proto::GET_INFO => self.info(from),
+            proto::GET_INFO => self.info(from).or(Some(refused())),
             proto::LOOKUP => Some(self.lookup(&m.mr[..4])),
-            proto::EXIT => self.exited(from, m.mr[0]),
-            pager::NEXT_CLIENT => self.next_client(from),
-            pager::CLIENT_READY => self.client_ready(from, m),
+            proto::EXIT => self.exited(from, m.mr[0]).or(Some(refused())),
+            proto::GET_MODULE => self.module(from, &m.mr[..4]).or(Some(refused())),
+            pager::NEXT_CLIENT => self.next_client(from).or(Some(refused())),
+            pager::CLIENT_READY => self.client_ready(from, m).or(Some(refused())),
             _ => Some(refused()),
         }
     }

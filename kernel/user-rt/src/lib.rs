@@ -104,7 +104,7 @@ pub extern "C" fn exit(status: u64) -> ! {
     use abi::ipc::{root, Tag};
     use abi::syscall::{call, myself, Msg};
     if started_by_root() {
-        let _ = call(root_task(), &Msg::new(Tag::new(root::EXIT, 1, 0), &[status]));
+        let _ = call(parent(), &Msg::new(Tag::new(root::EXIT, 1, 0), &[status]));
     }
     let _ = myself();
     abi::syscall::thread_exit(status)
@@ -127,6 +127,18 @@ pub fn started_by_root() -> bool {
 
 #[cfg(target_os = "none")]
 static INFO: spin::Once<Option<abi::ipc::root::TaskInfo>> = spin::Once::new();
+#[cfg(target_os = "none")]
+static PARENT: spin::Once<abi::ThreadId> = spin::Once::new();
+
+/// Who answers this task's `GET_INFO` and `EXIT`: the root task for the
+/// tasks of the description, the pager for a task a pager spawned itself.
+#[cfg(target_os = "none")]
+pub fn parent() -> abi::ThreadId {
+    *PARENT.call_once(|| {
+        let _ = info();
+        root_task()
+    })
+}
 
 /// This task's entry of the system description, asked of the root task
 /// once (`None` for sigma0 and the root task, or if the root task does not
@@ -140,10 +152,16 @@ pub fn info() -> Option<&'static abi::ipc::root::TaskInfo> {
         if !started_by_root() {
             return None;
         }
-        let m = call(root_task(), &Msg::new(Tag::new(root::GET_INFO, 0, 0), &[])).ok()?;
-        if m.tag().label() != 0 || m.tag().untyped() != INFO_WORDS {
-            return None;
-        }
+        let ask = |t: abi::ThreadId| {
+            call(t, &Msg::new(Tag::new(root::GET_INFO, 0, 0), &[]))
+                .ok()
+                .filter(|m| m.tag().label() == 0 && m.tag().untyped() == INFO_WORDS)
+                .map(|m| (t, m))
+        };
+        let me = abi::syscall::myself().0;
+        let pager = abi::syscall::thread_info(me, abi::sys::attr::PAGER).map(|(p, _)| abi::ThreadId(p));
+        let (from, m) = ask(root_task()).or_else(|| ask(pager.ok()?))?;
+        PARENT.call_once(|| from);
         let u = utcb();
         let mut w = [0u64; INFO_WORDS];
         w[..abi::ipc::REG_MRS].copy_from_slice(&m.mr);
