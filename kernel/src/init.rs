@@ -92,10 +92,10 @@ fn alloc_free_fmt(h: raw_cpuid::Hypervisor) -> &'static str {
     }
 }
 
-fn module_cmdline(m: &multiboot::ModEntry) -> heapless::String<48> {
+fn module_cmdline(m: &multiboot::ModEntry) -> heapless::String<256> {
     let mut s = heapless::String::new();
     let mut b = [0u8; 1];
-    for i in 0..47 {
+    for i in 0..255 {
         if m.cmdline == 0 || !KernelPhys.read(m.cmdline + i, &mut b) || b[0] == 0 {
             break;
         }
@@ -213,7 +213,7 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     }
     let pcid = paging::enable_pcid();
     kprintln!("paging: 4-level, NX, global kernel pages, PCIDs {}", if pcid { "on" } else { "off (not offered)" });
-    let cmdlines: heapless::Vec<heapless::String<48>, 16> = bi.mods.iter().map(module_cmdline).collect();
+    let cmdlines: heapless::Vec<heapless::String<256>, 16> = bi.mods.iter().map(module_cmdline).collect();
     // SAFETY: single CPU at boot; nobody else references the KIP yet.
     let kip_ptr = &raw mut KIP;
     // SAFETY: as above.
