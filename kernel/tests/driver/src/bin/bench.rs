@@ -1,10 +1,14 @@
-//! IPC benchmarks, run by sigma0 when it is started with the argument
-//! `bench`: round trips of `call` / `reply_wait` between two address
-//! spaces, timed per round trip with serialized TSC reads. Under QEMU with
-//! `-icount shift=0` the TSC counts guest instructions, so the same run
-//! gives instruction counts there (the host runs it both ways).
+//! The kernel benchmarks, a task of their own (`just bench` boots it from
+//! `kernel/tests/bench.toml`): round trips of `call` / `reply_wait` between
+//! two address spaces, a page fault resolved by a user-level pager, map and
+//! flush, each timed with serialized TSC reads. Under QEMU with `-icount
+//! shift=0` the TSC counts guest instructions, so the same run gives
+//! instruction counts there (the host runs it both ways).
+#![cfg_attr(target_os = "none", no_std, no_main)]
 
-use crate::rt::{self, spawn, wait_good};
+#[cfg(target_os = "none")]
+mod bench {
+use suite::rt::{self, spawn, wait_good};
 use abi::ipc::{label, map_item, rights, string_item, Fpage, Tag, Timeout};
 use abi::syscall::{self as sc, call, receive, reply_wait, Msg};
 use abi::ThreadId;
@@ -69,14 +73,27 @@ const FAULT_AREA: u64 = 0x0000_6100_0000_0000;
 const FAULT_PAGES: usize = 2000;
 static FAULT_DONE: AtomicU64 = AtomicU64::new(0);
 
+/// Frames the fault pager hands out, taken from sigma0 before the timing.
+static mut FAULT_FRAMES: [u64; FAULT_PAGES] = [0; FAULT_PAGES];
+static NEXT_FRAME: AtomicU64 = AtomicU64::new(0);
+
 /// Pager for the fault benchmark: pages of FAULT_AREA get fresh frames
-/// from sigma0's memory; everything else the same page of sigma0's space.
+/// (taken from sigma0 beforehand, so that a fault costs the fault, one IPC
+/// to this pager and one map, as in a pager with a free list); everything
+/// else the same page of this task's space.
 extern "C" fn fault_pager() -> ! {
+    let frames = &raw mut FAULT_FRAMES;
+    // SAFETY: only this thread uses the frame list.
+    let frames = unsafe { &mut *frames };
+    for f in frames.iter_mut() {
+        *f = rt::any_frame().unwrap_or(0);
+    }
     rt::serve_loop(|_, m| {
         (m.tag().label() == label::PAGE_FAULT).then(|| {
             let addr = m.mr[0] & !0xfff;
             if addr >= FAULT_AREA {
-                let f = rt::any_frame().unwrap_or(0);
+                let i = NEXT_FRAME.fetch_add(1, SeqCst) as usize;
+                let Some(&f) = frames.get(i).filter(|&&f| f != 0) else { return Msg::default() };
                 Msg::new(Tag::new(0, 0, 2), &map_item(addr, Fpage::new(f, 12, rights::ALL), false))
             } else {
                 rt::same_page(addr)
@@ -90,8 +107,8 @@ extern "C" fn fault_pager() -> ! {
 extern "C" fn faulter() -> ! {
     let samples = &raw mut SAMPLES;
     // SAFETY: this thread is the only one writing the samples now; the
-    // pages are mapped from sigma0 (touched first so that the timed loop
-    // faults only on FAULT_AREA).
+    // pages are mapped from this task's own (its pager mapped them all), so
+    // the timed loop faults only on FAULT_AREA.
     let s = unsafe { &mut *samples };
     for v in s.iter_mut() {
         *v = 0;
@@ -122,6 +139,12 @@ extern "C" fn map_receiver() -> ! {
 
 const MAP_WINDOW: u64 = 0x0000_6200_0000_0000;
 
+/// What the map and flush benchmarks map: 2 MiB, naturally aligned, all
+/// backed before `main` (as every page of this task is).
+#[repr(C, align(2097152))]
+struct Big([u8; 2 << 20]);
+static mut BIG: Big = Big([0; 2 << 20]);
+
 fn memory_benchmarks(pager: ThreadId) {
     let me = sc::myself().0;
     // 1. Page fault resolved by a user-level pager.
@@ -138,10 +161,8 @@ fn memory_benchmarks(pager: ThreadId) {
     // 2. Map of one 4 KiB page by IPC (call with one map item; the receiver
     //    replies at once; each call replaces the previous mapping).
     let r = spawn(ThreadId::NIL, map_receiver, 40, pager).expect("map receiver");
-    let Some(base) = rt::aligned_region(21) else {
-        println!("bench: no free 2 MiB region of RAM; memory benchmarks skipped");
-        return;
-    };
+    // A naturally aligned 2 MiB region of this task's own memory.
+    let base = (&raw const BIG) as u64;
     let one = Msg::new(Tag::new(0, 0, 2), &map_item(base, Fpage::new(base, 12, rights::ALL), false));
     for slot in s.iter_mut().take(2000) {
         let t0 = tsc_start();
@@ -187,7 +208,9 @@ fn run_one(name: &str, server: ThreadId, msg: &Msg) {
     print(name, s);
 }
 
-pub fn run() {
+user_rt::entry!(run);
+
+fn run() {
     let me = sc::myself().0;
     let pager = spawn(me, rt::pager, 50, ThreadId::NIL).expect("pager");
     let srv = spawn(ThreadId::NIL, server, 40, pager).expect("server");
@@ -202,4 +225,11 @@ pub fn run() {
     run_one("ipc_call_string_4k", srv, &Msg::new(Tag::new(1, 0, 2), &item));
     memory_benchmarks(pager);
     println!("bench done");
+}
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("bench is a boot module: build it with `just build` (target x86_64-unknown-none)");
+    std::process::exit(2);
 }
