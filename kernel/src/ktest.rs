@@ -3,10 +3,11 @@
 //! The host runner boots the test kernel with `test=NAME` on the command
 //! line. `suite` runs every test that leaves the kernel intact and prints one
 //! line each; the fault tests end the kernel on purpose and are checked by
-//! the fault hook; `user` lets the boot continue into the root task and
-//! checks what it does from ring 3. Each boot ends with `N passed, N failed`
-//! and leaves QEMU through `isa-debug-exit` with [`EXIT_PASS`] or
-//! [`EXIT_FAIL`].
+//! the fault hook; `cache_model` runs a colored access pattern for the
+//! cache-model plugin. Each boot ends with `N passed, N failed` and leaves
+//! QEMU through `isa-debug-exit` with [`EXIT_PASS`] or [`EXIT_FAIL`]. What
+//! user level sees is tested from user level, by the test images
+//! (`kernel/tests/images`) on the production kernel.
 
 use crate::arch::cpu;
 use crate::arch::paging::{self, AddressSpace, Rights};
@@ -54,7 +55,8 @@ fn report(name: &str, r: Result<(), &str>) -> bool {
     r.is_ok()
 }
 
-/// Runs the test selected on the command line. Returns only for `user`.
+/// Runs the test selected on the command line; every test ends the boot
+/// through `isa-debug-exit`, so the kernel never gets past this.
 pub fn run(which: &str) {
     match which {
         "suite" => {
@@ -67,11 +69,6 @@ pub fn run(which: &str) {
         "page_fault" => page_fault(),
         "cache_model" => cache_model(),
         "general_protection" => general_protection(),
-        "user" => {
-            fault::HOOK.call_once(|| user_fault_hook);
-            crate::syscall::EXIT_HOOK.call_once(|| user_exit_hook);
-            start_pit_1khz();
-        }
         other => {
             kprintln!("test {other} ... FAILED: no such in-guest test");
             finish(0, 1)
@@ -258,34 +255,6 @@ pub fn idle_too_long() -> ! {
 fn expect_fault(name: &str, ok: bool) -> ! {
     report(name, if ok { Ok(()) } else { Err("vector, error code, address or mode wrong") });
     finish(ok as u32, !ok as u32)
-}
-
-/// The root task (sigma0 in test mode) ends with `hlt`, which is privileged:
-/// a #GP from ring 3 at a user address proves it ran in user mode.
-fn user_fault_hook(r: &Report) {
-    let ok = r.user && r.vector == fault::GENERAL_PROTECTION && r.rip < abi::USER_END;
-    expect_fault("ring3_root_task", ok)
-}
-
-fn user_exit_hook(t: abi::ThreadId, status: u64) {
-    if init::ROOT_THREAD.get() == Some(&t) {
-        kprintln!("test ring3_root_task ... FAILED: root task exited with status {status}");
-        finish(0, 1)
-    }
-}
-
-/// Test fixture: the PIT as a periodic interrupt source on legacy line 0
-/// (1 kHz, rate generator), for the interrupt-as-IPC test. The line stays
-/// masked until a handler attaches.
-fn start_pit_1khz() {
-    use x86_64::instructions::port::Port;
-    let divisor: u16 = 1193;
-    // SAFETY: PIT channel 0 programming; nothing else uses the PIT.
-    unsafe {
-        Port::<u8>::new(0x43).write(0x34);
-        Port::<u8>::new(0x40).write(divisor as u8);
-        Port::<u8>::new(0x40).write((divisor >> 8) as u8);
-    }
 }
 
 /// Page-color period of the cache model's `embedded` profile (1 MiB, 16-way

@@ -63,28 +63,170 @@ pub const BOOTS: &[GuestBoot] = &[
             needles: &["exception #GP (general protection, vector 13) in kernel mode", "error code 0x0"],
         }],
     },
-    GuestBoot {
-        name: "user",
-        test: "user",
-        defmt: &["info root task entry 0x"],
-        root_args: Some("test"),
+];
+
+/// An in-guest test image: the production kernel, sigma0 and the root task,
+/// booting a test description whose tasks print their own test lines.
+pub struct GuestImage {
+    pub name: &'static str,
+    /// The compact description (a file called `system`), from the repository root.
+    pub system: &'static str,
+    /// Test lines that must appear, each with `... ok`.
+    pub tests: &'static [&'static str],
+    /// Console checks: every needle present.
+    pub expect: &'static [Expect],
+    /// Console checks: these needles in this order.
+    pub order: &'static [&'static str],
+    /// Needles of the decoded defmt log.
+    pub defmt: &'static [&'static str],
+}
+
+pub const IMAGES: &[GuestImage] = &[
+    GuestImage {
+        name: "image",
+        system: "kernel/tests/images/image/system",
+        tests: &[
+            "self_check_self_one",
+            "self_check_self_two",
+            "self_check_self_three",
+            "root_task_loads_tasks_into_their_own_spaces",
+            "task_runs_on_while_others_crash",
+            "unprivileged_control_calls_refused",
+            "mcp_bounds_created_and_raised_threads",
+            "sigma0_gives_a_frame",
+            "refused_fault_leaves_owner_frame_intact",
+            "sigma0_refuses_a_fault_on_another_clients_frame",
+            "sigma0_refuses_a_fault_on_a_foreign_colour",
+            "bound_pager_gets_only_its_colours_frames_a",
+            "bound_pager_gets_only_its_colours_frames_b",
+        ],
         expect: &[
             Expect {
-                name: "user_level_serial_driver_output",
-                needles: &["user-level serial driver: hello through I/O ports mapped by sigma0"],
+                name: "boot_chain_on_the_console",
+                needles: &[
+                    "starting \"sigma0\"",
+                    "starting \"roottask\"",
+                    "roottask: system \"image-test\"",
+                    "roottask: task survivor (test, prio 10,",
+                    "roottask: run complete:",
+                ],
             },
             Expect {
-                name: "root_task_output_on_console",
+                name: "crash_of_ud2_reported_with_task_vector_and_ip",
+                needles: &["roottask: task crash-ud2 crashed: thread 0x", "vector 6 (#UD invalid opcode), error 0x0"],
+            },
+            Expect {
+                name: "crash_of_wild_write_reported_with_task_vector_address_and_ip",
                 needles: &[
-                    "starting root task \"sigma0\"",
-                    "sigma0: hello from ring 3",
-                    "exception #GP (general protection, vector 13) in user mode",
-                    "cs 0x23",
+                    "roottask: task crash-wild crashed: thread 0x",
+                    "vector 14 (#PF page fault), error 0x6, address 0xdeadb000, ip 0x",
                 ],
             },
         ],
+        order: &[
+            "roottask: task crash-ud2 crashed",
+            "roottask: task crash-wild crashed",
+            "test task_runs_on_while_others_crash ... ok",
+        ],
+        defmt: &[],
+    },
+    GuestImage {
+        name: "suite",
+        system: "kernel/tests/images/suite/system",
+        tests: &[
+            "kip_magic_and_version",
+            "kip_names_sigma0_and_root_task",
+            "unknown_syscall_rejected",
+            "kernel_pointer_rejected",
+            "overlong_print_rejected",
+            "ipc_call_register_message_across_spaces",
+            "ipc_call_utcb_message_60_words",
+            "ipc_string_item_copy",
+            "ipc_string_item_copy_with_page_faults",
+            "ipc_open_and_closed_receive",
+            "ipc_timeouts_zero_relative_never",
+            "stale_thread_id_rejected",
+            "priority_preemption_on_ipc",
+            "round_robin_within_a_priority",
+            "budget_exhaustion_notifies_and_resumes",
+            "irq_delivered_as_ipc_unmasked_on_reply",
+            "exception_ipc_fixup_resumes_thread",
+            "garbage_syscall_arguments_rejected",
+            "random_syscalls_from_unprivileged_thread",
+            "fpu_state_switched_lazily_per_thread",
+            "map_grant_and_rights_restriction",
+            "recursive_flush_sigma0_a_b_task",
+            "rights_reduction_write_revoked",
+            "fault_without_pager_to_exception_handler",
+            "io_ports_as_flexpages",
+            "kernel_pool_exhaustion_is_an_error",
+        ],
+        expect: &[Expect {
+            name: "user_level_serial_driver_output",
+            needles: &["user-level serial driver: hello through I/O ports the root task granted"],
+        }],
+        order: &[],
+        defmt: &["info modules started"],
     },
 ];
+
+/// Boots test image `img` on the production kernel and checks it.
+pub fn run_image(img: &GuestImage, build: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcome)> {
+    let elf = build.join("kernel.elf");
+    let image = crate::image::of(build, Path::new(img.system))?;
+    let mut boot = Boot::new(&elf, Accel::Tcg);
+    boot.cmdline = image.cmdline.clone();
+    boot.modules = image.module_args();
+    let defmt_bin = build.join(format!("defmt-image-{}.bin", img.name));
+    let _ = std::fs::remove_file(&defmt_bin);
+    boot.defmt_out = Some(defmt_bin.clone());
+    let o = boot.run_captured(timeout, None)?;
+    let prefix = format!("image::{}", img.name);
+    let mut results = parse_guest_lines(&prefix, &o);
+    for t in img.tests {
+        if !results.iter().any(|r| r.name == format!("{prefix}::{t}")) {
+            results.push(TestResult {
+                name: format!("{prefix}::{t}"),
+                ok: false,
+                detail: "the test's line never appeared".into(),
+            });
+        }
+    }
+    let text = o.text();
+    for e in img.expect {
+        let missing: Vec<_> = e.needles.iter().filter(|n| !text.contains(**n)).collect();
+        results.push(TestResult {
+            name: format!("{prefix}::{}", e.name),
+            ok: missing.is_empty(),
+            detail: format!("missing from console: {missing:?}"),
+        });
+    }
+    if !img.order.is_empty() {
+        let at: Vec<Option<usize>> = img.order.iter().map(|n| text.find(n)).collect();
+        let ok = at.iter().all(Option::is_some) && at.windows(2).all(|w| w[0] < w[1]);
+        results.push(TestResult {
+            name: format!("{prefix}::console_order"),
+            ok,
+            detail: format!("expected in this order: {:?}, found at {at:?}", img.order),
+        });
+    }
+    if !img.defmt.is_empty() {
+        let log = crate::qemu::decode_defmt(&elf, &defmt_bin).map(|l| l.join("\n")).unwrap_or_default();
+        let missing: Vec<_> = img.defmt.iter().filter(|n| !log.contains(**n)).collect();
+        results.push(TestResult {
+            name: format!("{prefix}::defmt_log_decodes"),
+            ok: missing.is_empty(),
+            detail: format!("missing from the decoded defmt log: {missing:?}"),
+        });
+    }
+    let detail = if o.timed_out {
+        format!("guest hung: killed after {} s", timeout.as_secs())
+    } else {
+        format!("the root task's verdict: QEMU exit status {:?} {}", o.status, o.stderr.trim())
+    };
+    results.push(TestResult { name: format!("{prefix}::run_passed"), ok: o.status == Some(EXIT_PASS), detail });
+    Ok((results, o))
+}
 
 /// UEFI firmware for QEMU (Debian's `ovmf` package).
 pub const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
@@ -99,13 +241,12 @@ pub fn run_iso(iso: &Path, firmware: Option<&str>, timeout: Duration) -> Result<
         boot.memory_mib = 256;
     }
     let prefix = if firmware.is_some() { "iso_uefi" } else { "iso" };
-    let done = |s: &str| s.contains("all threads ended");
-    let o = boot.run_captured(timeout, Some(&done))?;
+    let o = boot.run_captured(timeout, None)?;
     let text = o.text();
     let checks = [
         ("grub_loads_kernel", "boot: Multiboot v1 by \"GRUB"),
-        ("root_task_runs_from_iso", "sigma0: hello from ring 3"),
-        ("root_task_exits_cleanly", "exited, status 0"),
+        ("sigma0_and_root_task_run_from_iso", "roottask: up"),
+        ("root_task_completes_the_run", "roottask: run complete:"),
     ];
     let results = checks
         .iter()

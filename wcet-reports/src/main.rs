@@ -42,6 +42,14 @@ enum Cmd {
     },
     /// Boot a GRUB ISO under TCG and check that the kernel and sigma0 come up.
     BootIso { iso: PathBuf },
+    /// Write a bootable GRUB ISO (BIOS and UEFI) of a system image.
+    Iso {
+        /// The compact system description (a file called `system`).
+        system: PathBuf,
+        /// The ISO to write.
+        #[arg(short, long, default_value = "build/prism.iso")]
+        out: PathBuf,
+    },
     /// Start QEMU halted with a GDB stub on :1234 and print the gdb command.
     Debug,
     /// Print which accelerator `run` would use, and why.
@@ -126,6 +134,17 @@ fn main() -> Result<()> {
                 bail!("qemu exited with {status}");
             }
         }
+        Cmd::Iso { system, out } => {
+            let img = wcet_reports::image::of(&cli.build_dir, &system)?;
+            wcet_reports::image::write_iso(&cli.build_dir, &img, std::path::Path::new("kernel/grub.cfg"), &out)?;
+            let size = std::fs::metadata(&out).map(|m| m.len() >> 20).unwrap_or(0);
+            eprintln!(
+                "iso: {} ({size} MiB) boots {} with {} module(s)",
+                out.display(),
+                system.display(),
+                img.modules.len()
+            );
+        }
         Cmd::BootIso { iso } => {
             let (results, o) = guest::run_iso(&iso, None, Duration::from_secs(60))?;
             for (t, l) in &o.lines {
@@ -149,6 +168,13 @@ fn main() -> Result<()> {
                 }
                 let dir = cli.build_dir.clone();
                 boots.push(Box::new(move || guest::run_boot(b, &dir, Duration::from_secs(timeout))));
+            }
+            for img in guest::IMAGES {
+                if filter.as_deref().is_some_and(|f| !format!("image::{}", img.name).contains(f)) {
+                    continue;
+                }
+                let dir = cli.build_dir.clone();
+                boots.push(Box::new(move || guest::run_image(img, &dir, Duration::from_secs(timeout))));
             }
             if filter.as_deref().is_none_or(|f| "model::cache_model".contains(f)) {
                 let dir = cli.build_dir.clone();
@@ -178,7 +204,7 @@ fn main() -> Result<()> {
                 if results.iter().any(|r| !r.ok) {
                     println!("---- last serial output ----\n{}\n----", o.tail(25));
                 }
-                if let Some(t) = o.time_of("hello from ring 3") {
+                if let Some(t) = o.time_of("sigma0: root pager up") {
                     println!(
                         "note: boot to root task: {:.3} s wall clock under TCG (QEMU start to first root-task line)",
                         t.as_secs_f64()
@@ -259,7 +285,7 @@ fn main() -> Result<()> {
             for (t, l) in &o.lines {
                 println!("[{:7.3}] {l}", t.as_secs_f64());
             }
-            if o.time_of("hello from ring 3").is_none() {
+            if o.time_of("sigma0: root pager up").is_none() {
                 bail!("the kernel did not reach the root task; see the console output above");
             }
             println!("prism wcet: the kernel boots and runs sigma0 in ring 3 on {accel}.");

@@ -303,8 +303,8 @@ pub fn choose_accel(kernel: &Path, root: &str, cache: &Path) -> Result<(Accel, S
     }
     let mut probe = Boot::new(kernel, Accel::Kvm);
     probe.modules.push(root.to_string());
-    let o = probe.run_captured(Duration::from_secs(4), Some(&|s: &str| s.contains("hello from ring 3")))?;
-    let (accel, why) = match o.time_of("hello from ring 3") {
+    let o = probe.run_captured(Duration::from_secs(4), Some(&|s: &str| s.contains("sigma0: root pager up")))?;
+    let (accel, why) = match o.time_of("sigma0: root pager up") {
         Some(t) if t < Duration::from_secs(2) => {
             (Accel::Kvm, format!("KVM probe reached ring 3 in {:.2} s", t.as_secs_f64()))
         }

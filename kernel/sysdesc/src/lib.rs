@@ -286,7 +286,8 @@ impl Ports {
     /// Adds `2^log2` ports from `base`; `false` (and no change) when the
     /// range is not aligned, leaves the port space, or the list is full.
     pub fn insert(&mut self, base: u16, log2: u8) -> bool {
-        let aligned = log2 <= 16 && (base as u32) % (1u32 << log2) == 0 && base as u32 + (1u32 << log2) <= 0x1_0000;
+        let aligned =
+            log2 <= 16 && (base as u32).is_multiple_of(1u32 << log2) && base as u32 + (1u32 << log2) <= 0x1_0000;
         if !aligned || self.count == MAX_PORT_RANGES {
             return false;
         }

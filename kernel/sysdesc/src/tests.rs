@@ -432,7 +432,9 @@ fn irq_and_ports_round_trip_and_bad_ports_are_refused() {
     let t = sys.task("d").unwrap();
     assert!(t.irq);
     assert_eq!(t.ports.iter().collect::<Vec<_>>(), [(0x3f8, 3), (0x40, 2)]);
-    assert!(t.ports.covers(0x3fd, 0) && t.ports.covers(0x3f8, 3) && !t.ports.covers(0x3f0, 4) && !t.ports.covers(0x80, 0));
+    assert!(
+        t.ports.covers(0x3fd, 0) && t.ports.covers(0x3f8, 3) && !t.ports.covers(0x3f0, 4) && !t.ports.covers(0x80, 0)
+    );
     let mut out = String::new();
     write(&sys, &mut out).unwrap();
     assert_eq!(parse(&out).unwrap(), sys);

@@ -5,12 +5,12 @@
 //! pager resolves their faults and logs those in the data area, so a test
 //! can tell whether a mapping was still there.
 
-use suite::rt::{self, same_page, spawn};
 use abi::ipc::{label, map_item, rights, sigma0, Fpage, Tag, Timeout};
 use abi::sys::attr;
 use abi::syscall::{self as sc, call, receive, send, Msg};
 use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use suite::rt::{self, same_page, spawn};
 use user_rt::println;
 
 use crate::tests::{check, me, report, Test, TestResult};

@@ -3,12 +3,12 @@
 //! one line (`test NAME ... ok` or `... FAILED: why`); the host runner
 //! counts them.
 
-use suite::rt::{self, spawn, wait_good, PAGER_FAULTS};
 use abi::ipc::{label, string_item, Tag, Timeout};
 use abi::sys::{self, attr};
 use abi::syscall::{self as sc, call, receive, reply_wait, send, Msg};
 use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use suite::rt::{self, spawn, wait_good, PAGER_FAULTS};
 use user_rt::println;
 
 pub type TestResult = Result<(), &'static str>;
