@@ -1,6 +1,7 @@
-//! `prism bench`: the kernel's IPC benchmarks, run under TCG (TSC cycles)
-//! and under TCG with `-icount shift=0` (where the guest TSC counts
-//! instructions), printed side by side.
+//! `prism bench`: the kernel's benchmarks (the `bench` task of
+//! `kernel/tests/driver`), run under TCG (TSC cycles) and under TCG with
+//! `-icount shift=0` (where the guest TSC counts instructions), printed side
+//! by side.
 
 use crate::qemu::{Accel, Boot};
 use anyhow::{bail, Result};
@@ -37,10 +38,15 @@ pub fn parse_line(line: &str) -> Option<Figure> {
     })
 }
 
-/// Boots sigma0 in bench mode under `accel` and returns its figures.
+/// The benchmark image: the `bench` task alone (`kernel/tests/images/bench`).
+pub const IMAGE: &str = "kernel/tests/images/bench/system";
+
+/// Boots the benchmark image under `accel` and returns its figures.
 pub fn run(build: &Path, accel: Accel) -> Result<Vec<Figure>> {
+    let image = crate::image::of(build, Path::new(IMAGE))?;
     let mut boot = Boot::new(build.join("kernel.elf"), accel);
-    boot.modules.push(format!("{} bench", build.join("modules/sigma0").display()));
+    boot.cmdline = image.cmdline.clone();
+    boot.modules = image.module_args();
     let o = boot.run_captured(Duration::from_secs(600), Some(&|s: &str| s.contains("bench done")))?;
     let figures: Vec<Figure> = o.lines.iter().filter_map(|(_, l)| parse_line(l)).collect();
     if figures.is_empty() || o.time_of("bench done").is_none() {

@@ -19,8 +19,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Boot the kernel with sigma0 and show the serial console (Ctrl-A X quits).
+    /// Boot a system image (sigma0, the root task and the tasks its description
+    /// names) and show the serial console (Ctrl-A X quits).
     Run {
+        /// The compact system description (a file called `system`).
+        #[arg(long, default_value = DEFAULT_SYSTEM)]
+        system: PathBuf,
         /// Extra words for the kernel command line.
         #[arg(long, default_value = "")]
         cmdline: String,
@@ -77,15 +81,13 @@ enum Cmd {
     Wcet,
 }
 
-/// sigma0 (the root task) and, when `just build` made one, the compact
-/// boot config.
-fn boot_modules(build: &std::path::Path, root: &str) -> Vec<String> {
-    let mut m = vec![root.to_string()];
-    let cfg = build.join("modules/config");
-    if cfg.exists() {
-        m.push(cfg.display().to_string());
-    }
-    m
+/// The image `run`, `debug` and `wcet` boot unless told otherwise.
+const DEFAULT_SYSTEM: &str = "kernel/tests/images/image/system";
+
+/// The boot modules and kernel command line of a system image.
+fn image(build: &std::path::Path, system: &std::path::Path) -> Result<(Vec<String>, String)> {
+    let img = wcet_reports::image::of(build, system)?;
+    Ok((img.module_args(), img.cmdline))
 }
 
 /// The machine the figures came from, for every printed table.
@@ -108,12 +110,13 @@ fn main() -> Result<()> {
     let root = cli.build_dir.join("modules/sigma0").display().to_string();
     let cache = cli.build_dir.join("accel");
     match cli.cmd {
-        Cmd::Run { cmdline, seconds } => {
+        Cmd::Run { system, cmdline, seconds } => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
-            eprintln!("prism: accelerator {accel} ({why})");
+            eprintln!("prism: accelerator {accel} ({why}); booting {}", system.display());
             let mut b = Boot::new(&kernel, accel);
-            b.cmdline = cmdline;
-            b.modules = boot_modules(&cli.build_dir, &root);
+            let (modules, kcmd) = image(&cli.build_dir, &system)?;
+            b.cmdline = format!("{kcmd} {cmdline}").trim().to_string();
+            b.modules = modules;
             let defmt_bin = cli.build_dir.join("defmt.bin");
             b.defmt_out = Some(defmt_bin.clone());
             if seconds > 0 {
@@ -218,7 +221,7 @@ fn main() -> Result<()> {
         }
         Cmd::Debug => {
             let mut b = Boot::new(&kernel, Accel::Tcg);
-            b.modules = boot_modules(&cli.build_dir, &root);
+            (b.modules, b.cmdline) = image(&cli.build_dir, std::path::Path::new(DEFAULT_SYSTEM))?;
             b.extra = vec!["-s".into(), "-S".into()];
             eprintln!("prism: QEMU waits for GDB on localhost:1234. In another terminal:");
             eprintln!(
@@ -278,17 +281,17 @@ fn main() -> Result<()> {
         }
         Cmd::Wcet => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
-            eprintln!("prism wcet: accelerator {accel} ({why}); booting the kernel with sigma0 ...");
+            eprintln!("prism wcet: accelerator {accel} ({why}); booting {DEFAULT_SYSTEM} ...");
             let mut b = Boot::new(&kernel, accel);
-            b.modules = boot_modules(&cli.build_dir, &root);
-            let o = b.run_captured(Duration::from_secs(20), Some(&|s: &str| s.contains("all threads ended")))?;
+            (b.modules, b.cmdline) = image(&cli.build_dir, std::path::Path::new(DEFAULT_SYSTEM))?;
+            let o = b.run_captured(Duration::from_secs(60), None)?;
             for (t, l) in &o.lines {
                 println!("[{:7.3}] {l}", t.as_secs_f64());
             }
             if o.time_of("sigma0: root pager up").is_none() {
                 bail!("the kernel did not reach the root task; see the console output above");
             }
-            println!("prism wcet: the kernel boots and runs sigma0 in ring 3 on {accel}.");
+            println!("prism wcet: the kernel boots sigma0, the root task and its tasks on {accel}.");
             println!("prism wcet: the WCET pipeline (pagers, workloads, reports) is not built yet; no figures were produced.");
         }
     }
