@@ -30,6 +30,8 @@ setup:
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
+    # A second, current QEMU beside the system's (model mode is tested under both).
+    bash wcet-reports/cache-model/qemu-fetch.sh {{build_dir}}/qemu-10
     echo "setup: ok ($(qemu-system-x86_64 --version | head -1))"
 
 # Build the kernel, the test kernel and the boot modules into build/.
