@@ -341,9 +341,11 @@ fn touch(start: u64, pages: u64, job: bool) {
 }
 
 /// Deterministic access pattern for the cache-model plugin (host checks the
-/// CSV): job 0 touches 8 pages of color 0, job 1 8 pages of color 1, job 2
-/// the color-0 pages again; then, outside any job, 16 more color-0 pages
-/// evict them from the last level; job 3 touches the color-0 pages again.
+/// CSV). Kernel code (ring 0): job 0 touches 8 pages of color 0, job 1 8
+/// pages of color 1, job 2 the color-0 pages again; then, outside any job,
+/// 16 more color-0 pages evict them (kernel interference); job 3 touches
+/// the color-0 pages again. Then [`cache_model_user`] runs job 4 and its
+/// user interference in ring 3.
 fn cache_model() -> ! {
     let map = MEMMAP.get().expect("memory map");
     let need = 2 << 20;
@@ -363,5 +365,112 @@ fn cache_model() -> ! {
     touch(v + 8 * COLOR_STRIDE, 16, false);
     touch(v, 8, true);
     kprintln!("test cache_model_pattern ... ok");
-    finish(1, 0)
+    match cache_model_user(base) {
+        Ok(never) => match never {},
+        Err(why) => {
+            kprintln!("test cache_model_user_pattern ... FAILED: {why}");
+            finish(1, 1)
+        }
+    }
+}
+
+/// Where the ring-3 part of the cache-model pattern lives in its space.
+const USER_CODE: u64 = 0x40_0000;
+const USER_UTCB: u64 = 0x30_0000;
+/// 24 consecutive pages: the job's 8, then the 16 touched outside it.
+const USER_DATA: u64 = 0x100_0000;
+const USER_PAGES: u64 = 24;
+
+// The ring-3 part of the pattern, copied into a user page: job 4 loads
+// every line of 8 pages of color 2, then, outside any job, of 16 more
+// color-2 pages (user interference: they evict all of job 4's lines), and
+// ends with `hlt`, whose #GP in ring 3 reaches the test's fault hook. The
+// job window and the eviction run in one stretch of user code with no
+// kernel entry in between (no interrupt source is armed yet).
+core::arch::global_asm!(
+    ".pushsection .text.cache_model_user, \"ax\"",
+    ".global cache_model_user_start",
+    ".global cache_model_user_hlt",
+    ".global cache_model_user_end",
+    "cache_model_user_start:",
+    "mov rdi, {data}",
+    "mov rsi, 8",
+    abi::job_begin_asm!(),
+    "2:",
+    "mov rcx, {lines}",
+    "mov rdx, rdi",
+    "3:",
+    "mov rax, qword ptr [rdx]",
+    "add rdx, {line}",
+    "dec rcx",
+    "jnz 3b",
+    "add rdi, 4096",
+    "dec rsi",
+    "jnz 2b",
+    abi::job_end_asm!(),
+    "mov rsi, 16",
+    "4:",
+    "mov rcx, {lines}",
+    "mov rdx, rdi",
+    "5:",
+    "mov rax, qword ptr [rdx]",
+    "add rdx, {line}",
+    "dec rcx",
+    "jnz 5b",
+    "add rdi, 4096",
+    "dec rsi",
+    "jnz 4b",
+    "cache_model_user_hlt:",
+    "hlt",
+    "cache_model_user_end:",
+    ".popsection",
+    data = const USER_DATA,
+    lines = const 4096 / LINE,
+    line = const LINE,
+);
+
+extern "C" {
+    static cache_model_user_start: u8;
+    static cache_model_user_hlt: u8;
+    static cache_model_user_end: u8;
+}
+
+/// Starts a ring-3 thread running the code above, with its data pages on
+/// the frames `base + 2 * 4096 + k * COLOR_STRIDE` (color 2, untouched by
+/// the kernel part). Returns only on a setup error.
+fn cache_model_user(base: u64) -> Result<core::convert::Infallible, &'static str> {
+    let code = (&raw const cache_model_user_start) as u64;
+    let len = (&raw const cache_model_user_end) as u64 - code;
+    let hlt = (&raw const cache_model_user_hlt) as u64 - code;
+    check(len <= 4096, "user code longer than a page")?;
+    let kk = crate::thread::k();
+    let t = kk.create_thread(None, USER_UTCB, abi::ThreadId::NIL).map_err(|_| "cannot create the user thread")?;
+    let sp = kk.tcbs[t].space as usize;
+    let space = kk.spaces[sp].space.as_mut().ok_or("no space")?;
+    let mut pool = POOL.lock();
+    let f = space.map_fresh(USER_CODE, Rights { write: false, exec: true }, &mut pool).map_err(|_| "map code")?;
+    let dst = paging::phys_to_virt(f).ok_or("code frame outside the direct map")?;
+    // SAFETY: `f` is a fresh frame of this test, `len` <= 4096 bytes of
+    // kernel text are read, and the two ranges do not overlap.
+    unsafe { core::ptr::copy_nonoverlapping(code as *const u8, dst as *mut u8, len as usize) };
+    for k in 0..USER_PAGES {
+        let frame = base + 2 * 4096 + k * COLOR_STRIDE;
+        let r = Rights { write: false, exec: false };
+        space.map(USER_DATA + k * 4096, frame, r, &mut pool).map_err(|_| "map data")?;
+    }
+    drop(pool);
+    EXPECTED_RIP.store(USER_CODE + hlt, Ordering::Relaxed);
+    fault::HOOK.call_once(|| cache_model_user_hook);
+    kk.start_thread(t, USER_CODE, USER_DATA).map_err(|_| "cannot start the user thread")?;
+    kk.switch_to(t);
+    // SAFETY: `t`'s frame holds user selectors and a user RIP (written by
+    // start_thread) and its space is loaded by switch_to.
+    unsafe { crate::arch::trap::resume_user() }
+}
+
+/// The ring-3 pattern ended with `hlt` at the expected address.
+fn cache_model_user_hook(r: &Report) {
+    let ok = r.user && r.vector == fault::GENERAL_PROTECTION && r.rip == EXPECTED_RIP.load(Ordering::Relaxed);
+    report("cache_model_user_pattern", if ok { Ok(()) } else { Err("the ring-3 pattern did not end at its hlt") });
+    finish(1 + ok as u32, !ok as u32)
 }
