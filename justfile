@@ -5,6 +5,8 @@ build_dir := "build"
 # The workload config whose partitions sigma0 enforces (compacted into build/modules/config).
 config := "workloads/configs/default.toml"
 prism := "cargo run --quiet --release -p wcet-reports --bin prism --"
+# The second QEMU `just setup` fetches (model mode is tested under both).
+qemu10 := build_dir / "qemu-10/usr/bin/qemu-system-x86_64"
 
 # Show the recipes.
 default:
@@ -58,7 +60,7 @@ run *ARGS: setup build
 # Host unit/property tests, then the in-guest suite under QEMU TCG.
 test: setup build _iso-image
     cargo test --workspace --quiet
-    {{prism}} test --iso {{build_dir}}/prism.iso
+    {{prism}} test --iso {{build_dir}}/prism.iso $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
 
 # fmt and clippy on every crate, host and bare-metal.
 lint:

@@ -39,6 +39,10 @@ enum Cmd {
         /// Also boot this GRUB ISO (from `just iso`) and check it.
         #[arg(long)]
         iso: Option<PathBuf>,
+        /// Also run the cache-model tests and the complete boot under this
+        /// qemu-system-x86_64 (repeatable; `just test` passes the one `just setup` fetched).
+        #[arg(long)]
+        also_qemu: Vec<PathBuf>,
     },
     /// Boot a GRUB ISO under TCG and check that the kernel and sigma0 come up.
     BootIso { iso: PathBuf },
@@ -102,7 +106,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Run { cmdline, seconds } => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
-            eprintln!("prism: accelerator {accel} ({why})");
+            eprintln!("prism: {}, accelerator {accel} ({why})", qemu::Qemu::selected().describe());
             let mut b = Boot::new(&kernel, accel);
             b.cmdline = cmdline;
             b.modules = boot_modules(&cli.build_dir, &root);
@@ -135,12 +139,13 @@ fn main() -> Result<()> {
                 bail!("the ISO did not boot the kernel and sigma0 (console above)");
             }
             println!(
-                "boot-iso: GRUB loaded the kernel and sigma0 ran ({accel} in {:.1} s)",
+                "boot-iso: GRUB loaded the kernel and sigma0 ran ({} {accel} in {:.1} s)",
+                qemu::Qemu::selected().describe(),
                 o.elapsed.as_secs_f64(),
                 accel = Accel::Tcg
             );
         }
-        Cmd::Test { timeout, filter, iso } => {
+        Cmd::Test { timeout, filter, iso, also_qemu } => {
             let (mut passed, mut failed) = (0, 0);
             let mut boots: Vec<guest::BootRun> = Vec::new();
             for b in guest::BOOTS {
@@ -150,9 +155,19 @@ fn main() -> Result<()> {
                 let dir = cli.build_dir.clone();
                 boots.push(Box::new(move || guest::run_boot(b, &dir, Duration::from_secs(timeout))));
             }
-            if filter.as_deref().is_none_or(|f| "model::cache_model".contains(f)) {
-                let dir = cli.build_dir.clone();
-                boots.push(Box::new(move || guest::run_cache_model(&dir, Duration::from_secs(timeout))));
+            let qemus: Vec<qemu::Qemu> =
+                std::iter::once(qemu::Qemu::selected()).chain(also_qemu.iter().map(qemu::Qemu::at)).collect();
+            for (i, q) in qemus.iter().enumerate() {
+                println!("note: QEMU {} under test: {}", i + 1, q.describe());
+                if filter.as_deref().is_none_or(|f| "model::cache_model".contains(f)) {
+                    let (dir, q) = (cli.build_dir.clone(), q.clone());
+                    boots.push(Box::new(move || guest::run_cache_model(&dir, Duration::from_secs(timeout), &q)));
+                }
+                let b = guest::complete_boot();
+                if i > 0 && filter.as_deref().is_none_or(|f| b.name.contains(f) || b.test.contains(f)) {
+                    let (dir, q, tag) = (cli.build_dir.clone(), q.clone(), guest::qemu_test_tag(q)?);
+                    boots.push(Box::new(move || guest::run_boot_on(b, &dir, Duration::from_secs(timeout), &q, &tag)));
+                }
             }
             if let Some(iso) = iso {
                 let iso2 = iso.clone();
@@ -222,7 +237,8 @@ fn main() -> Result<()> {
             eprintln!("prism bench: run 2/2 under TCG+icount (TSC = guest instructions) ...");
             let insns = wcet_reports::bench::run(&cli.build_dir, Accel::TcgIcount)?;
             println!(
-                "Kernel primitives (IPC: call + reply_wait between two address spaces), QEMU TCG, `-cpu max`, {}:",
+                "Kernel primitives (IPC: call + reply_wait between two address spaces), {} TCG, `-cpu max`, {}:",
+                qemu::Qemu::selected().describe(),
                 host()
             );
             println!(
@@ -252,7 +268,10 @@ fn main() -> Result<()> {
         }
         Cmd::Wcet => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
-            eprintln!("prism wcet: accelerator {accel} ({why}); booting the kernel with sigma0 ...");
+            eprintln!(
+                "prism wcet: {}, accelerator {accel} ({why}); booting the kernel with sigma0 ...",
+                qemu::Qemu::selected().describe()
+            );
             let mut b = Boot::new(&kernel, accel);
             b.modules = boot_modules(&cli.build_dir, &root);
             let o = b.run_captured(Duration::from_secs(20), Some(&|s: &str| s.contains("all threads ended")))?;
