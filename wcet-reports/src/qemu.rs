@@ -104,6 +104,21 @@ impl Qemu {
         }
     }
 
+    /// Arguments this QEMU needs on every run: its `-L` folders, and for an
+    /// unpacked tree no audio backend (QEMU would otherwise probe for the
+    /// audio modules, which the tree lacks, in the system QEMU's module
+    /// folder, and warn that those are of another build).
+    pub fn args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for d in &self.data_dirs {
+            a.extend(["-L".to_string(), d.display().to_string()]);
+        }
+        if self.module_dir.is_some() {
+            a.extend(["-audiodev", "none,id=noaudio", "-machine", "pcspk-audiodev=noaudio"].map(String::from));
+        }
+        a
+    }
+
     /// A command running this QEMU (with its module folder, if it has one).
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.binary);
@@ -214,9 +229,7 @@ impl Boot {
     /// The full QEMU command line.
     pub fn args(&self) -> Vec<String> {
         let mut a = self.accel.args();
-        for d in &self.qemu.data_dirs {
-            a.extend(["-L".to_string(), d.display().to_string()]);
-        }
+        a.extend(self.qemu.args());
         a.extend(
             ["-m", &format!("{}M", self.memory_mib), "-display", "none", "-no-reboot", "-monitor", "none"]
                 .map(String::from),
