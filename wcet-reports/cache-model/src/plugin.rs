@@ -410,7 +410,7 @@ fn install(id: PluginId, info: &QemuInfo, args: &[String]) -> Result<(), String>
 }
 
 /// QEMU's plugin loader checks this before calling `qemu_plugin_install`;
-/// [`DETECT`] sets it to the generation of the QEMU that loads us. An
+/// `DETECT` sets it to the generation of the QEMU that loads us. An
 /// `AtomicI32` has the layout of a C `int`.
 #[no_mangle]
 #[used]
