@@ -93,9 +93,9 @@ debug: setup build
 accel: setup build
     {{prism}} accel
 
-# Kernel primitives (TSC cycles under TCG, guest instructions under TCG+icount), then colored frame-pool alloc/free on the host (criterion).
+# Kernel primitives (TSC cycles under TCG, guest instructions under TCG+icount), the cache-model plugin's speed under each QEMU, then colored frame-pool alloc/free on the host (criterion).
 bench: setup build
-    {{prism}} bench
+    {{prism}} bench $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
     cargo bench -q -p cache-color --bench pool
 
 # Run the WCET scenarios and write the report (the pipeline is not built yet).

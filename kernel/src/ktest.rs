@@ -66,6 +66,7 @@ pub fn run(which: &str) {
         }
         "page_fault" => page_fault(),
         "cache_model" => cache_model(),
+        "cache_model_speed" => cache_model_speed(),
         "general_protection" => general_protection(),
         "user" => {
             fault::HOOK.call_once(|| user_fault_hook);
@@ -473,4 +474,58 @@ fn cache_model_user_hook(r: &Report) {
     let ok = r.user && r.vector == fault::GENERAL_PROTECTION && r.rip == EXPECTED_RIP.load(Ordering::Relaxed);
     report("cache_model_user_pattern", if ok { Ok(()) } else { Err("the ring-3 pattern did not end at its hlt") });
     finish(1 + ok as u32, !ok as u32)
+}
+
+/// Loads every cache line of `bytes` at `start`, `passes` times, as one
+/// measured job.
+fn sweep(start: u64, bytes: u64, passes: u64) {
+    // SAFETY: reads only, inside the benchmark region of the direct map.
+    unsafe {
+        core::arch::asm!(
+            abi::job_begin_asm!(),
+            "2:",
+            "mov {q}, {p}",
+            "mov {ln}, {lines}",
+            "3:",
+            "mov {t}, qword ptr [{q}]",
+            "add {q}, {line}",
+            "dec {ln}",
+            "jnz 3b",
+            "dec {n}",
+            "jnz 2b",
+            abi::job_end_asm!(),
+            p = in(reg) start,
+            n = inout(reg) passes => _,
+            lines = in(reg) bytes / LINE,
+            ln = out(reg) _,
+            q = out(reg) _,
+            t = out(reg) _,
+            line = const LINE,
+            options(nostack, readonly),
+        )
+    }
+}
+
+/// Speed of the cache-model plugin (`prism bench`): an L1-resident loop
+/// (16 KiB, 131072 passes) and a 16 MiB stream (64 passes), one load per
+/// line, each a job, bracketed by console lines the host times.
+fn cache_model_speed() -> ! {
+    let map = MEMMAP.get().expect("memory map");
+    let need = 16 << 20;
+    let region = map.regions().iter().filter(|r| r.kind == MemKind::Usable).find_map(|r| {
+        let b = r.base.next_multiple_of(1 << 20);
+        (b + need <= r.end).then_some(b)
+    });
+    let Some(base) = region else {
+        kprintln!("test cache_model_speed ... FAILED: no 16 MiB of free RAM");
+        finish(0, 1)
+    };
+    let v = paging::phys_to_virt(base).expect("direct map");
+    for (name, bytes, passes) in [("l1_loop_16k", 16 << 10, 131_072), ("stream_16m", 16 << 20, 64)] {
+        kprintln!("speed {name} begin loads={}", bytes / LINE * passes);
+        sweep(v, bytes, passes);
+        kprintln!("speed {name} end");
+    }
+    kprintln!("test cache_model_speed ... ok");
+    finish(1, 0)
 }

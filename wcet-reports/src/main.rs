@@ -50,8 +50,13 @@ enum Cmd {
     Debug,
     /// Print which accelerator `run` would use, and why.
     Accel,
-    /// IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount.
-    Bench,
+    /// IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount;
+    /// then the cache-model plugin's speed under each QEMU.
+    Bench {
+        /// Also measure the cache-model plugin under this qemu-system-x86_64 (repeatable).
+        #[arg(long)]
+        also_qemu: Vec<PathBuf>,
+    },
     /// Check a workload config and write its compact form (the `config` boot module).
     Config {
         /// The TOML config.
@@ -231,7 +236,7 @@ fn main() -> Result<()> {
                 println!("{l}");
             }
         }
-        Cmd::Bench => {
+        Cmd::Bench { also_qemu } => {
             eprintln!("prism bench: run 1/2 under TCG (TSC cycles) ...");
             let cycles = wcet_reports::bench::run(&cli.build_dir, Accel::Tcg)?;
             eprintln!("prism bench: run 2/2 under TCG+icount (TSC = guest instructions) ...");
@@ -261,6 +266,23 @@ fn main() -> Result<()> {
                 );
             }
             println!("cycles: guest TSC under plain TCG (moves between runs); instructions: guest TSC under -icount shift=0 (exact, repeatable).");
+            println!("\nCache-model plugin speed (TCG+icount, `host` profile, one load per line), {}:", host());
+            for q in std::iter::once(qemu::Qemu::selected()).chain(also_qemu.iter().map(qemu::Qemu::at)) {
+                eprintln!("prism bench: cache-model speed under {} ...", q.describe());
+                let figures = wcet_reports::bench::model_speed(&cli.build_dir, &q)?;
+                for f in figures.iter().filter(|f| f.plugin) {
+                    let bare = figures.iter().find(|b| !b.plugin && b.name == f.name).map_or(0.0, |b| b.seconds);
+                    println!(
+                        "  {:<22} {:<12} {:>10} loads in {:6.2} s = {:5.1} M simulated loads/s (without the plugin {:5.2} s)",
+                        format!("QEMU {}", q.version()?),
+                        f.name,
+                        f.loads,
+                        f.seconds,
+                        f.loads as f64 / f.seconds / 1e6,
+                        bare
+                    );
+                }
+            }
         }
         Cmd::Accel => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
