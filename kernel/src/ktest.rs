@@ -347,18 +347,22 @@ fn touch(start: u64, pages: u64, job: bool) {
 /// 16 more color-0 pages evict them (kernel interference); job 3 touches
 /// the color-0 pages again. Then [`cache_model_user`] runs job 4 and its
 /// user interference in ring 3.
-fn cache_model() -> ! {
-    let map = MEMMAP.get().expect("memory map");
-    let need = 2 << 20;
-    let region = map.regions().iter().filter(|r| r.kind == MemKind::Usable).find_map(|r| {
+/// The physical base (1 MiB aligned) and direct-map address of `bytes` of
+/// usable RAM, for the cache-model tests (nothing else uses it before them).
+fn free_ram(bytes: u64) -> Option<(u64, u64)> {
+    let map = MEMMAP.get()?;
+    let base = map.regions().iter().filter(|r| r.kind == MemKind::Usable).find_map(|r| {
         let b = r.base.next_multiple_of(1 << 20);
-        (b + need <= r.end).then_some(b)
-    });
-    let Some(base) = region else {
+        (b + bytes <= r.end).then_some(b)
+    })?;
+    Some((base, paging::phys_to_virt(base)?))
+}
+
+fn cache_model() -> ! {
+    let Some((base, v)) = free_ram(2 << 20) else {
         kprintln!("test cache_model_pattern ... FAILED: no 2 MiB of free RAM");
         finish(0, 1)
     };
-    let v = paging::phys_to_virt(base).expect("direct map");
     kprintln!("cache_model: pattern at physical {base:#x}");
     touch(v, 8, true);
     touch(v + 4096, 8, true);
@@ -393,10 +397,8 @@ core::arch::global_asm!(
     ".global cache_model_user_start",
     ".global cache_model_user_hlt",
     ".global cache_model_user_end",
-    "cache_model_user_start:",
-    "mov rdi, {data}",
-    "mov rsi, 8",
-    abi::job_begin_asm!(),
+    // Loads every line of `rsi` pages from `rdi` on; `rdi` ends past them.
+    ".macro CACHE_MODEL_USER_PAGES",
     "2:",
     "mov rcx, {lines}",
     "mov rdx, rdi",
@@ -408,19 +410,15 @@ core::arch::global_asm!(
     "add rdi, 4096",
     "dec rsi",
     "jnz 2b",
+    ".endm",
+    "cache_model_user_start:",
+    "mov rdi, {data}",
+    "mov rsi, 8",
+    abi::job_begin_asm!(),
+    "CACHE_MODEL_USER_PAGES",
     abi::job_end_asm!(),
     "mov rsi, 16",
-    "4:",
-    "mov rcx, {lines}",
-    "mov rdx, rdi",
-    "5:",
-    "mov rax, qword ptr [rdx]",
-    "add rdx, {line}",
-    "dec rcx",
-    "jnz 5b",
-    "add rdi, 4096",
-    "dec rsi",
-    "jnz 4b",
+    "CACHE_MODEL_USER_PAGES",
     "cache_model_user_hlt:",
     "hlt",
     "cache_model_user_end:",
@@ -510,17 +508,10 @@ fn sweep(start: u64, bytes: u64, passes: u64) {
 /// (16 KiB, 131072 passes) and a 16 MiB stream (64 passes), one load per
 /// line, each a job, bracketed by console lines the host times.
 fn cache_model_speed() -> ! {
-    let map = MEMMAP.get().expect("memory map");
-    let need = 16 << 20;
-    let region = map.regions().iter().filter(|r| r.kind == MemKind::Usable).find_map(|r| {
-        let b = r.base.next_multiple_of(1 << 20);
-        (b + need <= r.end).then_some(b)
-    });
-    let Some(base) = region else {
+    let Some((_, v)) = free_ram(16 << 20) else {
         kprintln!("test cache_model_speed ... FAILED: no 16 MiB of free RAM");
         finish(0, 1)
     };
-    let v = paging::phys_to_virt(base).expect("direct map");
     for (name, bytes, passes) in [("l1_loop_16k", 16 << 10, 131_072), ("stream_16m", 16 << 20, 64)] {
         kprintln!("speed {name} begin loads={}", bytes / LINE * passes);
         sweep(v, bytes, passes);
