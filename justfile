@@ -11,6 +11,8 @@ modules := "sigma0 roottask test-task test-driver bench"
 # The system image `just iso` writes (a compact description, `system`).
 iso_system := "kernel/tests/images/image/system"
 prism := "cargo run --quiet --release -p wcet-reports --bin prism --"
+# The second QEMU `just setup` fetches (model mode is tested under both).
+qemu10 := build_dir / "qemu-10/usr/bin/qemu-system-x86_64"
 
 # Show the recipes.
 default:
@@ -36,6 +38,8 @@ setup:
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
+    # A second, current QEMU beside the system's (model mode is tested under both).
+    bash wcet-reports/cache-model/qemu-fetch.sh {{build_dir}}/qemu-10
     echo "setup: ok ($(qemu-system-x86_64 --version | head -1))"
 
 # Build the kernel, the test kernel and the boot modules into build/.
@@ -66,7 +70,7 @@ run *ARGS: setup build
 # Host unit/property tests, then the in-guest suite under QEMU TCG.
 test: setup build _iso-image
     cargo test --workspace --quiet
-    {{prism}} test --iso {{build_dir}}/prism.iso
+    {{prism}} test --iso {{build_dir}}/prism.iso $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
 
 # fmt and clippy on every crate, host and bare-metal.
 lint:
@@ -90,9 +94,9 @@ debug: setup build
 accel: setup build
     {{prism}} accel
 
-# Kernel primitives (TSC cycles under TCG, guest instructions under TCG+icount), then colored frame-pool alloc/free on the host (criterion).
+# Kernel primitives (TSC cycles under TCG, guest instructions under TCG+icount), the cache-model plugin's speed under each QEMU, then colored frame-pool alloc/free on the host (criterion).
 bench: setup build
-    {{prism}} bench
+    {{prism}} bench $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
     cargo bench -q -p cache-color --bench pool
 
 # Run the WCET scenarios and write the report (the pipeline is not built yet).

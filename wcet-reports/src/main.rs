@@ -43,6 +43,10 @@ enum Cmd {
         /// Also boot this GRUB ISO (from `just iso`) and check it.
         #[arg(long)]
         iso: Option<PathBuf>,
+        /// Also run the cache-model tests and the complete boot under this
+        /// qemu-system-x86_64 (repeatable; `just test` passes the one `just setup` fetched).
+        #[arg(long)]
+        also_qemu: Vec<PathBuf>,
     },
     /// Boot a GRUB ISO under TCG and check that the kernel and sigma0 come up.
     BootIso { iso: PathBuf },
@@ -58,8 +62,13 @@ enum Cmd {
     Debug,
     /// Print which accelerator `run` would use, and why.
     Accel,
-    /// IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount.
-    Bench,
+    /// IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount;
+    /// then the cache-model plugin's speed under each QEMU.
+    Bench {
+        /// Also measure the cache-model plugin under this qemu-system-x86_64 (repeatable).
+        #[arg(long)]
+        also_qemu: Vec<PathBuf>,
+    },
     /// Check a workload config and write its compact form (the `config` boot module).
     Config {
         /// The TOML config.
@@ -112,7 +121,11 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Run { system, cmdline, seconds } => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
-            eprintln!("prism: accelerator {accel} ({why}); booting {}", system.display());
+            eprintln!(
+                "prism: {}, accelerator {accel} ({why}); booting {}",
+                qemu::Qemu::selected().describe(),
+                system.display()
+            );
             let mut b = Boot::new(&kernel, accel);
             let (modules, kcmd) = image(&cli.build_dir, &system)?;
             b.cmdline = format!("{kcmd} {cmdline}").trim().to_string();
@@ -157,12 +170,13 @@ fn main() -> Result<()> {
                 bail!("the ISO did not boot the kernel and sigma0 (console above)");
             }
             println!(
-                "boot-iso: GRUB loaded the kernel and sigma0 ran ({accel} in {:.1} s)",
+                "boot-iso: GRUB loaded the kernel and sigma0 ran ({} {accel} in {:.1} s)",
+                qemu::Qemu::selected().describe(),
                 o.elapsed.as_secs_f64(),
                 accel = Accel::Tcg
             );
         }
-        Cmd::Test { timeout, filter, iso } => {
+        Cmd::Test { timeout, filter, iso, also_qemu } => {
             let (mut passed, mut failed) = (0, 0);
             let mut boots: Vec<guest::BootRun> = Vec::new();
             for b in guest::BOOTS {
@@ -179,9 +193,19 @@ fn main() -> Result<()> {
                 let dir = cli.build_dir.clone();
                 boots.push(Box::new(move || guest::run_image(img, &dir, Duration::from_secs(timeout))));
             }
-            if filter.as_deref().is_none_or(|f| "model::cache_model".contains(f)) {
-                let dir = cli.build_dir.clone();
-                boots.push(Box::new(move || guest::run_cache_model(&dir, Duration::from_secs(timeout))));
+            let qemus: Vec<qemu::Qemu> =
+                std::iter::once(qemu::Qemu::selected()).chain(also_qemu.iter().map(qemu::Qemu::at)).collect();
+            for (i, q) in qemus.iter().enumerate() {
+                println!("note: QEMU {} under test: {}", i + 1, q.describe());
+                if filter.as_deref().is_none_or(|f| "model::cache_model".contains(f)) {
+                    let (dir, q) = (cli.build_dir.clone(), q.clone());
+                    boots.push(Box::new(move || guest::run_cache_model(&dir, Duration::from_secs(timeout), &q)));
+                }
+                let img = guest::complete_boot();
+                if i > 0 && filter.as_deref().is_none_or(|f| format!("image::{}", img.name).contains(f)) {
+                    let (dir, q, tag) = (cli.build_dir.clone(), q.clone(), guest::qemu_test_tag(q)?);
+                    boots.push(Box::new(move || guest::run_image_on(img, &dir, Duration::from_secs(timeout), &q, &tag)));
+                }
             }
             if let Some(iso) = iso {
                 let iso2 = iso.clone();
@@ -245,13 +269,14 @@ fn main() -> Result<()> {
                 println!("{l}");
             }
         }
-        Cmd::Bench => {
+        Cmd::Bench { also_qemu } => {
             eprintln!("prism bench: run 1/2 under TCG (TSC cycles) ...");
             let cycles = wcet_reports::bench::run(&cli.build_dir, Accel::Tcg)?;
             eprintln!("prism bench: run 2/2 under TCG+icount (TSC = guest instructions) ...");
             let insns = wcet_reports::bench::run(&cli.build_dir, Accel::TcgIcount)?;
             println!(
-                "Kernel primitives (IPC: call + reply_wait between two address spaces), QEMU TCG, `-cpu max`, {}:",
+                "Kernel primitives (IPC: call + reply_wait between two address spaces), {} TCG, `-cpu max`, {}:",
+                qemu::Qemu::selected().describe(),
                 host()
             );
             println!(
@@ -274,6 +299,23 @@ fn main() -> Result<()> {
                 );
             }
             println!("cycles: guest TSC under plain TCG (moves between runs); instructions: guest TSC under -icount shift=0 (exact, repeatable).");
+            println!("\nCache-model plugin speed (TCG+icount, `host` profile, one load per line), {}:", host());
+            for q in std::iter::once(qemu::Qemu::selected()).chain(also_qemu.iter().map(qemu::Qemu::at)) {
+                eprintln!("prism bench: cache-model speed under {} ...", q.describe());
+                let figures = wcet_reports::bench::model_speed(&cli.build_dir, &q)?;
+                for f in figures.iter().filter(|f| f.plugin) {
+                    let bare = figures.iter().find(|b| !b.plugin && b.name == f.name).map_or(0.0, |b| b.seconds);
+                    println!(
+                        "  {:<22} {:<12} {:>10} loads in {:6.2} s = {:5.1} M simulated loads/s (without the plugin {:5.2} s)",
+                        format!("QEMU {}", q.version()?),
+                        f.name,
+                        f.loads,
+                        f.seconds,
+                        f.loads as f64 / f.seconds / 1e6,
+                        bare
+                    );
+                }
+            }
         }
         Cmd::Accel => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
@@ -281,7 +323,10 @@ fn main() -> Result<()> {
         }
         Cmd::Wcet => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
-            eprintln!("prism wcet: accelerator {accel} ({why}); booting {DEFAULT_SYSTEM} ...");
+            eprintln!(
+                "prism wcet: {}, accelerator {accel} ({why}); booting {DEFAULT_SYSTEM} ...",
+                qemu::Qemu::selected().describe()
+            );
             let mut b = Boot::new(&kernel, accel);
             (b.modules, b.cmdline) = image(&cli.build_dir, std::path::Path::new(DEFAULT_SYSTEM))?;
             let o = b.run_captured(Duration::from_secs(60), None)?;
