@@ -204,7 +204,8 @@ fn main() -> Result<()> {
                 let img = guest::complete_boot();
                 if i > 0 && filter.as_deref().is_none_or(|f| format!("image::{}", img.name).contains(f)) {
                     let (dir, q, tag) = (cli.build_dir.clone(), q.clone(), guest::qemu_test_tag(q)?);
-                    boots.push(Box::new(move || guest::run_image_on(img, &dir, Duration::from_secs(timeout), &q, &tag)));
+                    boots
+                        .push(Box::new(move || guest::run_image_on(img, &dir, Duration::from_secs(timeout), &q, &tag)));
                 }
             }
             if let Some(iso) = iso {
