@@ -87,7 +87,8 @@ pub use geometry::{
     SKYLAKE_CLIENT, ZEN4,
 };
 pub use partition::{
-    parse_colors, validate, validate_into, MemRegion, Partition, PartitionError, PartitionSpec, SpecError,
+    check_each, parse_colors, validate, validate_into, validate_into_with, validate_with, MemRegion, Partition,
+    PartitionError, PartitionSpec, Sharing, SpecError,
 };
 pub use pool::{ColorList, FrameLink, FramePool, PoolError, PoolStats, RoundRobin};
 pub use raw_cpuid;
