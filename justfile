@@ -2,8 +2,9 @@
 
 target := "x86_64-unknown-none"
 build_dir := "build"
-# The workload config whose partitions sigma0 enforces (compacted into build/modules/config).
-config := "workloads/configs/default.toml"
+# The system description `just build` writes (scenario `scenario`) to build/modules/system.
+description := "workloads/configs/default.toml"
+scenario := "partitioned"
 prism := "cargo run --quiet --release -p wcet-reports --bin prism --"
 
 # Show the recipes.
@@ -46,7 +47,10 @@ build:
     cp $out/sigma0 {{build_dir}}/modules/sigma0
     cargo build --release -p cache-model
     cp target/release/libcache_model.so {{build_dir}}/libcache_model.so
-    {{prism}} config {{config}} -o {{build_dir}}/modules/config
+    # The compact description; also the old `config` module sigma0 reads until it reads `system`.
+    # Binaries not built yet are warnings here; `just validate` makes them errors.
+    {{prism}} system {{description}} --scenario {{scenario}} -o {{build_dir}}/modules/system \
+        --legacy-config {{build_dir}}/modules/config --modules {{build_dir}}/modules --allow-missing-binaries
     echo "build: {{build_dir}}/kernel.elf, {{build_dir}}/kernel-test.elf, {{build_dir}}/modules/"
 
 # Boot the kernel with sigma0 and show the serial console (quit: Ctrl-A X).
@@ -57,6 +61,10 @@ run *ARGS: setup build
 test: setup build _iso-image
     cargo test --workspace --quiet
     {{prism}} test --iso {{build_dir}}/prism.iso
+
+# Check a system description: every error at once, binaries against build/modules (`--scenario NAME` for one).
+validate file=description *ARGS:
+    {{prism}} validate {{file}} --modules {{build_dir}}/modules {{ARGS}}
 
 # fmt and clippy on every crate, host and bare-metal.
 lint:

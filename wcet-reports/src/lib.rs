@@ -5,6 +5,6 @@
 //! justfile calls.
 
 pub mod bench;
-pub mod config;
+pub mod description;
 pub mod guest;
 pub mod qemu;

@@ -1,11 +1,12 @@
 //! `prism`: run, test and debug the kernel under QEMU.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
-use wcet_reports::guest;
+use sysdesc::Scenario;
 use wcet_reports::qemu::{self, Accel, Boot};
+use wcet_reports::{description, guest};
 
 #[derive(Parser)]
 #[command(version, about = "Run, test and debug the Prism microkernel under QEMU")]
@@ -48,16 +49,31 @@ enum Cmd {
     Accel,
     /// IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount.
     Bench,
-    /// Check a workload config and write its compact form (the `config` boot module).
-    Config {
-        /// The TOML config.
-        file: PathBuf,
+    /// Check a system description: every error at once, each with file, line, column, key and problem.
+    Validate {
+        /// The TOML description (e.g. workloads/configs/default.toml).
+        description: PathBuf,
+        /// Check only this scenario (default: the description as written and every scenario it declares).
+        #[arg(long, value_parser = scenario_name)]
+        scenario: Option<Scenario>,
+        #[command(flatten)]
+        checks: Checks,
+    },
+    /// Check one scenario of a system description and write its compact form (the `system` boot module).
+    System {
+        /// The TOML description.
+        description: PathBuf,
+        /// The scenario to write (`base`: the description as written).
+        #[arg(long, value_parser = scenario_name, default_value = "base")]
+        scenario: Scenario,
         /// Where to write the compact form.
         #[arg(short, long)]
         out: PathBuf,
-        /// Guest RAM the partitions are checked against (MiB).
-        #[arg(long, default_value_t = 128)]
-        ram_mib: u64,
+        /// Also write the old `config` module (partitions and cache) that sigma0 reads until it reads `system`.
+        #[arg(long)]
+        legacy_config: Option<PathBuf>,
+        #[command(flatten)]
+        checks: Checks,
     },
     /// Decode the kernel's defmt log (COM2) of the last `run`.
     Defmt {
@@ -69,13 +85,43 @@ enum Cmd {
     Wcet,
 }
 
-/// sigma0 (the root task) and, when `just build` made one, the compact
-/// boot config.
+/// What `validate` and `system` check beyond the file.
+#[derive(clap::Args)]
+struct Checks {
+    /// Directory the binaries must be in (e.g. build/modules); without it they are not checked.
+    #[arg(long)]
+    modules: Option<PathBuf>,
+    /// Report a binary missing from --modules as a warning instead of an error.
+    #[arg(long)]
+    allow_missing_binaries: bool,
+    /// Guest RAM the partitions' memory is checked against (MiB).
+    #[arg(long, default_value_t = 128)]
+    ram_mib: u64,
+}
+
+impl Checks {
+    fn options(self) -> description::Options {
+        description::Options {
+            modules: self.modules,
+            allow_missing_binaries: self.allow_missing_binaries,
+            ram: self.ram_mib << 20,
+        }
+    }
+}
+
+fn scenario_name(s: &str) -> Result<Scenario, String> {
+    Scenario::from_name(s).ok_or_else(|| format!("`{s}` is not a scenario (base, alone, shared, partitioned)"))
+}
+
+/// sigma0 (the root task) and, when `just build` made them, the compact
+/// boot config and system description.
 fn boot_modules(build: &std::path::Path, root: &str) -> Vec<String> {
     let mut m = vec![root.to_string()];
-    let cfg = build.join("modules/config");
-    if cfg.exists() {
-        m.push(cfg.display().to_string());
+    for name in ["config", "system"] {
+        let module = build.join("modules").join(name);
+        if module.exists() {
+            m.push(module.display().to_string());
+        }
     }
     m
 }
@@ -201,15 +247,16 @@ fn main() -> Result<()> {
             );
             b.command().status()?;
         }
-        Cmd::Config { file, out, ram_mib } => {
-            let c = wcet_reports::config::compact(&file, ram_mib << 20)?;
-            std::fs::write(&out, &c).with_context(|| format!("writing {}", out.display()))?;
-            eprintln!(
-                "config: {} -> {} ({} partition(s))",
-                file.display(),
-                out.display(),
-                c.matches("partition ").count()
-            );
+        Cmd::Validate { description, scenario, checks } => {
+            if !description::validate_command(&description, scenario, &checks.options())? {
+                std::process::exit(1);
+            }
+        }
+        Cmd::System { description, scenario, out, legacy_config, checks } => {
+            if !description::system_command(&description, scenario, &out, legacy_config.as_deref(), &checks.options())?
+            {
+                std::process::exit(1);
+            }
         }
         Cmd::Defmt { file } => {
             for l in qemu::decode_defmt(&kernel, &file)? {
