@@ -83,8 +83,8 @@ pub mod pool;
 pub use color::{ColorError, ColorMap};
 pub use colorset::{Color, ColorSet, MAX_COLORS};
 pub use geometry::{
-    CacheGeometry, CacheKind, CacheLevel, GeometryError, GeometrySource, RecordedCpuid, EMBEDDED_1M_16W, PAGE_SIZE,
-    SKYLAKE_CLIENT, ZEN4,
+    profile, CacheGeometry, CacheKind, CacheLevel, GeometryError, GeometrySource, RecordedCpuid, EMBEDDED_1M_16W,
+    PAGE_SIZE, PROFILES, SKYLAKE_CLIENT, ZEN4,
 };
 pub use partition::{
     check_each, parse_colors, validate, validate_into, validate_into_with, validate_with, MemRegion, Partition,

@@ -387,9 +387,9 @@ impl Parts {
         let cache = table(d, root, "cache").map(|(span, c)| read_cache(d, span, c));
 
         let mut partitions = Vec::new();
-        let written_partitions =
-            tables(d, root, "partition").iter().filter_map(|(_, t)| name_of(t).map(String::from)).collect();
-        for (i, (span, p)) in tables(d, root, "partition").into_iter().enumerate() {
+        let entries = tables(d, root, "partition");
+        let written_partitions = entries.iter().filter_map(|(_, t)| name_of(t).map(String::from)).collect();
+        for (i, (span, p)) in entries.into_iter().enumerate() {
             let mut t = Table::new(entity_path("partition", p, i), span, p);
             let name = t.req::<String>(d, "name");
             let colors = t.req::<String>(d, "colors");
@@ -403,8 +403,9 @@ impl Parts {
         let mut tasks = Vec::new();
         let mut written_tasks = Vec::new();
         for section in ["pager", "task"] {
-            written_tasks.extend(tables(d, root, section).iter().filter_map(|(_, t)| name_of(t).map(String::from)));
-            for (i, (span, table)) in tables(d, root, section).into_iter().enumerate() {
+            let entries = tables(d, root, section);
+            written_tasks.extend(entries.iter().filter_map(|(_, t)| name_of(t).map(String::from)));
+            for (i, (span, table)) in entries.into_iter().enumerate() {
                 let t = Table::new(entity_path(section, table, i), span, table);
                 tasks.extend(read_task(d, t, section == "pager"));
             }
@@ -451,17 +452,18 @@ fn read_cache(d: &mut Diags, span: Range<usize>, c: &DeTable<'_>) -> Option<(Ran
             );
             return None;
         }
-        let config = match cache_model::config::Config::profile(p.get_ref()) {
-            Ok(c) => c,
-            Err(e) => {
-                d.error(p.span(), "cache.profile", e);
-                return None;
-            }
+        // The coloured level is the profile's last, as the compact form
+        // carries it (level, size, ways, line).
+        let last = cache_color::profile(p.get_ref()).and_then(|g| g.last_level().copied());
+        let Some(llc) = last.map(|l| CacheLevel::new(l.level, CacheKind::Unified, l.size, l.ways, l.line_size)) else {
+            let names: Vec<String> = cache_color::PROFILES.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            d.error(
+                p.span(),
+                "cache.profile",
+                format!("unknown profile `{}` (expected {})", p.get_ref(), names.join(" or ")),
+            );
+            return None;
         };
-        // The coloured level is the plugin profile's last level.
-        let last = config.levels.last()?;
-        let llc =
-            CacheLevel::new(config.levels.len() as u8, CacheKind::Unified, last.size, last.ways, last.line as u32);
         return Some((p.span(), llc, format!("profile {}", p.get_ref())));
     }
     let (Some(size), Some(ways)) = (size, ways) else {
@@ -511,11 +513,12 @@ fn read_task(d: &mut Diags, mut t: Table<'_, '_>, pager: bool) -> Option<TaskDes
     };
     let role = role?;
     let rt = if *role.get_ref() == Role::Rt {
+        // Required for RT tasks: missing is reported here, malformed was.
         for (k, v) in [("period", period.is_some()), ("jobs", jobs.is_some())] {
             if !v && t.raw(k).is_none() {
                 d.error(t.span.clone(), t.key(k), format!("missing key `{k}` (an RT task needs `period` and `jobs`)"));
-                t.failed = true;
             }
+            t.failed |= !v;
         }
         let ns = |v: Sp<Time>| Sp::new(v.span(), v.get_ref().0);
         match (period, jobs) {

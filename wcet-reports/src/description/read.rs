@@ -302,9 +302,18 @@ pub fn tables<'t, 'i>(d: &mut Diags, root: &'t DeTable<'i>, key: &'static str) -
     let Some(v) = root.get(key) else { return Vec::new() };
     let bad =
         |d: &mut Diags| d.error(v.span(), key, format!("`{key}` must be an array of tables: write each as [[{key}]]"));
-    let DeValue::Array(a) = v.get_ref() else {
-        bad(d);
-        return Vec::new();
+    // A lone `[task]` table is read as the one entry, so that what it
+    // says is still checked.
+    let a = match v.get_ref() {
+        DeValue::Array(a) => a,
+        DeValue::Table(t) => {
+            bad(d);
+            return vec![(v.span(), t)];
+        }
+        _ => {
+            bad(d);
+            return Vec::new();
+        }
     };
     let mut out = Vec::new();
     for e in a.iter() {
