@@ -78,7 +78,7 @@ mod tests;
 mod write;
 
 use cache_color::geometry::CacheLevel;
-use cache_color::partition::PartitionSpec;
+use cache_color::partition::{PartitionSpec, Sharing};
 use core::fmt;
 
 pub use parse::{check_name, check_task_name, parse, Error, ErrorKind, NameProblem};
@@ -451,6 +451,17 @@ impl<'a> System<'a> {
     /// purpose); sigma0 then validates them allowing overlap.
     pub fn shared_colors(&self) -> bool {
         self.shared_colors
+    }
+
+    /// How sigma0 validates the partitions
+    /// (`cache_color::partition::validate_into_with`): allowing shared
+    /// colours exactly when the scenario shares them on purpose.
+    pub fn sharing(&self) -> Sharing {
+        if self.shared_colors {
+            Sharing::Allowed
+        } else {
+            Sharing::Disjoint
+        }
     }
 
     /// Kernel settings.

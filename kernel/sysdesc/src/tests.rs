@@ -19,6 +19,7 @@ fn parses_every_field() {
     let text = good();
     let s = parse(&text).unwrap();
     assert_eq!((s.name(), s.scenario(), s.shared_colors()), ("t", Scenario::Shared, true));
+    assert_eq!(s.sharing(), cache_color::Sharing::Allowed);
     assert_eq!(s.kernel(), Kernel { kmem: 16 << 20, timeslice: 10_000_000 });
     let llc = s.llc().unwrap();
     assert_eq!((llc.level, llc.size, llc.ways, llc.line_size, llc.colors()), (2, 1 << 20, 16, 64, 16));
