@@ -346,8 +346,7 @@ fn resolve(d: &mut Diags, src: &Source, scenario: Scenario, opts: &Options) -> O
             d.error(k.span(), name, format!("unknown section `{name}`{hint} (known: {})", SECTIONS.join(", ")));
         }
     }
-    let parts = Parts::read(d, &root)?;
-    parts.finish(d, src, scenario, opts)
+    Parts::read(d, &root).finish(d, src, scenario, opts)
 }
 
 /// The sections read, before the checks across them.
@@ -367,14 +366,16 @@ struct Parts {
 }
 
 impl Parts {
-    fn read(d: &mut Diags, root: &DeTable<'_>) -> Option<Parts> {
+    fn read(d: &mut Diags, root: &DeTable<'_>) -> Parts {
         let empty = DeTable::new();
         let (span, sys) = table(d, root, "system").unwrap_or((0..0, &empty));
         let mut t = Table::new("system", span, sys);
-        if root.get("system").is_none() {
+        let name = if root.contains_key("system") {
+            t.req::<String>(d, "name")
+        } else {
             d.error(0..0, "system", "missing section [system] (with at least `name`)");
-        }
-        let name = t.req::<String>(d, "name");
+            None
+        };
         let shared_colors = t.or(d, "shared_colors", false);
         t.finish(d);
 
@@ -394,9 +395,9 @@ impl Parts {
             let name = t.req::<String>(d, "name");
             let colors = t.req::<String>(d, "colors");
             let memory = t.or(d, "memory", Size(0));
-            if t.finish(d) {
+            if let (true, Some(name), Some(colors)) = (t.finish(d), name, colors) {
                 let memory = Sp::new(memory.span(), memory.get_ref().0);
-                partitions.push(PartitionDesc { name: name?, colors: colors?, memory, canonical: String::new() });
+                partitions.push(PartitionDesc { name, colors, memory, canonical: String::new() });
             }
         }
 
@@ -410,17 +411,7 @@ impl Parts {
                 tasks.extend(read_task(d, t, section == "pager"));
             }
         }
-        Some(Parts {
-            name,
-            shared_colors,
-            kmem,
-            timeslice,
-            cache,
-            partitions,
-            tasks,
-            written_tasks,
-            written_partitions,
-        })
+        Parts { name, shared_colors, kmem, timeslice, cache, partitions, tasks, written_tasks, written_partitions }
     }
 }
 
@@ -511,37 +502,45 @@ fn read_task(d: &mut Diags, mut t: Table<'_, '_>, pager: bool) -> Option<TaskDes
     } else {
         (t.opt::<Time>(d, "period"), t.opt::<Time>(d, "deadline"), t.opt::<u32>(d, "jobs"))
     };
-    let role = role?;
-    let rt = if *role.get_ref() == Role::Rt {
-        // Required for RT tasks: missing is reported here, malformed was.
-        for (k, v) in [("period", period.is_some()), ("jobs", jobs.is_some())] {
-            if !v && t.raw(k).is_none() {
-                d.error(t.span.clone(), t.key(k), format!("missing key `{k}` (an RT task needs `period` and `jobs`)"));
+    let rt = match role.as_ref().map(|r| *r.get_ref()) {
+        // An unreadable role was reported; its RT keys are not judged.
+        None => None,
+        Some(Role::Rt) => {
+            // Required for RT tasks: missing is reported here, malformed was.
+            for (k, v) in [("period", period.is_some()), ("jobs", jobs.is_some())] {
+                if !v && t.raw(k).is_none() {
+                    d.error(
+                        t.span.clone(),
+                        t.key(k),
+                        format!("missing key `{k}` (an RT task needs `period` and `jobs`)"),
+                    );
+                }
+                t.failed |= !v;
             }
-            t.failed |= !v;
-        }
-        let ns = |v: Sp<Time>| Sp::new(v.span(), v.get_ref().0);
-        match (period, jobs) {
-            (Some(p), Some(j)) => {
-                Some(RtDesc { deadline: deadline.map_or_else(|| ns(p.clone()), ns), period: ns(p), jobs: j })
-            }
-            _ => None,
-        }
-    } else {
-        for (k, v) in [("period", period.is_some()), ("deadline", deadline.is_some()), ("jobs", jobs.is_some())] {
-            if v {
-                let span = t.raw(k).map_or(t.span.clone(), |v| v.span());
-                let hint = if k == "period" { " (a budget's period is `budget_period`)" } else { "" };
-                d.error(span, t.key(k), format!("`{k}` is for RT tasks (role = \"rt\"){hint}"));
+            let ns = |v: Sp<Time>| Sp::new(v.span(), v.get_ref().0);
+            match (period, jobs) {
+                (Some(p), Some(j)) => {
+                    Some(RtDesc { deadline: deadline.map_or_else(|| ns(p.clone()), ns), period: ns(p), jobs: j })
+                }
+                _ => None,
             }
         }
-        None
+        Some(_) => {
+            for (k, v) in [("period", period.is_some()), ("deadline", deadline.is_some()), ("jobs", jobs.is_some())] {
+                if v {
+                    let span = t.raw(k).map_or(t.span.clone(), |v| v.span());
+                    let hint = if k == "period" { " (a budget's period is `budget_period`)" } else { "" };
+                    d.error(span, t.key(k), format!("`{k}` is for RT tasks (role = \"rt\"){hint}"));
+                }
+            }
+            None
+        }
     };
     let span = t.span.clone();
     if !t.finish(d) {
         return None;
     }
-    let name = name?;
+    let (name, role) = (name?, role?);
     let ns = |v: Option<Sp<Time>>| v.map(|v| Sp::new(v.span(), v.get_ref().0));
     let bytes = |v: Sp<Size>| Sp::new(v.span(), v.get_ref().0);
     Some(TaskDesc {
@@ -821,7 +820,7 @@ impl Parts {
             kmem,
             opts.ram,
         );
-        if self.cache.is_none() {
+        if self.cache.is_none() && !partitions.is_empty() {
             d.note("no [cache]: the partitions' memory is not checked here (sigma0 checks it against the colours of the level it detects)");
         }
         if shared && !partitions_share(&partitions) {
@@ -1002,40 +1001,30 @@ fn partition_checks(
         .collect();
     let sharing = if shared { Sharing::Allowed } else { Sharing::Disjoint };
     let mut found = Vec::new();
-    partition::check_each(&specs, &map, &memory, sharing, |i, e| {
-        found.push((
-            i,
-            e.to_string(),
-            matches!(e, PartitionError::Spec { .. } | PartitionError::Overlap { .. }),
-            matches!(e, PartitionError::InsufficientMemory { .. } | PartitionError::SharedInsufficientMemory { .. }),
-            matches!(
-                e,
-                PartitionError::EmptyName { .. }
-                    | PartitionError::DuplicateName { .. }
-                    | PartitionError::TooManyPartitions { .. }
-            ),
-        ))
-    });
-    for (i, message, colors, memory_error, names) in found {
+    partition::check_each(&specs, &map, &memory, sharing, |i, e| found.push((i, e)));
+    for (i, e) in found {
         let p = &partitions[i];
-        let n = p.name.get_ref();
-        if names || (memory_error && !check_memory) {
-            continue;
-        }
-        let (span, key) = if colors { (p.colors.span(), "colors") } else { (p.memory.span(), "memory") };
-        let hint = if message.contains("overlap") {
-            " (colours are disjoint unless a scenario shares them on purpose: system.shared_colors = true)"
-        } else if memory_error {
-            " in the guest's RAM"
-        } else {
-            ""
+        let (span, key, hint) = match e {
+            // Names are checked with the other names.
+            PartitionError::EmptyName { .. }
+            | PartitionError::DuplicateName { .. }
+            | PartitionError::TooManyPartitions { .. } => continue,
+            PartitionError::InsufficientMemory { .. } | PartitionError::SharedInsufficientMemory { .. } => {
+                if !check_memory {
+                    continue;
+                }
+                let room =
+                    format!(" in the guest's RAM ({} of guest RAM, {} kernel pool)", show_size(ram), show_size(kmem));
+                (p.memory.span(), "memory", room)
+            }
+            PartitionError::Overlap { .. } => (
+                p.colors.span(),
+                "colors",
+                " (colours are disjoint unless a scenario shares them on purpose: system.shared_colors = true)".into(),
+            ),
+            PartitionError::Spec { .. } => (p.colors.span(), "colors", String::new()),
         };
-        let ram_note = if memory_error {
-            format!(" ({} of guest RAM, {} kernel pool)", show_size(ram), show_size(kmem))
-        } else {
-            String::new()
-        };
-        d.error(span, format!("partition.{n}.{key}"), format!("{message}{hint}{ram_note}"));
+        d.error(span, format!("partition.{}.{key}", p.name.get_ref()), format!("{e}{hint}"));
     }
     for p in partitions.iter_mut() {
         if let Ok(set) = partition::parse_colors(p.colors.get_ref(), map.colors()) {

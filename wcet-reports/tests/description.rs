@@ -120,6 +120,7 @@ fn cases() -> Vec<Case> {
     vec![
         ("TOML syntax", edit("priority = 10\n", "priority = \n"), Base, "", "TOML:", 45),
         ("unknown section", edit("[kernel]", "[kernal]"), Base, "kernal", "did you mean `kernel`", 4),
+        ("no [system]", edit("[system]\nname = \"t\"\n", ""), Base, "system", "missing section [system]", 1),
         (
             "unknown key",
             edit("timeslice = \"10ms\"", "timslice = \"10ms\""),
@@ -474,7 +475,7 @@ fn cases() -> Vec<Case> {
 #[test]
 fn malformed_descriptions_give_their_specific_error() {
     let cases = cases();
-    assert_eq!(cases.len(), 53, "the table above");
+    assert_eq!(cases.len(), 54, "the table above");
     for (what, text, scenario, key, words, line) in &cases {
         let src = source(text);
         let errs = errors(&src, *scenario, &Options::default());
@@ -527,6 +528,15 @@ fn every_error_is_reported_at_once_with_file_line_and_column() {
     );
     let scoped = scoped[0].render_line(&src);
     assert!(scoped.ends_with("(scenario shared)"), "{scoped}");
+}
+
+#[test]
+fn an_incomplete_entry_still_has_its_other_keys_checked() {
+    let src = source(&edit("role = \"ts\"\n", "").replacen("priority = 10", "priority = 10\nprio = 3", 1));
+    let errs = errors(&src, Scenario::Base, &Options::default());
+    let got: Vec<(&str, usize)> = errs.iter().map(|e| (e.key.as_str(), e.line(&src))).collect();
+    assert_eq!(got, [("task.bw.role", 41), ("task.bw.prio", 45)], "{errs:?}");
+    assert!(errs[1].message.contains("did you mean `priority`?"));
 }
 
 #[test]

@@ -277,7 +277,8 @@ impl<'t, 'i> Table<'t, 'i> {
     }
 }
 
-/// The known word nearest to `word` (edit distance at most 2).
+/// The known word nearest to `word` (edit distance at most 2, or one it
+/// abbreviates).
 pub fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     let dist = |a: &str, b: &str| {
         let b: Vec<char> = b.chars().collect();
@@ -293,7 +294,9 @@ pub fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
         }
         row[b.len()]
     };
-    known.iter().map(|k| (dist(word, k), *k)).filter(|(n, _)| *n <= 2).min().map(|(_, k)| k)
+    // An abbreviation (`prio` for `priority`), else a near miss.
+    let short = known.iter().copied().find(|k| word.len() >= 3 && k.starts_with(word));
+    short.or_else(|| known.iter().map(|k| (dist(word, k), *k)).filter(|(n, _)| *n <= 2).min().map(|(_, k)| k))
 }
 
 /// The tables of an array of tables (`[[task]]`); anything else is
