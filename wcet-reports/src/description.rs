@@ -24,7 +24,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use sysdesc::{Allow, Kernel, Peer, Ref, Role, Rt, Scenario, System, Task, MAX_ARGS, MAX_PARTITIONS, MAX_TASKS};
+use sysdesc::{
+    Allow, Kernel, Peer, Ref, Role, Rt, Scenario, System, Task, MAX_ARGS, MAX_BINARIES, MAX_PARTITIONS, MAX_TASKS,
+};
 use toml::de::{DeTable, DeValue};
 
 pub use read::{parse_size, parse_time};
@@ -568,6 +570,17 @@ fn read_task(d: &mut Diags, mut t: Table<'_, '_>, pager: bool) -> Option<TaskDes
     })
 }
 
+/// Where `name` was first used, if it was before (else it is now).
+fn first_use<'n>(seen: &mut HashMap<&'n str, Range<usize>>, name: &'n str, span: Range<usize>) -> Option<Range<usize>> {
+    match seen.get(name) {
+        Some(first) => Some(first.clone()),
+        None => {
+            seen.insert(name, span);
+            None
+        }
+    }
+}
+
 /// `4 MiB`, `64 KiB`, `1000 B`.
 fn show_size(b: u64) -> String {
     match b {
@@ -616,7 +629,7 @@ impl Parts {
             let n = p.name.get_ref();
             if let Err(problem) = sysdesc::check_name(n) {
                 d.error(p.name.span(), format!("partition.{n}.name"), format!("`{n}`: the name {problem}"));
-            } else if let Some(first) = seen.insert(n, p.name.span()) {
+            } else if let Some(first) = first_use(&mut seen, n, p.name.span()) {
                 d.error(
                     p.name.span(),
                     format!("partition.{n}.name"),
@@ -636,7 +649,7 @@ impl Parts {
             let n = t.name.get_ref();
             if let Err(problem) = sysdesc::check_task_name(n) {
                 d.error(t.name.span(), format!("{}.name", t.path()), format!("`{n}`: the name {problem}"));
-            } else if let Some(first) = seen.insert(n, t.name.span()) {
+            } else if let Some(first) = first_use(&mut seen, n, t.name.span()) {
                 d.error(
                     t.name.span(),
                     format!("{}.name", t.path()),
@@ -649,6 +662,20 @@ impl Parts {
                     format!("{}.binary", t.path()),
                     format!("`{}`: the name {problem}", t.binary.get_ref()),
                 );
+            }
+        }
+        let mut binaries: Vec<&str> = Vec::new();
+        for t in &self.tasks {
+            let bin = t.binary.get_ref().as_str();
+            if !binaries.contains(&bin) {
+                binaries.push(bin);
+                if binaries.len() == MAX_BINARIES + 1 {
+                    d.error(
+                        t.binary.span(),
+                        format!("{}.binary", t.path()),
+                        format!("more than {MAX_BINARIES} distinct binaries (what the boot image's module table holds beside sigma0, the root task and `system`)"),
+                    );
+                }
             }
         }
         if let Some(t) = self.tasks.get(MAX_TASKS) {

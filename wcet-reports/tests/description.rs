@@ -114,10 +114,29 @@ fn cases() -> Vec<Case> {
         .replacen("\"8-15\"", "\"128-255\"", 1)
         + &(0..7).map(|i| format!("[[partition]]\nname = \"p{i}\"\ncolors = \"{}\"\n", 256 + i)).collect::<String>();
     let many_tasks: String = (0..21)
-        .map(|i| format!("[[task]]\nname = \"t{i}\"\nrole = \"ts\"\npager = \"ts-pager\"\npriority = 1\n"))
+        .map(|i| {
+            format!("[[task]]\nname = \"t{i}\"\nbinary = \"bw\"\nrole = \"ts\"\npager = \"ts-pager\"\npriority = 1\n")
+        })
         .collect::<Vec<_>>()
         .join("\n");
+    // 4 + 10 binaries: one more than the module table holds.
+    let many_bins = format!(
+        "{BASE}\n{}",
+        (0..10)
+            .map(|i| format!(
+                "[[task]]\nname = \"t{i}\"\nbinary = \"b{i}\"\nrole = \"ts\"\npager = \"ts-pager\"\npriority = 1\n"
+            ))
+            .collect::<String>()
+    );
     vec![
+        (
+            "too many binaries",
+            many_bins.clone(),
+            Base,
+            "task.t9.binary",
+            "more than 13 distinct binaries",
+            line_of(&many_bins, "binary = \"b9\""),
+        ),
         ("TOML syntax", edit("priority = 10\n", "priority = \n"), Base, "", "TOML:", 45),
         ("unknown section", edit("[kernel]", "[kernal]"), Base, "kernal", "did you mean `kernel`", 4),
         ("no [system]", edit("[system]\nname = \"t\"\n", ""), Base, "system", "missing section [system]", 1),
@@ -475,7 +494,7 @@ fn cases() -> Vec<Case> {
 #[test]
 fn malformed_descriptions_give_their_specific_error() {
     let cases = cases();
-    assert_eq!(cases.len(), 54, "the table above");
+    assert_eq!(cases.len(), 55, "the table above");
     for (what, text, scenario, key, words, line) in &cases {
         let src = source(text);
         let errs = errors(&src, *scenario, &Options::default());

@@ -44,7 +44,8 @@
 //!   [`ROOT`] / [`SIGMA0`], it may send to; `allow=` is the empty list).
 //!   Everything after a ` -- ` word is the task's argument string.
 //!
-//! [`parse`] checks the syntax, the capacities, that names are unique and
+//! [`parse`] checks the syntax, the capacities (at most [`MAX_BINARIES`]
+//! distinct binaries among them), that names are unique and
 //! that every reference (pager, handler, partition, allow entry) resolves;
 //! references are stored resolved, as indices ([`Ref`], [`Peer`]). It does
 //! not check colours against the machine's memory or the priority rules: the
@@ -90,6 +91,12 @@ pub const HEADER: &str = "prism-system 1";
 pub const MAX_PARTITIONS: usize = 8;
 /// Most tasks (pagers included) one description declares.
 pub const MAX_TASKS: usize = 24;
+/// Boot modules before the tasks' binaries: sigma0, the root task and
+/// `system` (this description).
+pub const BOOT_MODULES: usize = 3;
+/// Most distinct binaries the tasks may name: what the KIP's module table
+/// (`abi::kip::MAX_MODULES`) holds beside the [`BOOT_MODULES`].
+pub const MAX_BINARIES: usize = abi::kip::MAX_MODULES - BOOT_MODULES;
 /// Longest name (of the system, a partition, a task or a binary), in bytes.
 pub const MAX_NAME: usize = 32;
 /// Longest argument string of a task, in bytes.
@@ -478,6 +485,12 @@ impl<'a> System<'a> {
     /// `cache_color::partition::validate_into`.
     pub fn partitions(&self) -> &[PartitionSpec<'a>] {
         &self.partitions[..self.partition_count]
+    }
+
+    /// The distinct binaries the tasks name, in order of first use.
+    pub fn binaries(&self) -> impl Iterator<Item = &'a str> + '_ {
+        let tasks = self.tasks();
+        tasks.iter().enumerate().filter(|(i, t)| tasks[..*i].iter().all(|u| u.bin != t.bin)).map(|(_, t)| t.bin)
     }
 
     /// The partition called `name`.
