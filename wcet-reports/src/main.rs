@@ -110,7 +110,10 @@ impl Checks {
 }
 
 fn scenario_name(s: &str) -> Result<Scenario, String> {
-    Scenario::from_name(s).ok_or_else(|| format!("`{s}` is not a scenario (base, alone, shared, partitioned)"))
+    Scenario::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.as_str()).collect();
+        format!("`{s}` is not a scenario ({})", names.join(", "))
+    })
 }
 
 /// sigma0 (the root task) and, when `just build` made them, the compact
