@@ -2,8 +2,10 @@
 
 target := "x86_64-unknown-none"
 build_dir := "build"
-# The workload config whose partitions sigma0 enforces (compacted into build/modules/config).
-config := "workloads/configs/default.toml"
+# The system description `just build` writes (scenario `scenario`) to
+# build/images/default/system: the image `just run` boots.
+description := "workloads/configs/default.toml"
+scenario := "partitioned"
 # The bare-metal crates with binaries, and every binary they build:
 # `build/modules/` holds them (the boot modules a system description may name).
 bare_crates := "sigma0 roottask test-task test-driver"
@@ -60,7 +62,11 @@ build:
     done
     cargo build --release -p cache-model
     cp target/release/libcache_model.so {{build_dir}}/libcache_model.so
-    {{prism}} config {{config}} -o {{build_dir}}/modules/config
+    # The compact description (a file called `system`, its module name).
+    # Binaries not built yet are warnings here; `just validate` makes them errors.
+    mkdir -p {{build_dir}}/images/default
+    {{prism}} system {{description}} --scenario {{scenario}} -o {{build_dir}}/images/default/system \
+        --modules {{build_dir}}/modules --allow-missing-binaries
     echo "build: {{build_dir}}/kernel.elf, {{build_dir}}/kernel-test.elf, {{build_dir}}/modules/"
 
 # Boot the kernel with sigma0 and show the serial console (quit: Ctrl-A X).
@@ -71,6 +77,10 @@ run *ARGS: setup build
 test: setup build _iso-image
     cargo test --workspace --quiet
     {{prism}} test --iso {{build_dir}}/prism.iso $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
+
+# Check a system description: every error at once, binaries against build/modules (`--scenario NAME` for one).
+validate file=description *ARGS:
+    {{prism}} validate {{file}} --modules {{build_dir}}/modules {{ARGS}}
 
 # fmt and clippy on every crate, host and bare-metal.
 lint:

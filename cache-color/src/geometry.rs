@@ -560,6 +560,18 @@ pub const EMBEDDED_1M_16W: CacheGeometry = CacheGeometry::from_array(
     GeometrySource::Profile,
 );
 
+/// The named profiles a description's `[cache] profile = NAME` picks, with
+/// the geometry of the cache-model plugin's profile of the same name
+/// (`wcet-reports/cache-model/src/config.rs`): `embedded` is
+/// [`EMBEDDED_1M_16W`] (its 1 MiB 16-way L2 is the last level), `host` is
+/// [`ZEN4`] (32 KiB 8-way L1D, 1 MiB 8-way L2, 32 MiB 16-way L3).
+pub const PROFILES: [(&str, CacheGeometry); 2] = [("embedded", EMBEDDED_1M_16W), ("host", ZEN4)];
+
+/// The profile called `name` (see [`PROFILES`]).
+pub fn profile(name: &str) -> Option<CacheGeometry> {
+    PROFILES.iter().find(|(n, _)| *n == name).map(|(_, g)| *g)
+}
+
 /// A CPUID reader that answers from a recorded table of
 /// `(leaf, subleaf, result)` entries, all zeros for anything else. For tests,
 /// and for feeding the CPUID dump of another machine from a config.
@@ -631,6 +643,12 @@ mod tests {
         assert_eq!(EMBEDDED_1M_16W.last_level().unwrap().colors(), 16);
         assert_eq!(EMBEDDED_1M_16W.last_level().unwrap().level, 2);
         assert_eq!(EMBEDDED_1M_16W.level(1).unwrap().colors(), 2);
+        assert_eq!(profile("embedded"), Some(EMBEDDED_1M_16W));
+        assert_eq!(
+            profile("host").and_then(|g| g.last_level().map(|l| (l.level, l.size, l.ways))),
+            Some((3, 32 << 20, 16))
+        );
+        assert_eq!(profile("laptop"), None);
     }
 
     #[test]

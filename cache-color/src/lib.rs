@@ -26,8 +26,6 @@
 //!   caller-provided link array; O(1) alloc/free, round-robin allocation
 //!   over a color set, statistics, and errors (never corruption) for double
 //!   frees and foreign frames.
-//! - [`bootcfg`]: the compact boot configuration (partitions and an optional
-//!   geometry override) that sigma0 reads from the `config` boot module.
 //! - [`partition`]: parsing of color specs and validation of named
 //!   partitions against a geometry, with typed errors that name the
 //!   offending text.
@@ -73,7 +71,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod bootcfg;
 pub mod color;
 pub mod colorset;
 pub mod geometry;
@@ -83,11 +80,12 @@ pub mod pool;
 pub use color::{ColorError, ColorMap};
 pub use colorset::{Color, ColorSet, MAX_COLORS};
 pub use geometry::{
-    CacheGeometry, CacheKind, CacheLevel, GeometryError, GeometrySource, RecordedCpuid, EMBEDDED_1M_16W, PAGE_SIZE,
-    SKYLAKE_CLIENT, ZEN4,
+    profile, CacheGeometry, CacheKind, CacheLevel, GeometryError, GeometrySource, RecordedCpuid, EMBEDDED_1M_16W,
+    PAGE_SIZE, PROFILES, SKYLAKE_CLIENT, ZEN4,
 };
 pub use partition::{
-    parse_colors, validate, validate_into, MemRegion, Partition, PartitionError, PartitionSpec, SpecError,
+    check_each, parse_colors, validate, validate_into, validate_into_with, validate_with, MemRegion, Partition,
+    PartitionError, PartitionSpec, Sharing, SpecError,
 };
 pub use pool::{ColorList, FrameLink, FramePool, PoolError, PoolStats, RoundRobin};
 pub use raw_cpuid;

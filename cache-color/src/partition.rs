@@ -6,9 +6,14 @@
 //! the memory it needs. [`validate`] checks a list of partitions against a
 //! [`ColorMap`] and the machine's memory and returns the first problem as a
 //! [`PartitionError`] that names the partition and the offending text; the
-//! text is borrowed from the input, so nothing is allocated.
+//! text is borrowed from the input, so nothing is allocated. [`check_each`]
+//! runs the same checks and reports every problem (the host does, to list
+//! all errors of a description at once). Partitions own disjoint colors
+//! unless the caller passes [`Sharing::Allowed`] (a scenario that shares
+//! colors on purpose); partitions that share must then fit together.
 
 use core::fmt;
+use core::ops::ControlFlow;
 
 use crate::color::ColorMap;
 use crate::colorset::{Color, ColorSet, MAX_COLORS};
@@ -279,7 +284,19 @@ pub enum PartitionError<'a> {
         /// Bytes its colors hold.
         capacity: u64,
     },
-    /// More partitions than the output array holds.
+    /// Partitions that share colors ([`Sharing::Allowed`]) need more
+    /// memory together than the union of their colors holds.
+    SharedInsufficientMemory {
+        /// The first partition of the group.
+        first: &'a str,
+        /// How many partitions the group has.
+        partitions: usize,
+        /// Bytes they declared together.
+        needed: u64,
+        /// Bytes the union of their colors holds.
+        capacity: u64,
+    },
+    /// More partitions than the output array (or [`MAX_SHARED`]) holds.
     TooManyPartitions {
         /// The output array's length.
         max: usize,
@@ -308,12 +325,35 @@ impl fmt::Display for PartitionError<'_> {
                 capacity / 1024,
                 needed / 1024
             ),
+            PartitionError::SharedInsufficientMemory { first, partitions, needed, capacity } => write!(
+                f,
+                "partition \"{first}\" and the {} other(s) sharing its colors need {needed} bytes ({} KiB) \
+                 together, more than the {capacity} bytes ({} KiB) their colors hold",
+                partitions - 1,
+                needed / 1024,
+                capacity / 1024
+            ),
             PartitionError::TooManyPartitions { max } => {
                 write!(f, "more than {max} partitions")
             }
         }
     }
 }
+
+/// Whether partitions may share colors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sharing {
+    /// Every color belongs to at most one partition (the normal case).
+    Disjoint,
+    /// Partitions may share colors (a scenario that shares them on
+    /// purpose). Partitions that share colors, directly or through others,
+    /// form a group whose declared memory must fit, together, in the union
+    /// of the group's colors. At most [`MAX_SHARED`] partitions.
+    Allowed,
+}
+
+/// Most partitions [`Sharing::Allowed`] validation takes.
+pub const MAX_SHARED: usize = 64;
 
 /// Validates `specs` against `map` (number of colors) and `memory` (the
 /// physical memory colored frames come from) and writes the parsed
@@ -328,10 +368,21 @@ pub fn validate_into<'a, 'o>(
     memory: &[MemRegion],
     out: &'o mut [Partition<'a>],
 ) -> Result<&'o mut [Partition<'a>], PartitionError<'a>> {
+    validate_into_with(specs, map, memory, Sharing::Disjoint, out)
+}
+
+/// [`validate_into`] with a choice of [`Sharing`].
+pub fn validate_into_with<'a, 'o>(
+    specs: &[PartitionSpec<'a>],
+    map: &ColorMap,
+    memory: &[MemRegion],
+    sharing: Sharing,
+    out: &'o mut [Partition<'a>],
+) -> Result<&'o mut [Partition<'a>], PartitionError<'a>> {
     if out.len() < specs.len() {
         return Err(PartitionError::TooManyPartitions { max: out.len() });
     }
-    check(specs, map, memory, |i, p| out[i] = p)?;
+    first_error(specs, map, memory, sharing, |i, p| out[i] = p)?;
     Ok(&mut out[..specs.len()])
 }
 
@@ -342,51 +393,174 @@ pub fn validate<'a>(
     map: &ColorMap,
     memory: &[MemRegion],
 ) -> Result<(), PartitionError<'a>> {
-    check(specs, map, memory, |_, _| {})
+    validate_with(specs, map, memory, Sharing::Disjoint)
 }
 
-fn check<'a>(
+/// [`validate`] with a choice of [`Sharing`].
+pub fn validate_with<'a>(
     specs: &[PartitionSpec<'a>],
     map: &ColorMap,
     memory: &[MemRegion],
-    mut sink: impl FnMut(usize, Partition<'a>),
+    sharing: Sharing,
 ) -> Result<(), PartitionError<'a>> {
+    first_error(specs, map, memory, sharing, |_, _| {})
+}
+
+/// Runs every check of [`validate_with`] and hands each failure to
+/// `report` with the index of the partition it belongs to (the later one of
+/// a duplicate or an overlapping pair, the first one of a group that shares
+/// colors), instead of stopping at the first. Returns how many there were.
+pub fn check_each<'a>(
+    specs: &[PartitionSpec<'a>],
+    map: &ColorMap,
+    memory: &[MemRegion],
+    sharing: Sharing,
+    mut report: impl FnMut(usize, PartitionError<'a>),
+) -> usize {
+    let mut n = 0;
+    walk(
+        specs,
+        map,
+        memory,
+        sharing,
+        |_, _| {},
+        |i, e| {
+            report(i, e);
+            n += 1;
+            ControlFlow::Continue(())
+        },
+    );
+    n
+}
+
+fn first_error<'a>(
+    specs: &[PartitionSpec<'a>],
+    map: &ColorMap,
+    memory: &[MemRegion],
+    sharing: Sharing,
+    ok: impl FnMut(usize, Partition<'a>),
+) -> Result<(), PartitionError<'a>> {
+    let mut first = None;
+    walk(specs, map, memory, sharing, ok, |_, e| {
+        first = Some(e);
+        ControlFlow::Break(())
+    });
+    first.map_or(Ok(()), Err)
+}
+
+/// The checks, in order; `ok` gets each partition that passed its own
+/// checks, `bad` each failure and says whether to go on.
+fn walk<'a>(
+    specs: &[PartitionSpec<'a>],
+    map: &ColorMap,
+    memory: &[MemRegion],
+    sharing: Sharing,
+    mut ok: impl FnMut(usize, Partition<'a>),
+    mut bad: impl FnMut(usize, PartitionError<'a>) -> ControlFlow<()>,
+) {
+    let colors_of = |s: &PartitionSpec<'a>| parse_colors(s.colors, map.colors()).ok();
     let mut used = ColorSet::EMPTY;
     for (i, s) in specs.iter().enumerate() {
-        if s.name.trim().is_empty() {
-            return Err(PartitionError::EmptyName { index: i });
+        let mut fine = true;
+        let mut fail = |e| {
+            fine = false;
+            bad(i, e)
+        };
+        if s.name.trim().is_empty() && fail(PartitionError::EmptyName { index: i }).is_break() {
+            return;
         }
-        if specs[..i].iter().any(|e| e.name == s.name) {
-            return Err(PartitionError::DuplicateName { name: s.name });
+        if specs[..i].iter().any(|e| e.name == s.name)
+            && fail(PartitionError::DuplicateName { name: s.name }).is_break()
+        {
+            return;
         }
-        let colors = parse_colors(s.colors, map.colors()).map_err(|error| PartitionError::Spec {
-            partition: s.name,
-            spec: s.colors,
-            error,
-        })?;
-        if let Some(color) = colors.first_common(&used) {
-            // Find the earlier owner; its spec parsed fine before.
-            let first = specs[..i]
-                .iter()
-                .find(|e| parse_colors(e.colors, map.colors()).is_ok_and(|c| c.contains(color)))
-                .map_or("", |e| e.name);
-            return Err(PartitionError::Overlap { first, second: s.name, color });
+        let colors = match parse_colors(s.colors, map.colors()) {
+            Ok(c) => c,
+            Err(error) => {
+                if fail(PartitionError::Spec { partition: s.name, spec: s.colors, error }).is_break() {
+                    return;
+                }
+                continue;
+            }
+        };
+        if sharing == Sharing::Disjoint {
+            if let Some(color) = colors.first_common(&used) {
+                // The earlier owner's spec parsed fine before.
+                let first =
+                    specs[..i].iter().find(|e| colors_of(e).is_some_and(|c| c.contains(color))).map_or("", |e| e.name);
+                if fail(PartitionError::Overlap { first, second: s.name, color }).is_break() {
+                    return;
+                }
+            }
+        } else if i >= MAX_SHARED {
+            if fail(PartitionError::TooManyPartitions { max: MAX_SHARED }).is_break() {
+                return;
+            }
+            continue;
         }
         used |= colors;
         if s.memory > 0 {
             let cap = capacity(map, &colors, memory);
-            if cap < s.memory {
-                return Err(PartitionError::InsufficientMemory {
+            if cap < s.memory
+                && fail(PartitionError::InsufficientMemory {
                     partition: s.name,
                     spec: s.colors,
                     needed: s.memory,
                     capacity: cap,
-                });
+                })
+                .is_break()
+            {
+                return;
             }
         }
-        sink(i, Partition { name: s.name, colors, memory: s.memory });
+        if fine {
+            ok(i, Partition { name: s.name, colors, memory: s.memory });
+        }
     }
-    Ok(())
+    if sharing == Sharing::Disjoint {
+        return;
+    }
+    // Groups of partitions that share colors: grow each from its first
+    // member by every partition meeting the group's union.
+    let specs = &specs[..specs.len().min(MAX_SHARED)];
+    let mut grouped = 0u64;
+    for (i, s) in specs.iter().enumerate() {
+        let Some(mut union) = colors_of(s).filter(|_| grouped & (1 << i) == 0) else { continue };
+        let mut group = 1u64 << i;
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for (j, t) in specs.iter().enumerate() {
+                if group & (1 << j) != 0 {
+                    continue;
+                }
+                if let Some(c) = colors_of(t).filter(|c| !c.is_disjoint(&union)) {
+                    union |= c;
+                    group |= 1 << j;
+                    grew = true;
+                }
+            }
+        }
+        grouped |= group;
+        let members = || specs.iter().enumerate().filter(move |&(j, _)| group & (1 << j) != 0).map(|(_, t)| t);
+        let needed = members().map(|t| t.memory).sum::<u64>();
+        let cap = capacity(map, &union, memory);
+        if group.count_ones() > 1
+            && needed > cap
+            && bad(
+                i,
+                PartitionError::SharedInsufficientMemory {
+                    first: s.name,
+                    partitions: group.count_ones() as usize,
+                    needed,
+                    capacity: cap,
+                },
+            )
+            .is_break()
+        {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

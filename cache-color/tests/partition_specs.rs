@@ -2,8 +2,8 @@
 //! whole configurations are validated against a geometry.
 
 use cache_color::{
-    parse_colors, validate, validate_into, ColorMap, ColorSet, MemRegion, Partition, PartitionError, PartitionSpec,
-    SpecError, EMBEDDED_1M_16W, MAX_COLORS, ZEN4,
+    check_each, parse_colors, validate, validate_into, validate_into_with, validate_with, ColorMap, ColorSet,
+    MemRegion, Partition, PartitionError, PartitionSpec, Sharing, SpecError, EMBEDDED_1M_16W, MAX_COLORS, ZEN4,
 };
 
 /// 16 colors.
@@ -153,4 +153,75 @@ fn messages_name_the_offending_text() {
     );
     assert_eq!(msg(""), "partition \"rt\": colors \"\": empty color set");
     assert_eq!(msg("1,,2"), "partition \"rt\": colors \"1,,2\": empty item at position 1 (stray comma)");
+}
+
+#[test]
+fn sharing_allows_overlap_but_a_group_must_fit_together() {
+    let memory = [MemRegion::new(0, 32 * MIB)];
+    // Each of 16 colors holds 2 MiB of 32 MiB.
+    let specs =
+        [PartitionSpec::new("rt", "0-15").with_memory(4 * MIB), PartitionSpec::new("ts", "0-15").with_memory(16 * MIB)];
+    assert_eq!(
+        validate_with(&specs, &embedded(), &memory, Sharing::Disjoint),
+        Err(PartitionError::Overlap { first: "rt", second: "ts", color: 0 })
+    );
+    let mut out = [Partition::EMPTY; 2];
+    let parts = validate_into_with(&specs, &embedded(), &memory, Sharing::Allowed, &mut out).unwrap();
+    assert_eq!(parts[0].colors, parts[1].colors);
+    // Each fits alone (32 MiB), not together in a 16 MiB machine.
+    let small = [MemRegion::new(0, 16 * MIB)];
+    let specs =
+        [PartitionSpec::new("rt", "0-15").with_memory(4 * MIB), PartitionSpec::new("ts", "0-15").with_memory(14 * MIB)];
+    let err = validate_with(&specs, &embedded(), &small, Sharing::Allowed).unwrap_err();
+    assert_eq!(
+        err,
+        PartitionError::SharedInsufficientMemory { first: "rt", partitions: 2, needed: 18 * MIB, capacity: 16 * MIB }
+    );
+    assert!(err.to_string().contains("1 other(s) sharing its colors need 18874368 bytes"), "{err}");
+}
+
+#[test]
+fn a_sharing_group_is_transitive_and_disjoint_partitions_stay_apart() {
+    let memory = [MemRegion::new(0, 16 * MIB)];
+    // 1 MiB per color. a meets b, b meets c, a and c do not meet: one group
+    // of colors 0-7 (8 MiB) needing 9 MiB; d on its own colors is fine.
+    let specs = [
+        PartitionSpec::new("a", "0-3").with_memory(3 * MIB),
+        PartitionSpec::new("b", "3-5").with_memory(3 * MIB),
+        PartitionSpec::new("c", "5-7").with_memory(3 * MIB),
+        PartitionSpec::new("d", "8-15").with_memory(8 * MIB),
+    ];
+    assert_eq!(
+        validate_with(&specs, &embedded(), &memory, Sharing::Allowed),
+        Err(PartitionError::SharedInsufficientMemory { first: "a", partitions: 3, needed: 9 * MIB, capacity: 8 * MIB })
+    );
+    let fits = [specs[0], specs[1], specs[2].with_memory(2 * MIB), specs[3]];
+    validate_with(&fits, &embedded(), &memory, Sharing::Allowed).unwrap();
+}
+
+#[test]
+fn check_each_reports_every_failure_with_its_partition() {
+    let memory = [MemRegion::new(0, 16 * MIB)];
+    let specs = [
+        PartitionSpec::new("rt", "0-7"),
+        PartitionSpec::new("", "8"),
+        PartitionSpec::new("rt", "9,x"),
+        PartitionSpec::new("io", "7-9"),
+        PartitionSpec::new("big", "10").with_memory(2 * MIB),
+    ];
+    let mut seen = Vec::new();
+    let n = check_each(&specs, &embedded(), &memory, Sharing::Disjoint, |i, e| seen.push((i, e)));
+    assert_eq!(n, 5);
+    assert_eq!(
+        seen,
+        [
+            (1, PartitionError::EmptyName { index: 1 }),
+            (2, PartitionError::DuplicateName { name: "rt" }),
+            (2, PartitionError::Spec { partition: "rt", spec: "9,x", error: SpecError::Syntax { token: "x" } }),
+            (3, PartitionError::Overlap { first: "rt", second: "io", color: 7 }),
+            (4, PartitionError::InsufficientMemory { partition: "big", spec: "10", needed: 2 * MIB, capacity: MIB }),
+        ]
+    );
+    // The first of them is what validate reports.
+    assert_eq!(validate(&specs, &embedded(), &memory), Err(seen[0].1));
 }

@@ -5,7 +5,7 @@
 //! justfile calls.
 
 pub mod bench;
-pub mod config;
+pub mod description;
 pub mod guest;
 pub mod image;
 pub mod qemu;

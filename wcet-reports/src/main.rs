@@ -1,11 +1,12 @@
 //! `prism`: run, test and debug the kernel under QEMU.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
-use wcet_reports::guest;
+use sysdesc::Scenario;
 use wcet_reports::qemu::{self, Accel, Boot};
+use wcet_reports::{description, guest};
 
 #[derive(Parser)]
 #[command(version, about = "Run, test and debug the Prism microkernel under QEMU")]
@@ -69,16 +70,28 @@ enum Cmd {
         #[arg(long)]
         also_qemu: Vec<PathBuf>,
     },
-    /// Check a workload config and write its compact form (the `config` boot module).
-    Config {
-        /// The TOML config.
-        file: PathBuf,
+    /// Check a system description: every error at once, each with file, line, column, key and problem.
+    Validate {
+        /// The TOML description (e.g. workloads/configs/default.toml).
+        description: PathBuf,
+        /// Check only this scenario (default: the description as written and every scenario it declares).
+        #[arg(long, value_parser = scenario_name)]
+        scenario: Option<Scenario>,
+        #[command(flatten)]
+        checks: Checks,
+    },
+    /// Check one scenario of a system description and write its compact form (the `system` boot module).
+    System {
+        /// The TOML description.
+        description: PathBuf,
+        /// The scenario to write (`base`: the description as written).
+        #[arg(long, value_parser = scenario_name, default_value = "base")]
+        scenario: Scenario,
         /// Where to write the compact form.
         #[arg(short, long)]
         out: PathBuf,
-        /// Guest RAM the partitions are checked against (MiB).
-        #[arg(long, default_value_t = 128)]
-        ram_mib: u64,
+        #[command(flatten)]
+        checks: Checks,
     },
     /// Decode the kernel's defmt log (COM2) of the last `run`.
     Defmt {
@@ -97,6 +110,37 @@ const DEFAULT_SYSTEM: &str = "kernel/tests/images/image/system";
 fn image(build: &std::path::Path, system: &std::path::Path) -> Result<(Vec<String>, String)> {
     let img = wcet_reports::image::of(build, system)?;
     Ok((img.module_args(), img.cmdline))
+}
+
+/// What `validate` and `system` check beyond the file.
+#[derive(clap::Args)]
+struct Checks {
+    /// Directory the binaries must be in (e.g. build/modules); without it they are not checked.
+    #[arg(long)]
+    modules: Option<PathBuf>,
+    /// Report a binary missing from --modules as a warning instead of an error.
+    #[arg(long)]
+    allow_missing_binaries: bool,
+    /// Guest RAM the partitions' memory is checked against (MiB).
+    #[arg(long, default_value_t = 128)]
+    ram_mib: u64,
+}
+
+impl Checks {
+    fn options(self) -> description::Options {
+        description::Options {
+            modules: self.modules,
+            allow_missing_binaries: self.allow_missing_binaries,
+            ram: self.ram_mib << 20,
+        }
+    }
+}
+
+fn scenario_name(s: &str) -> Result<Scenario, String> {
+    Scenario::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.as_str()).collect();
+        format!("`{s}` is not a scenario ({})", names.join(", "))
+    })
 }
 
 /// The machine the figures came from, for every printed table.
@@ -255,15 +299,15 @@ fn main() -> Result<()> {
             );
             b.command().status()?;
         }
-        Cmd::Config { file, out, ram_mib } => {
-            let c = wcet_reports::config::compact(&file, ram_mib << 20)?;
-            std::fs::write(&out, &c).with_context(|| format!("writing {}", out.display()))?;
-            eprintln!(
-                "config: {} -> {} ({} partition(s))",
-                file.display(),
-                out.display(),
-                c.matches("partition ").count()
-            );
+        Cmd::Validate { description, scenario, checks } => {
+            if !description::validate_command(&description, scenario, &checks.options())? {
+                std::process::exit(1);
+            }
+        }
+        Cmd::System { description, scenario, out, checks } => {
+            if !description::system_command(&description, scenario, &out, &checks.options())? {
+                std::process::exit(1);
+            }
         }
         Cmd::Defmt { file } => {
             for l in qemu::decode_defmt(&kernel, &file)? {

@@ -7,8 +7,8 @@
 //! last cache level the kernel published in the KIP. Without either (or
 //! without a description) there are no partitions and no pager can be
 //! bound. Partitions must not share colours unless the description's
-//! scenario shares them on purpose (`shared_colors`); then each is checked
-//! on its own.
+//! scenario shares them on purpose (`shared_colors`); then partitions that
+//! share colours must fit into their colours together.
 
 use abi::kip::{Kip, MemKind};
 use abi::ThreadId;
@@ -83,14 +83,7 @@ pub fn init(kip: &'static Kip) -> Option<Partitions> {
     let specs: &[PartitionSpec<'static>] = sys.partitions();
     let empty = Partition { name: "", colors: cache_color::ColorSet::EMPTY, memory: 0 };
     let mut out = [empty; MAX];
-    let checked = if sys.shared_colors() {
-        specs.iter().enumerate().try_for_each(|(i, s)| {
-            partition::validate_into(core::slice::from_ref(s), &map, &mem[..n], &mut out[i..]).map(|_| ())
-        })
-    } else {
-        partition::validate_into(specs, &map, &mem[..n], &mut out).map(|_| ())
-    };
-    if let Err(e) = checked {
+    if let Err(e) = partition::validate_into_with(specs, &map, &mem[..n], sys.sharing(), &mut out) {
         println!("sigma0: system description: {e}; no cache partitions");
         return None;
     }

@@ -48,7 +48,8 @@
 //!   ports aligned to it, like `0x3f8:8,0x40:4`).
 //!   Everything after a ` -- ` word is the task's argument string.
 //!
-//! [`parse`] checks the syntax, the capacities, that names are unique and
+//! [`parse`] checks the syntax, the capacities (at most [`MAX_BINARIES`]
+//! distinct binaries among them), that names are unique and
 //! that every reference (pager, handler, partition, allow entry) resolves;
 //! references are stored resolved, as indices ([`Ref`], [`Peer`]). It does
 //! not check colours against the machine's memory or the priority rules: the
@@ -82,7 +83,7 @@ mod tests;
 mod write;
 
 use cache_color::geometry::CacheLevel;
-use cache_color::partition::PartitionSpec;
+use cache_color::partition::{PartitionSpec, Sharing};
 use core::fmt;
 
 pub use parse::{check_name, check_task_name, parse, Error, ErrorKind, NameProblem};
@@ -94,6 +95,12 @@ pub const HEADER: &str = "prism-system 1";
 pub const MAX_PARTITIONS: usize = 8;
 /// Most tasks (pagers included) one description declares.
 pub const MAX_TASKS: usize = 24;
+/// Boot modules before the tasks' binaries: sigma0, the root task and
+/// `system` (this description).
+pub const BOOT_MODULES: usize = 3;
+/// Most distinct binaries the tasks may name: what the KIP's module table
+/// (`abi::kip::MAX_MODULES`) holds beside the [`BOOT_MODULES`].
+pub const MAX_BINARIES: usize = abi::kip::MAX_MODULES - BOOT_MODULES;
 /// Longest name (of the system, a partition, a task or a binary), in bytes.
 pub const MAX_NAME: usize = 32;
 /// Longest argument string of a task, in bytes.
@@ -508,6 +515,17 @@ impl<'a> System<'a> {
         self.shared_colors
     }
 
+    /// How sigma0 validates the partitions
+    /// (`cache_color::partition::validate_into_with`): allowing shared
+    /// colours exactly when the scenario shares them on purpose.
+    pub fn sharing(&self) -> Sharing {
+        if self.shared_colors {
+            Sharing::Allowed
+        } else {
+            Sharing::Disjoint
+        }
+    }
+
     /// Kernel settings.
     pub fn kernel(&self) -> Kernel {
         self.kernel
@@ -522,6 +540,12 @@ impl<'a> System<'a> {
     /// `cache_color::partition::validate_into`.
     pub fn partitions(&self) -> &[PartitionSpec<'a>] {
         &self.partitions[..self.partition_count]
+    }
+
+    /// The distinct binaries the tasks name, in order of first use.
+    pub fn binaries(&self) -> impl Iterator<Item = &'a str> + '_ {
+        let tasks = self.tasks();
+        tasks.iter().enumerate().filter(|(i, t)| tasks[..*i].iter().all(|u| u.bin != t.bin)).map(|(_, t)| t.bin)
     }
 
     /// The partition called `name`.

@@ -1,8 +1,8 @@
 //! The reader: allocation-free, borrowing the text, first error wins.
 
 use crate::{
-    Allow, Kernel, Peer, Ports, Ref, Role, Rt, Scenario, System, Task, HEADER, MAX_ARGS, MAX_NAME, MAX_PARTITIONS,
-    MAX_PRIORITY, MAX_TASKS, ROOT, ROOT_MCP, SIGMA0,
+    Allow, Kernel, Peer, Ports, Ref, Role, Rt, Scenario, System, Task, HEADER, MAX_ARGS, MAX_BINARIES, MAX_NAME,
+    MAX_PARTITIONS, MAX_PRIORITY, MAX_TASKS, ROOT, ROOT_MCP, SIGMA0,
 };
 use cache_color::geometry::{CacheKind, CacheLevel, GeometryError};
 use cache_color::partition::{parse_colors, PartitionSpec, SpecError};
@@ -142,9 +142,10 @@ pub enum ErrorKind<'a> {
         /// The item.
         item: &'static str,
     },
-    /// More than [`MAX_PARTITIONS`] partitions or [`MAX_TASKS`] tasks.
+    /// More than [`MAX_PARTITIONS`] partitions, [`MAX_TASKS`] tasks or
+    /// [`crate::MAX_BINARIES`] distinct binaries.
     TooMany {
-        /// `partitions` or `tasks`.
+        /// `partitions`, `tasks` or `binaries`.
         item: &'static str,
         /// The capacity.
         max: usize,
@@ -474,6 +475,9 @@ pub fn parse(text: &str) -> Result<System<'_>, Error<'_>> {
                 }
                 let i = sys.add_task(task).map_err(|_| err(ErrorKind::TooMany { item: "tasks", max: MAX_TASKS }))?;
                 refs[i] = r;
+                if sys.binaries().count() > MAX_BINARIES {
+                    return Err(err(ErrorKind::TooMany { item: "binaries", max: MAX_BINARIES }));
+                }
             }
         }
     }

@@ -19,6 +19,7 @@ fn parses_every_field() {
     let text = good();
     let s = parse(&text).unwrap();
     assert_eq!((s.name(), s.scenario(), s.shared_colors()), ("t", Scenario::Shared, true));
+    assert_eq!(s.sharing(), cache_color::Sharing::Allowed);
     assert_eq!(s.kernel(), Kernel { kmem: 16 << 20, timeslice: 10_000_000 });
     let llc = s.llc().unwrap();
     assert_eq!((llc.level, llc.size, llc.ways, llc.line_size, llc.colors()), (2, 1 << 20, 16, 64, 16));
@@ -206,6 +207,19 @@ fn capacities_are_enforced_on_the_line_that_exceeds_them() {
         .collect();
     let e = err(Box::leak(format!("{HEAD}{tasks}").into_boxed_str()));
     assert_eq!(e, Error { line: 4 + MAX_TASKS, kind: ErrorKind::TooMany { item: "tasks", max: MAX_TASKS } });
+    let bins: String = (0..=MAX_BINARIES)
+        .map(|i| {
+            PAGER
+                .replace("name=pg", &format!("name=t{i}"))
+                .replace("bin=rt-pager", &format!("bin=b{i}"))
+                .replace(" partition=rt", "")
+                + "\n"
+        })
+        .collect();
+    let e = err(Box::leak(format!("{HEAD}{bins}").into_boxed_str()));
+    assert_eq!(e, Error { line: 4 + MAX_BINARIES, kind: ErrorKind::TooMany { item: "binaries", max: MAX_BINARIES } });
+    let s = parse(Box::leak(format!("{HEAD}{}", &bins[..bins.rfind("task ").unwrap()]).into_boxed_str())).unwrap();
+    assert_eq!(s.binaries().count(), MAX_BINARIES);
     let long = "n".repeat(MAX_NAME + 1);
     let t = format!("{HEAD}{}\n", PAGER.replace("bin=rt-pager", &format!("bin={long}")).replace(" partition=rt", ""));
     assert!(matches!(err(&t).kind, ErrorKind::BadName { key: "bin", problem: NameProblem::TooLong, .. }));
@@ -357,7 +371,11 @@ fn owned() -> impl Strategy<Value = Owned> {
         Just(Some(CacheLevel::new(3, cache_color::CacheKind::Unified, 32 << 20, 16, 64))),
     ];
     let task = (
-        (word(), word(), prop::sample::select(Role::ALL.to_vec())),
+        (
+            word(),
+            prop::sample::select(vec!["rt-pager", "ts-pager", "matmul", "bandwidth", "sha", "fft"]),
+            prop::sample::select(Role::ALL.to_vec()),
+        ),
         (any::<Option<usize>>(), any::<Option<usize>>(), any::<Option<usize>>()),
         (prop::array::uniform5(any::<u64>()), 0..=MAX_PRIORITY, 0..=ROOT_MCP, any::<bool>()),
         (any::<u64>(), any::<u64>(), any::<u32>()),
@@ -368,7 +386,7 @@ fn owned() -> impl Strategy<Value = Owned> {
             |((name, bin, role), (partition, pager, handler), (numbers, prio, mcp, control), rt, allow, args)| {
                 OwnedTask {
                     name,
-                    bin,
+                    bin: bin.to_string(),
                     role,
                     partition,
                     pager,
