@@ -165,3 +165,11 @@ pub fn unmap(fpage: crate::Fpage, include_self: bool) -> Result<u64, Error> {
 pub fn irq_attach(line: u64, handler: ThreadId) -> Result<(), Error> {
     Error::decode(syscall2(sys::IRQ_ATTACH, line, handler.0)).map(|_| ())
 }
+
+/// The physical address behind `vaddr` in `t`'s space and whether it is
+/// writable and executable ([`sys::DEBUG_TRANSLATE`]: the test kernel
+/// only; elsewhere `NoSuchCall`).
+pub fn debug_translate(t: ThreadId, vaddr: u64) -> Result<(u64, bool, bool), Error> {
+    let (r, _, flags) = syscall4(sys::DEBUG_TRANSLATE, t.0, vaddr, 0, 0);
+    Error::decode(r).map(|p| (p, flags & 1 != 0, flags & 2 != 0))
+}
