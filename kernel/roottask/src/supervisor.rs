@@ -15,7 +15,14 @@ use abi::ipc::{label, map_item, pager, Fpage, Tag};
 use abi::layout;
 use abi::syscall::{self, reply_wait, utcb, Msg};
 use abi::ThreadId;
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use user_rt::println;
+
+/// Boot modules no task of the description names that the root task
+/// mapped for a pager's `GET_MODULE` (bit = KIP module index; the named
+/// ones it mapped at load time).
+static MODULES_MAPPED: AtomicU32 = AtomicU32::new(0);
+const _: () = assert!(abi::kip::MAX_MODULES <= 32);
 
 pub struct Supervisor<'s> {
     pub loader: Loader<'s>,
@@ -155,8 +162,19 @@ impl Supervisor<'_> {
             return Some(Msg::new(Tag::new(pager::NO_MORE, 0, 0), &[]));
         };
         let l = self.loader.tasks[i];
-        let words =
-            [l.thread.0, l.module.phys_base, l.module.size, l.info.heap_size, l.info.stack_size, l.info.role as u64];
+        let n = proto::name_words(self.name(i));
+        let words = [
+            l.thread.0,
+            l.module.phys_base,
+            l.module.size,
+            l.info.heap_size,
+            l.info.stack_size,
+            l.info.role as u64,
+            n[0],
+            n[1],
+            n[2],
+            n[3],
+        ];
         let reply = Self::with_module(&words, &l.module)?;
         self.loader.tasks[i].handed = true;
         Some(reply)
@@ -171,9 +189,15 @@ impl Supervisor<'_> {
         let b = proto::words_name(words);
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
         let name = core::str::from_utf8(&b[..end]).ok()?;
-        let (_, m) = user_rt::kip().module(name)?;
-        // The root task maps its own view of the module onwards.
-        crate::sigma0::module_bytes(m).ok()?;
+        let (idx, m) = user_rt::kip().module(name)?;
+        // The root task maps its own view of the module onwards. It maps it
+        // once: mapping it again would flush every view derived from the
+        // first (a pager's, while it loads from it).
+        let named = self.loader.tasks.iter().any(|l| l.module.phys_base == m.phys_base);
+        if !named && MODULES_MAPPED.load(Relaxed) & (1 << idx) == 0 {
+            crate::sigma0::module_bytes(m).ok()?;
+            MODULES_MAPPED.fetch_or(1 << idx, Relaxed);
+        }
         Self::with_module(&[m.phys_base, m.size], m)
     }
 
