@@ -68,9 +68,10 @@ pub const MAP: u64 = 0x5401;
 pub const UNMAP: u64 = 0x5402;
 /// Start a task from the boot module named by MR1..MR4 (`root::name_words`)
 /// as a child of the caller: MR5 = fd mask (bit `i`: the child gets the
-/// caller's descriptor `i` as its own `i`), MR6..MR37 = its argument
-/// string ([`args_words`]). It runs at the caller's priority with the
-/// caller's heap and stack sizes. Reply MR1 = the child's thread id.
+/// caller's descriptor `i` as its own `i`), MR6 = its priority (at most
+/// the pager's MCP; the user-side wrapper passes the caller's own),
+/// MR7..MR38 = its argument string ([`args_words`]). It gets the caller's
+/// heap and stack sizes. Reply MR1 = the child's thread id.
 pub const SPAWN: u64 = 0x5403;
 /// Wait for the end of child MR1 (0: any child); MR2 = flags
 /// ([`NOHANG`]). Reply MR1 = the child (0: none ended yet, with
@@ -106,7 +107,7 @@ pub const HEAP_MAX: u64 = 1 << 36;
 pub const MAP_BASE: u64 = 0x0000_4000_0000_0000;
 pub const MAP_END: u64 = 0x0000_7000_0000_0000;
 
-const _: () = assert!(3 + IO_WORDS < super::MAX_MRS && 6 + ARGS_WORDS < super::MAX_MRS);
+const _: () = assert!(3 + IO_WORDS < super::MAX_MRS && 7 + ARGS_WORDS < super::MAX_MRS);
 const _: () = assert!(crate::layout::HEAP_BASE + HEAP_MAX <= crate::layout::PHYS_WINDOW);
 const _: () = assert!(crate::layout::PHYS_WINDOW + (1 << crate::layout::PHYS_WINDOW_LOG2) <= MAP_BASE);
 const _: () = assert!(MAP_END <= crate::layout::STACK_TOP - (1 << 32));
