@@ -11,6 +11,9 @@
 pub use abi;
 use core::fmt::{self, Write};
 
+#[cfg(target_os = "none")]
+pub mod ts;
+
 /// Declares the module's main function.
 #[macro_export]
 macro_rules! entry {
@@ -179,6 +182,35 @@ pub fn lookup(name: &str) -> Option<abi::ThreadId> {
     use abi::syscall::{call, Msg};
     let m = call(root_task(), &Msg::new(Tag::new(root::LOOKUP, 4, 0), &root::name_words(name))).ok()?;
     (m.tag().label() == 0).then_some(abi::ThreadId(m.mr[0]))
+}
+
+/// Tells this task's pager that its run starts: from now on every page
+/// fault of the task is an error (an RT pager reports and refuses it).
+/// Returns the faults the pager resolved for the task before (the
+/// prefault of its memory).
+#[cfg(target_os = "none")]
+pub fn run_start() -> Result<u64, abi::Error> {
+    use abi::ipc::{pager, Tag};
+    use abi::syscall::{call, Msg};
+    let to = info().map_or(abi::ThreadId::NIL, |i| i.pager);
+    let m = call(to, &Msg::new(Tag::new(pager::RUN_START, 0, 0), &[]))?;
+    match m.tag().label() {
+        0 => Ok(m.mr[0]),
+        _ => Err(abi::Error::NoPermission),
+    }
+}
+
+/// The counters (`abi::ipc::pager::STATS`) of user-level pager `pager`
+/// for its client `of` (`NIL`: all its clients).
+#[cfg(target_os = "none")]
+pub fn pager_stats(pager: abi::ThreadId, of: abi::ThreadId) -> Result<abi::ipc::pager::Stats, abi::Error> {
+    use abi::ipc::{pager as proto, Tag};
+    use abi::syscall::{call, Msg};
+    let m = call(pager, &Msg::new(Tag::new(proto::STATS, 1, 0), &[of.0]))?;
+    match m.tag().label() {
+        0 => Ok(proto::Stats::from_words(&m.mr)),
+        _ => Err(abi::Error::NoPermission),
+    }
 }
 
 /// Buffers formatted text and hands it to the kernel in whole chunks.
