@@ -2,7 +2,7 @@
 //! replies, and the receive loop every pager runs.
 
 use crate::table::{fpage_rights, Rights};
-use abi::ipc::{label, map_item, Fpage, Tag, MAX_MRS, REG_MRS};
+use abi::ipc::{label, map_item, Fpage, Tag, MAX_MRS};
 use abi::layout;
 use abi::syscall::{reply_wait, send, utcb, Msg};
 use abi::{Error, ThreadId, Timeout};
@@ -57,11 +57,7 @@ impl Words {
 
     /// As a message to send now (words past MR6 copied into the UTCB).
     pub fn msg(&self) -> Msg {
-        let n = self.untyped + self.typed;
-        if n > REG_MRS {
-            utcb().mr[REG_MRS + 1..=n].copy_from_slice(&self.w[REG_MRS..n]);
-        }
-        Msg::new(Tag::new(self.label, self.untyped, self.typed), &self.w[..n.min(REG_MRS)])
+        Msg::long(Tag::new(self.label, self.untyped, self.typed), &self.w[..self.untyped + self.typed])
     }
 
     /// Sends it to `to`, who waits for it (a reply held back until it could
@@ -69,17 +65,6 @@ impl Words {
     pub fn send_now(&self, to: ThreadId) -> Result<(), Error> {
         send(to, &self.msg(), Timeout::ZERO)
     }
-}
-
-/// All untyped words of the message just received (MR1..MR6 from `m`, the
-/// rest from the UTCB). Read them before the next IPC overwrites the UTCB.
-pub fn received(m: &Msg, out: &mut [u64; MAX_MRS - 1]) -> usize {
-    let n = m.tag().untyped().min(MAX_MRS - 1);
-    out[..n.min(REG_MRS)].copy_from_slice(&m.mr[..n.min(REG_MRS)]);
-    if n > REG_MRS {
-        out[REG_MRS..n].copy_from_slice(&utcb().mr[REG_MRS + 1..=n]);
-    }
-    n
 }
 
 /// A page fault the kernel reported for a client.
