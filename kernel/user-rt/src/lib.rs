@@ -61,17 +61,22 @@ extern "C" fn start() -> ! {
 /// RT task's jobs never fault). Time-sharing tasks are demand paged.
 #[cfg(target_os = "none")]
 pub fn prefault() {
-    let Some(i) = info() else { return };
-    let touch = |r: core::ops::Range<u64>| {
+    for r in memory() {
         for p in ((r.start & !0xfff)..r.end).step_by(4096) {
             // SAFETY: a read of a page of the task's own memory (a loaded
             // segment of its image, or the stack and heap its description
             // declares); the pager maps it with the rights it backs it with.
             unsafe { core::ptr::read_volatile(p as *const u8) };
         }
-    };
-    // The image's segments, from its own program headers (the first
-    // loadable segment holds the ELF header, as the linker lays it out).
+    }
+}
+
+/// The task's memory as its description and image lay it out: each
+/// loadable segment of its image (from its own program headers; the
+/// first loadable segment holds the ELF header, as the linker lays it
+/// out), then its stack and its heap (empty without a description).
+#[cfg(target_os = "none")]
+pub fn memory() -> impl Iterator<Item = core::ops::Range<u64>> {
     let ehdr = (&raw const __ehdr_start) as u64;
     // SAFETY: reads of the ELF header and program headers, which the
     // linker placed in the first loaded segment (`__ehdr_start`).
@@ -82,7 +87,7 @@ pub fn prefault() {
             core::ptr::read_volatile((ehdr + 56) as *const u16) as u64,
         )
     };
-    for n in 0..phnum {
+    let segments = (0..phnum).filter_map(move |n| {
         let ph = ehdr + phoff + n * phentsize;
         // SAFETY: as above, inside the program header table.
         let (ty, vaddr, memsz) = unsafe {
@@ -92,12 +97,11 @@ pub fn prefault() {
                 core::ptr::read_volatile((ph + 40) as *const u64),
             )
         };
-        if ty == 1 {
-            touch(vaddr..vaddr + memsz);
-        }
-    }
-    touch(i.stack_top - i.stack_size..i.stack_top);
-    touch(i.heap_base..i.heap_base + i.heap_size);
+        (ty == 1).then_some(vaddr..vaddr + memsz)
+    });
+    let declared = info()
+        .map_or([0..0, 0..0], |i| [i.stack_top - i.stack_size..i.stack_top, i.heap_base..i.heap_base + i.heap_size]);
+    segments.chain(declared)
 }
 
 /// Ends the task: tells the root task (when it started this one) and ends
