@@ -150,7 +150,9 @@ impl Supervisor<'_> {
             a += 1 << log2;
         }
         u.mr[1..=words.len()].copy_from_slice(words);
-        Some(Msg::new(Tag::new(0, words.len(), n - words.len()), words))
+        // MR1..MR6 travel in registers: items that start there (after
+        // fewer than six words) must go there too.
+        Some(Msg::new(Tag::new(0, words.len(), n - words.len()), &u.mr[1..=abi::ipc::REG_MRS]))
     }
 
     /// The next client of pager `from`, with its module's pages.
