@@ -44,6 +44,9 @@ build:
     cargo build --release --target {{target}} -p kernel -p sigma0
     cp $out/kernel {{build_dir}}/kernel.elf
     cp $out/sigma0 {{build_dir}}/modules/sigma0
+    # The root task, the two user-level pagers and their test and load tasks.
+    cargo build --release --target {{target}} -p roottask -p rt-pager -p ts-pager -p ts-load -p pager-test
+    for m in roottask rt-pager ts-pager ts-load pager-test; do cp $out/$m {{build_dir}}/modules/$m; done
     cargo build --release -p cache-model
     cp target/release/libcache_model.so {{build_dir}}/libcache_model.so
     {{prism}} config {{config}} -o {{build_dir}}/modules/config
@@ -58,11 +61,16 @@ test: setup build _iso-image
     cargo test --workspace --quiet
     {{prism}} test --iso {{build_dir}}/prism.iso
 
+# The pagers' in-guest test image: both pagers at once under the test kernel (see pager-tests/run.sh).
+test-pagers: setup build
+    pager-tests/run.sh
+
 # fmt and clippy on every crate, host and bare-metal.
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     cargo clippy --target {{target}} -p kernel -p sigma0 -p abi -p user-rt -p cache-color -p sysdesc --quiet -- -D warnings
+    cargo clippy --target {{target}} -p pager -p rt-pager -p ts-pager -p ts-load -p pager-test --quiet -- -D warnings
     cargo clippy --target {{target}} -p kernel --features ktest --quiet -- -D warnings
 
 # A bootable GRUB ISO (BIOS, and UEFI where grub-efi-amd64-bin is present), checked by booting it.
