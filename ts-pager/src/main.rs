@@ -51,10 +51,10 @@ mod run {
     fn main() {
         let me = abi::syscall::myself().0;
         let (mcp, timeslice) = user_rt::info().map_or((0, 0), |i| (i.mcp, i.timeslice));
+        let (pages, free, tasks, pipes) = (&raw mut PAGES, &raw mut FREE, &raw mut TASKS, &raw mut PIPES);
         // SAFETY: the pager has one thread, and these are the only
         // references to its tables ever made.
-        let (pages, free, tasks, pipes) =
-            unsafe { (&mut *&raw mut PAGES, &mut *&raw mut FREE, &mut *&raw mut TASKS, &mut *&raw mut PIPES) };
+        let (pages, free, tasks, pipes) = unsafe { (&mut *pages, &mut *free, &mut *tasks, &mut *pipes) };
         let mut ts = Ts::new(me, mcp, timeslice, tasks, pipes, pages, free);
         loop {
             match pager::root::next_client() {

@@ -103,7 +103,7 @@ impl Space {
     /// that are not mapped are fine, as with `munmap`.
     pub fn unmap(&mut self, addr: u64, len: u64) -> Result<Region, Error> {
         let end = addr.checked_add(len).map(page_up).ok_or(Error::Invalid)?;
-        if addr % 4096 != 0 || len == 0 || addr < MAP_BASE || end > MAP_END {
+        if !addr.is_multiple_of(4096) || len == 0 || addr < MAP_BASE || end > MAP_END {
             return Err(Error::Invalid);
         }
         let cut = Region { start: addr, end };

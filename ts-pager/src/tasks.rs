@@ -23,8 +23,10 @@ pub enum State {
     Ended(Ended, u64),
 }
 
-/// A request answered later.
+/// A request answered later. A write keeps its bytes here (the pager has
+/// no allocator; one waiting request per task).
 #[derive(Clone, Copy, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Pending {
     Read {
         fd: u64,

@@ -91,7 +91,8 @@ mod tests {
         let f = elf(&[0x90; 16]);
         let img = elfload::parse(&f, 0x8000_0000).unwrap();
         let mut asked = 0;
-        let r = eager(&f, &img, &[0x9000_0000..0x9001_0000], |_, _, _| {
+        let heap = 0x9000_0000..0x9001_0000;
+        let r = eager(&f, &img, core::slice::from_ref(&heap), |_, _, _| {
             asked += 1;
             if asked == 3 {
                 Err("no frame")
