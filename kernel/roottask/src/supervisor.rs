@@ -72,10 +72,7 @@ impl Supervisor<'_> {
         }
         let page = addr & !0xfff;
         match self.loader.pages.lookup(i, page) {
-            Some((f, r)) => {
-                let it = map_item(page, Fpage::new(layout::phys(f), 12, r.fpage()), false);
-                Some(Msg::new(Tag::new(0, 0, 2), &it))
-            }
+            Some((f, r)) => Some(::pager::msg::map_reply(page, f, r).msg()),
             None => {
                 println!("roottask: task {} faulted at {addr:#x} (ip {ip:#x}) outside its memory", self.name(i));
                 // No mapping: the kernel hands it to the exception handler.
@@ -197,7 +194,7 @@ impl Supervisor<'_> {
         // first (a pager's, while it loads from it).
         let named = self.loader.tasks.iter().any(|l| l.module.phys_base == m.phys_base);
         if !named && MODULES_MAPPED.load(Relaxed) & (1 << idx) == 0 {
-            crate::sigma0::module_bytes(m).ok()?;
+            ::pager::sigma0::module_bytes(m).ok()?;
             MODULES_MAPPED.fetch_or(1 << idx, Relaxed);
         }
         Self::with_module(&[m.phys_base, m.size], m)
