@@ -11,6 +11,7 @@
 pub use abi;
 use core::fmt::{self, Write};
 
+pub mod test;
 #[cfg(target_os = "none")]
 pub mod ts;
 
