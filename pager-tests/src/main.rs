@@ -45,33 +45,11 @@ mod tests {
     use abi::{layout, ThreadId, Timeout};
     use cache_color::ColorSet;
     use core::ops::Range;
+    use user_rt::test::{check, report, Check};
     use user_rt::ts::{self, Ended, Fd};
     use user_rt::{info, println};
 
     user_rt::entry!(main);
-
-    type Check = Result<(), &'static str>;
-
-    fn check(ok: bool, why: &'static str) -> Check {
-        if ok {
-            Ok(())
-        } else {
-            Err(why)
-        }
-    }
-
-    fn report(name: &str, r: Check) -> u64 {
-        match r {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                0
-            }
-            Err(why) => {
-                println!("test {name} ... FAILED: {why}");
-                1
-            }
-        }
-    }
 
     /// Messages between the test tasks.
     const RT_STARTED: u64 = 0x7e60;

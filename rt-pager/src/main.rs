@@ -182,21 +182,8 @@ mod server {
         // to the table ever made.
         let pages = unsafe { &mut *pages };
         let mut p = Pager { clients: heapless::Vec::new(), pages };
-        loop {
-            match root::next_client() {
-                Ok(Some(c)) => {
-                    if let Err(e) = p.load(&c) {
-                        println!("rt-pager: cannot load {}: {e}; it does not start", c.name());
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    println!("rt-pager: the root task refused to hand out clients ({e:?})");
-                    break;
-                }
-            }
-        }
-        println!("rt-pager: {} client(s) loaded, {} page(s) backed; serving", p.clients.len(), p.pages.used());
+        let n = root::load_clients("rt-pager", |c| p.load(c));
+        println!("rt-pager: {n} client(s) loaded, {} page(s) backed; serving", p.pages.used());
         msg::serve(|from, m| p.handle(from, m))
     }
 }

@@ -56,21 +56,8 @@ mod run {
         // references to its tables ever made.
         let (pages, free, tasks, pipes) = unsafe { (&mut *pages, &mut *free, &mut *tasks, &mut *pipes) };
         let mut ts = Ts::new(me, mcp, timeslice, tasks, pipes, pages, free);
-        loop {
-            match pager::root::next_client() {
-                Ok(Some(c)) => {
-                    if let Err(e) = ts.add_client(&c) {
-                        println!("ts-pager: cannot load {}: {e}; it does not start", c.name());
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    println!("ts-pager: the root task refused to hand out clients ({e:?})");
-                    break;
-                }
-            }
-        }
-        println!("ts-pager: serving (spawns up to priority {mcp})");
+        let n = pager::root::load_clients("ts-pager", |c| ts.add_client(c));
+        println!("ts-pager: {n} client(s) loaded; serving (spawns up to priority {mcp})");
         pager::msg::serve(|from, m| ts.handle(from, m))
     }
 }

@@ -4,11 +4,13 @@
 //! pages, and the word that a client is loaded.
 
 use crate::sigma0::Refused;
+use abi::ipc::pager as proto;
 use abi::ipc::root::{self, Role, NAME_MAX};
-use abi::ipc::{pager as proto, Tag};
 use abi::layout;
-use abi::syscall::{self, call, utcb, Msg};
+use abi::syscall::{self, utcb, Msg};
 use abi::{Fpage, ThreadId};
+use core::fmt;
+use user_rt::println;
 
 /// A boot module's pages as the pager sees them (read-only, at their
 /// phys-window addresses) until [`Module::release`].
@@ -74,10 +76,27 @@ fn root_task() -> ThreadId {
 
 /// Asks the root task, accepting module pages into the phys window.
 fn ask(label: u64, words: &[u64]) -> Result<Msg, Refused> {
-    utcb().br[0] = layout::phys_window().0;
-    let m = call(root_task(), &Msg::new(Tag::new(label, words.len(), 0), words)).map_err(Refused::Ipc);
-    utcb().br[0] = 0;
-    m
+    crate::sigma0::call_with_window(root_task(), label, words)
+}
+
+/// Asks the root task for every client of the calling pager (`me` names
+/// the pager in reports) and hands each to `load`; a client it cannot
+/// load is reported and never starts. Returns how many it loaded.
+pub fn load_clients<E: fmt::Display>(me: &str, mut load: impl FnMut(&Client) -> Result<(), E>) -> usize {
+    let mut n = 0;
+    loop {
+        match next_client() {
+            Ok(Some(c)) => match load(&c) {
+                Ok(()) => n += 1,
+                Err(e) => println!("{me}: cannot load {}: {e}; it does not start", c.name()),
+            },
+            Ok(None) => return n,
+            Err(e) => {
+                println!("{me}: the root task refused to hand out clients ({e:?})");
+                return n;
+            }
+        }
+    }
 }
 
 /// The next client of the calling pager, or `None` when all are handed out.

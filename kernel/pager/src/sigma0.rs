@@ -24,13 +24,19 @@ fn sigma0() -> ThreadId {
     ThreadId(user_rt::kip().sigma0_id)
 }
 
-fn ask(label: u64, words: &[u64]) -> Result<Msg, Refused> {
-    // Whatever sigma0 maps lands in the phys window.
+/// Calls `to` with `label` and `words`, accepting what its reply maps into
+/// the phys window (and nothing at any other time: the window is closed
+/// again after the reply, so no one else maps there behind the caller's
+/// back).
+pub(crate) fn call_with_window(to: ThreadId, label: u64, words: &[u64]) -> Result<Msg, Refused> {
     utcb().br[0] = layout::phys_window().0;
-    let m = call(sigma0(), &Msg::new(Tag::new(label, words.len(), 0), words)).map_err(Refused::Ipc);
-    // No one else may map into the window behind sigma0's back.
+    let m = call(to, &Msg::new(Tag::new(label, words.len(), 0), words)).map_err(Refused::Ipc);
     utcb().br[0] = 0;
-    let m = m?;
+    m
+}
+
+fn ask(label: u64, words: &[u64]) -> Result<Msg, Refused> {
+    let m = call_with_window(sigma0(), label, words)?;
     match m.tag().label() {
         0 => Ok(m),
         l => Err(Refused::Label(l)),

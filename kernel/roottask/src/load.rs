@@ -15,7 +15,6 @@
 //! before it creates anything.
 
 use crate::Pages;
-use pager::sigma0::{self, Refused};
 use abi::ipc::root::{set_text, Role, TaskInfo};
 use abi::kip::Module;
 use abi::layout;
@@ -23,6 +22,7 @@ use abi::sys::{attr, rights};
 use abi::syscall;
 use abi::{Error, ThreadId};
 use core::fmt;
+use pager::sigma0::{self, Refused};
 use sysdesc::{Ref, System, Task, MAX_TASKS};
 
 /// A task the root task started or will start.

@@ -27,8 +27,8 @@ pub type Pages = pager::table::Pages<8192>;
 #[cfg(target_os = "none")]
 mod root {
     use crate::load::{LoadError, Loader};
-    use crate::Pages;
     use crate::supervisor::Supervisor;
+    use crate::Pages;
     use abi::{syscall, Fpage, Timeout};
     use user_rt::{kip, println};
 
