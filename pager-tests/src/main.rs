@@ -15,15 +15,18 @@
 //! - `driver` (a TS task of the TS pager): heap growth and shrink, maps,
 //!   its frames' colours, spawn/exit/wait, a crashing child, the pipe
 //!   producer/consumer pair (`ts-load`), the page-fault storm, a child
-//!   that exhausts the TS partition (`hog`) and is killed, and a storm
-//!   after that; then reports to the collector.
+//!   that exhausts the TS partition (`hog`) and is killed, a storm after
+//!   that, the same for a TS task of the description; then reports to the
+//!   collector.
 //! - `collect` (a test task of the root task): waits for the RT task's
 //!   start and the driver's report, stops the RT task, and checks the
 //!   run as a whole: both sides made progress, the RT task met every
 //!   deadline while the TS side ran out of memory, the RT side's frames
 //!   did not change, the only RT fault during a run was `rt-fault`'s.
 //! - Children of the driver: `hog`, `segv`, `walk`, `exit status=N`,
-//!   `sleep ms=N`.
+//!   `sleep ms=N`; and `hog-on-word from=driver`, a TS task of the
+//!   description that exhausts the partition when the driver says so (the
+//!   TS pager refuses its fault, the root task removes it).
 //!
 //! Every check prints `test NAME ... ok` or `test NAME ... FAILED: why`;
 //! each task ends with its number of failures as its status.
@@ -56,6 +59,7 @@ mod tests {
     const RT_DONE: u64 = 0x7e61;
     const STOP: u64 = 0x7e62;
     const TS_DONE: u64 = 0x7e63;
+    const GO: u64 = 0x7e64;
 
     fn me() -> ThreadId {
         sc::myself().0
@@ -419,9 +423,30 @@ mod tests {
             after.frames_free
         );
         failed += report("ts_runs_on_after_an_oom_kill", storm(2, pages));
+        if let Some(hog) = peer(i, "hog") {
+            failed += report("ts_description_task_exhausting_its_partition_is_removed", hog_check(i.pager, hog, pages));
+        }
         let words = [failed, hog_start, hog_end];
         let _ = call(collector, &Msg::new(Tag::new(TS_DONE, words.len(), 0), &words));
         failed
+    }
+
+    /// Lets `hog` (a task of the description, waiting for the word) eat
+    /// the partition: the pager refuses the fault it cannot back, the root
+    /// task (its handler) removes it, and its frames come back.
+    fn hog_check(pager: ThreadId, hog: ThreadId, pages: u64) -> Check {
+        let before = stats_all(pager);
+        call(hog, &Msg::new(Tag::new(GO, 0, 0), &[])).map_err(|_| "the hog did not take the word")?;
+        let gone = |t| sc::thread_info(t, abi::sys::attr::PRIORITY) == Err(abi::Error::InvalidThread);
+        let until = now() + 60 * hz();
+        while !(gone(hog) && stats_all(pager).oom_kills > before.oom_kills) && now() < until {
+            let _ = receive(me(), Timeout::ticks(hz() / 100));
+        }
+        let after = stats_all(pager);
+        check(after.oom_kills == before.oom_kills + 1, "the pager counted no kill")?;
+        check(gone(hog), "the root task did not remove the hog")?;
+        check(after.frames <= before.frames + 16, "the hog's frames were not taken back")?;
+        storm(2, pages)
     }
 
     fn stats_all(pager: ThreadId) -> abi::ipc::pager::Stats {
@@ -436,6 +461,20 @@ mod tests {
                 return 1;
             };
             fill(base, STEP as u64 / 4096, 0);
+        }
+    }
+
+    /// A task of the description that hogs the partition once the task
+    /// named by `from=` says so.
+    fn mode_hog_on_word(i: &TaskInfo) -> u64 {
+        let Some(from) = peer(i, "from") else { return 1 };
+        loop {
+            if let Ok((_, m)) = receive(from, Timeout::NEVER) {
+                if m.tag().label() == GO {
+                    let _ = send(from, &Msg::default(), Timeout::ZERO);
+                    return mode_hog();
+                }
+            }
         }
     }
 
@@ -576,6 +615,7 @@ mod tests {
             "driver" => mode_driver(i),
             "collect" => mode_collect(i),
             "hog" => mode_hog(),
+            "hog-on-word" => mode_hog_on_word(i),
             "segv" => mode_segv(),
             "walk" => mode_walk(i),
             "exit" => num(i, "status", 0),

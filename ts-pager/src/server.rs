@@ -354,7 +354,11 @@ impl Ts {
         info.timeslice = self.timeslice;
         (info.heap_base, info.heap_size, info.stack_top, info.stack_size) =
             (layout::HEAP_BASE, heap, layout::STACK_TOP, stack);
-        rproto::set_text(&mut info.name, name);
+        // Named after its parent and its module, for the reports.
+        let mut full = heapless::String::<64>::new();
+        let parent_name = self.tasks.get(parent_slot).map_or("?", |p| p.name());
+        let _ = core::fmt::write(&mut full, format_args!("{parent_name}/{name}"));
+        rproto::set_text(&mut info.name, &full);
         info.args = *args;
         let Some(child) = self.tasks.insert(Task::new(thread, info, true, parent)) else {
             let _ = syscall::thread_delete(thread);
