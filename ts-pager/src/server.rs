@@ -53,6 +53,7 @@ pub struct Ts {
     pub me: ThreadId,
     /// The pager's MCP: the highest priority it gives a task it spawns.
     pub mcp: u64,
+    /// The time slice its spawned tasks get (its own).
     pub timeslice: u64,
     pub tasks: &'static mut Tasks,
     pub pipes: &'static mut Pipes,
@@ -342,8 +343,16 @@ impl Ts {
         let bytes = module.bytes();
         let img = elfload::parse(bytes, layout::IMAGE_END).map_err(|_| Error::NoModule)?;
         let thread = syscall::thread_create(ThreadId::NIL, layout::utcb(0), self.me).map_err(|_| Error::NoResources)?;
+        let slice = self.timeslice;
         let configured = syscall::thread_config(thread, attr::PRIORITY, prio, 0)
-            .and_then(|_| syscall::thread_config(thread, attr::EXCEPTION_HANDLER, self.me.0, 0));
+            .and_then(|_| syscall::thread_config(thread, attr::EXCEPTION_HANDLER, self.me.0, 0))
+            .and_then(|_| {
+                if slice >= abi::sys::MIN_TIMESLICE {
+                    syscall::thread_config(thread, attr::TIMESLICE, slice, 0)
+                } else {
+                    Ok(())
+                }
+            });
         if configured.is_err() {
             let _ = syscall::thread_delete(thread);
             return Err(Error::NoResources);
