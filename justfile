@@ -8,8 +8,8 @@ description := "workloads/configs/default.toml"
 scenario := "partitioned"
 # The bare-metal crates with binaries, and every binary they build:
 # `build/modules/` holds them (the boot modules a system description may name).
-bare_crates := "sigma0 roottask test-task test-driver"
-modules := "sigma0 roottask test-task test-driver bench"
+bare_crates := "sigma0 roottask test-task test-driver rt-pager ts-pager ts-load pager-test"
+modules := "sigma0 roottask test-task test-driver bench rt-pager ts-pager ts-load pager-test"
 # The system image `just iso` writes (a compact description, `system`).
 iso_system := "kernel/tests/images/image/system"
 prism := "cargo run --quiet --release -p wcet-reports --bin prism --"
@@ -82,11 +82,15 @@ test: setup build _iso-image
 validate file=description *ARGS:
     {{prism}} validate {{file}} --modules {{build_dir}}/modules {{ARGS}}
 
+# The pagers' in-guest test image: both pagers at once under the test kernel (see pager-tests/run.sh).
+test-pagers: setup build
+    pager-tests/run.sh
+
 # fmt and clippy on every crate, host and bare-metal.
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo clippy --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}}) -p elfload -p abi -p user-rt -p cache-color -p sysdesc --quiet -- -D warnings
+    cargo clippy --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}}) -p pager -p elfload -p abi -p user-rt -p cache-color -p sysdesc --quiet -- -D warnings
     cargo clippy --target {{target}} -p kernel --features ktest --quiet -- -D warnings
 
 # A bootable GRUB ISO (BIOS, and UEFI where grub-efi-amd64-bin is present), checked by booting it.

@@ -232,6 +232,8 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
         }
         sys::UNMAP => crate::mapping::unmap(kk, cur, abi::Fpage(f.rdi), f.rsi & sys::UNMAP_SELF != 0),
         sys::IRQ_ATTACH => holds(kk, cur, rights::IRQ).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
+        #[cfg(feature = "ktest")]
+        sys::DEBUG_TRANSLATE => debug_translate(kk, cur, ThreadId(f.rdi), f.rsi),
         _ => Err(Error::NoSuchCall),
     };
     Some(r)
@@ -253,6 +255,16 @@ extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
         timer::account(kk, cur);
     }
     schedule_and_resume()
+}
+
+/// `DEBUG_TRANSLATE` (test kernel only): the physical address behind user
+/// address `vaddr` of `id`'s space, flags in `rdx`.
+#[cfg(feature = "ktest")]
+fn debug_translate(kk: &mut Kernel, cur: usize, id: ThreadId, vaddr: u64) -> Result<u64, Error> {
+    let t = kk.lookup(id)?;
+    let m = kk.space_of(t).translate(vaddr).filter(|m| m.user).ok_or(Error::BadAddress)?;
+    kk.tcbs[cur].frame.rdx = m.writable as u64 | (m.executable as u64) << 1;
+    Ok(m.phys)
 }
 
 const _: () = assert!(MAX_THREADS <= 128, "pending_budget is a u128 bitmask");

@@ -79,6 +79,12 @@ pub struct GuestImage {
     pub order: &'static [&'static str],
     /// Needles of the decoded defmt log.
     pub defmt: &'static [&'static str],
+    /// Boot the test kernel (`test=system`: its debug calls, e.g. the
+    /// pagers' page-table walk) instead of the production kernel.
+    pub test_kernel: bool,
+    /// Under `-icount` (guest time counts guest instructions: deadlines are
+    /// judged against the guest's own work, and the run is deterministic).
+    pub icount: bool,
 }
 
 pub const IMAGES: &[GuestImage] = &[
@@ -129,6 +135,8 @@ pub const IMAGES: &[GuestImage] = &[
             "test task_runs_on_while_others_crash ... ok",
         ],
         defmt: &[],
+        test_kernel: false,
+        icount: false,
     },
     GuestImage {
         name: "suite",
@@ -167,6 +175,48 @@ pub const IMAGES: &[GuestImage] = &[
         }],
         order: &[],
         defmt: &["info modules started"],
+        test_kernel: false,
+        icount: false,
+    },
+    GuestImage {
+        name: "pagers",
+        system: "pager-tests/images/pagers/system",
+        tests: &[
+            "rt_frames_have_rt_colours",
+            "rt_pages_spread_over_all_rt_colours",
+            "ts_heap_grows_and_shrinks",
+            "ts_maps_and_unmaps",
+            "ts_frames_have_ts_colours",
+            "ts_child_frames_have_ts_colours",
+            "ts_spawn_exit_wait",
+            "ts_crashing_child_is_reported_to_its_parent",
+            "ts_pipe_ends_eof_and_broken_pipe",
+            "ts_pipe_producer_consumer",
+            "ts_page_fault_storm",
+            "ts_task_exhausting_its_partition_is_killed",
+            "ts_runs_on_after_an_oom_kill",
+            "ts_description_task_exhausting_its_partition_is_removed",
+            "rt_jobs_take_no_page_fault",
+            "rt_task_meets_its_deadlines",
+            "both_pagers_serve_their_tasks_in_one_run",
+            "rt_meets_deadlines_while_ts_exhausts_its_partition",
+            "rt_side_untouched_by_ts_memory_exhaustion",
+            "rt_fault_during_run_is_reported_and_refused",
+        ],
+        expect: &[
+            Expect {
+                name: "rt_fault_during_run_reported_by_the_rt_pager",
+                needles: &["rt-pager: ERROR: RT task rt-fault faulted during its run", "roottask: task rt-fault crashed"],
+            },
+            Expect {
+                name: "ts_out_of_memory_reported",
+                needles: &["ts-pager: out of memory: task ts-hog", "roottask: task ts-hog crashed"],
+            },
+        ],
+        order: &[],
+        defmt: &[],
+        test_kernel: true,
+        icount: true,
     },
 ];
 
@@ -183,11 +233,11 @@ pub fn run_image_on(
     qemu: &Qemu,
     tag: &str,
 ) -> Result<(Vec<TestResult>, Outcome)> {
-    let elf = build.join("kernel.elf");
+    let elf = build.join(if img.test_kernel { "kernel-test.elf" } else { "kernel.elf" });
     let image = crate::image::of(build, Path::new(img.system))?;
-    let mut boot = Boot::new(&elf, Accel::Tcg);
+    let mut boot = Boot::new(&elf, if img.icount { Accel::TcgIcount } else { Accel::Tcg });
     boot.qemu = qemu.clone();
-    boot.cmdline = image.cmdline.clone();
+    boot.cmdline = if img.test_kernel { format!("test=system {}", image.cmdline) } else { image.cmdline.clone() };
     boot.modules = image.module_args();
     let defmt_bin = build.join(format!("defmt-image-{}{}.bin", img.name, tag.trim_end_matches(':')));
     let _ = std::fs::remove_file(&defmt_bin);

@@ -485,16 +485,69 @@ pub mod pager {
     /// = client thread id, MR2 = module physical base, MR3 = module size,
     /// MR4 = heap size, MR5 = stack size, MR6 = role, and map items of the
     /// module's pages (read-only, into the pager's phys window); or label
-    /// [`NO_MORE`] when every client is handed out.
+    /// [`NO_MORE`] when every client is handed out. MR7..MR10 (untyped,
+    /// through the UTCB) hold the client's name (`root::name_words`), so
+    /// the pager can name it in its reports.
     pub const NEXT_CLIENT: u64 = 0x5300;
     /// Pager to root task: client MR1 is loaded; start it at IP MR2 with SP
     /// MR3. Reply label 0 once it runs.
     pub const CLIENT_READY: u64 = 0x5301;
+    /// Client to its pager: "my run starts". From now on every page fault
+    /// of the caller is an error: an RT pager reports it (task, address,
+    /// IP) and refuses it, never maps silently. Reply label 0 with MR1 =
+    /// the faults the pager resolved for the caller before (its prefault).
+    /// A pager that demand-pages its clients (the TS pager) refuses it.
+    pub const RUN_START: u64 = 0x5302;
+    /// Anyone to a pager: its counters ([`Stats`]) in MR1..MR6, for the
+    /// client thread MR1 (0: all clients together).
+    pub const STATS: u64 = 0x5303;
     /// Reply label: no more clients.
     pub const NO_MORE: u64 = 1;
     /// Reply label: refused (not this pager's client, or a bad IP/SP).
     pub const REFUSED: u64 = 2;
+
+    /// What [`STATS`] returns, one word each.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Stats {
+        /// Page faults answered with a mapping.
+        pub faults_mapped: u64,
+        /// Page faults refused (outside the client's memory, a protection
+        /// violation, out of memory, or during a run).
+        pub faults_refused: u64,
+        /// Page faults after the client's [`RUN_START`] (each refused).
+        pub run_faults: u64,
+        /// Frames the pager backs its clients with now.
+        pub frames: u64,
+        /// Frames on the pager's own free list (taken back, not returned
+        /// to sigma0).
+        pub frames_free: u64,
+        /// Tasks killed because the partition ran out of frames.
+        pub oom_kills: u64,
+    }
+
+    impl Stats {
+        /// Words of the reply; they fit the message registers.
+        pub const WORDS: usize = 6;
+
+        pub fn to_words(&self) -> [u64; Self::WORDS] {
+            [self.faults_mapped, self.faults_refused, self.run_faults, self.frames, self.frames_free, self.oom_kills]
+        }
+
+        pub fn from_words(w: &[u64]) -> Stats {
+            let g = |i: usize| w.get(i).copied().unwrap_or(0);
+            Stats {
+                faults_mapped: g(0),
+                faults_refused: g(1),
+                run_faults: g(2),
+                frames: g(3),
+                frames_free: g(4),
+                oom_kills: g(5),
+            }
+        }
+    }
 }
+
+pub mod ts;
 
 /// Typed item kinds (bits 1..4 of an item's first word).
 pub mod item {

@@ -51,6 +51,15 @@ pub const THREAD_INFO: u64 = 11;
 /// Number of defined system calls; anything at or above is `NoSuchCall`.
 pub const COUNT: u64 = 12;
 
+/// Test kernel only (`--features ktest`; the production kernel answers
+/// `NoSuchCall`): the physical address behind virtual address `rsi` of
+/// thread `rdi`'s space (any thread), from its page tables. Returns the
+/// address, with `rdx` = bit 0 writable, bit 1 executable; `BadAddress`
+/// when nothing is mapped there for user mode. The in-guest tests check
+/// with it that every frame a pager mapped has its partition's colour.
+/// Numbers 0x110.. are the pagers' test calls (0x100..0x10f are others').
+pub const DEBUG_TRANSLATE: u64 = 0x110;
+
 /// `UNMAP` flag: flush the caller's own mappings too.
 pub const UNMAP_SELF: u64 = 1;
 

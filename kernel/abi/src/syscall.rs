@@ -1,6 +1,6 @@
 //! User-side system call wrappers (bare-metal target only).
 
-use crate::ipc::{Tag, Timeout, Utcb, REG_MRS};
+use crate::ipc::{Tag, Timeout, Utcb, MAX_MRS, REG_MRS};
 use crate::{sys, Error, ThreadId};
 use core::arch::asm;
 
@@ -61,6 +61,29 @@ impl Msg {
 
     pub fn tag(&self) -> Tag {
         Tag(self.tag)
+    }
+
+    /// A message of up to 63 `words` (untyped, then typed as `tag` says):
+    /// MR1..MR6 travel in registers, the rest is copied into the caller's
+    /// UTCB now, so send it before the next IPC.
+    pub fn long(tag: Tag, words: &[u64]) -> Msg {
+        let n = words.len().min(MAX_MRS - 1);
+        if n > REG_MRS {
+            utcb().mr[REG_MRS + 1..=n].copy_from_slice(&words[REG_MRS..n]);
+        }
+        Msg::new(tag, &words[..n.min(REG_MRS)])
+    }
+
+    /// Every word of this message as just received (MR1..MR6 from the
+    /// registers, the rest from the UTCB, so read them before the next
+    /// IPC), into `out`; returns how many.
+    pub fn words(&self, out: &mut [u64]) -> usize {
+        let n = self.tag().words().min(MAX_MRS - 1).min(out.len());
+        out[..n.min(REG_MRS)].copy_from_slice(&self.mr[..n.min(REG_MRS)]);
+        if n > REG_MRS {
+            out[REG_MRS..n].copy_from_slice(&utcb().mr[REG_MRS + 1..=n]);
+        }
+        n
     }
 }
 
@@ -164,4 +187,12 @@ pub fn unmap(fpage: crate::Fpage, include_self: bool) -> Result<u64, Error> {
 /// Routes interrupt line `line` to `handler` (`NIL` detaches).
 pub fn irq_attach(line: u64, handler: ThreadId) -> Result<(), Error> {
     Error::decode(syscall2(sys::IRQ_ATTACH, line, handler.0)).map(|_| ())
+}
+
+/// The physical address behind `vaddr` in `t`'s space and whether it is
+/// writable and executable ([`sys::DEBUG_TRANSLATE`]: the test kernel
+/// only; elsewhere `NoSuchCall`).
+pub fn debug_translate(t: ThreadId, vaddr: u64) -> Result<(u64, bool, bool), Error> {
+    let (r, _, flags) = syscall4(sys::DEBUG_TRANSLATE, t.0, vaddr, 0, 0);
+    Error::decode(r).map(|p| (p, flags & 1 != 0, flags & 2 != 0))
 }

@@ -14,8 +14,7 @@
 //! what the root task finds wrong (a missing module, a bad ELF) it reports
 //! before it creates anything.
 
-use crate::pages::{Pages, Rights};
-use crate::sigma0::{self, Refused};
+use crate::Pages;
 use abi::ipc::root::{set_text, Role, TaskInfo};
 use abi::kip::Module;
 use abi::layout;
@@ -23,6 +22,7 @@ use abi::sys::{attr, rights};
 use abi::syscall;
 use abi::{Error, ThreadId};
 use core::fmt;
+use pager::sigma0::{self, Refused};
 use sysdesc::{Ref, System, Task, MAX_TASKS};
 
 /// A task the root task started or will start.
@@ -181,18 +181,13 @@ impl<'s> Loader<'s> {
         // A pager's own memory comes from its partition's colours.
         let part = if t.role == sysdesc::Role::Pager { t.partition } else { None };
         let pages = &mut *self.pages;
-        elfload::load(bytes, &img, |v, r, fill| {
-            let f = sigma0::frame(part)?;
-            fill(sigma0::page(f));
-            pages.insert(i, v, f, Rights { write: r.write, exec: r.exec }).map_err(|_| LoadError::TableFull)
-        })?;
-        let rw = Rights { write: true, exec: false };
         let stack = l.info.stack_top - l.info.stack_size..l.info.stack_top;
         let heap = l.info.heap_base..l.info.heap_base + l.info.heap_size;
-        for v in stack.chain(heap).step_by(4096) {
+        pager::load::eager(bytes, &img, &[stack, heap], |v, r, fill| {
             let f = sigma0::frame(part)?;
-            pages.insert(i, v, f, rw).map_err(|_| LoadError::TableFull)?;
-        }
+            fill(sigma0::page(f));
+            pages.insert(i, v, f, r).map(|_| ()).map_err(|_| LoadError::TableFull)
+        })?;
         Ok(img.entry)
     }
 

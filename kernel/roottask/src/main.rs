@@ -15,17 +15,20 @@
 
 #[cfg(target_os = "none")]
 mod load;
-mod pages;
-#[cfg(target_os = "none")]
-mod sigma0;
 #[cfg(target_os = "none")]
 mod supervisor;
+
+/// The pages the root task backs for the tasks it pages itself (the
+/// pagers and test tasks the description gives `pager=root`), all of them
+/// together. It loads them eagerly, so a fault of theirs is answered from
+/// this table only, never by allocating.
+pub type Pages = pager::table::Pages<8192>;
 
 #[cfg(target_os = "none")]
 mod root {
     use crate::load::{LoadError, Loader};
-    use crate::pages::Pages;
     use crate::supervisor::Supervisor;
+    use crate::Pages;
     use abi::{syscall, Fpage, Timeout};
     use user_rt::{kip, println};
 
@@ -49,12 +52,12 @@ mod root {
     fn main() {
         let k = kip();
         println!("roottask: up; {} boot module(s)", k.modules().len());
-        let exit_port = crate::sigma0::ports(Fpage::io(abi::debug_exit::PORT, 0)).is_ok();
+        let exit_port = pager::sigma0::ports(Fpage::io(abi::debug_exit::PORT, 0)).is_ok();
         let Some((_, m)) = k.module("system") else {
             println!("roottask: no `system` module (the system description): nothing to start");
             give_up(exit_port)
         };
-        let text = match crate::sigma0::module_bytes(m).map(core::str::from_utf8) {
+        let text = match pager::sigma0::module_bytes(m).map(core::str::from_utf8) {
             Ok(Ok(t)) => t,
             _ => {
                 println!("roottask: the `system` module is not readable UTF-8 text");

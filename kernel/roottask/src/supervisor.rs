@@ -15,7 +15,14 @@ use abi::ipc::{label, map_item, pager, Fpage, Tag};
 use abi::layout;
 use abi::syscall::{self, reply_wait, utcb, Msg};
 use abi::ThreadId;
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use user_rt::println;
+
+/// Boot modules no task of the description names that the root task
+/// mapped for a pager's `GET_MODULE` (bit = KIP module index; the named
+/// ones it mapped at load time).
+static MODULES_MAPPED: AtomicU32 = AtomicU32::new(0);
+const _: () = assert!(abi::kip::MAX_MODULES <= 32);
 
 pub struct Supervisor<'s> {
     pub loader: Loader<'s>,
@@ -67,10 +74,7 @@ impl Supervisor<'_> {
         }
         let page = addr & !0xfff;
         match self.loader.pages.lookup(i, page) {
-            Some((f, r)) => {
-                let it = map_item(page, Fpage::new(layout::phys(f), 12, r.fpage()), false);
-                Some(Msg::new(Tag::new(0, 0, 2), &it))
-            }
+            Some((f, r)) => Some(::pager::msg::map_reply(page, f, r).msg()),
             None => {
                 println!("roottask: task {} faulted at {addr:#x} (ip {ip:#x}) outside its memory", self.name(i));
                 // No mapping: the kernel hands it to the exception handler.
@@ -145,7 +149,9 @@ impl Supervisor<'_> {
             a += 1 << log2;
         }
         u.mr[1..=words.len()].copy_from_slice(words);
-        Some(Msg::new(Tag::new(0, words.len(), n - words.len()), words))
+        // MR1..MR6 travel in registers: items that start there (after
+        // fewer than six words) must go there too.
+        Some(Msg::new(Tag::new(0, words.len(), n - words.len()), &u.mr[1..=abi::ipc::REG_MRS]))
     }
 
     /// The next client of pager `from`, with its module's pages.
@@ -157,8 +163,19 @@ impl Supervisor<'_> {
             return Some(Msg::new(Tag::new(pager::NO_MORE, 0, 0), &[]));
         };
         let l = self.loader.tasks[i];
-        let words =
-            [l.thread.0, l.module.phys_base, l.module.size, l.info.heap_size, l.info.stack_size, l.info.role as u64];
+        let n = proto::name_words(self.name(i));
+        let words = [
+            l.thread.0,
+            l.module.phys_base,
+            l.module.size,
+            l.info.heap_size,
+            l.info.stack_size,
+            l.info.role as u64,
+            n[0],
+            n[1],
+            n[2],
+            n[3],
+        ];
         let reply = Self::with_module(&words, &l.module)?;
         self.loader.tasks[i].handed = true;
         Some(reply)
@@ -173,9 +190,15 @@ impl Supervisor<'_> {
         let b = proto::words_name(words);
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
         let name = core::str::from_utf8(&b[..end]).ok()?;
-        let (_, m) = user_rt::kip().module(name)?;
-        // The root task maps its own view of the module onwards.
-        crate::sigma0::module_bytes(m).ok()?;
+        let (idx, m) = user_rt::kip().module(name)?;
+        // The root task maps its own view of the module onwards. It maps it
+        // once: mapping it again would flush every view derived from the
+        // first (a pager's, while it loads from it).
+        let named = self.loader.tasks.iter().any(|l| l.module.phys_base == m.phys_base);
+        if !named && MODULES_MAPPED.load(Relaxed) & (1 << idx) == 0 {
+            ::pager::sigma0::module_bytes(m).ok()?;
+            MODULES_MAPPED.fetch_or(1 << idx, Relaxed);
+        }
         Self::with_module(&[m.phys_base, m.size], m)
     }
 
@@ -207,7 +230,7 @@ impl Supervisor<'_> {
         }
         let held = |p: u32, h: &[u64; 1024]| h[p as usize / 64] & (1 << (p % 64)) != 0;
         if !(base..base + n).all(|p| held(p, &self.ports_held)) {
-            crate::sigma0::ports(fp).ok()?;
+            ::pager::sigma0::ports(fp).ok()?;
             for p in base..base + n {
                 self.ports_held[p as usize / 64] |= 1 << (p % 64);
             }

@@ -11,6 +11,10 @@
 pub use abi;
 use core::fmt::{self, Write};
 
+pub mod test;
+#[cfg(target_os = "none")]
+pub mod ts;
+
 /// Declares the module's main function.
 #[macro_export]
 macro_rules! entry {
@@ -58,17 +62,22 @@ extern "C" fn start() -> ! {
 /// RT task's jobs never fault). Time-sharing tasks are demand paged.
 #[cfg(target_os = "none")]
 pub fn prefault() {
-    let Some(i) = info() else { return };
-    let touch = |r: core::ops::Range<u64>| {
+    for r in memory() {
         for p in ((r.start & !0xfff)..r.end).step_by(4096) {
             // SAFETY: a read of a page of the task's own memory (a loaded
             // segment of its image, or the stack and heap its description
             // declares); the pager maps it with the rights it backs it with.
             unsafe { core::ptr::read_volatile(p as *const u8) };
         }
-    };
-    // The image's segments, from its own program headers (the first
-    // loadable segment holds the ELF header, as the linker lays it out).
+    }
+}
+
+/// The task's memory as its description and image lay it out: each
+/// loadable segment of its image (from its own program headers; the
+/// first loadable segment holds the ELF header, as the linker lays it
+/// out), then its stack and its heap (empty without a description).
+#[cfg(target_os = "none")]
+pub fn memory() -> impl Iterator<Item = core::ops::Range<u64>> {
     let ehdr = (&raw const __ehdr_start) as u64;
     // SAFETY: reads of the ELF header and program headers, which the
     // linker placed in the first loaded segment (`__ehdr_start`).
@@ -79,7 +88,7 @@ pub fn prefault() {
             core::ptr::read_volatile((ehdr + 56) as *const u16) as u64,
         )
     };
-    for n in 0..phnum {
+    let segments = (0..phnum).filter_map(move |n| {
         let ph = ehdr + phoff + n * phentsize;
         // SAFETY: as above, inside the program header table.
         let (ty, vaddr, memsz) = unsafe {
@@ -89,12 +98,11 @@ pub fn prefault() {
                 core::ptr::read_volatile((ph + 40) as *const u64),
             )
         };
-        if ty == 1 {
-            touch(vaddr..vaddr + memsz);
-        }
-    }
-    touch(i.stack_top - i.stack_size..i.stack_top);
-    touch(i.heap_base..i.heap_base + i.heap_size);
+        (ty == 1).then_some(vaddr..vaddr + memsz)
+    });
+    let declared = info()
+        .map_or([0..0, 0..0], |i| [i.stack_top - i.stack_size..i.stack_top, i.heap_base..i.heap_base + i.heap_size]);
+    segments.chain(declared)
 }
 
 /// Ends the task: tells the root task (when it started this one) and ends
@@ -192,6 +200,35 @@ pub fn lookup(name: &str) -> Option<abi::ThreadId> {
     use abi::syscall::{call, Msg};
     let m = call(root_task(), &Msg::new(Tag::new(root::LOOKUP, 4, 0), &root::name_words(name))).ok()?;
     (m.tag().label() == 0).then_some(abi::ThreadId(m.mr[0]))
+}
+
+/// Tells this task's pager that its run starts: from now on every page
+/// fault of the task is an error (an RT pager reports and refuses it).
+/// Returns the faults the pager resolved for the task before (the
+/// prefault of its memory).
+#[cfg(target_os = "none")]
+pub fn run_start() -> Result<u64, abi::Error> {
+    use abi::ipc::{pager, Tag};
+    use abi::syscall::{call, Msg};
+    let to = info().map_or(abi::ThreadId::NIL, |i| i.pager);
+    let m = call(to, &Msg::new(Tag::new(pager::RUN_START, 0, 0), &[]))?;
+    match m.tag().label() {
+        0 => Ok(m.mr[0]),
+        _ => Err(abi::Error::NoPermission),
+    }
+}
+
+/// The counters (`abi::ipc::pager::STATS`) of user-level pager `pager`
+/// for its client `of` (`NIL`: all its clients).
+#[cfg(target_os = "none")]
+pub fn pager_stats(pager: abi::ThreadId, of: abi::ThreadId) -> Result<abi::ipc::pager::Stats, abi::Error> {
+    use abi::ipc::{pager as proto, Tag};
+    use abi::syscall::{call, Msg};
+    let m = call(pager, &Msg::new(Tag::new(proto::STATS, 1, 0), &[of.0]))?;
+    match m.tag().label() {
+        0 => Ok(proto::Stats::from_words(&m.mr)),
+        _ => Err(abi::Error::NoPermission),
+    }
 }
 
 /// Buffers formatted text and hands it to the kernel in whole chunks.
