@@ -8,3 +8,5 @@ pub mod bench;
 pub mod config;
 pub mod guest;
 pub mod qemu;
+pub mod evt;
+pub mod stats;
