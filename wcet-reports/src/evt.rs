@@ -481,7 +481,11 @@ pub struct Fit<P> {
 
 impl<P> Fit<P> {
     fn none(why: String) -> Fit<P> {
-        Fit { params: None, pwcet: EXCEEDANCES.iter().map(|&p| Bound { exceedance: p, value: None }).collect(), withheld: Some(why) }
+        Fit {
+            params: None,
+            pwcet: EXCEEDANCES.iter().map(|&p| Bound { exceedance: p, value: None }).collect(),
+            withheld: Some(why),
+        }
     }
 
     /// Parameters shown, numbers held back for `why` (a failed test).
@@ -629,7 +633,8 @@ mod tests {
     /// 0.025 σ (μ), 0.02 σ (σ) and 0.02 (ξ); we allow about 3-4 of them.
     #[test]
     fn gev_fit_recovers_heavy_and_bounded_shapes() {
-        for (truth, seed) in [(Gev { mu: 1e5, sigma: 2e3, xi: 0.2 }, 1), (Gev { mu: 500.0, sigma: 20.0, xi: -0.25 }, 2)] {
+        for (truth, seed) in [(Gev { mu: 1e5, sigma: 2e3, xi: 0.2 }, 1), (Gev { mu: 500.0, sigma: 20.0, xi: -0.25 }, 2)]
+        {
             let x = gev_sample(truth, 2000, seed);
             let f = fit_gev(&x, false).unwrap();
             assert!((f.mu - truth.mu).abs() < 0.1 * truth.sigma, "{f:?} vs {truth:?}");

@@ -5,8 +5,11 @@
 //! justfile calls.
 
 pub mod bench;
+pub mod capture;
 pub mod config;
-pub mod guest;
-pub mod qemu;
 pub mod evt;
+pub mod guest;
+pub mod histogram;
+pub mod plot;
+pub mod qemu;
 pub mod stats;
