@@ -95,6 +95,10 @@ pub struct RunInfo {
     pub started: String,
     pub platform: Platform,
     pub scenarios: Vec<ScenarioRun>,
+    /// The whole serial stream as received (`prism capture`), kept beside
+    /// the per-scenario consoles cut from it.
+    #[serde(default)]
+    pub raw: Option<String>,
 }
 
 /// A loaded capture folder.
@@ -142,6 +146,9 @@ pub fn load(dir: &Path) -> Result<Capture> {
             bail!("{}: scenario {:?}: elapsed_s {} is not a duration", file.display(), s.name, s.elapsed_s);
         }
     }
+    if let Some(r) = &info.raw {
+        check_name(r, &file)?;
+    }
     let dfile = dir.join("description.toml");
     let description_text =
         std::fs::read_to_string(&dfile).with_context(|| format!("{}: cannot read", dfile.display()))?;
@@ -161,6 +168,43 @@ pub fn write(dir: &Path, info: &RunInfo, description: &str, files: &[(String, St
         std::fs::write(dir.join(name), text).with_context(|| format!("writing {}", dir.join(name).display()))?;
     }
     Ok(())
+}
+
+/// Cuts a serial stream with several runs (one per scenario, e.g. three
+/// boots of the ISO on hardware) into per-scenario console texts, by the
+/// line ranges of the runs the reader finds. A scenario's text runs from
+/// the line after the previous run to the end of its own run, so console
+/// output between runs stays with the run it precedes. Returns the texts
+/// and what could not be assigned.
+pub fn split_serial(text: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let lines: Vec<&str> = text.lines().collect();
+    let stream = record::read::read(text);
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut notes = Vec::new();
+    let mut from = 0usize;
+    for r in &stream.runs {
+        let (a, b) = r.lines;
+        let chunk = lines[from.min(lines.len())..b.min(lines.len())].join("\n") + "\n";
+        from = b;
+        match r.scenario() {
+            Some(s) if SCENARIOS.contains(&s) => {
+                if let Some(prev) = out.iter_mut().find(|(n, _)| n == s) {
+                    notes.push(format!("a second run of {s} (lines {a}-{b}) replaces the one before"));
+                    prev.1 = chunk;
+                } else {
+                    out.push((s.to_string(), chunk));
+                }
+            }
+            Some(s) => {
+                notes.push(format!("lines {a}-{b}: run of unknown scenario {s:?} (kept in the raw stream only)"))
+            }
+            None => notes.push(format!(
+                "lines {a}-{b}: a run whose header was lost; its scenario is unknown (kept in the raw stream only)"
+            )),
+        }
+    }
+    out.sort_by_key(|(n, _)| SCENARIOS.iter().position(|s| s == n));
+    (out, notes)
 }
 
 /// One cache-model CSV: its column names and rows (cells as text).

@@ -12,4 +12,7 @@ pub mod guest;
 pub mod histogram;
 pub mod plot;
 pub mod qemu;
+pub mod report;
+pub mod source;
 pub mod stats;
+pub mod wcet;

@@ -276,7 +276,7 @@ fn partition_colour(i: usize) -> RGBColor {
 }
 
 fn mib(b: u64) -> String {
-    if b % (1 << 20) == 0 {
+    if b.is_multiple_of(1 << 20) {
         format!("{} MiB", b >> 20)
     } else {
         format!("{} KiB", b >> 10)
