@@ -276,6 +276,36 @@ pub struct JobRow {
     pub model_row: Option<usize>,
 }
 
+/// Joins job records with cache-model rows. The plugin numbers job
+/// windows from 0 in the order they open, and the harness opens one window
+/// per recorded job right after its start read (the contract with the
+/// harness). With one task, window `k` is job `k`, so the join holds even
+/// where records are missing. With several tasks, window order is start
+/// order across tasks, which identifies the rows only while no record is
+/// missing; otherwise the rows are not joined and the report says so.
+fn join(jobs: &mut [JobRow], records: Option<&Run>, m: &ModelCsv, file: &str, problems: &mut Vec<String>) {
+    let tasks = records.map_or(0, |r| r.tasks.len());
+    let missing = records.is_some_and(|r| r.problems.iter().any(|p| matches!(p, Problem::MissingJobs { .. })));
+    if m.rows.len() != jobs.len() {
+        problems.push(format!("{file}: {} cache-model row(s) for {} job record(s)", m.rows.len(), jobs.len()));
+    }
+    if tasks == 1 {
+        for j in jobs.iter_mut() {
+            j.model_row = usize::try_from(j.job.job).ok().filter(|&k| k < m.rows.len());
+        }
+    } else if !missing {
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&i| (jobs[i].job.start, jobs[i].job.task, jobs[i].job.job));
+        for (k, &i) in order.iter().enumerate().take(m.rows.len()) {
+            jobs[i].model_row = Some(k);
+        }
+    } else {
+        problems.push(format!(
+            "{file}: not joined: with {tasks} tasks and records missing, rows cannot be matched to jobs"
+        ));
+    }
+}
+
 /// What a report needs of one scenario.
 #[derive(Clone, Debug)]
 pub struct ScenarioData {
@@ -335,31 +365,8 @@ impl ScenarioData {
             .as_ref()
             .map(|r| r.jobs.iter().map(|&job| JobRow { job, model_row: None }).collect())
             .unwrap_or_default();
-        // The plugin numbers job windows in the order they open, which is
-        // the order of the jobs' start TSC (the harness brackets each job
-        // with the markers right after its start read).
-        let mut order: Vec<usize> = (0..jobs.len()).collect();
-        order.sort_by_key(|&i| (jobs[i].job.start, jobs[i].job.task, jobs[i].job.job));
         if let Some(m) = &model {
-            let missing = records
-                .as_ref()
-                .map_or(0, |r| r.problems.iter().filter(|p| matches!(p, Problem::MissingJobs { .. })).count());
-            if m.rows.len() != jobs.len() {
-                problems.push(format!(
-                    "{}: {} cache-model row(s) for {} job record(s){}",
-                    run.cache_model.as_deref().unwrap_or(""),
-                    m.rows.len(),
-                    jobs.len(),
-                    if missing > 0 { "; rows are joined by start order only while no record is missing" } else { "" }
-                ));
-            }
-            if m.rows.len() == jobs.len() || missing == 0 {
-                for (k, &i) in order.iter().enumerate() {
-                    if k < m.rows.len() {
-                        jobs[i].model_row = Some(k);
-                    }
-                }
-            }
+            join(&mut jobs, records.as_ref(), m, run.cache_model.as_deref().unwrap_or(""), &mut problems);
         }
         jobs.sort_by_key(|r| (r.job.task, r.job.job));
         Ok(ScenarioData { run: run.clone(), records, jobs, model, problems })
