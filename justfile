@@ -24,6 +24,8 @@ setup:
     command -v xorriso >/dev/null || need+=(xorriso)
     command -v mformat >/dev/null || need+=(mtools)
     [ -f /usr/share/ovmf/OVMF.fd ] || need+=(ovmf)
+    # report.html is checked in a headless browser by `just test`
+    command -v chromium >/dev/null || need+=(chromium)
     if [ ${#need[@]} -gt 0 ]; then
         echo "setup: installing ${need[*]}"
         sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -56,6 +58,8 @@ run *ARGS: setup build
 # Host unit/property tests, then the in-guest suite under QEMU TCG.
 test: setup build _iso-image
     cargo test --workspace --quiet
+    # report.html of a synthetic run, loaded in headless chromium
+    cargo test -p wcet-reports --test browser --quiet -- --ignored
     {{prism}} test --iso {{build_dir}}/prism.iso
 
 # fmt and clippy on every crate, host and bare-metal.
@@ -94,6 +98,14 @@ bench: setup build
     {{prism}} bench
     cargo bench -q -p cache-color --bench pool
 
-# Run the WCET scenarios and write the report (the pipeline is not built yet).
-wcet: setup build
-    {{prism}} wcet
+# Run the WCET scenarios and write the report (the guest side is not built yet; `just wcet --synthetic 1000` runs the pipeline on synthetic jobs).
+wcet *ARGS: setup build
+    {{prism}} wcet {{ARGS}}
+
+# Rebuild the report of a capture or report folder in a new folder (no QEMU).
+report DIR *ARGS:
+    {{prism}} report {{DIR}} {{ARGS}}
+
+# Two WCET reports side by side.
+compare A B:
+    {{prism}} compare {{A}} {{B}}
