@@ -99,10 +99,15 @@ fn bucket_counts(values: &[u64], lo: u64, width: u64, buckets: usize) -> Vec<u64
     c
 }
 
+/// Smallest and largest value of every series.
+fn span(series: &[(usize, &Series)]) -> (u64, u64) {
+    let all = || series.iter().flat_map(|(_, s)| s.values.iter().copied());
+    (all().min().unwrap_or(0), all().max().unwrap_or(1))
+}
+
 /// Bucket layout covering every series: (lo, width, buckets).
-fn buckets(series: &[&Series]) -> (u64, u64, usize) {
-    let lo = series.iter().flat_map(|s| s.values.iter()).min().copied().unwrap_or(0);
-    let hi = series.iter().flat_map(|s| s.values.iter()).max().copied().unwrap_or(1);
+fn buckets(series: &[(usize, &Series)]) -> (u64, u64, usize) {
+    let (lo, hi) = span(series);
     let width = ((hi - lo) / 60).max(1);
     (lo, width, ((hi - lo) / width) as usize + 1)
 }
@@ -118,9 +123,8 @@ pub struct Histogram<'a> {
 impl Plot for Histogram<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
-        let all: Vec<&Series> = self.series.iter().map(|(_, s)| *s).collect();
-        let (lo, width, n) = buckets(&all);
-        let counts: Vec<Vec<u64>> = all.iter().map(|s| bucket_counts(&s.values, lo, width, n)).collect();
+        let (lo, width, n) = buckets(&self.series);
+        let counts: Vec<Vec<u64>> = self.series.iter().map(|(_, s)| bucket_counts(&s.values, lo, width, n)).collect();
         let top = counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
         let x = lo as f64..(lo + width * n as u64) as f64;
         let mut b = ChartBuilder::on(root);
@@ -168,8 +172,8 @@ pub struct Exceedance<'a> {
 impl Plot for Exceedance<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
-        let lo = self.series.iter().flat_map(|(_, s)| s.values.iter()).min().copied().unwrap_or(0) as f64;
-        let mut hi = self.series.iter().flat_map(|(_, s)| s.values.iter()).max().copied().unwrap_or(1) as f64;
+        let (lo, hi) = span(&self.series);
+        let (lo, mut hi) = (lo as f64, hi as f64);
         for (_, s) in &self.series {
             if let Some(e) = s.tail_end.filter(|e| e.is_finite()) {
                 hi = hi.max(e);
@@ -228,8 +232,8 @@ impl Plot for TimeSeries<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
         let n = self.series.iter().map(|(_, s)| s.values.len()).max().unwrap_or(1).max(1);
-        let lo = self.series.iter().flat_map(|(_, s)| s.values.iter()).min().copied().unwrap_or(0) as f64;
-        let hi = self.series.iter().flat_map(|(_, s)| s.values.iter()).max().copied().unwrap_or(1) as f64;
+        let (lo, hi) = span(&self.series);
+        let (lo, hi) = (lo as f64, hi as f64);
         let pad = ((hi - lo) * 0.05).max(1.0);
         let mut chart = ChartBuilder::on(root)
             .caption("Job time per job", ("sans-serif", 20))
