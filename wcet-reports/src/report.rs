@@ -635,11 +635,16 @@ pub fn table(s: &Summary) -> String {
 fn pwcet_rows(t: &TaskOut) -> Vec<(String, Vec<String>, Option<String>)> {
     let Some(p) = &t.pwcet else { return Vec::new() };
     let vals = |b: &[evt::Bound]| b.iter().map(|b| num(b.value)).collect::<Vec<_>>();
+    // A fit held back for the sample's own reason (printed above the table) says so briefly.
+    let note = |w: &Option<String>| match w {
+        Some(w) if Some(w) == p.withheld.as_ref() => Some("withheld (see above)".to_string()),
+        other => other.clone(),
+    };
     vec![
-        ("MBPTA-CV exponential tail".into(), vals(&p.mbpta_cv.pwcet), p.mbpta_cv.withheld.clone()),
-        ("Gumbel, block maxima".into(), vals(&p.gumbel.pwcet), p.gumbel.withheld.clone()),
-        ("GEV, block maxima".into(), vals(&p.gev.pwcet), p.gev.withheld.clone()),
-        ("GPD, peaks over threshold".into(), vals(&p.gpd.pwcet), p.gpd.withheld.clone()),
+        ("MBPTA-CV exponential tail".into(), vals(&p.mbpta_cv.pwcet), note(&p.mbpta_cv.withheld)),
+        ("Gumbel, block maxima".into(), vals(&p.gumbel.pwcet), note(&p.gumbel.withheld)),
+        ("GEV, block maxima".into(), vals(&p.gev.pwcet), note(&p.gev.withheld)),
+        ("GPD, peaks over threshold".into(), vals(&p.gpd.pwcet), note(&p.gpd.withheld)),
     ]
 }
 
@@ -694,7 +699,7 @@ fn markdown(s: &Summary, images: &[(String, String, Vec<u8>)]) -> String {
         );
     }
     let p = &s.platform;
-    let _ = writeln!(m, "| | |\n|---|---|");
+    let _ = writeln!(m, "| run | |\n|---|---|");
     for (k, v) in [
         ("started", s.started.clone()),
         ("machine", p.machine.clone()),
@@ -807,8 +812,8 @@ fn html(s: &Summary, images: &[(String, String, Vec<u8>)]) -> String {
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>WCET report: {}</title>\n<style>\n\
-body{{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}\n\
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #bbb;padding:3px 7px;text-align:right}}\n\
+body{{font-family:sans-serif;max-width:1250px;margin:2em auto;padding:0 1em;color:#222}}\n\
+table{{border-collapse:collapse;margin:1em 0;font-size:90%}}td,th{{border:1px solid #bbb;padding:3px 6px;text-align:right}}\n\
 th{{background:#eee}}td:first-child{{text-align:left}}.warn{{background:#fdd;border:1px solid #c00;padding:.6em}}\n\
 pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}img{{max-width:100%;border:1px solid #ddd}}\n\
 </style>\n</head>\n<body>\n<h1>WCET report: {}</h1>\n",
