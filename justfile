@@ -34,6 +34,8 @@ setup:
     command -v xorriso >/dev/null || need+=(xorriso)
     command -v mformat >/dev/null || need+=(mtools)
     [ -f /usr/share/ovmf/OVMF.fd ] || need+=(ovmf)
+    # report.html is checked in a headless browser by `just test`
+    command -v chromium >/dev/null || need+=(chromium)
     if [ ${#need[@]} -gt 0 ]; then
         echo "setup: installing ${need[*]}"
         sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -76,6 +78,8 @@ run *ARGS: setup build
 # Host unit/property tests, then the in-guest suite under QEMU TCG.
 test: setup build _iso-image
     cargo test --workspace --quiet
+    # report.html of a synthetic run, loaded in headless chromium
+    cargo test -p wcet-reports --test browser --quiet -- --ignored
     {{prism}} test --iso {{build_dir}}/prism.iso $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
 
 # Check a system description: every error at once, binaries against build/modules (`--scenario NAME` for one).
@@ -90,7 +94,7 @@ test-pagers: setup build
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo clippy --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}}) -p pager -p elfload -p abi -p user-rt -p cache-color -p sysdesc --quiet -- -D warnings
+    cargo clippy --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}}) -p pager -p elfload -p abi -p user-rt -p cache-color -p sysdesc -p record --quiet -- -D warnings
     cargo clippy --target {{target}} -p kernel --features ktest --quiet -- -D warnings
 
 # A bootable GRUB ISO (BIOS, and UEFI where grub-efi-amd64-bin is present), checked by booting it.
@@ -113,6 +117,14 @@ bench: setup build
     {{prism}} bench $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
     cargo bench -q -p cache-color --bench pool
 
-# Run the WCET scenarios and write the report (the pipeline is not built yet).
-wcet: setup build
-    {{prism}} wcet
+# Run the WCET scenarios and write the report (the guest side is not built yet; `just wcet --synthetic 1000` runs the pipeline on synthetic jobs).
+wcet *ARGS: setup build
+    {{prism}} wcet {{ARGS}}
+
+# Rebuild the report of a capture or report folder in a new folder (no QEMU).
+report DIR *ARGS:
+    {{prism}} report {{DIR}} {{ARGS}}
+
+# Two WCET reports side by side.
+compare A B:
+    {{prism}} compare {{A}} {{B}}

@@ -206,7 +206,10 @@ pub const IMAGES: &[GuestImage] = &[
         expect: &[
             Expect {
                 name: "rt_fault_during_run_reported_by_the_rt_pager",
-                needles: &["rt-pager: ERROR: RT task rt-fault faulted during its run", "roottask: task rt-fault crashed"],
+                needles: &[
+                    "rt-pager: ERROR: RT task rt-fault faulted during its run",
+                    "roottask: task rt-fault crashed",
+                ],
             },
             Expect {
                 name: "ts_out_of_memory_reported",

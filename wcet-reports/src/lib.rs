@@ -5,7 +5,15 @@
 //! justfile calls.
 
 pub mod bench;
+pub mod capture;
 pub mod description;
+pub mod evt;
 pub mod guest;
+pub mod histogram;
 pub mod image;
+pub mod plot;
 pub mod qemu;
+pub mod report;
+pub mod source;
+pub mod stats;
+pub mod wcet;

@@ -99,9 +99,21 @@ enum Cmd {
         #[arg(default_value = "build/defmt.bin")]
         file: PathBuf,
     },
-    /// Run the WCET scenarios (pipeline not built yet: boots and says so).
-    Wcet,
+    /// Run the WCET scenarios (alone, shared, partitioned) and write the report.
+    ///
+    /// With `--synthetic N` or `--replay DIR` the pipeline runs on synthetic
+    /// or earlier captured data; without either it needs the in-guest harness
+    /// (not built yet: it boots the kernel and says so).
+    Wcet(report_cli::WcetArgs),
+    /// Rebuild the report of a capture or report folder (no QEMU), in a new folder.
+    Report(report_cli::ReportArgs),
+    /// Read job records from a serial device or a file (hardware booted from the ISO).
+    Capture(report_cli::CaptureArgs),
+    /// Two reports side by side.
+    Compare(report_cli::CompareArgs),
 }
+
+mod report_cli;
 
 /// The image `run`, `debug` and `wcet` boot unless told otherwise.
 const DEFAULT_SYSTEM: &str = "kernel/tests/images/image/system";
@@ -366,7 +378,11 @@ fn main() -> Result<()> {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
             println!("{accel} ({why})");
         }
-        Cmd::Wcet => {
+        Cmd::Report(a) => report_cli::report(a)?,
+        Cmd::Capture(a) => report_cli::capture(a)?,
+        Cmd::Compare(a) => report_cli::compare(a)?,
+        Cmd::Wcet(a) if a.synthetic.is_some() || a.replay.is_some() => report_cli::wcet(a)?,
+        Cmd::Wcet(_) => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
             eprintln!(
                 "prism wcet: {}, accelerator {accel} ({why}); booting {DEFAULT_SYSTEM} ...",

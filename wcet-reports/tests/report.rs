@@ -1,0 +1,385 @@
+//! The report pipeline end to end on synthetic runs: rebuilds, damaged
+//! captures, self-contained HTML, no overwrites.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use record::{Header, PmcSet, Writer};
+use wcet_reports::capture::{self, Capture};
+use wcet_reports::report::{self, Options};
+use wcet_reports::source::{synthetic_layout, SyntheticSource};
+use wcet_reports::wcet::{self, Plan};
+
+const DESCRIPTION: &str = "# synthetic test description\n[[partition]]\nname = \"rt\"\ncolors = \"0-7\"\n";
+
+/// A synthetic run of `jobs` jobs per scenario under `root`; its folder.
+fn synthetic_run(root: &Path, jobs: u32) -> PathBuf {
+    let src = SyntheticSource { jobs, seed: 7, line_delay: Duration::ZERO };
+    let plan = Plan {
+        description_file: PathBuf::from("workloads/configs/test.toml"),
+        description_text: DESCRIPTION.into(),
+        scenarios: wcet::default_scenarios(Duration::from_secs(60), |s| Some(synthetic_layout(s))),
+        out_root: root.to_path_buf(),
+        options: Options::default(),
+    };
+    wcet::run(&src, &plan).unwrap().dir
+}
+
+/// Every file under `dir`, by relative path.
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// A copy of `run`'s capture with the console of `scenario` replaced by `f(text)`.
+fn damaged(run: &Path, into: &Path, scenario: &str, f: impl Fn(&str) -> String) -> Capture {
+    let src = run.join("capture");
+    std::fs::create_dir_all(into).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, into.join(p.file_name().unwrap())).unwrap();
+    }
+    let console = into.join(format!("{scenario}.console.log"));
+    let text = std::fs::read_to_string(&console).unwrap();
+    std::fs::write(&console, f(&text)).unwrap();
+    capture::load(into).unwrap()
+}
+
+#[test]
+fn a_run_writes_every_file_and_report_dir_rebuilds_it_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = synthetic_run(tmp.path(), 300);
+    for f in ["jobs.csv", "summary.json", "histogram.txt", "report.html", "report.md", "capture/run.json"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    for p in [
+        "histogram-alone",
+        "histogram-shared",
+        "histogram-partitioned",
+        "overlay",
+        "exceedance",
+        "timeseries",
+        "colormap",
+    ] {
+        for ext in ["svg", "png"] {
+            assert!(run.join(format!("plots/{p}.{ext}")).is_file(), "{p}.{ext} missing");
+        }
+    }
+    let latest = std::fs::read_link(tmp.path().join("test/latest")).unwrap();
+    assert_eq!(latest, PathBuf::from(run.file_name().unwrap()));
+    let s = summary(&run);
+    assert_eq!(s["schema"], "prism-wcet-summary/1");
+    assert_eq!(s["complete"], true);
+    assert_eq!(s["metric"]["name"], "model_cycles");
+    assert_eq!(s["scenarios"]["shared"]["tasks"][0]["jobs"], 300);
+    assert_eq!(s["config"]["text"], DESCRIPTION);
+    assert!(s["isolation"]["matmul"]["shared_over_alone"].as_f64().unwrap() > 1.3);
+    // jobs.csv: header + 3 x 300 rows, joined with the model's rows.
+    let csv = std::fs::read_to_string(run.join("jobs.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 901);
+    assert!(csv.lines().next().unwrap().contains(",model_job,model_complete,instructions,"));
+
+    let rebuilt = tmp.path().join("rebuilt");
+    report::build(&capture::load(&run).unwrap(), &rebuilt, &Options::default()).unwrap();
+    let (a, b) = (files(&run), files(&rebuilt));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(v == &b[k], "{} differs after the rebuild", k.display());
+    }
+}
+
+#[test]
+fn two_runs_agree_apart_from_timestamps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = synthetic_run(tmp.path(), 250);
+    let b = synthetic_run(tmp.path(), 250);
+    assert_ne!(a, b, "a second run must get a folder of its own");
+    assert_eq!(std::fs::read(a.join("jobs.csv")).unwrap(), std::fs::read(b.join("jobs.csv")).unwrap());
+    let strip = |mut v: serde_json::Value| {
+        v["started"] = serde_json::Value::Null;
+        for s in ["alone", "shared", "partitioned"] {
+            v["scenarios"][s]["elapsed_s"] = serde_json::Value::Null;
+        }
+        v
+    };
+    assert_eq!(strip(summary(&a)), strip(summary(&b)));
+}
+
+#[test]
+fn report_html_parses_embeds_every_image_and_references_nothing_outside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = synthetic_run(tmp.path(), 300);
+    let text = std::fs::read_to_string(run.join("report.html")).unwrap();
+    let doc = scraper::Html::parse_document(&text);
+    assert!(doc.errors.is_empty(), "HTML parse errors: {:?}", doc.errors);
+    let sel = |s: &str| scraper::Selector::parse(s).unwrap();
+    let imgs: Vec<_> = doc.select(&sel("img")).collect();
+    let pngs: Vec<PathBuf> = std::fs::read_dir(run.join("plots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    assert_eq!(imgs.len(), pngs.len());
+    use base64::Engine;
+    let mut embedded = Vec::new();
+    for i in &imgs {
+        let src = i.value().attr("src").unwrap();
+        let b64 = src.strip_prefix("data:image/png;base64,").expect("image not embedded");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        embedded.push(bytes);
+    }
+    for p in &pngs {
+        assert!(embedded.contains(&std::fs::read(p).unwrap()), "{} is not embedded", p.display());
+    }
+    // Nothing outside the file: no element loads or links anything.
+    assert_eq!(doc.select(&sel("script, link, iframe, object, embed, base, video, audio, source")).count(), 0);
+    for e in doc.select(&sel("*")) {
+        for (name, value) in e.value().attrs() {
+            if matches!(name, "src" | "href" | "srcset" | "poster" | "data" | "action" | "background") {
+                assert!(
+                    value.starts_with("data:") || value.starts_with('#'),
+                    "<{}> {name}={value:.60}",
+                    e.value().name()
+                );
+            }
+        }
+    }
+    for s in doc.select(&sel("style")) {
+        let css: String = s.text().collect();
+        assert!(!css.contains("url(") && !css.contains("@import"), "{css}");
+    }
+    let title: String = doc.select(&sel("h1")).next().unwrap().text().collect();
+    assert_eq!(title, "WCET report: test");
+}
+
+#[test]
+fn a_truncated_capture_gives_a_partial_report_marked_incomplete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = synthetic_run(tmp.path(), 300);
+    let cap = damaged(&run, &tmp.path().join("cut"), "partitioned", |t| {
+        let lines: Vec<&str> = t.lines().collect();
+        lines[..lines.len() * 3 / 5].join("\n")
+    });
+    let out = tmp.path().join("cut-report");
+    let s = report::build(&cap, &out, &Options::default()).unwrap();
+    assert!(!s.complete);
+    let p = s.scenarios.partitioned.as_ref().unwrap();
+    assert_eq!(p.status, "incomplete");
+    assert!(p.jobs_received > 50 && p.jobs_received < 300, "{}", p.jobs_received);
+    assert!(p.problems.iter().any(|x| x.contains("stream truncated")), "{:?}", p.problems);
+    assert!(p.problems.iter().any(|x| x.contains("job(s) missing")), "{:?}", p.problems);
+    // What arrived is still reported, joined with its model rows.
+    assert_eq!(p.tasks[0].jobs, p.jobs_received);
+    assert_eq!(s.metric.name, "model_cycles");
+    assert_eq!(s.scenarios.alone.as_ref().unwrap().status, "complete");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("**INCOMPLETE RUN**") && md.contains("stream truncated"));
+    assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("INCOMPLETE RUN"));
+    assert!(report::table(&s).contains("INCOMPLETE"));
+    let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 600 + p.jobs_received);
+}
+
+/// A record line with a valid checksum for a header of another scenario.
+fn header_line(scenario: &str) -> String {
+    let mut s = String::new();
+    let h = Header { scenario, mode: "tcg", tsc_hz: 2_000_000_000, pmc: PmcSet::NONE, tasks: 1 };
+    Writer::begin(&mut s, &h).unwrap();
+    s.trim_end().to_string()
+}
+
+#[test]
+fn corrupted_capture_streams_each_give_their_specific_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = synthetic_run(tmp.path(), 200);
+    let job_lines = |t: &str| -> Vec<usize> {
+        t.lines().enumerate().filter(|(_, l)| l.starts_with("@prism-rec J ")).map(|(i, _)| i).collect()
+    };
+    type Mutation = Box<dyn Fn(&str) -> String>;
+    let edit = |f: fn(&mut Vec<String>, &[usize])| -> Mutation {
+        Box::new(move |t: &str| {
+            let idx = job_lines(t);
+            let mut l: Vec<String> = t.lines().map(String::from).collect();
+            f(&mut l, &idx);
+            l.join("\n")
+        })
+    };
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        (
+            "flipped digit",
+            edit(|l, j| {
+                let line = &mut l[j[10]];
+                let at = line.find(" 0 0 ").unwrap_or(20);
+                line.replace_range(at..at + 3, " 9 ");
+            }),
+            "fails its checksum",
+        ),
+        ("lost line", edit(|l, j| drop(l.remove(j[42]))), "1 job(s) missing: 42"),
+        ("repeated line", edit(|l, j| l.insert(j[5] + 1, l[j[5]].clone())), "duplicate of job 5"),
+        ("cut before trailer", edit(|l, j| l.truncate(j[150])), "stream truncated"),
+        (
+            "wrong scenario header",
+            edit(|l, _| {
+                let h = l.iter().position(|x| x.starts_with("@prism-rec H ")).unwrap();
+                l[h] = header_line("shared");
+            }),
+            "header mismatch: run of scenario \"shared\", expected \"alone\"",
+        ),
+        ("reordered lines", edit(|l, j| l.swap(j[3], j[4])), "trailer checksum does not match"),
+        (
+            "lost header",
+            edit(|l, _| {
+                let h = l.iter().position(|x| x.starts_with("@prism-rec H ")).unwrap();
+                l.remove(h);
+            }),
+            "records without a run header",
+        ),
+        ("no records at all", Box::new(|_: &str| "kernel panic\n".to_string()), "no job records"),
+    ];
+    for (i, (name, f, want)) in cases.iter().enumerate() {
+        let cap = damaged(&run, &tmp.path().join(format!("case{i}")), "alone", f);
+        let s = report::build(&cap, &tmp.path().join(format!("case{i}-report")), &Options::default())
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let a = s.scenarios.alone.as_ref().unwrap();
+        assert_ne!(a.status, "complete", "{name}");
+        assert!(!s.complete, "{name}");
+        assert!(a.problems.iter().any(|p| p.contains(want)), "{name}: want {want:?} in {:?}", a.problems);
+    }
+}
+
+#[test]
+fn bad_capture_folders_name_the_file_and_the_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = synthetic_run(tmp.path(), 50);
+    let copy = |name: &str| {
+        let d = tmp.path().join(name);
+        damaged(&run, &d, "alone", str::to_string);
+        d
+    };
+    let err = |d: &Path| format!("{:#}", capture::load(d).unwrap_err());
+    let d = copy("badjson");
+    std::fs::write(d.join("run.json"), "{\"schema\": \"prism-wcet-capture/1\",\n \"description\": 3}").unwrap();
+    let e = err(&d);
+    assert!(e.contains("run.json") && e.contains("line 2"), "{e}");
+
+    let d = copy("traversal");
+    let t = std::fs::read_to_string(d.join("run.json")).unwrap();
+    std::fs::write(d.join("run.json"), t.replace("\"alone.console.log\"", "\"../../etc/passwd\"")).unwrap();
+    assert!(err(&d).contains("must be a plain name"), "{}", err(&d));
+
+    let d = copy("unknown");
+    let t = std::fs::read_to_string(d.join("run.json")).unwrap();
+    std::fs::write(d.join("run.json"), t.replacen("\"name\": \"alone\"", "\"name\": \"lonely\"", 1)).unwrap();
+    assert!(err(&d).contains("unknown scenario \"lonely\""), "{}", err(&d));
+
+    let d = copy("noconsole");
+    std::fs::remove_file(d.join("shared.console.log")).unwrap();
+    let cap = capture::load(&d).unwrap();
+    let e =
+        format!("{:#}", report::build(&cap, &tmp.path().join("noconsole-report"), &Options::default()).unwrap_err());
+    assert!(e.contains("shared.console.log") && e.contains("cannot read"), "{e}");
+
+    let d = copy("badcsv");
+    let f = d.join("alone.cache-model.csv");
+    let t = std::fs::read_to_string(&f).unwrap();
+    let mut l: Vec<&str> = t.lines().collect();
+    l[3] = "2,1,oops";
+    std::fs::write(&f, l.join("\n")).unwrap();
+    let s = report::build(&capture::load(&d).unwrap(), &tmp.path().join("badcsv-report"), &Options::default()).unwrap();
+    let a = s.scenarios.alone.unwrap();
+    assert!(a.problems.iter().any(|p| p.starts_with("alone.cache-model.csv:4: 3 fields")), "{:?}", a.problems);
+    // One job lost its model row, so the report falls back to the TSC metric.
+    assert_eq!(s.metric.name, "tsc_cycles");
+}
+
+#[test]
+fn a_report_never_overwrites_or_writes_into_an_existing_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = synthetic_run(tmp.path(), 50);
+    let cap = capture::load(&run).unwrap();
+    let before = files(&run);
+    let e = format!("{:#}", report::build(&cap, &run, &Options::default()).unwrap_err());
+    assert!(e.contains("never written into an existing folder"), "{e}");
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("keep.txt"), "mine").unwrap();
+    assert!(report::build(&cap, &other, &Options::default()).is_err());
+    assert_eq!(std::fs::read_to_string(other.join("keep.txt")).unwrap(), "mine");
+    assert_eq!(files(&run), before);
+    // A taken timestamp gets a suffix; a real folder called `latest` is not replaced.
+    let stamp = run.file_name().unwrap().to_str().unwrap();
+    assert_eq!(report::new_folder(tmp.path(), "test", stamp), tmp.path().join(format!("test/{stamp}-2")));
+    let d = tmp.path().join("x/1");
+    std::fs::create_dir_all(tmp.path().join("x/latest")).unwrap();
+    std::fs::create_dir_all(&d).unwrap();
+    assert!(report::link_latest(&d).is_err());
+}
+
+#[test]
+fn a_capture_from_a_serial_file_finds_the_three_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = synthetic_run(tmp.path(), 60);
+    let mut serial = String::from("GRUB\n");
+    for s in ["partitioned", "alone", "shared"] {
+        serial.push_str(&std::fs::read_to_string(run.join(format!("capture/{s}.console.log"))).unwrap());
+        serial.push_str("reboot\n");
+    }
+    let (runs, notes) = capture::split_serial(&serial);
+    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(runs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["alone", "shared", "partitioned"]);
+    for (n, text) in &runs {
+        let st = record::read::read(text);
+        assert_eq!(st.runs.len(), 1, "{n}");
+        assert!(st.runs[0].is_complete() && st.runs[0].scenario() == Some(n.as_str()));
+    }
+    let f = tmp.path().join("serial.log");
+    std::fs::write(&f, &serial).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prism"))
+        .args(["capture", "--serial"])
+        .arg(&f)
+        .arg("--out-root")
+        .arg(tmp.path().join("hw"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = summary(&tmp.path().join("hw/capture/latest"));
+    assert_eq!(s["platform"]["mode"], "hardware");
+    assert_eq!(s["metric"]["name"], "tsc_cycles");
+    assert_eq!(s["scenarios"]["alone"]["status"], "complete");
+    assert!(tmp.path().join("hw/capture/latest/capture/serial.log").is_file());
+}
+
+#[test]
+fn cli_subcommands_have_help_and_compare_reads_two_reports() {
+    let prism = env!("CARGO_BIN_EXE_prism");
+    for sub in ["report", "capture", "compare", "wcet"] {
+        let o = std::process::Command::new(prism).args([sub, "--help"]).output().unwrap();
+        assert!(o.status.success(), "{sub} --help");
+        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage: prism"), "{sub}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = synthetic_run(tmp.path(), 220);
+    let b = synthetic_run(tmp.path(), 220);
+    let t = report::compare(&a, &b).unwrap();
+    assert!(t.contains("shared/matmul") && t.contains("1.000"), "{t}");
+    let o = std::process::Command::new(prism).arg("report").arg(&a).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("isolation (matmul, max)"));
+}
