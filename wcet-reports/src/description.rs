@@ -192,6 +192,8 @@ pub struct TaskDesc {
     pub irq: Sp<bool>,
     /// I/O port ranges it may ask the root task for (`"0x3f8:8"`).
     pub ports: Vec<Sp<String>>,
+    /// Pagers only: binaries it may spawn tasks from at run time.
+    pub spawns: Vec<Sp<String>>,
     pub rt: Option<RtDesc>,
 }
 
@@ -528,6 +530,7 @@ fn read_task(d: &mut Diags, mut t: Table<'_, '_>, pager: bool) -> Option<TaskDes
     let allow = t.opt::<Words>(d, "allow");
     let irq = t.or(d, "irq", false);
     let ports = t.opt::<Words>(d, "ports");
+    let spawns = if pager { t.opt::<Words>(d, "spawns") } else { None };
     let (period, deadline, jobs) = if pager {
         (None, None, None)
     } else {
@@ -597,6 +600,7 @@ fn read_task(d: &mut Diags, mut t: Table<'_, '_>, pager: bool) -> Option<TaskDes
         allow: allow.map(|a| a.into_inner().0),
         irq,
         ports: ports.map_or_else(Vec::new, |a| a.into_inner().0),
+        spawns: spawns.map_or_else(Vec::new, |a| a.into_inner().0),
         rt,
     })
 }
@@ -696,14 +700,21 @@ impl Parts {
             }
         }
         let mut binaries: Vec<&str> = Vec::new();
-        for t in &self.tasks {
-            let bin = t.binary.get_ref().as_str();
+        let every = self.tasks.iter().map(|t| (t, &t.binary, "binary"));
+        let spawned = self.tasks.iter().flat_map(|t| t.spawns.iter().map(move |b| (t, b, "spawns")));
+        for (t, b, key) in every.chain(spawned) {
+            let bin = b.get_ref().as_str();
+            if key == "spawns" {
+                if let Err(problem) = sysdesc::check_name(bin) {
+                    d.error(b.span(), format!("{}.spawns", t.path()), format!("`{bin}`: the name {problem}"));
+                }
+            }
             if !binaries.contains(&bin) {
                 binaries.push(bin);
                 if binaries.len() == MAX_BINARIES + 1 {
                     d.error(
-                        t.binary.span(),
-                        format!("{}.binary", t.path()),
+                        b.span(),
+                        format!("{}.{key}", t.path()),
                         format!("more than {MAX_BINARIES} distinct binaries (what the boot image's module table holds beside sigma0, the root task and `system`)"),
                     );
                 }
@@ -778,6 +789,13 @@ impl Parts {
                         format!("no partition is named `{n}`{}", hint(n, &parts)),
                     );
                 }
+            }
+            if let Some(extra) = t.spawns.get(sysdesc::MAX_SPAWNS) {
+                d.error(
+                    extra.span(),
+                    format!("{path}.spawns"),
+                    format!("more than {} binaries to spawn from", sysdesc::MAX_SPAWNS),
+                );
             }
             let mut ports = sysdesc::Ports::NONE;
             for p in &t.ports {
@@ -914,6 +932,16 @@ impl Parts {
                             format!("{}.binary", t.path()),
                             format!("binary `{bin}` is not in {}{defaulted}", dir.display()),
                         );
+                    }
+                    for b in &t.spawns {
+                        if !dir.join(b.get_ref()).is_file() {
+                            d.push(
+                                severity,
+                                b.span(),
+                                format!("{}.spawns", t.path()),
+                                format!("binary `{}` is not in {}", b.get_ref(), dir.display()),
+                            );
+                        }
                     }
                 }
             }
@@ -1167,6 +1195,15 @@ impl Description {
                 }),
                 allow,
                 irq: *t.irq.get_ref(),
+                spawns: {
+                    let mut sp = sysdesc::Spawns::NONE;
+                    for b in &t.spawns {
+                        if !sp.insert(b.get_ref()) {
+                            anyhow::bail!("{}.spawns: more than {} binaries", t.path(), sysdesc::MAX_SPAWNS);
+                        }
+                    }
+                    sp
+                },
                 ports: {
                     let mut p = sysdesc::Ports::NONE;
                     for r in &t.ports {

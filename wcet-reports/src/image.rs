@@ -32,12 +32,8 @@ pub fn of(build: &Path, system: &Path) -> Result<Image> {
     let text = std::fs::read_to_string(system).with_context(|| format!("reading {}", system.display()))?;
     let sys = sysdesc::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", system.display()))?;
     let modules_dir = build.join("modules");
-    let mut binaries: Vec<String> = Vec::new();
-    for t in sys.tasks() {
-        if !binaries.iter().any(|b| b == t.bin) {
-            binaries.push(t.bin.to_string());
-        }
-    }
+    // The tasks' binaries, and those pagers spawn from at run time.
+    let binaries: Vec<String> = sys.binaries().map(str::to_string).collect();
     let mut modules = vec![modules_dir.join("sigma0"), modules_dir.join("roottask"), system.to_path_buf()];
     for b in &binaries {
         let p = modules_dir.join(b);

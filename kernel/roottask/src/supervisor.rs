@@ -181,15 +181,17 @@ impl Supervisor<'_> {
         Some(reply)
     }
 
-    /// A boot module by name, for a pager that spawns a task itself.
+    /// A boot module by name, for a pager that spawns a task from it (one
+    /// its description lists in `spawns`).
     fn module(&self, from: ThreadId, words: &[u64]) -> Option<Msg> {
         let i = self.task_of(from)?;
-        if self.loader.sys.tasks()[i].role != sysdesc::Role::Pager {
-            return None;
-        }
         let b = proto::words_name(words);
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
         let name = core::str::from_utf8(&b[..end]).ok()?;
+        if !self.loader.sys.tasks()[i].spawns.contains(name) {
+            println!("roottask: task {} may not spawn from `{name}` (not in its spawns)", self.name(i));
+            return None;
+        }
         let (idx, m) = user_rt::kip().module(name)?;
         // The root task maps its own view of the module onwards. It maps it
         // once: mapping it again would flush every view derived from the

@@ -320,6 +320,43 @@ impl Ports {
     }
 }
 
+/// Most binaries one pager may spawn.
+pub const MAX_SPAWNS: usize = 4;
+
+/// The binaries a pager may spawn tasks from at run time (besides the
+/// tasks the description gives it): boot modules of the image, which the
+/// root task hands only to a pager that lists them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Spawns<'a> {
+    bins: [&'a str; MAX_SPAWNS],
+    count: usize,
+}
+
+impl<'a> Spawns<'a> {
+    /// None.
+    pub const NONE: Spawns<'static> = Spawns { bins: [""; MAX_SPAWNS], count: 0 };
+
+    /// Adds `bin`; `false` (and no change) when the list is full.
+    pub fn insert(&mut self, bin: &'a str) -> bool {
+        if self.count == MAX_SPAWNS {
+            return false;
+        }
+        self.bins[self.count] = bin;
+        self.count += 1;
+        true
+    }
+
+    /// The binaries, in the order written.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.bins[..self.count].iter().copied()
+    }
+
+    /// Whether `bin` is on the list.
+    pub fn contains(&self, bin: &str) -> bool {
+        self.iter().any(|b| b == bin)
+    }
+}
+
 /// The real-time parameters of an RT task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rt {
@@ -371,6 +408,8 @@ pub struct Task<'a> {
     pub irq: bool,
     /// The I/O ports it may ask the root task for.
     pub ports: Ports,
+    /// Pagers only: the binaries it may spawn tasks from.
+    pub spawns: Spawns<'a>,
     /// Its argument string (free words, at most [`MAX_ARGS`] bytes).
     pub args: &'a str,
 }
@@ -398,6 +437,7 @@ impl<'a> Task<'a> {
             allow: None,
             irq: false,
             ports: Ports::NONE,
+            spawns: Spawns::NONE,
             args: "",
         }
     }
@@ -544,8 +584,13 @@ impl<'a> System<'a> {
 
     /// The distinct binaries the tasks name, in order of first use.
     pub fn binaries(&self) -> impl Iterator<Item = &'a str> + '_ {
+        // Each task's binary, then the binaries pagers spawn from.
         let tasks = self.tasks();
-        tasks.iter().enumerate().filter(|(i, t)| tasks[..*i].iter().all(|u| u.bin != t.bin)).map(|(_, t)| t.bin)
+        let all = tasks
+            .iter()
+            .map(|t| t.bin)
+            .chain(tasks.iter().flat_map(|t| t.spawns.bins[..t.spawns.count].iter().copied()));
+        all.clone().enumerate().filter(move |(i, b)| all.clone().take(*i).all(|u| u != *b)).map(|(_, b)| b)
     }
 
     /// The partition called `name`.

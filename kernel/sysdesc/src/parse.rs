@@ -1,8 +1,8 @@
 //! The reader: allocation-free, borrowing the text, first error wins.
 
 use crate::{
-    Allow, Kernel, Peer, Ports, Ref, Role, Rt, Scenario, System, Task, HEADER, MAX_ARGS, MAX_BINARIES, MAX_NAME,
-    MAX_PARTITIONS, MAX_PRIORITY, MAX_TASKS, ROOT, ROOT_MCP, SIGMA0,
+    Allow, Kernel, Peer, Ports, Ref, Role, Rt, Scenario, Spawns, System, Task, HEADER, MAX_ARGS, MAX_BINARIES,
+    MAX_NAME, MAX_PARTITIONS, MAX_PRIORITY, MAX_TASKS, ROOT, ROOT_MCP, SIGMA0,
 };
 use cache_color::geometry::{CacheKind, CacheLevel, GeometryError};
 use cache_color::partition::{parse_colors, PartitionSpec, SpecError};
@@ -254,7 +254,7 @@ const SYSTEM_KEYS: [&str; 3] = ["name", "scenario", "shared_colors"];
 const KERNEL_KEYS: [&str; 2] = ["kmem", "timeslice"];
 const LLC_KEYS: [&str; 4] = ["level", "size", "ways", "line"];
 const PARTITION_KEYS: [&str; 3] = ["name", "colors", "memory"];
-const TASK_KEYS: [&str; 20] = [
+const TASK_KEYS: [&str; 21] = [
     "name",
     "bin",
     "role",
@@ -275,6 +275,7 @@ const TASK_KEYS: [&str; 20] = [
     "allow",
     "irq",
     "ports",
+    "spawns",
 ];
 
 /// One line's `key=value` words, by the index of the key in the item's key
@@ -496,7 +497,7 @@ pub fn parse(text: &str) -> Result<System<'_>, Error<'_>> {
 }
 
 /// Reads a task line; its references stay names until [`resolve`].
-fn task<'a>(f: &Fields<'a, 20>, args: &'a str) -> Result<(Task<'a>, Refs<'a>), Error<'a>> {
+fn task<'a>(f: &Fields<'a, 21>, args: &'a str) -> Result<(Task<'a>, Refs<'a>), Error<'a>> {
     let role = f.req("role")?;
     let role = Role::from_name(role).ok_or(f.error(ErrorKind::BadValue {
         key: "role",
@@ -544,6 +545,20 @@ fn task<'a>(f: &Fields<'a, 20>, args: &'a str) -> Result<(Task<'a>, Refs<'a>), E
             None => Ports::NONE,
             Some(list) => ports(f, list)?,
         },
+        spawns: match only_for("spawns", Role::Pager)? {
+            None => Spawns::NONE,
+            Some(list) => {
+                let mut sp = Spawns::NONE;
+                for bin in list.split(',') {
+                    check_name(bin)
+                        .map_err(|problem| f.error(ErrorKind::BadName { key: "spawns", name: bin, problem }))?;
+                    if !sp.insert(bin) {
+                        return Err(f.error(ErrorKind::TooMany { item: "spawned binaries", max: crate::MAX_SPAWNS }));
+                    }
+                }
+                sp
+            }
+        },
         args,
     };
     let refs =
@@ -552,7 +567,7 @@ fn task<'a>(f: &Fields<'a, 20>, args: &'a str) -> Result<(Task<'a>, Refs<'a>), E
 }
 
 /// Reads `BASE:COUNT,...` (hex base, hex or decimal power-of-two count).
-fn ports<'a>(f: &Fields<'a, 20>, list: &'a str) -> Result<Ports, Error<'a>> {
+fn ports<'a>(f: &Fields<'a, 21>, list: &'a str) -> Result<Ports, Error<'a>> {
     let bad = f.error(ErrorKind::BadValue {
         key: "ports",
         value: list,

@@ -342,6 +342,13 @@ impl Owned {
                     }
                     p
                 },
+                spawns: {
+                    let mut sp = Spawns::NONE;
+                    if t.role == Role::Pager && t.prio % 2 == 0 {
+                        assert!(sp.insert(&t.bin));
+                    }
+                    sp
+                },
                 args: &t.args,
             })
             .unwrap();
@@ -464,4 +471,20 @@ fn irq_and_ports_round_trip_and_bad_ports_are_refused() {
     let text = format!("{base}{task} irq=2\n");
     let e = parse(&text).unwrap_err();
     assert!(matches!(e.kind, ErrorKind::BadValue { key: "irq", .. }), "{e:?}");
+}
+
+#[test]
+fn pagers_list_what_they_spawn_and_the_image_carries_it() {
+    let base = "prism-system 1\nsystem name=s scenario=base shared_colors=0\nkernel kmem=1 timeslice=1\n";
+    let fields = "pager=root prio=1 mcp=0 control=1 handler=root timeslice=0 budget=0 period=0 heap=0 stack=0";
+    let text = format!("{base}task name=p bin=ts-pager role=pager {fields} spawns=ts-load,other\ntask name=q bin=x role=test {fields}\n");
+    let sys = parse(&text).unwrap();
+    assert!(sys.task("p").unwrap().spawns.contains("ts-load"));
+    assert_eq!(sys.binaries().collect::<Vec<_>>(), ["ts-pager", "x", "ts-load", "other"]);
+    let mut out = String::new();
+    write(&sys, &mut out).unwrap();
+    assert_eq!(parse(&out).unwrap(), sys);
+    let text = format!("{base}task name=q bin=x role=test {fields} spawns=y\n");
+    let e = parse(&text).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::WrongRole { key: "spawns", .. }), "{e:?}");
 }

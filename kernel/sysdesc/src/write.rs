@@ -63,6 +63,9 @@ pub fn write(sys: &System<'_>, out: &mut impl fmt::Write) -> fmt::Result {
         for (i, (base, log2)) in t.ports.iter().enumerate() {
             write!(out, "{}{base:#x}:{}", if i == 0 { " ports=" } else { "," }, 1u32 << log2)?;
         }
+        for (i, b) in t.spawns.iter().enumerate() {
+            write!(out, "{}{b}", if i == 0 { " spawns=" } else { "," })?;
+        }
         if !t.args.is_empty() {
             write!(out, " -- {}", t.args)?;
         }
