@@ -62,7 +62,7 @@ test: setup build _iso-image
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo clippy --target {{target}} -p kernel -p sigma0 -p abi -p user-rt -p cache-color -p sysdesc --quiet -- -D warnings
+    cargo clippy --target {{target}} -p kernel -p sigma0 -p abi -p user-rt -p cache-color -p sysdesc -p record --quiet -- -D warnings
     cargo clippy --target {{target}} -p kernel --features ktest --quiet -- -D warnings
 
 # A bootable GRUB ISO (BIOS, and UEFI where grub-efi-amd64-bin is present), checked by booting it.
