@@ -161,6 +161,7 @@ fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u
         attr::MCP => tc.mcp as u64,
         attr::RIGHTS => tc.rights as u64,
         attr::SPACE => tc.space as u64,
+        attr::PREEMPTIONS => tc.preemptions,
         _ => return Err(Error::InvalidArgument),
     };
     Ok(v)
