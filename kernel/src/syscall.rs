@@ -167,6 +167,24 @@ fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u
     Ok(v)
 }
 
+/// `PMC`: what the counters count, or (with the right) program them; the
+/// [`abi::pmc::PmcInfo`] goes back in `rax`, `rsi`, `rdx`.
+fn pmc(kk: &mut Kernel, cur: usize, op: u64, mask: u64) -> Result<u64, Error> {
+    let info = match op {
+        abi::pmc::INFO => crate::pmc::hw::info(),
+        abi::pmc::PROGRAM if mask & !abi::pmc::ALL_EVENTS != 0 => return Err(Error::InvalidArgument),
+        abi::pmc::PROGRAM => {
+            holds(kk, cur, rights::PMC)?;
+            crate::pmc::hw::program(mask as u8)
+        }
+        _ => return Err(Error::InvalidArgument),
+    };
+    let [a, b, c] = info.to_words();
+    kk.tcbs[cur].frame.rsi = b;
+    kk.tcbs[cur].frame.rdx = c;
+    Ok(a)
+}
+
 fn thread_create(
     kk: &mut Kernel,
     cur: usize,
@@ -235,6 +253,7 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
             kk.tcbs[cur].frame.rsi = timer::tsc_hz();
             Ok(kk.id_of(cur).0)
         }
+        sys::PMC => pmc(kk, cur, f.rdi, f.rsi),
         sys::UNMAP => crate::mapping::unmap(kk, cur, abi::Fpage(f.rdi), f.rsi & sys::UNMAP_SELF != 0),
         sys::IRQ_ATTACH => holds(kk, cur, rights::IRQ).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
         _ => Err(Error::NoSuchCall),
