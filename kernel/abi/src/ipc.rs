@@ -365,7 +365,7 @@ pub mod root {
     const FIXED: usize = 17;
     /// Words of an encoded [`TaskInfo`] (fits the 63 message registers).
     pub const INFO_WORDS: usize = FIXED + (NAME_MAX + ARGS_MAX) / 8;
-    const _: () = assert!(INFO_WORDS <= super::MAX_MRS - 1);
+    const _: () = assert!(INFO_WORDS < super::MAX_MRS);
 
     fn text(b: &[u8]) -> &str {
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
