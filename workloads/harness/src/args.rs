@@ -36,7 +36,9 @@ impl<'a> Args<'a> {
     pub fn size(&self, key: &'static str, default: u64) -> Result<u64, Error> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => parse_size(v).ok_or(Error::BadArg { key, why: "not a size (a number, optionally with K, M or G)" }),
+            Some(v) => {
+                parse_size(v).ok_or(Error::BadArg { key, why: "not a size (a number, optionally with K, M or G)" })
+            }
         }
     }
 

@@ -33,7 +33,8 @@ pub fn counter(e: Event) -> Counter {
 
 impl Probe {
     pub fn new() -> Probe {
-        let rdtscp = raw_cpuid::CpuId::new().get_extended_processor_and_feature_identifiers().is_some_and(|f| f.has_rdtscp());
+        let rdtscp =
+            raw_cpuid::CpuId::new().get_extended_processor_and_feature_identifiers().is_some_and(|f| f.has_rdtscp());
         Probe { me: syscall::myself().0, pmc: syscall::pmc_info(), rdtscp }
     }
 

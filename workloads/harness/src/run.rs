@@ -169,7 +169,7 @@ fn measure<W: Workload>(
             return Outcome { ran: k + 1, failure: Some(m) };
         }
         let done = k as u32 + 1;
-        if done % step == 0 || done == total {
+        if done.is_multiple_of(step) || done == total {
             let _ = record::progress(&mut Line::new(), task, done, total);
         }
     }
