@@ -26,6 +26,15 @@ impl Heap {
         self.end - self.next
     }
 
+    /// Every byte left, from the next `align`-aligned address, zeroed.
+    pub fn take_rest(&mut self, align: usize) -> &'static mut [u8] {
+        let align = align.max(1).next_power_of_two();
+        let start = self.next.checked_add(align - 1).map_or(self.end, |a| (a & !(align - 1)).min(self.end));
+        self.next = start;
+        let n = self.left();
+        self.take(n, 0u8, 1).unwrap_or_default()
+    }
+
     /// `n` values, each set to `value`, aligned for `T` (and to at least
     /// `align` bytes).
     pub fn take<T: Copy>(&mut self, n: usize, value: T, align: usize) -> Result<&'static mut [T], Error> {
@@ -69,8 +78,11 @@ mod tests {
         assert!(matches!(h.take(1000, 0u64, 8), Err(Error::Heap { need: 8000, .. })));
         let rest = h.left();
         assert!(h.take(rest + 1, 0u8, 1).is_err());
-        assert_eq!(h.take(rest, 0u8, 1).unwrap().len(), rest);
+        let all = h.take_rest(64);
+        assert_eq!(all.as_ptr() as usize % 64, 0);
+        assert!(all.len() <= rest && all.len() + 64 > rest);
         assert_eq!(h.left(), 0);
+        assert!(h.take_rest(64).is_empty());
         assert!(h.take(usize::MAX, 0u64, 8).is_err());
     }
 }

@@ -39,12 +39,19 @@
 //! check end it).
 //!
 //! Everything that needs no hardware (arguments, heap, schedule, the
-//! record transfer between tasks) is tested on the host.
+//! record transfer between tasks) is tested on the host; [`verify`]
+//! (feature `std`) checks a captured run on the host with the record
+//! reader.
 #![cfg_attr(not(test), no_std)]
+
+#[cfg(feature = "std")]
+extern crate std;
 
 pub mod args;
 pub mod heap;
 pub mod schedule;
+#[cfg(any(test, feature = "std"))]
+pub mod verify;
 pub mod wire;
 
 #[cfg(target_os = "none")]
@@ -198,8 +205,8 @@ macro_rules! c_workload {
 
                 fn setup(args: &$crate::Args<'_>, heap: &mut $crate::Heap) -> Result<Self, $crate::Error> {
                     let text = args.text();
-                    let n = heap.left();
-                    let mem = heap.take(n, 0u8, 64)?;
+                    let mem = heap.take_rest(64);
+                    let n = mem.len();
                     // SAFETY: the C side reads `text` (args_len bytes) and
                     // uses `mem` (heap_size bytes, owned by it from now on)
                     // during setup and every later call.
