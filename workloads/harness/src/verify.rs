@@ -7,7 +7,7 @@
 
 use record::read::{read, Run};
 use std::format;
-use std::string::String;
+use std::string::{String, ToString};
 use std::vec::Vec;
 
 /// What a run must contain.
