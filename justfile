@@ -44,6 +44,9 @@ build:
     cargo build --release --target {{target}} -p kernel -p sigma0
     cp $out/kernel {{build_dir}}/kernel.elf
     cp $out/sigma0 {{build_dir}}/modules/sigma0
+    # Workloads and TS loads: every binary of workloads/{rt,ts}/src/bin, without debug info.
+    cargo build --release --target {{target}} -p rt-workloads -p ts-loads
+    for b in workloads/rt/src/bin/*.rs workloads/ts/src/bin/*.rs; do b=$(basename "$b" .rs); objcopy --strip-debug $out/$b {{build_dir}}/modules/$b; done
     cargo build --release -p cache-model
     cp target/release/libcache_model.so {{build_dir}}/libcache_model.so
     {{prism}} config {{config}} -o {{build_dir}}/modules/config
@@ -62,7 +65,7 @@ test: setup build _iso-image
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo clippy --target {{target}} -p kernel -p sigma0 -p abi -p user-rt -p cache-color -p sysdesc -p record --quiet -- -D warnings
+    cargo clippy --target {{target}} -p kernel -p sigma0 -p abi -p user-rt -p cache-color -p sysdesc -p record -p harness -p rt-workloads -p ts-loads --quiet -- -D warnings
     cargo clippy --target {{target}} -p kernel --features ktest --quiet -- -D warnings
 
 # A bootable GRUB ISO (BIOS, and UEFI where grub-efi-amd64-bin is present), checked by booting it.
