@@ -31,8 +31,9 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// A size in bytes: a number with an optional `K`, `M` or `G` suffix
-    /// (powers of 1024), or `default` when not given.
+    /// A size in bytes: a number with an optional `K`/`KiB`, `M`/`MiB` or
+    /// `G`/`GiB` suffix (powers of 1024; the description's spelling), or
+    /// `default` when not given.
     pub fn size(&self, key: &'static str, default: u64) -> Result<u64, Error> {
         match self.get(key) {
             None => Ok(default),
@@ -60,13 +61,18 @@ fn parse_number(v: &str) -> Option<u64> {
 }
 
 fn parse_size(v: &str) -> Option<u64> {
-    let (num, shift) = match v.as_bytes().last()? {
-        b'K' | b'k' => (&v[..v.len() - 1], 10),
-        b'M' | b'm' => (&v[..v.len() - 1], 20),
-        b'G' | b'g' => (&v[..v.len() - 1], 30),
-        _ => (v, 0),
+    if v.starts_with("0x") {
+        return parse_number(v);
+    }
+    let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic() && c != 'x');
+    let shift = match &v[digits.len()..] {
+        "" | "B" => 0,
+        "K" | "k" | "KiB" => 10,
+        "M" | "m" | "MiB" => 20,
+        "G" | "g" | "GiB" => 30,
+        _ => return None,
     };
-    parse_number(num)?.checked_mul(1 << shift)
+    parse_number(digits)?.checked_mul(1 << shift)
 }
 
 #[cfg(test)]
@@ -75,7 +81,13 @@ mod tests {
 
     #[test]
     fn values_sizes_and_errors() {
-        let a = Args::new("n=64 ws=256K big=2M hex=0x10 mode=read bad=12Q");
+        let a = Args::new("n=64 ws=256K big=2M hex=0x10 mode=read bad=12Q kib=64KiB mib=4MiB b=512B");
+        assert_eq!(a.size("kib", 0), Ok(64 << 10));
+        assert_eq!(a.size("mib", 0), Ok(4 << 20));
+        assert_eq!(a.size("b", 0), Ok(512));
+        assert!(Args::new("x=4MB").size("x", 0).is_err());
+        assert_eq!(Args::new("x=0x1000").size("x", 0), Ok(4096));
+        assert_eq!(Args::new("x=0xff").size("x", 0), Ok(255));
         assert_eq!(a.number("n", 1), Ok(64));
         assert_eq!(a.number("missing", 7), Ok(7));
         assert_eq!(a.number("hex", 0), Ok(16));
