@@ -20,10 +20,22 @@ pub struct Expect<'a> {
     pub pmc: Option<bool>,
 }
 
-/// A checked run: per task, its jobs and the largest `end - start`.
+/// One task of a checked run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskSummary {
+    pub name: String,
+    pub jobs: usize,
+    /// The largest `end - start`.
+    pub max_tsc: u64,
+    /// Preemptions over all its jobs.
+    pub preemptions: u64,
+    pub deadline_misses: usize,
+}
+
+/// A checked run, task by task.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
-    pub tasks: Vec<(String, usize, u64)>,
+    pub tasks: Vec<TaskSummary>,
 }
 
 /// Checks the run in `console` against `e`; every problem found, in
@@ -70,8 +82,13 @@ pub fn check_run(console: &str, e: &Expect<'_>) -> Result<Summary, Vec<String>> 
                 bad.push(format!("task {} jobs {} and {}: timestamps out of order", t.name, p[0].job, p[1].job));
             }
         }
-        let max = jobs.iter().map(|j| j.tsc_cycles()).max().unwrap_or(0);
-        summary.tasks.push((t.name.clone(), jobs.len(), max));
+        summary.tasks.push(TaskSummary {
+            name: t.name.clone(),
+            jobs: jobs.len(),
+            max_tsc: jobs.iter().map(|j| j.tsc_cycles()).max().unwrap_or(0),
+            preemptions: jobs.iter().map(|j| u64::from(j.preemptions)).sum(),
+            deadline_misses: jobs.iter().filter(|j| j.deadline_miss).count(),
+        });
     }
     if bad.is_empty() {
         Ok(summary)
@@ -85,15 +102,20 @@ mod tests {
     use super::*;
 
     /// The console of `workloads/tests/workloads.system` booted under QEMU
-    /// 7.2 TCG (`workloads/tests/boot.sh`): three RT tasks, 20 jobs each.
+    /// 7.2 TCG (`workloads/tests/boot.sh`): three RT tasks at
+    /// rate-monotonic priorities, 200, 100 and 20 jobs.
     const CAPTURE: &str = include_str!("../../tests/fixtures/workloads-tcg.log");
-    const TASKS: [(&str, u32); 3] = [("rt-matmul", 20), ("rt-crc32", 20), ("rt-chase", 20)];
+    const TASKS: [(&str, u32); 3] = [("rt-crc32", 200), ("rt-chase", 100), ("rt-matmul", 20)];
 
     #[test]
     fn the_guest_run_has_every_record_in_order_and_no_pmc_under_tcg() {
         let s = check_run(CAPTURE, &Expect { tasks: &TASKS, pmc: Some(false) }).unwrap();
-        assert_eq!(s.tasks.iter().map(|t| t.1).collect::<Vec<_>>(), [20, 20, 20]);
-        assert!(s.tasks.iter().all(|t| t.2 > 0));
+        assert_eq!(s.tasks.iter().map(|t| t.jobs).collect::<Vec<_>>(), [200, 100, 20]);
+        assert!(s.tasks.iter().all(|t| t.max_tsc > 0));
+        // The top-priority task is never preempted; the long low-priority
+        // job is, by the others' releases.
+        assert_eq!(s.tasks[0].preemptions, 0);
+        assert!(s.tasks[2].preemptions > 0);
         // Every workload checked itself in the same boot.
         assert_eq!(CAPTURE.lines().filter(|l| l.starts_with("test ") && l.ends_with(" ... ok")).count(), 32);
         assert!(!CAPTURE.contains("FAILED"));
@@ -106,7 +128,7 @@ mod tests {
         let j = lines.iter().position(|l| l.starts_with("@prism-rec J 1 5 ")).unwrap();
         lines.remove(j);
         let err = check_run(&lines.join("\n"), &Expect { tasks: &TASKS, pmc: Some(false) }).unwrap_err();
-        assert!(err.iter().any(|e| e.contains("rt-crc32: 19 records")), "{err:?}");
+        assert!(err.iter().any(|e| e.contains("rt-chase: 99 records")), "{err:?}");
         let err = check_run(CAPTURE, &Expect { tasks: &TASKS[..2], pmc: Some(false) }).unwrap_err();
         assert!(err.iter().any(|e| e.starts_with("tasks ")), "{err:?}");
         let err = check_run(CAPTURE, &Expect { tasks: &TASKS, pmc: Some(true) }).unwrap_err();
