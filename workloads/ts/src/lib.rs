@@ -80,6 +80,46 @@ pub fn sweep(mem: &mut [u64], access: Access) -> u64 {
     sum
 }
 
+/// The thrashers' main program: the parameters from the task's
+/// description, `setup` on the working set (the task's heap), then `once`
+/// (one sweep or walk; it returns a value to sum, so nothing is optimised
+/// away) `iterations` times or forever, and a line saying what it did.
+#[cfg(target_os = "none")]
+pub fn thrasher<S>(
+    kind: &str,
+    unit: &str,
+    setup: impl FnOnce(&Params, &'static mut [u64]) -> S,
+    mut once: impl FnMut(&mut S) -> u64,
+) -> ! {
+    use user_rt::println;
+    let Some(i) = user_rt::info() else { user_rt::exit(1) };
+    let p = match Params::from_args(&Args::new(i.args()), i.heap_size) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("{kind} {}: {e}", i.name());
+            user_rt::exit(1)
+        }
+    };
+    // SAFETY: the task's declared heap: page aligned, mapped by its pager
+    // on first touch, used by nothing else, at least `ws` bytes (checked).
+    let mem = unsafe { core::slice::from_raw_parts_mut(i.heap_base as *mut u64, p.ws / 8) };
+    let mut state = setup(&p, mem);
+    let t0 = abi::syscall::myself().1;
+    let (mut n, mut sum) = (0u64, 0u64);
+    while p.iterations == 0 || n < p.iterations {
+        sum = sum.wrapping_add(once(&mut state));
+        n += 1;
+    }
+    let t = abi::syscall::myself().1 - t0;
+    let per_line = t / (n * (p.ws as u64 / 64)).max(1);
+    println!(
+        "{kind} {}: {n} {unit}(s) of {} bytes in {t} TSC ticks, {per_line} per line (sum {sum:#x})",
+        i.name(),
+        p.ws
+    );
+    user_rt::exit(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
