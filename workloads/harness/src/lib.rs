@@ -32,9 +32,11 @@
 //!    every RT task has ended.
 //!
 //! With the argument `mode=selftest` (role `test`) the harness instead
-//! checks the workload: its result matches the host value, jobs repeat,
-//! and a deliberately wrong expected value stops a measured run at its
-//! first job (`test NAME ... ok` lines, as the in-guest suite prints).
+//! checks the workload and itself: the result matches the host value, jobs
+//! repeat, a deliberately wrong expected value stops a measured run at its
+//! first job, measured timestamps are ordered, the task may not program the
+//! counters, and a record has a PMC value exactly for the live counters
+//! (`test NAME ... ok` lines, as the in-guest suite prints).
 //! `expect=VALUE` replaces the expected value of a run (to see a failing
 //! check end it).
 //!

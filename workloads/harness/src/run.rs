@@ -2,12 +2,13 @@
 //! hand-over of the records to the leader, the leader's dump, and the
 //! self-test.
 
-use crate::measure::{mode_hint, Probe};
+use crate::measure::{counter, mode_hint, Probe};
 use crate::schedule::Schedule;
 use crate::wire::{self, FETCH, JOB_WORDS, PER_MESSAGE};
 use crate::{check, Args, Heap, Mismatch, Workload};
 use abi::ipc::root::{Role, TaskInfo, NAME_MAX};
 use abi::ipc::{Tag, REG_MRS};
+use abi::pmc::Event;
 use abi::syscall::{self, Msg};
 use abi::Timeout;
 use core::fmt::{self, Write};
@@ -386,6 +387,22 @@ fn selftest<W: Workload>(info: &TaskInfo) -> u64 {
     report(
         "measured_jobs_have_ordered_timestamps",
         if o.failure.is_none() && o.ran == records.len() && monotone { Ok(()) } else { Err("bad records") },
+    );
+    // Counters: only the root task may program them; a live counter
+    // counts, and a job record has a value exactly for the live ones.
+    let refused = syscall::pmc_program(abi::pmc::ALL_EVENTS) == Err(abi::Error::NoPermission);
+    report("may_not_program_the_counters", if refused { Ok(()) } else { Err("an RT task programmed the PMU") });
+    let pmc = probe.pmc;
+    let counts = [Event::Cycles, Event::Instructions].into_iter().filter(|&e| pmc.is_live(e)).all(|e| {
+        let a = pmc.read(e).unwrap_or(0);
+        core::hint::black_box(w.result());
+        pmc.read(e).and_then(|b| pmc.delta(e, a, b)).is_some_and(|d| d > 0)
+    });
+    let fields =
+        records.iter().all(|j| Event::ALL.into_iter().all(|e| j.pmc.get(counter(e)).is_some() == pmc.is_live(e)));
+    report(
+        "pmc_fields_match_the_live_counters",
+        if counts && fields { Ok(()) } else { Err("a counter value where none is live, or none where one is") },
     );
     failed
 }

@@ -117,7 +117,7 @@ mod tests {
         assert_eq!(s.tasks[0].preemptions, 0);
         assert!(s.tasks[2].preemptions > 0);
         // Every workload checked itself in the same boot.
-        assert_eq!(CAPTURE.lines().filter(|l| l.starts_with("test ") && l.ends_with(" ... ok")).count(), 32);
+        assert_eq!(CAPTURE.lines().filter(|l| l.starts_with("test ") && l.ends_with(" ... ok")).count(), 48);
         assert!(!CAPTURE.contains("FAILED"));
         assert!(CAPTURE.contains("run complete: 11 task(s) ended, 11 with status 0"));
     }
