@@ -310,10 +310,14 @@ pub mod hw {
         Cpuid { vendor, max_leaf: l0.eax, leaf1_eax: cpuid_count(1, 0).eax, leaf_a, max_ext_leaf, ext1_ecx }
     }
 
-    /// Detects the PMU (once, at boot) and says what it found.
+    /// The PMU, detected on first use.
+    fn pmu() -> Pmu {
+        *PMU.call_once(|| detect(&read_cpuid()))
+    }
+
+    /// Detects the PMU (at boot) and says what it found.
     pub fn init() {
-        let pmu = *PMU.call_once(|| detect(&read_cpuid()));
-        match pmu {
+        match pmu() {
             Pmu::None(why) => crate::kprintln!("pmc: none ({why}); job records say \"not available\""),
             p => crate::kprintln!(
                 "pmc: {:?}, events {:#06b} offered (cycles, instructions, L2, LLC misses); off until the root task programs them",
@@ -352,7 +356,7 @@ pub mod hw {
 
     /// Programs the events of `want` (0: stop); returns what counts now.
     pub fn program(want: u8) -> PmcInfo {
-        let pmu = *PMU.call_once(|| detect(&read_cpuid()));
+        let pmu = pmu();
         let mut live = LIVE.lock();
         cpu::set_user_pmc(false);
         let p = plan(&pmu, want);
@@ -374,7 +378,7 @@ pub mod hw {
         let info = *LIVE.lock();
         if info.pmu == abi::pmc::Pmu::None {
             // Never programmed: what is offered, nothing live.
-            return plan(PMU.call_once(|| detect(&read_cpuid())), 0).info;
+            return plan(&pmu(), 0).info;
         }
         info
     }

@@ -246,7 +246,8 @@ pub fn rdpmc_probe(index: u32) -> Option<u64> {
     (unsafe { prism_rdpmc_probe(index, &mut v) } == 0).then_some(v)
 }
 
-/// Where a kernel #GP at `rip` resumes, if `rip` is a probe instruction.
+/// Where a kernel #GP or #UD at `rip` resumes, if `rip` is a probe
+/// instruction.
 pub fn probe_fixup(rip: u64) -> Option<u64> {
     // SAFETY: a read-only table the assembler filled with code addresses.
     let [wrmsr, rdpmc, faulted] = unsafe { prism_probe_table };
