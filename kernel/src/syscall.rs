@@ -222,10 +222,6 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
         sys::DEBUG_PRINT => debug_print(kk, cur, f.rdi, f.rsi),
         sys::THREAD_EXIT => {
             crate::kprintln!("thread {:#x} exited, status {}", kk.id_of(cur).0, f.rdi as i64);
-            #[cfg(feature = "ktest")]
-            if let Some(hook) = EXIT_HOOK.get() {
-                hook(kk.id_of(cur), f.rdi);
-            }
             kk.delete_thread(cur);
             return None;
         }
@@ -278,10 +274,5 @@ extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
     }
     schedule_and_resume()
 }
-
-/// Called with the id and status of a thread that exits; the test kernel
-/// checks the root thread's (it exists only in the test kernel).
-#[cfg(feature = "ktest")]
-pub static EXIT_HOOK: spin::Once<fn(ThreadId, u64)> = spin::Once::new();
 
 const _: () = assert!(MAX_THREADS <= 128, "pending_budget is a u128 bitmask");

@@ -7,4 +7,5 @@
 pub mod bench;
 pub mod config;
 pub mod guest;
+pub mod image;
 pub mod qemu;

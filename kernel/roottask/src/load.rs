@@ -155,7 +155,7 @@ impl<'s> Loader<'s> {
         info.role = role(t.role);
         info.priority = t.prio as u64;
         info.mcp = t.mcp as u64;
-        info.rights = if t.control { rights::CONTROL } else { 0 };
+        info.rights = if t.control { rights::CONTROL } else { 0 } | if t.irq { rights::IRQ } else { 0 };
         (info.pager, info.handler) = (pager, handler);
         let slice = if t.timeslice == 0 { self.sys.kernel().timeslice } else { t.timeslice };
         (info.timeslice, info.budget, info.period) = (ticks(slice), ticks(t.budget), ticks(t.period));

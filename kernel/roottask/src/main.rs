@@ -121,7 +121,12 @@ mod root {
             );
         }
         println!("roottask: {} page(s) backed for the tasks it pages", loader.pages.used());
-        Supervisor { loader, exit_port }.run()
+        let mut ports_held = [0u64; 1024];
+        if exit_port {
+            let p = abi::debug_exit::PORT as usize;
+            ports_held[p / 64] |= 1 << (p % 64);
+        }
+        Supervisor { loader, exit_port, ports_held }.run()
     }
 }
 

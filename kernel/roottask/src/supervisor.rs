@@ -21,6 +21,8 @@ pub struct Supervisor<'s> {
     pub loader: Loader<'s>,
     /// The `isa-debug-exit` port was granted by sigma0.
     pub exit_port: bool,
+    /// I/O ports the root task holds already (one bit each).
+    pub ports_held: [u64; 1024],
 }
 
 fn refused() -> Msg {
@@ -212,6 +214,25 @@ impl Supervisor<'_> {
         }
     }
 
+    /// The I/O ports of flexpage `fp`, for a task the description grants
+    /// them; the root task takes them from sigma0 the first time.
+    fn ports(&mut self, from: ThreadId, fp: Fpage) -> Option<Msg> {
+        let i = self.task_of(from)?;
+        let (base, n) = fp.io_range()?;
+        if !self.loader.sys.tasks()[i].ports.covers(base, n.trailing_zeros()) {
+            println!("roottask: task {} asked for ports {base:#x}..{:#x} it was not given", self.name(i), base + n);
+            return None;
+        }
+        let held = |p: u32, h: &[u64; 1024]| h[p as usize / 64] & (1 << (p % 64)) != 0;
+        if !(base..base + n).all(|p| held(p, &self.ports_held)) {
+            crate::sigma0::ports(fp).ok()?;
+            for p in base..base + n {
+                self.ports_held[p as usize / 64] |= 1 << (p % 64);
+            }
+        }
+        Some(Msg::new(Tag::new(0, 0, 2), &map_item(0, fp, false)))
+    }
+
     /// Every RT and test task has ended: the number that failed. A task
     /// fails when it ends with a status other than 0, or, for an RT task,
     /// when it crashes. (Test images crash test tasks on purpose; what a
@@ -268,6 +289,7 @@ impl Supervisor<'_> {
             proto::SYSTEM => Some(self.system()),
             proto::TASK_INFO => self.task_info(m.mr[0]).or(Some(refused())),
             proto::EXIT => self.exited(from, m.mr[0]).or(Some(refused())),
+            proto::GET_PORTS => self.ports(from, Fpage(m.mr[0])).or(Some(refused())),
             proto::GET_MODULE => self.module(from, &m.mr[..4]).or(Some(refused())),
             pager::NEXT_CLIENT => self.next_client(from).or(Some(refused())),
             pager::CLIENT_READY => self.client_ready(from, m).or(Some(refused())),

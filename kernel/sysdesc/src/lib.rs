@@ -41,7 +41,11 @@
 //!   thread control to it), `timeslice` (0: the kernel default), `budget` and
 //!   `period` (0 0: no budget), `heap`, `stack`; RT tasks also `rt_period`,
 //!   `deadline`, `jobs`; optional `allow` (comma-separated task names, or
-//!   [`ROOT`] / [`SIGMA0`], it may send to; `allow=` is the empty list).
+//!   [`ROOT`] / [`SIGMA0`], it may send to; `allow=` is the empty list);
+//!   optional `irq` (`1`: the root task gives it the right to route
+//!   interrupts) and `ports` (I/O port ranges it may ask the root task for,
+//!   comma-separated `BASE:COUNT` in hex, each a power-of-two count of
+//!   ports aligned to it, like `0x3f8:8,0x40:4`).
 //!   Everything after a ` -- ` word is the task's argument string.
 //!
 //! [`parse`] checks the syntax, the capacities, that names are unique and
@@ -264,6 +268,51 @@ impl Allow {
     }
 }
 
+/// Most I/O port ranges one task may hold.
+pub const MAX_PORT_RANGES: usize = 4;
+
+/// The I/O port ranges a task may ask for: each `2^log2` ports from a base
+/// aligned to that size (an I/O flexpage).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ports {
+    ranges: [(u16, u8); MAX_PORT_RANGES],
+    count: usize,
+}
+
+impl Ports {
+    /// No ports.
+    pub const NONE: Ports = Ports { ranges: [(0, 0); MAX_PORT_RANGES], count: 0 };
+
+    /// Adds `2^log2` ports from `base`; `false` (and no change) when the
+    /// range is not aligned, leaves the port space, or the list is full.
+    pub fn insert(&mut self, base: u16, log2: u8) -> bool {
+        let aligned =
+            log2 <= 16 && (base as u32).is_multiple_of(1u32 << log2) && base as u32 + (1u32 << log2) <= 0x1_0000;
+        if !aligned || self.count == MAX_PORT_RANGES {
+            return false;
+        }
+        self.ranges[self.count] = (base, log2);
+        self.count += 1;
+        true
+    }
+
+    /// The ranges, as (base, log2 of the count).
+    pub fn iter(&self) -> impl Iterator<Item = (u16, u8)> + '_ {
+        self.ranges[..self.count].iter().copied()
+    }
+
+    /// Whether every port of `2^log2` ports from `base` is in one range.
+    pub fn covers(&self, base: u32, log2: u32) -> bool {
+        let end = base as u64 + (1u64 << log2.min(16));
+        self.iter().any(|(b, l)| b as u64 <= base as u64 && end <= b as u64 + (1u64 << l))
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
 /// The real-time parameters of an RT task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rt {
@@ -311,6 +360,10 @@ pub struct Task<'a> {
     pub rt: Option<Rt>,
     /// Whom it may send to (`None`: the description says nothing).
     pub allow: Option<Allow>,
+    /// Whether it may route interrupts.
+    pub irq: bool,
+    /// The I/O ports it may ask the root task for.
+    pub ports: Ports,
     /// Its argument string (free words, at most [`MAX_ARGS`] bytes).
     pub args: &'a str,
 }
@@ -336,6 +389,8 @@ impl<'a> Task<'a> {
             stack: 0,
             rt: None,
             allow: None,
+            irq: false,
+            ports: Ports::NONE,
             args: "",
         }
     }

@@ -1,7 +1,7 @@
 //! The reader: allocation-free, borrowing the text, first error wins.
 
 use crate::{
-    Allow, Kernel, Peer, Ref, Role, Rt, Scenario, System, Task, HEADER, MAX_ARGS, MAX_NAME, MAX_PARTITIONS,
+    Allow, Kernel, Peer, Ports, Ref, Role, Rt, Scenario, System, Task, HEADER, MAX_ARGS, MAX_NAME, MAX_PARTITIONS,
     MAX_PRIORITY, MAX_TASKS, ROOT, ROOT_MCP, SIGMA0,
 };
 use cache_color::geometry::{CacheKind, CacheLevel, GeometryError};
@@ -253,7 +253,7 @@ const SYSTEM_KEYS: [&str; 3] = ["name", "scenario", "shared_colors"];
 const KERNEL_KEYS: [&str; 2] = ["kmem", "timeslice"];
 const LLC_KEYS: [&str; 4] = ["level", "size", "ways", "line"];
 const PARTITION_KEYS: [&str; 3] = ["name", "colors", "memory"];
-const TASK_KEYS: [&str; 18] = [
+const TASK_KEYS: [&str; 20] = [
     "name",
     "bin",
     "role",
@@ -272,6 +272,8 @@ const TASK_KEYS: [&str; 18] = [
     "deadline",
     "jobs",
     "allow",
+    "irq",
+    "ports",
 ];
 
 /// One line's `key=value` words, by the index of the key in the item's key
@@ -490,7 +492,7 @@ pub fn parse(text: &str) -> Result<System<'_>, Error<'_>> {
 }
 
 /// Reads a task line; its references stay names until [`resolve`].
-fn task<'a>(f: &Fields<'a, 18>, args: &'a str) -> Result<(Task<'a>, Refs<'a>), Error<'a>> {
+fn task<'a>(f: &Fields<'a, 20>, args: &'a str) -> Result<(Task<'a>, Refs<'a>), Error<'a>> {
     let role = f.req("role")?;
     let role = Role::from_name(role).ok_or(f.error(ErrorKind::BadValue {
         key: "role",
@@ -530,11 +532,41 @@ fn task<'a>(f: &Fields<'a, 18>, args: &'a str) -> Result<(Task<'a>, Refs<'a>), E
         stack: f.number("stack")?,
         rt,
         allow: None,
+        irq: match f.opt("irq") {
+            None => false,
+            Some(_) => f.flag("irq")?,
+        },
+        ports: match f.opt("ports") {
+            None => Ports::NONE,
+            Some(list) => ports(f, list)?,
+        },
         args,
     };
     let refs =
         Refs { line: f.line, partition, pager: f.req("pager")?, handler: f.req("handler")?, allow: f.opt("allow") };
     Ok((task, refs))
+}
+
+/// Reads `BASE:COUNT,...` (hex base, hex or decimal power-of-two count).
+fn ports<'a>(f: &Fields<'a, 20>, list: &'a str) -> Result<Ports, Error<'a>> {
+    let bad = f.error(ErrorKind::BadValue {
+        key: "ports",
+        value: list,
+        expected: "port ranges like 0x3f8:8,0x40:4 (a power-of-two count, the base aligned to it)",
+    });
+    let mut p = Ports::NONE;
+    for range in list.split(',') {
+        let (base, count) = range.split_once(':').ok_or(bad)?;
+        let num = |t: &str| match t.strip_prefix("0x") {
+            Some(h) => u32::from_str_radix(h, 16).ok(),
+            None => t.parse::<u32>().ok(),
+        };
+        let (Some(base), Some(count)) = (num(base), num(count)) else { return Err(bad) };
+        if !count.is_power_of_two() || base > u16::MAX as u32 || !p.insert(base as u16, count.trailing_zeros() as u8) {
+            return Err(bad);
+        }
+    }
+    Ok(p)
 }
 
 /// Resolves task `i`'s references now that every task and partition is

@@ -320,6 +320,14 @@ impl Owned {
                 stack,
                 rt: (t.role == Role::Rt).then_some(t.rt),
                 allow,
+                irq: t.prio % 3 == 0,
+                ports: {
+                    let mut p = Ports::NONE;
+                    for (base, log2) in [(0x3f8, 3), (0x40, 2), (0xf4, 0)].into_iter().take(t.mcp as usize % 4) {
+                        assert!(p.insert(base, log2));
+                    }
+                    p
+                },
                 args: &t.args,
             })
             .unwrap();
@@ -413,4 +421,29 @@ proptest! {
         write(&back, &mut again).unwrap();
         prop_assert_eq!(again, text);
     }
+}
+
+#[test]
+fn irq_and_ports_round_trip_and_bad_ports_are_refused() {
+    let base = "prism-system 1\nsystem name=s scenario=base shared_colors=0\nkernel kmem=1 timeslice=1\n";
+    let task = "task name=d bin=b role=test pager=root prio=1 mcp=0 control=0 handler=root timeslice=0 budget=0 period=0 heap=0 stack=0";
+    let text = format!("{base}{task} irq=1 ports=0x3f8:8,0x40:4 -- a b\n");
+    let sys = parse(&text).unwrap();
+    let t = sys.task("d").unwrap();
+    assert!(t.irq);
+    assert_eq!(t.ports.iter().collect::<Vec<_>>(), [(0x3f8, 3), (0x40, 2)]);
+    assert!(
+        t.ports.covers(0x3fd, 0) && t.ports.covers(0x3f8, 3) && !t.ports.covers(0x3f0, 4) && !t.ports.covers(0x80, 0)
+    );
+    let mut out = String::new();
+    write(&sys, &mut out).unwrap();
+    assert_eq!(parse(&out).unwrap(), sys);
+    for bad in ["0x3f9:8", "0x3f8:6", "0x3f8", "zz:1", "0x10000:1", "1:1,2:1,4:1,8:1,16:1"] {
+        let text = format!("{base}{task} ports={bad}\n");
+        let e = parse(&text).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::BadValue { key: "ports", .. }), "{bad}: {e:?}");
+    }
+    let text = format!("{base}{task} irq=2\n");
+    let e = parse(&text).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::BadValue { key: "irq", .. }), "{e:?}");
 }

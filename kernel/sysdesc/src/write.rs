@@ -57,6 +57,12 @@ pub fn write(sys: &System<'_>, out: &mut impl fmt::Write) -> fmt::Result {
                 out.write_str(sys.peer_name(p))?;
             }
         }
+        if t.irq {
+            out.write_str(" irq=1")?;
+        }
+        for (i, (base, log2)) in t.ports.iter().enumerate() {
+            write!(out, "{}{base:#x}:{}", if i == 0 { " ports=" } else { "," }, 1u32 << log2)?;
+        }
         if !t.args.is_empty() {
             write!(out, " -- {}", t.args)?;
         }

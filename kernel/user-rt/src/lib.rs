@@ -232,6 +232,19 @@ pub fn task_info(i: u64) -> Option<abi::ipc::root::TaskInfo> {
     TaskInfo::from_words(&reply_words(&m))
 }
 
+/// Asks the root task for the `2^log2` I/O ports from `base` (which the
+/// description must grant this task); true once they are this task's.
+#[cfg(target_os = "none")]
+pub fn request_ports(base: u16, log2: u32) -> bool {
+    use abi::ipc::{root, Tag};
+    use abi::syscall::{call, utcb, Msg};
+    // Any non-empty receive window accepts I/O items.
+    utcb().br[0] = abi::Fpage::COMPLETE.0;
+    let fp = abi::Fpage::io(base, log2);
+    call(root_task(), &Msg::new(Tag::new(root::GET_PORTS, 1, 0), &[fp.0]))
+        .is_ok_and(|m| m.tag().label() == 0 && m.tag().typed() == 2)
+}
+
 /// The thread id of the task named `name` (or `root`, `sigma0`), asked of
 /// the root task.
 #[cfg(target_os = "none")]

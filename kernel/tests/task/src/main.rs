@@ -20,6 +20,10 @@
 //! - `s0-color`: a pager bound to a partition faults, paged by sigma0, on a
 //!   frame `offset=` bytes from one of its own colours (a foreign colour)
 //!   and checks that sigma0 refused it for its colour.
+//! - `s0-frames`: a pager bound to partition number `part=` (colours `lo=`
+//!   to `hi=` of `ncolors=`, page colour = page number mod `ncolors`) asks
+//!   for `n=` frames: each must be of its colours, a request for a frame of
+//!   another colour is refused, and sigma0's usage count grows by `n`.
 //!
 //! Every check prints `test NAME ... ok` or `test NAME ... FAILED: why`;
 //! the host runner counts them. The task ends with the number of failures
@@ -293,6 +297,47 @@ mod task {
         report("sigma0_refuses_a_fault_on_a_foreign_colour", r)
     }
 
+    fn usage(part: usize) -> u64 {
+        let s0 = ThreadId(user_rt::kip().sigma0_id);
+        let m = call(s0, &Msg::new(Tag::new(sigma0::USAGE, 0, 0), &[])).unwrap_or_default();
+        m.mr.get(part).copied().unwrap_or(u64::MAX)
+    }
+
+    fn mode_frames(i: &TaskInfo) -> u64 {
+        let num = |k| i.arg(k).and_then(|v| v.parse::<u64>().ok());
+        let r = (|| -> Check {
+            let (Some(part), Some(lo), Some(hi), Some(nc), Some(n)) =
+                (num("part"), num("lo"), num("hi"), num("ncolors"), num("n"))
+            else {
+                return Err("needs part= lo= hi= ncolors= n= arguments");
+            };
+            let color = |f: u64| (f >> 12) % nc;
+            let before = usage(part as usize);
+            let mut first = 0;
+            for k in 0..n {
+                let f = get_frame().ok_or("a bound pager got no frame")?;
+                check((lo..=hi).contains(&color(f)), "a frame of a foreign colour was handed out")?;
+                // The frame is mapped where sigma0 said, and writable.
+                // SAFETY: the frame sigma0 just mapped into the phys window.
+                unsafe { core::ptr::write_volatile(layout::phys(f) as *mut u64, f) };
+                if k == 0 {
+                    first = f;
+                }
+            }
+            // A frame of a colour outside the partition, by request.
+            let mut foreign = first + 4096 * 1000;
+            while (lo..=hi).contains(&color(foreign)) {
+                foreign += 4096;
+            }
+            let s0 = ThreadId(user_rt::kip().sigma0_id);
+            sc::utcb().br[0] = layout::phys_window().0;
+            let m = call(s0, &Msg::new(Tag::new(sigma0::GET_FRAME, 1, 0), &[foreign])).map_err(|_| "GET_FRAME")?;
+            check(m.tag().label() == sigma0::REFUSED_COLOR, "a request for a foreign colour was not refused")?;
+            check(usage(part as usize) == before + n, "sigma0's usage count for the partition is wrong")
+        })();
+        report(&name("bound_pager_gets_only_its_colours_", i.name()), r)
+    }
+
     /// The exception the handler thread saw, and where the faulting main
     /// thread resumes.
     static SEEN: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
@@ -402,6 +447,7 @@ mod task {
             "s0-owner" => mode_owner(),
             "s0-thief" => mode_thief(i),
             "s0-color" => mode_color(i),
+            "s0-frames" => mode_frames(i),
             other => {
                 println!("test-task {}: unknown mode `{other}`", i.name());
                 1
