@@ -102,7 +102,7 @@ mod tests {
     use super::*;
 
     /// The console of `workloads/tests/workloads.system` booted under QEMU
-    /// 7.2 TCG (`workloads/tests/boot.sh`): three RT tasks at
+    /// 7.2 TCG (its COM1 lines as QEMU wrote them): three RT tasks at
     /// rate-monotonic priorities, 200, 100 and 20 jobs.
     const CAPTURE: &str = include_str!("../../tests/fixtures/workloads-tcg.log");
     const TASKS: [(&str, u32); 3] = [("rt-crc32", 200), ("rt-chase", 100), ("rt-matmul", 20)];
