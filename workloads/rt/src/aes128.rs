@@ -7,7 +7,7 @@
 //! job's final block is checked against the host's (build.rs).
 
 use crate::reference::{fill_bytes, SEED_A};
-use crate::{expected, expected_for, usize_arg};
+use crate::{expected, param};
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use aes::Aes128;
 use harness::{Args, Error, Heap, Workload};
@@ -36,8 +36,7 @@ impl Workload for Aes {
         if b[..] != FIPS_CIPHER {
             return Err(Error::Other("AES-128 fails the FIPS-197 test vector"));
         }
-        let blocks = usize_arg(args, "blocks", 1024)?;
-        let expected = expected_for(expected::AES, "blocks", blocks)?;
+        let (blocks, expected) = param(args, "blocks", 1024, expected::AES)?;
         let buf = heap.take(blocks * 16, 0u8, 64)?;
         fill_bytes(SEED_A, buf);
         Ok(Aes { cipher, buf, state: [0; 16], expected })

@@ -9,7 +9,7 @@
 //! host).
 
 use crate::reference::{digest_f32, fill_signal, SEED_A};
-use crate::{expected, expected_for, usize_arg};
+use crate::{expected, param};
 use harness::{Args, Error, Heap, Workload};
 use microfft::{complex::*, Complex32};
 
@@ -36,8 +36,7 @@ impl Workload for Fft {
     const NAME: &'static str = "fft";
 
     fn setup(args: &Args<'_>, heap: &mut Heap) -> Result<Self, Error> {
-        let n = usize_arg(args, "n", 1024)?;
-        let expected = expected_for(expected::FFT, "n", n)?;
+        let (n, expected) = param(args, "n", 1024, expected::FFT)?;
         let input = heap.take(n, Complex32::new(0.0, 0.0), 64)?;
         let work = heap.take(n, Complex32::new(0.0, 0.0), 64)?;
         let pairs = heap.take(n, (0f32, 0f32), 64)?;

@@ -7,7 +7,7 @@
 //! filter (a delay line instead of indexing back into the input).
 
 use crate::reference::{digest_i16, fill_q15, fir_taps, FIR_TAPS, SEED_A};
-use crate::{expected, expected_for, usize_arg};
+use crate::{expected, param};
 use harness::{Args, Error, Heap, Workload};
 
 pub struct Fir {
@@ -32,8 +32,7 @@ impl Workload for Fir {
     const NAME: &'static str = "fir";
 
     fn setup(args: &Args<'_>, heap: &mut Heap) -> Result<Self, Error> {
-        let n = usize_arg(args, "n", 4096)?;
-        let expected = expected_for(expected::FIR, "n", n)?;
+        let (n, expected) = param(args, "n", 4096, expected::FIR)?;
         let x = heap.take(n, 0i16, 64)?;
         fill_q15(SEED_A, x);
         let y = heap.take(n, 0i16, 64)?;

@@ -25,9 +25,21 @@ pub mod expected {
 
 use harness::Error;
 
-/// The expected digest of `table` for parameter `key` = `value`.
-pub fn expected_for(table: &[(usize, u64)], key: &'static str, value: usize) -> Result<u64, Error> {
-    table.iter().find(|(p, _)| *p == value).map(|&(_, d)| d).ok_or(Error::NoExpected { key, value: value as u64 })
+/// The size parameter `key` (or `default`) and its host-computed expected
+/// digest from `table`; a value without one is refused.
+pub fn param(
+    args: &harness::Args<'_>,
+    key: &'static str,
+    default: u64,
+    table: &[(usize, u64)],
+) -> Result<(usize, u64), Error> {
+    let value = usize_arg(args, key, default)?;
+    let expected = table
+        .iter()
+        .find(|(p, _)| *p == value)
+        .map(|&(_, d)| d)
+        .ok_or(Error::NoExpected { key, value: value as u64 })?;
+    Ok((value, expected))
 }
 
 /// A parameter as `usize` (the target is 64-bit).

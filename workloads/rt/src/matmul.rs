@@ -11,7 +11,7 @@
 //! Arguments: `n=` (one of [`reference::MATMUL_N`]).
 
 use crate::reference::{digest_f64, fill_f64, MATMUL_N, SEED_A, SEED_B};
-use crate::{expected, expected_for, usize_arg};
+use crate::{expected, param};
 use harness::{Args, Error, Heap, Workload};
 
 pub struct Matmul {
@@ -87,8 +87,7 @@ impl Workload for Matmul {
     const NAME: &'static str = "matmul";
 
     fn setup(args: &Args<'_>, heap: &mut Heap) -> Result<Self, Error> {
-        let n = usize_arg(args, "n", 64)?;
-        let expected = expected_for(expected::MATMUL, "n", n)?;
+        let (n, expected) = param(args, "n", 64, expected::MATMUL)?;
         debug_assert!(MATMUL_N.contains(&n));
         let a = heap.take(n * n, 0.0f64, 64)?;
         let b = heap.take(n * n, 0.0f64, 64)?;

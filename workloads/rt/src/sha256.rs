@@ -6,7 +6,7 @@
 //! the host).
 
 use crate::reference::{fill_bytes, SEED_A};
-use crate::{expected, expected_for, usize_arg};
+use crate::{expected, param};
 use harness::{Args, Error, Heap, Workload};
 use sha2::{Digest, Sha256};
 
@@ -29,8 +29,7 @@ impl Workload for Sha {
         if Sha256::digest(b"abc")[..] != ABC {
             return Err(Error::Other("SHA-256 fails the FIPS 180-2 test vector"));
         }
-        let len = usize_arg(args, "len", 4096)?;
-        let expected = expected_for(expected::SHA256, "len", len)?;
+        let (len, expected) = param(args, "len", 4096, expected::SHA256)?;
         let buf = heap.take(len, 0u8, 64)?;
         fill_bytes(SEED_A, buf);
         Ok(Sha { buf, digest: [0; 32], expected })

@@ -6,7 +6,7 @@
 //! (build.rs, sorting with std's stable sort: a sorted sequence is unique).
 
 use crate::reference::{digest_u32, fill_u32, SEED_A};
-use crate::{expected, expected_for, usize_arg};
+use crate::{expected, param};
 use harness::{Args, Error, Heap, Workload};
 
 pub struct Sort {
@@ -19,8 +19,7 @@ impl Workload for Sort {
     const NAME: &'static str = "sort";
 
     fn setup(args: &Args<'_>, heap: &mut Heap) -> Result<Self, Error> {
-        let n = usize_arg(args, "n", 4096)?;
-        let expected = expected_for(expected::SORT, "n", n)?;
+        let (n, expected) = param(args, "n", 4096, expected::SORT)?;
         let input = heap.take(n, 0u32, 64)?;
         fill_u32(SEED_A, input);
         let work = heap.take(n, 0u32, 64)?;
