@@ -8,7 +8,7 @@ description := "workloads/configs/default.toml"
 scenario := "partitioned"
 # The bare-metal crates with binaries, and every binary they build:
 # `build/modules/` holds them (the boot modules a system description may name).
-bare_crates := "sigma0 roottask test-task test-driver rt-pager ts-pager ts-load pager-test"
+bare_crates := "sigma0 roottask test-task test-driver rt-pager ts-pager ts-load pager-test rt-workloads ts-loads"
 modules := "sigma0 roottask test-task test-driver bench rt-pager ts-pager ts-load pager-test"
 # The system image `just iso` writes (a compact description, `system`).
 iso_system := "kernel/tests/images/image/system"
@@ -58,8 +58,9 @@ build:
     cargo build --release --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}})
     cp $out/kernel {{build_dir}}/kernel.elf
     # Boot modules without debug info (the boot loader copies every byte;
-    # target/ keeps the full ELFs for gdb).
-    for m in {{modules}}; do
+    # target/ keeps the full ELFs for gdb). Every binary of
+    # workloads/{rt,ts}/src/bin (the RT workloads and TS loads) is one.
+    for m in {{modules}} $(basename -s .rs workloads/rt/src/bin/*.rs workloads/ts/src/bin/*.rs); do
         objcopy --strip-debug $out/$m {{build_dir}}/modules/$m 2>/dev/null || cp $out/$m {{build_dir}}/modules/$m
     done
     cargo build --release -p cache-model
@@ -94,7 +95,7 @@ test-pagers: setup build
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo clippy --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}}) -p pager -p elfload -p abi -p user-rt -p cache-color -p sysdesc -p record --quiet -- -D warnings
+    cargo clippy --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}}) -p pager -p elfload -p abi -p user-rt -p cache-color -p sysdesc -p record -p harness --quiet -- -D warnings
     cargo clippy --target {{target}} -p kernel --features ktest --quiet -- -D warnings
 
 # A bootable GRUB ISO (BIOS, and UEFI where grub-efi-amd64-bin is present), checked by booting it.

@@ -12,6 +12,7 @@ use crate::{ipc, irq, kprintln, timer};
 
 pub const PAGE_FAULT: u64 = 14;
 pub const GENERAL_PROTECTION: u64 = 13;
+pub const INVALID_OPCODE: u64 = 6;
 
 /// Mnemonic and name of exception `v`.
 pub fn name(v: u64) -> (&'static str, &'static str) {
@@ -95,7 +96,15 @@ extern "C" fn trap_dispatch(f: &mut TrapFrame) {
             return;
         }
     } else if !f.from_user() {
-        kernel_fault(f);
+        // A probe (an MSR or counter the CPU may lack: #GP, or #UD where
+        // QEMU TCG does not implement rdpmc) resumes after it.
+        match cpu::probe_fixup(f.rip).filter(|_| v == GENERAL_PROTECTION || v == INVALID_OPCODE) {
+            Some(resume) => {
+                f.rip = resume;
+                return;
+            }
+            None => kernel_fault(f),
+        }
     }
     let kk = k();
     let Some(cur) = kk.current else { schedule_and_resume() };

@@ -246,6 +246,7 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     kip.tsc_hz = hz;
     fill_caches(kip);
     kprintln!("timer: TSC {} MHz, local APIC ({})", hz / 1_000_000, crate::arch::apic::mode());
+    crate::pmc::hw::init();
 
     let Some((_, s0)) = kip.module("sigma0").or(kip.modules().first().map(|m| (0, m))) else {
         kprintln!(

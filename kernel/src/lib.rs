@@ -23,6 +23,7 @@ pub mod boot;
 pub mod kip;
 pub mod mapdb;
 pub mod memmap;
+pub mod pmc;
 pub mod pool;
 pub mod sched;
 

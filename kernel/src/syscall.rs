@@ -161,9 +161,28 @@ fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u
         attr::MCP => tc.mcp as u64,
         attr::RIGHTS => tc.rights as u64,
         attr::SPACE => tc.space as u64,
+        attr::PREEMPTIONS => tc.preemptions,
         _ => return Err(Error::InvalidArgument),
     };
     Ok(v)
+}
+
+/// `PMC`: what the counters count, or (with the right) program them; the
+/// [`abi::pmc::PmcInfo`] goes back in `rax`, `rsi`, `rdx`.
+fn pmc(kk: &mut Kernel, cur: usize, op: u64, mask: u64) -> Result<u64, Error> {
+    let info = match op {
+        abi::pmc::INFO => crate::pmc::hw::info(),
+        abi::pmc::PROGRAM if mask & !abi::pmc::ALL_EVENTS != 0 => return Err(Error::InvalidArgument),
+        abi::pmc::PROGRAM => {
+            holds(kk, cur, rights::PMC)?;
+            crate::pmc::hw::program(mask as u8)
+        }
+        _ => return Err(Error::InvalidArgument),
+    };
+    let [a, b, c] = info.to_words();
+    kk.tcbs[cur].frame.rsi = b;
+    kk.tcbs[cur].frame.rdx = c;
+    Ok(a)
 }
 
 fn thread_create(
@@ -230,6 +249,7 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
             kk.tcbs[cur].frame.rsi = timer::tsc_hz();
             Ok(kk.id_of(cur).0)
         }
+        sys::PMC => pmc(kk, cur, f.rdi, f.rsi),
         sys::UNMAP => crate::mapping::unmap(kk, cur, abi::Fpage(f.rdi), f.rsi & sys::UNMAP_SELF != 0),
         sys::IRQ_ATTACH => holds(kk, cur, rights::IRQ).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
         #[cfg(feature = "ktest")]

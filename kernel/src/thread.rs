@@ -114,6 +114,9 @@ pub struct Tcb {
     /// notifications (bit = sender slot).
     pub pending_irq: u32,
     pub pending_budget: u128,
+    /// Times the thread was taken off the CPU while it could still run
+    /// (`abi::sys::attr::PREEMPTIONS`).
+    pub preemptions: u64,
 }
 
 impl Tcb {
@@ -151,6 +154,7 @@ impl Tcb {
             restart_recv_only: false,
             pending_irq: 0,
             pending_budget: 0,
+            preemptions: 0,
         }
     }
 }
@@ -444,6 +448,9 @@ impl Kernel {
     /// space, UTCB pointer, FPU trap) without leaving the kernel.
     pub fn switch_to(&mut self, i: usize) {
         let prev = self.current.replace(i);
+        if let Some(p) = prev.filter(|&p| p != i && self.tcbs[p].state == State::Ready) {
+            self.tcbs[p].preemptions += 1;
+        }
         let t = &mut self.tcbs[i];
         cpu::set_current_frame(&raw mut t.frame);
         if self.loaded_space != t.space {

@@ -71,6 +71,8 @@ pub fn account(kk: &mut Kernel, cur: usize) {
     if t.budget > 0 {
         t.budget_left = t.budget_left.saturating_sub(used);
         if t.budget_left == 0 && t.state == State::Ready {
+            // Off the CPU while it could run: a preemption.
+            t.preemptions += 1;
             kk.block(cur, State::BudgetWait, 0);
             note_deadline(kk.tcbs[cur].next_replenish);
             ipc::notify_budget(kk, cur);

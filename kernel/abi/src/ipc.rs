@@ -303,6 +303,14 @@ pub mod root {
     /// map items of its pages (read-only, into the caller's phys window).
     /// Pagers only.
     pub const GET_MODULE: u64 = 0x5204;
+    /// The system as a whole: reply MR1..MR4 = the system's name, MR5..MR8
+    /// = the scenario it runs (each as [`name_words`]), MR9 = the number of
+    /// tasks of the description (pagers included).
+    pub const SYSTEM: u64 = 0x5210;
+    /// The description entry of task number MR1 (description order, from
+    /// 0), as a [`TaskInfo`] in the form of [`GET_INFO`]; refused past the
+    /// last task. (The measurement harness finds its peers with it.)
+    pub const TASK_INFO: u64 = 0x5211;
     /// Reply label for a refused request.
     pub const REFUSED: u64 = 1;
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ipc;
 pub mod kip;
 pub mod marker;
+pub mod pmc;
 pub mod sys;
 #[cfg(target_os = "none")]
 pub mod syscall;

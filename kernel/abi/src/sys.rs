@@ -43,13 +43,21 @@ pub const IRQ_ATTACH: u64 = 9;
 /// the mappings. Returns the number of mappings changed.
 pub const UNMAP: u64 = 10;
 
-/// Read attribute `rsi` (see [`attr`]; plus [`attr::SPACE`]) of thread
+/// Read attribute `rsi` (see [`attr`]; plus [`attr::SPACE`] and
+/// [`attr::PREEMPTIONS`]) of thread
 /// `rdi`: the caller itself, or a thread it controls. Returns the value;
 /// for [`attr::BUDGET`] the budget, with the period in `rdx`.
 pub const THREAD_INFO: u64 = 11;
 
+/// Performance counters (see [`crate::pmc`]). `rdi` = [`crate::pmc::INFO`]:
+/// what the counters count now (anyone may ask); `rdi` =
+/// [`crate::pmc::PROGRAM`] with `rsi` = a [`crate::pmc`] event mask: program
+/// those events (0 stops every counter), needs [`rights::PMC`]. Both return
+/// the [`crate::pmc::PmcInfo`] in `rax`, `rsi`, `rdx`.
+pub const PMC: u64 = 12;
+
 /// Number of defined system calls; anything at or above is `NoSuchCall`.
-pub const COUNT: u64 = 12;
+pub const COUNT: u64 = 13;
 
 /// Test kernel only (`--features ktest`; the production kernel answers
 /// `NoSuchCall`): the physical address behind virtual address `rsi` of
@@ -97,6 +105,11 @@ pub mod attr {
     /// `THREAD_INFO` only: a number naming the thread's address space
     /// (threads in one space have the same, threads in two different).
     pub const SPACE: u64 = 7;
+    /// `THREAD_INFO` only: how often the thread was taken off the CPU while
+    /// it could still run: a higher-priority thread became ready, its time
+    /// slice or budget ran out, or it yielded. Blocking in IPC is not a
+    /// preemption, nor is an interrupt the kernel handles without switching.
+    pub const PREEMPTIONS: u64 = 8;
 }
 
 /// Rights a thread may hold ([`attr::RIGHTS`]).
@@ -105,8 +118,10 @@ pub mod rights {
     pub const CONTROL: u64 = 1;
     /// May route interrupt lines (`IRQ_ATTACH`).
     pub const IRQ: u64 = 2;
+    /// May program the performance counters (`PMC` with `pmc::PROGRAM`).
+    pub const PMC: u64 = 4;
     /// Every right.
-    pub const ALL: u64 = CONTROL | IRQ;
+    pub const ALL: u64 = CONTROL | IRQ | PMC;
 }
 
 /// Highest priority.

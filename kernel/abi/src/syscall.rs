@@ -180,6 +180,22 @@ pub fn thread_info(t: ThreadId, what: u64) -> Result<(u64, u64), Error> {
     Error::decode(r).map(|v| (v, rdx))
 }
 
+/// What the performance counters count now (see [`crate::pmc`]).
+pub fn pmc_info() -> crate::pmc::PmcInfo {
+    let (a, b, c) = syscall4(sys::PMC, crate::pmc::INFO, 0, 0, 0);
+    if Error::decode(a).is_err() {
+        return crate::pmc::PmcInfo::NONE;
+    }
+    crate::pmc::PmcInfo::from_words([a, b, c])
+}
+
+/// Programs the events of `mask` (needs [`sys::rights::PMC`]); returns
+/// what counts now.
+pub fn pmc_program(mask: u64) -> Result<crate::pmc::PmcInfo, Error> {
+    let (a, b, c) = syscall4(sys::PMC, crate::pmc::PROGRAM, mask, 0, 0);
+    Error::decode(a).map(|a| crate::pmc::PmcInfo::from_words([a, b, c]))
+}
+
 pub fn unmap(fpage: crate::Fpage, include_self: bool) -> Result<u64, Error> {
     Error::decode(syscall2(sys::UNMAP, fpage.0, if include_self { sys::UNMAP_SELF } else { 0 }))
 }

@@ -78,6 +78,13 @@ mod root {
             sys.tasks().len(),
             sys.partitions().len()
         );
+        // The performance counters count for every task's job records,
+        // where the CPU has them.
+        match syscall::pmc_program(abi::pmc::ALL_EVENTS) {
+            Ok(p) if p.live != 0 => println!("roottask: performance counters live (events {:#06b})", p.live),
+            Ok(_) => println!("roottask: no performance counters: job records say \"not available\""),
+            Err(e) => println!("roottask: programming the performance counters: {e:?}"),
+        }
         let fail = |(i, e): (usize, LoadError)| -> ! {
             println!("roottask: task {}: {e}", sys.tasks()[i].name);
             give_up(exit_port)

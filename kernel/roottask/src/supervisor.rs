@@ -106,6 +106,24 @@ impl Supervisor<'_> {
         Some(Msg::new(Tag::new(0, INFO_WORDS, 0), &w))
     }
 
+    /// `SYSTEM`: the system's name, its scenario and the number of tasks.
+    fn system(&self) -> Msg {
+        let sys = &self.loader.sys;
+        let mut w = [0u64; 9];
+        w[..4].copy_from_slice(&proto::name_words(sys.name()));
+        w[4..8].copy_from_slice(&proto::name_words(sys.scenario().as_str()));
+        w[8] = sys.tasks().len() as u64;
+        utcb().mr[1..=w.len()].copy_from_slice(&w);
+        Msg::new(Tag::new(0, w.len(), 0), &w)
+    }
+
+    /// `TASK_INFO`: the description entry of task `i`.
+    fn task_info(&self, i: u64) -> Option<Msg> {
+        let w = self.loader.tasks.get(usize::try_from(i).ok()?)?.info.to_words();
+        utcb().mr[1..=INFO_WORDS].copy_from_slice(&w);
+        Some(Msg::new(Tag::new(0, INFO_WORDS, 0), &w))
+    }
+
     fn lookup(&self, words: &[u64]) -> Msg {
         let b = proto::words_name(words);
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
@@ -293,6 +311,8 @@ impl Supervisor<'_> {
             }
             proto::GET_INFO => self.info(from).or(Some(refused())),
             proto::LOOKUP => Some(self.lookup(&m.mr[..4])),
+            proto::SYSTEM => Some(self.system()),
+            proto::TASK_INFO => self.task_info(m.mr[0]).or(Some(refused())),
             proto::EXIT => self.exited(from, m.mr[0]).or(Some(refused())),
             proto::GET_PORTS => self.ports(from, Fpage(m.mr[0])).or(Some(refused())),
             proto::GET_MODULE => self.module(from, &m.mr[..4]).or(Some(refused())),

@@ -179,6 +179,67 @@ pub fn info() -> Option<&'static abi::ipc::root::TaskInfo> {
     .as_ref()
 }
 
+/// The system as the root task runs it: its name, the scenario and the
+/// number of tasks of the description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SystemInfo {
+    name: [u8; 32],
+    scenario: [u8; 32],
+    pub tasks: u64,
+}
+
+impl SystemInfo {
+    fn text(b: &[u8; 32]) -> &str {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        core::str::from_utf8(&b[..end]).unwrap_or("?")
+    }
+
+    /// The system's name.
+    pub fn name(&self) -> &str {
+        Self::text(&self.name)
+    }
+
+    /// The scenario (`base`, `alone`, `shared`, `partitioned`).
+    pub fn scenario(&self) -> &str {
+        Self::text(&self.scenario)
+    }
+}
+
+/// Reads `n` reply words (registers, then the UTCB).
+#[cfg(target_os = "none")]
+fn reply_words<const N: usize>(m: &abi::syscall::Msg) -> [u64; N] {
+    let u = abi::syscall::utcb();
+    core::array::from_fn(|i| if i < abi::ipc::REG_MRS { m.mr[i] } else { u.mr[i + 1] })
+}
+
+/// The system as a whole, asked of the root task (`None` if it refuses,
+/// e.g. for a task it did not start).
+#[cfg(target_os = "none")]
+pub fn system() -> Option<SystemInfo> {
+    use abi::ipc::{root, Tag};
+    use abi::syscall::{call, Msg};
+    let m = call(root_task(), &Msg::new(Tag::new(root::SYSTEM, 0, 0), &[])).ok()?;
+    if m.tag().label() != 0 || m.tag().untyped() != 9 {
+        return None;
+    }
+    let w: [u64; 9] = reply_words(&m);
+    Some(SystemInfo { name: root::words_name(&w[..4]), scenario: root::words_name(&w[4..8]), tasks: w[8] })
+}
+
+/// The description entry of task number `i` (description order), asked of
+/// the root task.
+#[cfg(target_os = "none")]
+pub fn task_info(i: u64) -> Option<abi::ipc::root::TaskInfo> {
+    use abi::ipc::root::{self, TaskInfo, INFO_WORDS};
+    use abi::ipc::Tag;
+    use abi::syscall::{call, Msg};
+    let m = call(root_task(), &Msg::new(Tag::new(root::TASK_INFO, 1, 0), &[i])).ok()?;
+    if m.tag().label() != 0 || m.tag().untyped() != INFO_WORDS {
+        return None;
+    }
+    TaskInfo::from_words(&reply_words(&m))
+}
+
 /// Asks the root task for the `2^log2` I/O ports from `base` (which the
 /// description must grant this task); true once they are this task's.
 #[cfg(target_os = "none")]

@@ -183,6 +183,83 @@ fn mask_legacy_pic() {
     }
 }
 
+// MSR and counter probes: an instruction that may raise #GP (an MSR the
+// CPU or hypervisor does not implement, a counter index it lacks) runs at a
+// known address; `probe_fixup` tells the kernel-fault path to resume at
+// `prism_probe_faulted`, which returns 1 instead of stopping the kernel
+// (for #GP, and #UD: QEMU TCG raises it for every rdpmc).
+// Each probe returns 0 when the instruction completed.
+core::arch::global_asm!(
+    // u64 prism_wrmsr_probe(u32 msr, u64 value)
+    ".global prism_wrmsr_probe",
+    "prism_wrmsr_probe:",
+    "mov ecx, edi",
+    "mov eax, esi",
+    "mov rdx, rsi",
+    "shr rdx, 32",
+    "prism_wrmsr_insn:",
+    "wrmsr",
+    "xor eax, eax",
+    "ret",
+    // u64 prism_rdpmc_probe(u32 index, u64 *value)
+    ".global prism_rdpmc_probe",
+    "prism_rdpmc_probe:",
+    "mov ecx, edi",
+    "prism_rdpmc_insn:",
+    "rdpmc",
+    "shl rdx, 32",
+    "or rax, rdx",
+    "mov [rsi], rax",
+    "xor eax, eax",
+    "ret",
+    "prism_probe_faulted:",
+    "mov eax, 1",
+    "ret",
+    ".pushsection .rodata",
+    ".p2align 3",
+    ".global prism_probe_table",
+    "prism_probe_table:",
+    ".quad prism_wrmsr_insn, prism_rdpmc_insn, prism_probe_faulted",
+    ".popsection",
+);
+
+extern "C" {
+    fn prism_wrmsr_probe(msr: u32, value: u64) -> u64;
+    fn prism_rdpmc_probe(index: u32, value: *mut u64) -> u64;
+    static prism_probe_table: [u64; 3];
+}
+
+/// Writes MSR `msr`; false if the CPU refused it (#GP).
+pub fn wrmsr_probe(msr: u32, value: u64) -> bool {
+    // SAFETY: the callers write only performance-monitoring MSRs, which
+    // change what counters count and nothing the kernel relies on; a #GP
+    // at the probe instruction resumes through `probe_fixup`.
+    unsafe { prism_wrmsr_probe(msr, value) == 0 }
+}
+
+/// Reads counter `index` with `rdpmc` in ring 0; `None` if it faulted
+/// (#GP for an index the CPU lacks; #UD under QEMU TCG, which has none).
+pub fn rdpmc_probe(index: u32) -> Option<u64> {
+    let mut v = 0u64;
+    // SAFETY: rdpmc only reads a counter, stored into `v`; a fault resumes
+    // as above without the store.
+    (unsafe { prism_rdpmc_probe(index, &mut v) } == 0).then_some(v)
+}
+
+/// Where a kernel #GP or #UD at `rip` resumes, if `rip` is a probe
+/// instruction.
+pub fn probe_fixup(rip: u64) -> Option<u64> {
+    // SAFETY: a read-only table the assembler filled with code addresses.
+    let [wrmsr, rdpmc, faulted] = unsafe { prism_probe_table };
+    (rip == wrmsr || rip == rdpmc).then_some(faulted)
+}
+
+/// Lets ring 3 execute `rdpmc` (CR4.PCE), only while counters are live.
+pub fn set_user_pmc(on: bool) {
+    // SAFETY: CR4.PCE only decides whether rdpmc faults in ring 3.
+    unsafe { Cr4::update(|f| f.set(Cr4Flags::PERFORMANCE_MONITOR_COUNTER, on)) };
+}
+
 pub fn cr2() -> u64 {
     x86_64::registers::control::Cr2::read_raw()
 }
