@@ -210,6 +210,9 @@ pub fn split_serial(text: &str) -> (Vec<(String, String)>, Vec<String>) {
 /// One cache-model CSV: its column names and rows (cells as text).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelCsv {
+    /// The plugin's `# cache-model ...` line: QEMU version, plugin API,
+    /// inputs (data accesses only, or instruction fetches too), profile.
+    pub meta: Option<String>,
     pub columns: Vec<String>,
     /// Rows by the plugin's job ordinal.
     pub rows: Vec<Vec<String>>,
@@ -219,15 +222,24 @@ impl ModelCsv {
     /// Parses the plugin CSV; extra columns are kept, a damaged row is a
     /// diagnostic (`file:line: ...`) and is skipped.
     pub fn parse(text: &str, file: &str, problems: &mut Vec<String>) -> ModelCsv {
-        let mut lines = text.lines().enumerate();
-        let Some((_, header)) = lines.next() else {
+        let mut lines = text.lines().enumerate().peekable();
+        // Comment lines first: the plugin's metadata line.
+        let mut meta = None;
+        while let Some((_, l)) = lines.peek() {
+            let Some(c) = l.strip_prefix('#') else { break };
+            if meta.is_none() {
+                meta = Some(c.trim().to_string());
+            }
+            lines.next();
+        }
+        let Some((hl, header)) = lines.next() else {
             problems.push(format!("{file}: empty (no header)"));
-            return ModelCsv::default();
+            return ModelCsv { meta, ..ModelCsv::default() };
         };
         let columns: Vec<String> = header.split(',').map(|s| s.trim().to_string()).collect();
         if columns.first().map(String::as_str) != Some("job") {
-            problems.push(format!("{file}:1: header does not start with `job`: {header:?}"));
-            return ModelCsv::default();
+            problems.push(format!("{file}:{}: header does not start with `job`: {header:?}", hl + 1));
+            return ModelCsv { meta, ..ModelCsv::default() };
         }
         let mut rows = Vec::new();
         for (i, l) in lines {
@@ -258,7 +270,7 @@ impl ModelCsv {
                 )),
             }
         }
-        ModelCsv { columns, rows }
+        ModelCsv { meta, columns, rows }
     }
 
     /// The integer in column `name` of row `row` (`None`: empty or no such column).

@@ -381,25 +381,7 @@ fn main() -> Result<()> {
         Cmd::Report(a) => report_cli::report(a)?,
         Cmd::Capture(a) => report_cli::capture(a)?,
         Cmd::Compare(a) => report_cli::compare(a)?,
-        Cmd::Wcet(a) if a.synthetic.is_some() || a.replay.is_some() => report_cli::wcet(a)?,
-        Cmd::Wcet(_) => {
-            let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
-            eprintln!(
-                "prism wcet: {}, accelerator {accel} ({why}); booting {DEFAULT_SYSTEM} ...",
-                qemu::Qemu::selected().describe()
-            );
-            let mut b = Boot::new(&kernel, accel);
-            (b.modules, b.cmdline) = image(&cli.build_dir, std::path::Path::new(DEFAULT_SYSTEM))?;
-            let o = b.run_captured(Duration::from_secs(60), None)?;
-            for (t, l) in &o.lines {
-                println!("[{:7.3}] {l}", t.as_secs_f64());
-            }
-            if o.time_of("sigma0: root pager up").is_none() {
-                bail!("the kernel did not reach the root task; see the console output above");
-            }
-            println!("prism wcet: the kernel boots sigma0, the root task and its tasks on {accel}.");
-            println!("prism wcet: the WCET pipeline (pagers, workloads, reports) is not built yet; no figures were produced.");
-        }
+        Cmd::Wcet(a) => report_cli::wcet(a)?,
     }
     Ok(())
 }

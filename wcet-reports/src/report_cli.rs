@@ -7,9 +7,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wcet_reports::capture::{self, Platform, RunInfo, ScenarioRun};
+use wcet_reports::qemu::{self, Boot};
 use wcet_reports::report::{self, Options};
-use wcet_reports::source::{ReplaySource, SyntheticSource};
+use wcet_reports::source::{QemuSource, ReplaySource, ScenarioPlan, SyntheticSource};
 use wcet_reports::wcet::{self, Plan};
+use wcet_reports::{description, image};
 
 #[derive(Args, Clone)]
 pub struct HistArgs {
@@ -50,6 +52,15 @@ pub struct WcetArgs {
     /// Where report folders go (`<root>/<description>/<timestamp>/`).
     #[arg(long, default_value = "target/wcet")]
     out_root: PathBuf,
+    /// How to run: `model` (TCG + icount + the cache-model plugin:
+    /// deterministic, the default without hardware virtualization), `kvm`
+    /// (real caches and TSC; the default where KVM works), `tcg` (plain TCG:
+    /// checks the pipeline, never the cache effect).
+    #[arg(long, value_parser = ["model", "kvm", "tcg"])]
+    mode: Option<String>,
+    /// Where `just build` put the kernel, the modules and the plugin.
+    #[arg(long, default_value = "build")]
+    build_dir: PathBuf,
     #[command(flatten)]
     hist: HistArgs,
 }
@@ -109,12 +120,162 @@ fn finish(dir: &Path, summary: &report::Summary) {
     println!("report: {}", dir.display());
 }
 
+/// One scenario's image: its compact description written to
+/// `build/images/wcet/<description>/<scenario>/system`, and its colours.
+fn scenario_image(
+    a: &WcetArgs,
+    src: &description::Source,
+    scenario: sysdesc::Scenario,
+) -> Result<(PathBuf, capture::Layout, description::Description)> {
+    let opts = description::Options { modules: Some(a.build_dir.join("modules")), ..Default::default() };
+    let c = description::check(src, scenario, &opts);
+    for d in &c.diagnostics {
+        if d.severity == description::Severity::Error {
+            eprintln!("{}", d.render(src));
+        }
+    }
+    let Some(desc) = c.description else {
+        bail!("{}: {} error(s) in scenario {scenario}; nothing was run", src.path.display(), c.errors());
+    };
+    let dir = a.build_dir.join("images/wcet").join(wcet::description_name(&a.description)).join(scenario.as_str());
+    std::fs::create_dir_all(&dir)?;
+    let system = dir.join("system");
+    std::fs::write(&system, desc.compact()?).with_context(|| format!("writing {}", system.display()))?;
+    let colors = desc.llc.map_or(0, |l| l.colors() as u32);
+    let partitions = desc
+        .partitions
+        .iter()
+        .map(|p| capture::LayoutPartition {
+            name: p.name.get_ref().clone(),
+            colors: p.colors.get_ref().clone(),
+            memory: Some(*p.memory.get_ref()).filter(|m| *m > 0),
+        })
+        .collect();
+    Ok((system, capture::Layout { colors, partitions }, desc))
+}
+
+/// How long a scenario may run: the longest RT task's jobs in guest time,
+/// times what the mode costs per guest second, plus boot time. (Under the
+/// cache model a guest second takes minutes of host time.)
+fn run_timeout(desc: &description::Description, mode: &str, cap: Duration) -> Duration {
+    let guest_ns = desc
+        .tasks
+        .iter()
+        .filter_map(|t| t.rt.as_ref())
+        .map(|r| *r.period.get_ref() * u64::from(*r.jobs.get_ref()))
+        .max();
+    let per_guest_s = match mode {
+        "model" => 2000.0,
+        _ => 200.0,
+    };
+    let t = Duration::from_secs(120) + Duration::from_secs_f64(guest_ns.unwrap_or(0) as f64 / 1e9 * per_guest_s);
+    t.min(cap)
+}
+
+/// `prism wcet` on QEMU: the three scenarios of the description, each
+/// its own boot, in the mode asked (or the best the machine offers).
+fn wcet_qemu(a: &WcetArgs, text: String) -> Result<wcet::Done> {
+    let kernel = a.build_dir.join("kernel.elf");
+    let sigma0 = a.build_dir.join("modules/sigma0").display().to_string();
+    let mode = match a.mode.as_deref() {
+        Some(m) => m.to_string(),
+        None => match qemu::choose_accel(&kernel, &sigma0, &a.build_dir.join("accel"))? {
+            (qemu::Accel::Kvm, why) => {
+                eprintln!("prism wcet: KVM works ({why}): mode kvm");
+                "kvm".into()
+            }
+            (_, why) => {
+                eprintln!("prism wcet: no hardware virtualization ({why}): mode model (TCG + icount + cache model)");
+                "model".into()
+            }
+        },
+    };
+    let (accel, label) = match mode.as_str() {
+        "model" => (qemu::Accel::TcgIcount, "TCG+icount+cache-model"),
+        "kvm" => (qemu::Accel::Kvm, "KVM"),
+        _ => (qemu::Accel::Tcg, "TCG"),
+    };
+    let src = description::Source::read(&a.description)?;
+    let mut images = Vec::new();
+    for s in [sysdesc::Scenario::Alone, sysdesc::Scenario::Shared, sysdesc::Scenario::Partitioned] {
+        images.push((s.as_str().to_string(), scenario_image(a, &src, s)?));
+    }
+    let profile = images[0].1 .2.cache.strip_prefix("profile ").unwrap_or("embedded").to_string();
+    let q = qemu::Qemu::selected();
+    eprintln!(
+        "prism wcet: mode {mode} ({label}){}, {}",
+        if mode == "model" { format!(", cache-model profile {profile}") } else { String::new() },
+        q.describe()
+    );
+    if mode == "tcg" {
+        eprintln!("prism wcet: plain TCG proves the pipeline works; its times are the host's, never the cache effect");
+    }
+    let timeout = Duration::from_secs(a.timeout);
+    let plans: Vec<ScenarioPlan> = images
+        .iter()
+        .map(|(name, (_, layout, desc))| ScenarioPlan {
+            name: name.clone(),
+            timeout: run_timeout(desc, &mode, timeout),
+            layout: Some(layout.clone()),
+        })
+        .collect();
+    let systems: Vec<(String, PathBuf)> = images.iter().map(|(n, (p, _, _))| (n.clone(), p.clone())).collect();
+    let (build, plugin) = (a.build_dir.clone(), a.build_dir.join("libcache_model.so"));
+    let model = mode == "model";
+    let boot_for = move |plan: &ScenarioPlan| -> Result<(Boot, Option<PathBuf>)> {
+        let system = &systems.iter().find(|(n, _)| *n == plan.name).context("no such scenario")?.1;
+        let img = image::of(&build, system)?;
+        let mut boot = Boot::new(build.join("kernel.elf"), accel);
+        boot.cmdline = img.cmdline.clone();
+        boot.modules = img.module_args();
+        let csv = if model {
+            let csv = system.with_file_name("cache-model.csv");
+            let _ = std::fs::remove_file(&csv);
+            boot.with_cache_model(&plugin, &profile, &csv);
+            Some(csv)
+        } else {
+            None
+        };
+        Ok((boot, csv))
+    };
+    let platform = Platform {
+        machine: std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default(),
+        cpu: host_cpu(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        mode: mode.clone(),
+        accel: accel.to_string(),
+        qemu: q.version_line().ok(),
+    };
+    let src = QemuSource { platform, boot_for: Box::new(boot_for), stop_at_trailer: !model };
+    let plan = Plan {
+        description_file: a.description.clone(),
+        description_text: text,
+        scenarios: plans,
+        out_root: a.out_root.clone(),
+        options: a.hist.options(),
+    };
+    wcet::run(&src, &plan)
+}
+
+fn host_cpu() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
 pub fn wcet(a: WcetArgs) -> Result<()> {
     let text = read_description(&a.description)?;
     let timeout = Duration::from_secs(a.timeout);
     let delay = Duration::from_millis(a.line_delay_ms);
     let start = Instant::now();
-    let done = if let Some(jobs) = a.synthetic {
+    let done = if a.synthetic.is_none() && a.replay.is_none() {
+        wcet_qemu(&a, text)?
+    } else if let Some(jobs) = a.synthetic {
         eprintln!("prism wcet: synthetic job times ({jobs} jobs per scenario, seed {}): this checks the pipeline, it measures nothing", a.seed);
         let src = SyntheticSource { jobs, seed: a.seed, line_delay: delay };
         let plan = Plan {
