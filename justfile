@@ -11,7 +11,7 @@ scenario := "partitioned"
 bare_crates := "sigma0 roottask test-task test-driver rt-pager ts-pager ts-load pager-test rt-workloads ts-loads"
 modules := "sigma0 roottask test-task test-driver bench rt-pager ts-pager ts-load pager-test"
 # The system image `just iso` writes (a compact description, `system`).
-iso_system := "kernel/tests/images/image/system"
+iso_system := build_dir / "images/default/system"
 prism := "cargo run --quiet --release -p wcet-reports --bin prism --"
 # The second QEMU `just setup` fetches (model mode is tested under both).
 qemu10 := build_dir / "qemu-10/usr/bin/qemu-system-x86_64"
@@ -118,7 +118,7 @@ bench: setup build
     {{prism}} bench $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
     cargo bench -q -p cache-color --bench pool
 
-# Run the WCET scenarios and write the report (the guest side is not built yet; `just wcet --synthetic 1000` runs the pipeline on synthetic jobs).
+# Run the three scenarios of a description (default: the default one) and write the WCET report; `--mode model|kvm|tcg`, `--synthetic N` for synthetic jobs.
 wcet *ARGS: setup build
     {{prism}} wcet {{ARGS}}
 

@@ -85,6 +85,10 @@ pub struct GuestImage {
     /// Under `-icount` (guest time counts guest instructions: deadlines are
     /// judged against the guest's own work, and the run is deterministic).
     pub icount: bool,
+    /// The job records the run must dump: each RT task with its job count
+    /// (checked with the harness's reader: checksums, no gap, ordered TSC,
+    /// PMC fields "not available" under TCG).
+    pub records: &'static [(&'static str, u32)],
 }
 
 pub const IMAGES: &[GuestImage] = &[
@@ -137,6 +141,7 @@ pub const IMAGES: &[GuestImage] = &[
         defmt: &[],
         test_kernel: false,
         icount: false,
+        records: &[],
     },
     GuestImage {
         name: "suite",
@@ -177,6 +182,7 @@ pub const IMAGES: &[GuestImage] = &[
         defmt: &["info modules started"],
         test_kernel: false,
         icount: false,
+        records: &[],
     },
     GuestImage {
         name: "pagers",
@@ -220,6 +226,81 @@ pub const IMAGES: &[GuestImage] = &[
         defmt: &[],
         test_kernel: true,
         icount: true,
+        records: &[],
+    },
+    GuestImage {
+        name: "workloads",
+        system: "workloads/tests/images/workloads/system",
+        tests: &[
+            "matmul_result_matches_the_host_value",
+            "matmul_jobs_repeat_their_result",
+            "matmul_wrong_expected_value_is_caught",
+            "matmul_measured_jobs_have_ordered_timestamps",
+            "matmul_may_not_program_the_counters",
+            "matmul_pmc_fields_match_the_live_counters",
+            "chase_result_matches_the_host_value",
+            "chase_jobs_repeat_their_result",
+            "chase_wrong_expected_value_is_caught",
+            "chase_measured_jobs_have_ordered_timestamps",
+            "chase_may_not_program_the_counters",
+            "chase_pmc_fields_match_the_live_counters",
+            "sha256_result_matches_the_host_value",
+            "sha256_jobs_repeat_their_result",
+            "sha256_wrong_expected_value_is_caught",
+            "sha256_measured_jobs_have_ordered_timestamps",
+            "sha256_may_not_program_the_counters",
+            "sha256_pmc_fields_match_the_live_counters",
+            "aes_result_matches_the_host_value",
+            "aes_jobs_repeat_their_result",
+            "aes_wrong_expected_value_is_caught",
+            "aes_measured_jobs_have_ordered_timestamps",
+            "aes_may_not_program_the_counters",
+            "aes_pmc_fields_match_the_live_counters",
+            "fft_result_matches_the_host_value",
+            "fft_jobs_repeat_their_result",
+            "fft_wrong_expected_value_is_caught",
+            "fft_measured_jobs_have_ordered_timestamps",
+            "fft_may_not_program_the_counters",
+            "fft_pmc_fields_match_the_live_counters",
+            "sort_result_matches_the_host_value",
+            "sort_jobs_repeat_their_result",
+            "sort_wrong_expected_value_is_caught",
+            "sort_measured_jobs_have_ordered_timestamps",
+            "sort_may_not_program_the_counters",
+            "sort_pmc_fields_match_the_live_counters",
+            "fir_result_matches_the_host_value",
+            "fir_jobs_repeat_their_result",
+            "fir_wrong_expected_value_is_caught",
+            "fir_measured_jobs_have_ordered_timestamps",
+            "fir_may_not_program_the_counters",
+            "fir_pmc_fields_match_the_live_counters",
+            "crc32_result_matches_the_host_value",
+            "crc32_jobs_repeat_their_result",
+            "crc32_wrong_expected_value_is_caught",
+            "crc32_measured_jobs_have_ordered_timestamps",
+            "crc32_may_not_program_the_counters",
+            "crc32_pmc_fields_match_the_live_counters",
+        ],
+        expect: &[],
+        order: &[],
+        defmt: &[],
+        test_kernel: false,
+        icount: false,
+        records: &[("rt-crc32", 200), ("rt-chase", 100), ("rt-matmul", 20)],
+    },
+    GuestImage {
+        name: "loads",
+        system: "workloads/tests/images/loads/system",
+        tests: &[],
+        expect: &[Expect {
+            name: "ts_loads_report_their_work",
+            needles: &["bandwidth bw: 20 sweep(s)", "latency lat: 5 walk(s)", "pingpong ping: 2000 round trip(s)"],
+        }],
+        order: &[],
+        defmt: &[],
+        test_kernel: false,
+        icount: false,
+        records: &[],
     },
 ];
 
@@ -274,6 +355,14 @@ pub fn run_image_on(
             ok,
             detail: format!("expected in this order: {:?}, found at {at:?}", img.order),
         });
+    }
+    if !img.records.is_empty() {
+        let e = harness::verify::Expect { tasks: img.records, pmc: Some(false) };
+        let (ok, detail) = match harness::verify::check_run(&text, &e) {
+            Ok(s) => (true, format!("{s:?}")),
+            Err(problems) => (false, problems.join("; ")),
+        };
+        results.push(TestResult { name: format!("{prefix}::job_records_complete_and_ordered"), ok, detail });
     }
     if !img.defmt.is_empty() {
         let log = crate::qemu::decode_defmt(&elf, &defmt_bin).map(|l| l.join("\n")).unwrap_or_default();

@@ -116,7 +116,7 @@ enum Cmd {
 mod report_cli;
 
 /// The image `run`, `debug` and `wcet` boot unless told otherwise.
-const DEFAULT_SYSTEM: &str = "kernel/tests/images/image/system";
+const DEFAULT_SYSTEM: &str = "build/images/default/system";
 
 /// The boot modules and kernel command line of a system image.
 fn image(build: &std::path::Path, system: &std::path::Path) -> Result<(Vec<String>, String)> {
