@@ -404,40 +404,18 @@ impl ScenarioData {
     }
 }
 
-/// Reads a colour layout from a description's `[cache]` and
-/// `[[partition]]` tables (name, colors, memory), as far as it has them;
-/// `None` where it has no partitions. Only for the colour-map plot of a
-/// capture from hardware; a WCET run records the layout it booted.
+/// The colour layout of a description's `partitioned` scenario (or, for
+/// a description without scenarios, of the description as written); `None`
+/// when it does not check out. Only for the colour-map plot of a capture
+/// from hardware: a WCET run records the layout of every scenario it booted.
 pub fn layout_from_toml(text: &str) -> Option<Layout> {
-    let v: toml::Value = toml::from_str(text).ok()?;
-    let size = |v: &toml::Value| -> Option<u64> {
-        match v {
-            toml::Value::Integer(n) => u64::try_from(*n).ok(),
-            toml::Value::String(s) => crate::description::parse_size(s).ok(),
-            _ => None,
-        }
-    };
-    let parts = v.get("partition")?.as_array()?;
-    let mut partitions = Vec::new();
-    for p in parts {
-        partitions.push(LayoutPartition {
-            name: p.get("name")?.as_str()?.to_string(),
-            colors: p.get("colors")?.as_str()?.to_string(),
-            memory: p.get("memory").and_then(size),
-        });
-    }
-    let from_cache = v.get("cache").and_then(|c| {
-        let s = size(c.get("size")?)?;
-        let ways = u64::try_from(c.get("ways")?.as_integer()?).ok()?;
-        u32::try_from(s / ways.checked_mul(4096)?.max(1)).ok()
-    });
-    let highest = partitions
-        .iter()
-        .filter_map(|p| cache_color::partition::parse_colors(&p.colors, cache_color::MAX_COLORS as u32).ok())
-        .filter_map(|s| s.iter().last())
-        .max()
-        .map(|c| c + 1);
-    Some(Layout { colors: from_cache.or(highest)?, partitions })
+    use crate::description::{self, Options, Source};
+    let src = Source { path: "description.toml".into(), text: text.to_string() };
+    let opts = Options::default();
+    let d = description::check(&src, sysdesc::Scenario::Partitioned, &opts)
+        .description
+        .or_else(|| description::check(&src, sysdesc::Scenario::Base, &opts).description)?;
+    Some(d.layout())
 }
 
 /// Per task index: the jobs of that task (sorted by job number).
@@ -480,7 +458,10 @@ mod tests {
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workloads/configs/default.toml")).unwrap();
         let l = layout_from_toml(&t).unwrap();
         assert_eq!(l.colors, 16);
-        assert_eq!(l.partitions[0], LayoutPartition { name: "rt".into(), colors: "0-7".into(), memory: Some(4 << 20) });
+        assert_eq!(
+            l.partitions[0],
+            LayoutPartition { name: "rt".into(), colors: "0,2,4,6,8,10,12,14".into(), memory: Some(4 << 20) }
+        );
         assert_eq!(layout_from_toml("x = 1"), None);
     }
 }

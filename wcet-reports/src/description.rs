@@ -1232,6 +1232,21 @@ impl Description {
         Ok(out)
     }
 
+    /// Which colours each partition owns, for the report's colour map.
+    pub fn layout(&self) -> crate::capture::Layout {
+        let colors = self.llc.map_or(0, |l| l.colors() as u32);
+        let partitions = self
+            .partitions
+            .iter()
+            .map(|p| crate::capture::LayoutPartition {
+                name: p.name.get_ref().clone(),
+                colors: p.colors.get_ref().clone(),
+                memory: Some(*p.memory.get_ref()).filter(|m| *m > 0),
+            })
+            .collect();
+        crate::capture::Layout { colors, partitions }
+    }
+
     /// One paragraph for `prism validate`.
     pub fn summary(&self) -> String {
         let cache = match &self.llc {

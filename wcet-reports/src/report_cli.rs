@@ -141,17 +141,7 @@ fn scenario_image(
     std::fs::create_dir_all(&dir)?;
     let system = dir.join("system");
     std::fs::write(&system, desc.compact()?).with_context(|| format!("writing {}", system.display()))?;
-    let colors = desc.llc.map_or(0, |l| l.colors() as u32);
-    let partitions = desc
-        .partitions
-        .iter()
-        .map(|p| capture::LayoutPartition {
-            name: p.name.get_ref().clone(),
-            colors: p.colors.get_ref().clone(),
-            memory: Some(*p.memory.get_ref()).filter(|m| *m > 0),
-        })
-        .collect();
-    Ok((system, capture::Layout { colors, partitions }, desc))
+    Ok((system, desc.layout(), desc))
 }
 
 /// How long a scenario may run: the longest RT task's jobs in guest time,
