@@ -619,10 +619,10 @@ fn the_default_description_is_valid_in_every_scenario() {
     let get = |s| sysdesc_of(&descs, s);
     let part = get(Scenario::Partitioned);
     let parts: Vec<(&str, &str, u64)> = part.partitions().iter().map(|p| (p.name, p.colors, p.memory)).collect();
-    assert_eq!(parts, [("rt", "0-7", 4 << 20), ("ts", "8-15", 16 << 20)]);
+    assert_eq!(parts, [("rt", "0,2,4,6,8,10,12,14", 4 << 20), ("ts", "1,3,5,7,9,11,13,15", 16 << 20)]);
     assert_eq!(part.llc().map(|l| (l.level, l.size, l.ways)), Some((2, 1 << 20, 16)), "the embedded profile's L2");
     let mm = part.task("matmul").unwrap();
-    assert_eq!(mm.rt.map(|r| (r.period, r.deadline, r.jobs)), Some((5_000_000, 5_000_000, 200)));
+    assert_eq!(mm.rt.map(|r| (r.period, r.deadline, r.jobs)), Some((250_000, 250_000, 1000)));
     assert_eq!(part.task("bandwidth").unwrap().role, Role::Ts);
     let alone = get(Scenario::Alone);
     assert!(alone.task("bandwidth").is_none() && alone.task("ts-pager").is_none());
