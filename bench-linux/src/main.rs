@@ -231,6 +231,9 @@ fn populated_memfd(len: usize) -> Res<i32> {
     Ok(fd)
 }
 
+/// A benchmark: its name (for failures) and how to run it.
+type Bench = (&'static str, fn(&Config) -> Res<()>);
+
 struct Config {
     rounds: usize,
     big_rounds: usize,
@@ -526,7 +529,7 @@ fn main() {
         "linux-bench: rounds={} big_rounds={} warmup={WARMUP} policy={policy:?} thp_disabled={thp}",
         c.rounds, c.big_rounds
     );
-    let benches: &[(&str, fn(&Config) -> Res<()>)] = &[
+    let benches: &[Bench] = &[
         ("empty", empty),
         ("getppid", getppid),
         ("pipe_48", |c| pipe_roundtrip("pipe_48", c, 48, 48)),

@@ -8,4 +8,5 @@ pub mod bench;
 pub mod config;
 pub mod guest;
 pub mod image;
+pub mod linux;
 pub mod qemu;
