@@ -63,8 +63,8 @@ build:
     for m in {{modules}}; do
         objcopy --strip-debug $out/$m {{build_dir}}/modules/$m 2>/dev/null || cp $out/$m {{build_dir}}/modules/$m
     done
-    cargo build --release -p cache-model
-    cp target/release/libcache_model.so {{build_dir}}/libcache_model.so
+    cargo build --release -p cache-model -p profile-plugin
+    cp target/release/libcache_model.so target/release/libprofile_plugin.so {{build_dir}}/
     {{prism}} config {{config}} -o {{build_dir}}/modules/config
     echo "build: {{build_dir}}/kernel.elf, {{build_dir}}/kernel-test.elf, {{build_dir}}/modules/"
 

@@ -44,7 +44,12 @@ pub struct Pair {
 
 /// Every pair, in table order.
 pub const PAIRS: &[Pair] = &[
-    Pair { work: "the two TSC reads alone (fixed cost in every figure)", prism: "empty", linux: &["empty"], pending: None },
+    Pair {
+        work: "the two TSC reads alone (fixed cost in every figure)",
+        prism: "empty",
+        linux: &["empty"],
+        pending: None,
+    },
     Pair { work: "cheapest system call", prism: "null_syscall", linux: &["getppid"], pending: None },
     Pair {
         work: "round trip to another address space, 48 bytes each way (Prism: registers)",
@@ -152,7 +157,13 @@ pub struct Report {
 /// Boots the benchmark image under `accel` and returns its figures; with
 /// `profile`, the image runs that benchmark alone with markers
 /// (`profile=NAME`), and `extra` adds QEMU arguments (the plugin).
-pub fn run_prism(build: &Path, accel: Accel, qemu: &Qemu, profile: Option<&str>, extra: &[String]) -> Result<Vec<(String, Summary)>> {
+pub fn run_prism(
+    build: &Path,
+    accel: Accel,
+    qemu: &Qemu,
+    profile: Option<&str>,
+    extra: &[String],
+) -> Result<Vec<(String, Summary)>> {
     let system = match profile {
         None => PathBuf::from(IMAGE),
         Some(name) => profile_image(build, name)?,
@@ -172,8 +183,11 @@ pub fn run_prism(build: &Path, accel: Accel, qemu: &Qemu, profile: Option<&str>,
 /// The figures of a Prism benchmark console; an error if the task did not
 /// finish or a benchmark failed.
 pub fn parse_prism_console(lines: &[String]) -> Result<Vec<(String, Summary)>> {
-    let figures: Vec<(String, Summary)> =
-        lines.iter().filter_map(|l| abi::bench::parse_line(l.trim_end_matches('\r'))).map(|(n, s)| (n.into(), s)).collect();
+    let figures: Vec<(String, Summary)> = lines
+        .iter()
+        .filter_map(|l| abi::bench::parse_line(l.trim_end_matches('\r')))
+        .map(|(n, s)| (n.into(), s))
+        .collect();
     let tail = || lines[lines.len().saturating_sub(30)..].join("\n");
     if let Some(bad) = lines.iter().find(|l| l.starts_with("bench ") && l.contains(": failed")) {
         bail!("a benchmark failed: {bad}; console:\n{}", tail());
@@ -319,19 +333,30 @@ fn preamble(r: &Report) -> Vec<String> {
     v
 }
 
-const HEAD: [&str; 11] =
-    ["work", "side", "benchmark", "rounds", "insn median", "insn p99", "insn max", "cyc median", "cyc p99", "cyc max", "vs Prism"];
+const HEAD: [&str; 11] = [
+    "work",
+    "side",
+    "benchmark",
+    "rounds",
+    "insn median",
+    "insn p99",
+    "insn max",
+    "cyc median",
+    "cyc p99",
+    "cyc max",
+    "vs Prism",
+];
 
-/// The table as text for the terminal.
+/// The table as text for the terminal: each pair's work on a line of its
+/// own, then its rows.
 pub fn render_text(r: &Report) -> String {
     let mut out = preamble(r).join("\n");
     out.push_str("\n\n");
-    let w = [34, 5, 22, 6, 11, 10, 10, 11, 10, 10, 8];
-    let line = |c: [String; 11]| -> String {
-        let mut s = String::new();
+    let w = [5, 22, 6, 11, 10, 10, 11, 10, 10, 8];
+    let line = |c: &[String]| -> String {
+        let mut s = String::from("  ");
         for (i, (cell, w)) in c.iter().zip(w).enumerate() {
-            let cell = if i == 0 && cell.chars().count() > w { format!("{}~", &cell[..w - 1]) } else { cell.clone() };
-            if i < 3 {
+            if i < 2 {
                 s.push_str(&format!("{cell:<w$} "));
             } else {
                 s.push_str(&format!("{cell:>w$} "));
@@ -339,20 +364,26 @@ pub fn render_text(r: &Report) -> String {
         }
         s.trim_end().to_string() + "\n"
     };
-    out.push_str(&line(HEAD.map(String::from)));
+    out.push_str(&line(&HEAD[1..].iter().map(|h| h.to_string()).collect::<Vec<_>>()));
     for row in rows(r) {
-        let [im, ip, ix] = cells(&row.instructions);
-        let [cm, cp, cx] = cells(&row.cycles);
-        let (im, ip, ix) = if row.instructions.is_err() && im.len() > 11 { (String::new(), String::new(), String::new()) } else { (im, ip, ix) };
-        let note = match &row.instructions {
-            Err(e) if e.len() > 11 => format!("  ({e})"),
-            _ => String::new(),
-        };
-        let mut l = line([row.work.clone(), row.side.into(), row.bench.clone(), rounds(&row), im, ip, ix, cm, cp, cx, ratio(&row)]);
-        if !note.is_empty() {
-            l = format!("{}{note}\n", l.trim_end());
+        if !row.work.is_empty() {
+            out.push_str(&format!("{}:\n", row.work));
         }
-        out.push_str(&l);
+        let mut c = vec![row.side.to_string(), row.bench.clone()];
+        match (&row.instructions, &row.cycles) {
+            (Err(e), Err(_)) if e.len() > 11 => {
+                let mut l = line(&c);
+                l.insert_str(l.len() - 1, &format!("  ({e})"));
+                out.push_str(&l);
+                continue;
+            }
+            _ => {}
+        }
+        c.push(rounds(&row));
+        c.extend(cells(&row.instructions));
+        c.extend(cells(&row.cycles));
+        c.push(ratio(&row));
+        out.push_str(&line(&c));
     }
     out
 }
@@ -410,20 +441,27 @@ pub enum Repeat {
 /// `dir` (other than `this`) that had the same inputs and QEMU.
 pub fn compare(dir: &Path, this: &Path, r: &Report) -> Repeat {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p != this && p.join("bench.json").is_file()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p != this && p.join("bench.json").is_file()).collect()
+        })
         .unwrap_or_default();
     runs.sort();
     for p in runs.iter().rev() {
         let Ok(text) = std::fs::read_to_string(p.join("bench.json")) else { continue };
         let Ok(old) = serde_json::from_str::<Report>(&text) else { continue };
-        if old.inputs != r.inputs || old.qemu != r.qemu || old.accel != r.accel || old.linux.is_some() != r.linux.is_some() {
+        if old.inputs != r.inputs
+            || old.qemu != r.qemu
+            || old.accel != r.accel
+            || old.linux.is_some() != r.linux.is_some()
+        {
             continue;
         }
         let mut differ = Vec::new();
         let sides = [("Prism", Some(&old.prism), Some(&r.prism)), ("Linux", old.linux.as_ref(), r.linux.as_ref())];
         for (side, a, b) in sides {
             let (Some(a), Some(b)) = (a, b) else { continue };
-            let names: std::collections::BTreeSet<&String> = a.instructions.keys().chain(b.instructions.keys()).collect();
+            let names: std::collections::BTreeSet<&String> =
+                a.instructions.keys().chain(b.instructions.keys()).collect();
             for n in names {
                 if a.instructions.get(n) != b.instructions.get(n) {
                     differ.push(format!("{side} {n}"));
@@ -518,7 +556,10 @@ mod tests {
         let rt = rows.iter().find(|r| r.bench == "rt_pager_frames_4m").unwrap();
         assert!(rt.instructions.as_ref().unwrap_err().starts_with("pending"));
         let no_linux = Report { linux: None, linux_missing: Some("no kernel".into()), ..report() };
-        assert!(super::rows(&no_linux).iter().filter(|r| r.side == "Linux").all(|r| r.instructions == Err("not run".into())));
+        assert!(super::rows(&no_linux)
+            .iter()
+            .filter(|r| r.side == "Linux")
+            .all(|r| r.instructions == Err("not run".into())));
     }
 
     #[test]

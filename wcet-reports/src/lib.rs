@@ -9,4 +9,5 @@ pub mod config;
 pub mod guest;
 pub mod image;
 pub mod linux;
+pub mod profile;
 pub mod qemu;

@@ -75,7 +75,8 @@ pub fn initramfs(init: &[u8]) -> Vec<u8> {
     for (ino, e) in entries.iter().enumerate() {
         let nlink = if e.mode & S_IFDIR != 0 { 2 } else { 1 };
         let ino = if e.name == "TRAILER!!!" { 0 } else { ino as u32 + 1 };
-        let fields = [ino, e.mode, 0, 0, nlink, 0, e.data.len() as u32, 0, 0, e.rdev.0, e.rdev.1, e.name.len() as u32 + 1, 0];
+        let fields =
+            [ino, e.mode, 0, 0, nlink, 0, e.data.len() as u32, 0, 0, e.rdev.0, e.rdev.1, e.name.len() as u32 + 1, 0];
         out.extend_from_slice(b"070701");
         for f in fields {
             out.extend_from_slice(format!("{f:08x}").as_bytes());

@@ -78,6 +78,10 @@ enum Cmd {
         /// Where the run folders go.
         #[arg(long, default_value = "target/bench")]
         out: PathBuf,
+        /// Instead: where the instructions of one iteration of this benchmark
+        /// go, by function (kernel and bench task), under TCG+icount.
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
     },
     /// Check a workload config and write its compact form (the `config` boot module).
     Config {
@@ -346,7 +350,12 @@ fn main() -> Result<()> {
                 println!("{l}");
             }
         }
-        Cmd::Bench { also_qemu, no_linux, no_model_speed, out } => {
+        Cmd::Bench { also_qemu, no_linux, no_model_speed, out, profile } => {
+            if let Some(name) = profile {
+                eprintln!("prism bench: profiling {name} under TCG+icount with the profile plugin ...");
+                print!("{}", wcet_reports::profile::run(&cli.build_dir, &name, &qemu::Qemu::selected())?);
+                return Ok(());
+            }
             bench(&cli.build_dir, no_linux, &out)?;
             if no_model_speed {
                 return Ok(());

@@ -31,8 +31,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use abi::marker::Marker;
+use plugin_api::{
+    resolve, Core, MemCb, MemInfo, Opaque, PluginId, PluginU64, QemuInfo, CB_NO_REGS, INLINE_ADD_U64, MEM_RW,
+};
 pub use plugin_api::{Generation, HostInfo, SUPPORTED};
-use plugin_api::{resolve, Core, MemCb, MemInfo, Opaque, PluginId, PluginU64, QemuInfo, CB_NO_REGS, INLINE_ADD_U64, MEM_RW};
 
 use crate::config::{parse_args, Args};
 use crate::model::{Model, Source};
