@@ -200,7 +200,8 @@ mod tests {
             vec![
                 ("user", "bench::call", 3),
                 ("user", "bench::measure", 2),
-                ("kernel", "kernel::ipc::sys_ipc", 1)("user", "? (0x9000)", 1),
+                ("user", "? (0x9000)", 1),
+                ("kernel", "kernel::ipc::sys_ipc", 1),
             ]
         );
         let r = render("ipc_call_registers", "QEMU 7.2.22", &raw, &lines, None);

@@ -302,18 +302,38 @@ impl HostInfo {
     }
 }
 
-/// The plugin's arguments as strings.
+/// The body of a plugin's `qemu_plugin_install`: reads QEMU's arguments
+/// and runs `install` on them; an error is printed as `NAME: error: ...`
+/// and refuses the plugin (QEMU then stops).
 ///
 /// # Safety
-/// `argv` must hold `argc` valid NUL-terminated strings.
-pub unsafe fn args(argc: c_int, argv: *const *const c_char) -> Vec<String> {
+/// `info` must be null or the `qemu_info_t` QEMU passed, and `argv` must
+/// hold `argc` valid NUL-terminated strings.
+pub unsafe fn install(
+    name: &str,
+    info: *const QemuInfo,
+    argc: c_int,
+    argv: *const *const c_char,
+    install: impl FnOnce(&QemuInfo, &[String]) -> Result<(), String>,
+) -> c_int {
     let mut args = Vec::new();
     for i in 0..usize::try_from(argc).unwrap_or(0) {
         // SAFETY: the caller's guarantee.
         let a = unsafe { CStr::from_ptr(*argv.add(i)) };
         args.push(a.to_string_lossy().into_owned());
     }
-    args
+    // SAFETY: the caller's guarantee: QEMU's qemu_info_t, valid for the call.
+    let Some(info) = (unsafe { info.as_ref() }) else {
+        eprintln!("{name}: QEMU passed no qemu_info_t");
+        return -1;
+    };
+    match install(info, &args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{name}: error: {e}");
+            -1
+        }
+    }
 }
 
 /// Declares the exported `qemu_plugin_version` of a plugin `cdylib`, set

@@ -200,17 +200,8 @@ pub unsafe extern "C" fn qemu_plugin_install(
     argc: c_int,
     argv: *const *const c_char,
 ) -> c_int {
-    // SAFETY: QEMU passes `argc` valid strings.
-    let args = unsafe { plugin_api::args(argc, argv) };
-    // SAFETY: QEMU passes a valid qemu_info_t for the duration of this call.
-    let Some(info) = (unsafe { info.as_ref() }) else { return -1 };
-    match install(id, info, &args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("profile-plugin: error: {e}");
-            -1
-        }
-    }
+    // SAFETY: QEMU's arguments, as the caller guarantees.
+    unsafe { plugin_api::install("profile-plugin", info, argc, argv, |info, args| install(id, info, args)) }
 }
 
 extern "C" fn on_tb_trans(_id: PluginId, tb: *mut Opaque) {
