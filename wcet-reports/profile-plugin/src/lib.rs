@@ -262,8 +262,7 @@ mod tests {
         let mut p = Profile::new(1, 10);
         let (a, b, c) = (p.slot(0x1000), p.slot(0xffff_8000_0000_1000), p.slot(0x1004));
         assert_eq!(p.slot(0x1000), a);
-        // Outside a window nothing is counted by the plugin (OPEN is false);
-        // the model itself counts what it is told.
+        // (Outside a window the callbacks do not call `executed`: OPEN is false.)
         for (n, extra) in [(5, 0), (3, 1), (3, 2), (3, 9)] {
             p.begin();
             for _ in 0..n {
