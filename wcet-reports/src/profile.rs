@@ -153,6 +153,17 @@ pub fn render(name: &str, qemu: &str, raw: &Raw, lines: &[Line], figure: Option<
 
 /// Runs the profile of benchmark `name` and returns the printed text.
 pub fn run(build: &Path, name: &str, qemu: &Qemu) -> Result<String> {
+    // QEMU 9 and later abort a run under -icount in which every instruction
+    // has an exec callback ("Bad icount read", seen on 10.0.2); 7.2 to 8.2
+    // (plugin API 1) run it.
+    let major: u32 = qemu.version()?.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    if major >= 9 {
+        bail!(
+            "the profile needs a QEMU from 7.2 to 8.2: {} aborts -icount runs with a callback on every instruction \
+             (\"Bad icount read\"); unset PRISM_QEMU to use the system's QEMU 7.2",
+            qemu.describe()
+        );
+    }
     let plugin = build.join(PLUGIN);
     if !plugin.is_file() {
         bail!("{} missing (run `just build`)", plugin.display());

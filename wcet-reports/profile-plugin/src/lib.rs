@@ -15,7 +15,11 @@
 //! median of the kept totals): one real iteration, not an average.
 //!
 //! Arguments: `out=PATH` (required), `skip=N` (default 0), `keep=N`
-//! (default 2000). Loads on QEMU 7.2 to 10.x through `plugin_api`.
+//! (default 2000). Loads on QEMU 7.2 to 10.x through `plugin_api`, but
+//! QEMU 9 and later abort an `-icount` run in which every instruction has
+//! an exec callback ("Bad icount read", seen on 10.0.2), so `prism bench
+//! --profile` runs on QEMU 7.2 to 8.2 (Debian 12's 7.2); counting with
+//! inline scoreboard adds would lift that.
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint, c_void};
