@@ -1,6 +1,8 @@
 # Prism: the single entry point. `just --list` shows every recipe.
 
 target := "x86_64-unknown-none"
+# The static Linux benchmark (`bench-linux`, the /init `just bench` boots Linux with).
+linux_target := "x86_64-unknown-linux-musl"
 build_dir := "build"
 # The system description `just build` writes (scenario `scenario`) to
 # build/images/default/system: the image `just run` boots.
@@ -44,6 +46,9 @@ setup:
     fi
     # A second, current QEMU beside the system's (model mode is tested under both).
     bash wcet-reports/cache-model/qemu-fetch.sh {{build_dir}}/qemu-10
+    # `just bench`: Debian's stock kernel (pinned), and the target its static benchmark is built for.
+    bash bench-linux/kernel-fetch.sh {{build_dir}}/linux
+    rustup target list --installed | grep -qx {{linux_target}} || rustup target add {{linux_target}} || echo "setup: no {{linux_target}} target: just bench will run Prism's side only"
     echo "setup: ok ($(qemu-system-x86_64 --version | head -1))"
 
 # Build the kernel, the test kernel and the boot modules into build/.
@@ -63,8 +68,8 @@ build:
     for m in {{modules}} $(basename -s .rs workloads/rt/src/bin/*.rs workloads/ts/src/bin/*.rs); do
         objcopy --strip-debug $out/$m {{build_dir}}/modules/$m 2>/dev/null || cp $out/$m {{build_dir}}/modules/$m
     done
-    cargo build --release -p cache-model
-    cp target/release/libcache_model.so {{build_dir}}/libcache_model.so
+    cargo build --release -p cache-model -p profile-plugin
+    cp target/release/libcache_model.so target/release/libprofile_plugin.so {{build_dir}}/
     # The compact description (a file called `system`, its module name).
     # Binaries not built yet are warnings here; `just validate` makes them errors.
     mkdir -p {{build_dir}}/images/default
@@ -113,9 +118,20 @@ debug: setup build
 accel: setup build
     {{prism}} accel
 
-# Kernel primitives (TSC cycles under TCG, guest instructions under TCG+icount), the cache-model plugin's speed under each QEMU, then colored frame-pool alloc/free on the host (criterion).
-bench: setup build
-    {{prism}} bench $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
+# Kernel primitives beside the same work on stock Linux under the same QEMU (guest instructions under TCG+icount, TSC cycles under TCG; table + target/bench/<timestamp>/), the cache-model plugin's speed, then colored frame-pool alloc/free on the host (criterion). `just bench --profile NAME`: where one iteration of NAME's instructions go.
+bench *ARGS: setup build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    args=({{ARGS}})
+    if rustup target list --installed | grep -qx {{linux_target}}; then
+        cargo build --release --quiet --target {{linux_target}} -p bench-linux
+        objcopy --strip-debug target/{{linux_target}}/release/bench-linux {{build_dir}}/bench-linux
+    else
+        echo "bench: no {{linux_target}} target (rustup target add {{linux_target}}): Prism's side only"
+        args+=(--no-linux)
+    fi
+    case " ${args[*]-} " in *" --profile "*) {{prism}} bench "${args[@]}"; exit ;; esac
+    {{prism}} bench ${args[@]+"${args[@]}"} $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
     cargo bench -q -p cache-color --bench pool
 
 # Run the three scenarios of a description (default: the default one) and write the WCET report; `--mode model|kvm|tcg`, `--synthetic N` for synthetic jobs.

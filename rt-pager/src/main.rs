@@ -110,6 +110,14 @@ mod server {
                 n as u128 * 1_000_000 / us.max(1)
             );
             self.clients[idx].stats.frames = n;
+            // `just bench`'s coloured-frame row: with the argument `bench`,
+            // the load's TSC ticks (guest instructions under -icount) per
+            // 4 MiB of frames, as one benchmark line.
+            if user_rt::info().is_some_and(|i| i.args().split_whitespace().any(|w| w == "bench")) && n > 0 {
+                let per_4m = (t1 - t0) * 1024 / n as u64;
+                let s = abi::bench::Summary { rounds: 1, min: per_4m, median: per_4m, p99: per_4m, max: per_4m };
+                println!("{}", abi::bench::Line("rt_pager_frames_4m", s));
+            }
             root::client_ready(c.thread, img.entry, layout::STACK_TOP).map_err(LoadError::Root)
         }
 

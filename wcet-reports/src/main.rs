@@ -63,12 +63,26 @@ enum Cmd {
     Debug,
     /// Print which accelerator `run` would use, and why.
     Accel,
-    /// IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount;
-    /// then the cache-model plugin's speed under each QEMU.
+    /// Kernel primitives beside the same work on Linux under the same QEMU (guest
+    /// instructions under TCG+icount, TSC cycles under TCG); writes
+    /// target/bench/<timestamp>/bench.{json,md}; then the cache-model plugin's speed.
     Bench {
         /// Also measure the cache-model plugin under this qemu-system-x86_64 (repeatable).
         #[arg(long)]
         also_qemu: Vec<PathBuf>,
+        /// Only Prism's side (no Linux boot).
+        #[arg(long)]
+        no_linux: bool,
+        /// Skip the cache-model speed runs.
+        #[arg(long)]
+        no_model_speed: bool,
+        /// Where the run folders go.
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+        /// Instead: where the instructions of one iteration of this benchmark
+        /// go, by function (kernel and bench task), under TCG+icount.
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
     },
     /// Check a system description: every error at once, each with file, line, column, key and problem.
     Validate {
@@ -167,6 +181,72 @@ fn host() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     format!("host {cpu}, {cores} cores")
+}
+
+/// `prism bench`: both sides under both accelerators, the table, the run folder.
+fn bench(build: &std::path::Path, no_linux: bool, out: &std::path::Path) -> Result<()> {
+    use wcet_reports::{bench as b, linux};
+    let q = qemu::Qemu::selected();
+    let steps = if no_linux { 2 } else { 4 };
+    eprintln!("prism bench: {}; 1/{steps}: Prism under TCG+icount (guest instructions) ...", q.describe());
+    let prism_i = b::run_prism(build, Accel::TcgIcount, &q, None, &[])?;
+    eprintln!("prism bench: 2/{steps}: Prism under TCG (TSC cycles) ...");
+    let prism_c = b::run_prism(build, Accel::Tcg, &q, None, &[])?;
+    let mut inputs = std::collections::BTreeMap::new();
+    for f in ["kernel.elf", "modules/sigma0", "modules/roottask", "modules/bench"] {
+        inputs.insert(f.to_string(), b::digest(&build.join(f))?);
+    }
+    inputs.insert(b::IMAGE.to_string(), b::digest(std::path::Path::new(b::IMAGE))?);
+    let (mut linux_side, mut linux_missing, mut linux_info) = (None, None, Vec::new());
+    match (no_linux, linux::kernel(build)) {
+        (true, _) => linux_missing = Some("--no-linux".to_string()),
+        (false, Err(e)) => {
+            eprintln!("prism bench: Linux side skipped: {e:#}");
+            linux_missing = Some(format!("{e:#}"));
+        }
+        (false, Ok(k)) => {
+            eprintln!("prism bench: 3/4: Linux ({}) under TCG+icount ...", k.display());
+            let li = linux::run(build, &k, Accel::TcgIcount, &q)?;
+            eprintln!("prism bench: 4/4: Linux under TCG ...");
+            let lc = linux::run(build, &k, Accel::Tcg, &q)?;
+            inputs.insert("linux kernel".into(), b::digest(&k)?);
+            inputs.insert(linux::INIT.into(), b::digest(&build.join(linux::INIT))?);
+            linux_side = Some(b::Side { instructions: b::to_map(&li.figures), cycles: b::to_map(&lc.figures) });
+            linux_info = li.info;
+        }
+    }
+    let accel = format!(
+        "1 vCPU, {} MiB; instructions: `{}`; cycles: `{}`",
+        b::MEMORY_MIB,
+        Accel::TcgIcount.args().join(" "),
+        Accel::Tcg.args().join(" ")
+    );
+    let report = b::Report {
+        timestamp: chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string(),
+        machine: host(),
+        qemu: q.describe(),
+        accel,
+        inputs,
+        prism: b::Side { instructions: b::to_map(&prism_i), cycles: b::to_map(&prism_c) },
+        linux: linux_side,
+        linux_missing,
+        linux_info,
+    };
+    println!("{}", b::render_text(&report));
+    let dir = b::write_report(out, &report)?;
+    println!("prism bench: wrote {0}/bench.json and {0}/bench.md", dir.display());
+    match b::compare(out, &dir, &report) {
+        b::Repeat::NoEarlierRun => println!("prism bench: no earlier run with the same inputs to compare with"),
+        b::Repeat::Identical(p) => {
+            println!("prism bench: instruction counts identical to the earlier run {} (same inputs)", p.display())
+        }
+        b::Repeat::Differs(p, names) => println!(
+            "prism bench: instruction counts DIFFER from the earlier run {} with the same inputs: {}",
+            p.display(),
+            names.join(", ")
+        ),
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -326,36 +406,16 @@ fn main() -> Result<()> {
                 println!("{l}");
             }
         }
-        Cmd::Bench { also_qemu } => {
-            eprintln!("prism bench: run 1/2 under TCG (TSC cycles) ...");
-            let cycles = wcet_reports::bench::run(&cli.build_dir, Accel::Tcg)?;
-            eprintln!("prism bench: run 2/2 under TCG+icount (TSC = guest instructions) ...");
-            let insns = wcet_reports::bench::run(&cli.build_dir, Accel::TcgIcount)?;
-            println!(
-                "Kernel primitives (IPC: call + reply_wait between two address spaces), {} TCG, `-cpu max`, {}:",
-                qemu::Qemu::selected().describe(),
-                host()
-            );
-            println!(
-                "{:<26} {:>7} | {:>12} {:>12} {:>12} | {:>12} {:>12} {:>12}",
-                "benchmark", "rounds", "cyc median", "cyc p99", "cyc max", "insn median", "insn p99", "insn max"
-            );
-            for c in &cycles {
-                let i = insns.iter().find(|i| i.name == c.name);
-                let f = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-                println!(
-                    "{:<26} {:>7} | {:>12} {:>12} {:>12} | {:>12} {:>12} {:>12}",
-                    c.name,
-                    c.rounds,
-                    c.median,
-                    c.p99,
-                    c.max,
-                    f(i.map(|i| i.median)),
-                    f(i.map(|i| i.p99)),
-                    f(i.map(|i| i.max))
-                );
+        Cmd::Bench { also_qemu, no_linux, no_model_speed, out, profile } => {
+            if let Some(name) = profile {
+                eprintln!("prism bench: profiling {name} under TCG+icount with the profile plugin ...");
+                print!("{}", wcet_reports::profile::run(&cli.build_dir, &name, &qemu::Qemu::selected())?);
+                return Ok(());
             }
-            println!("cycles: guest TSC under plain TCG (moves between runs); instructions: guest TSC under -icount shift=0 (exact, repeatable).");
+            bench(&cli.build_dir, no_linux, &out)?;
+            if no_model_speed {
+                return Ok(());
+            }
             println!("\nCache-model plugin speed (TCG+icount, `host` profile, one load per line), {}:", host());
             for q in std::iter::once(qemu::Qemu::selected()).chain(also_qemu.iter().map(qemu::Qemu::at)) {
                 eprintln!("prism bench: cache-model speed under {} ...", q.describe());

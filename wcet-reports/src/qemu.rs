@@ -165,7 +165,8 @@ impl fmt::Display for Accel {
 }
 
 impl Accel {
-    fn args(self) -> Vec<String> {
+    /// The accelerator and CPU flags of a boot under this accelerator.
+    pub fn args(self) -> Vec<String> {
         let v: &[&str] = match self {
             Accel::Kvm => &["-enable-kvm", "-cpu", "host"],
             Accel::Tcg => &["-accel", "tcg", "-cpu", "max"],

@@ -8,6 +8,7 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
+pub mod bench;
 pub mod error;
 pub mod ipc;
 pub mod kip;
