@@ -17,6 +17,8 @@ mod memtests;
 #[cfg(target_os = "none")]
 mod partitions;
 #[cfg(target_os = "none")]
+mod regress;
+#[cfg(target_os = "none")]
 mod rt;
 #[cfg(target_os = "none")]
 mod tests;

@@ -25,12 +25,12 @@ pub fn me() -> ThreadId {
     sc::myself().0
 }
 
-fn ms(n: u64) -> u64 {
+pub fn ms(n: u64) -> u64 {
     sc::myself().2 / 1000 * n
 }
 
 /// Blocks for `ticks` TSC ticks (a receive nobody can satisfy).
-fn sleep(ticks: u64) {
+pub fn sleep(ticks: u64) {
     let _ = receive(me(), Timeout::ticks(ticks));
 }
 
@@ -526,7 +526,7 @@ pub fn run() -> u32 {
         ("random_syscalls_from_unprivileged_thread", random_syscalls_survived),
         ("fpu_state_switched_lazily_per_thread", fpu_state_per_thread),
     ];
-    let failed = report(&tests) + crate::memtests::run(pager);
+    let failed = report(&tests) + crate::memtests::run(pager) + crate::regress::run(pager);
     println!("{} passed, {failed} failed", RAN.load(SeqCst) - failed as u64);
     failed
 }

@@ -97,8 +97,17 @@ fn init_syscall() {
     assert_eq!(sel.user_code.0, 0x23);
     Star::write(sel.user_code, sel.user_data, sel.kernel_code, sel.kernel_data).expect("GDT order fits sysret");
     LStar::write(VirtAddr::new(trap::syscall_entry_addr()));
-    // Interrupts off, direction flag clear, no single-step in the kernel.
-    SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::DIRECTION_FLAG | RFlags::TRAP_FLAG | RFlags::ALIGNMENT_CHECK);
+    // Interrupts off, direction flag clear, no single-step in the kernel,
+    // and no nested-task flag: ring 3 may set NT, and `iretq` with NT set
+    // raises #GP in long mode, so the kernel must never run with the
+    // caller's NT. (Interrupt and exception entries clear NT by themselves.)
+    SFMask::write(
+        RFlags::INTERRUPT_FLAG
+            | RFlags::DIRECTION_FLAG
+            | RFlags::TRAP_FLAG
+            | RFlags::ALIGNMENT_CHECK
+            | RFlags::NESTED_TASK,
+    );
 }
 
 /// Makes `frame` the current thread's saved state: the next entry from ring
