@@ -205,15 +205,99 @@ fn pager_dies_after_taking_fault() -> TestResult {
     check(m.mr[2] == 1, "the thread did not wait for the handler's reply")
 }
 
+// ---- FPU/SSE state of a new owner ----
+
+#[repr(C, align(16))]
+struct FxArea([u8; 512]);
+
+fn fxsave(a: &mut FxArea) {
+    // SAFETY: fxsave64 writes 512 bytes to a 16-byte aligned buffer.
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) a.0.as_mut_ptr(), options(nostack)) };
+}
+
+const XMM_MARK: u64 = 0x5a5a_0000_1234_5678;
+const DIRTY_MXCSR: u32 = 0x7f80;
+
+/// Fills every FPU/SSE register with its own value, then blocks.
+extern "C" fn fpu_dirtier() -> ! {
+    let mxcsr = DIRTY_MXCSR;
+    let fcw: u16 = 0x027f;
+    // SAFETY: loads our own FPU/SSE registers; the kernel switches them.
+    unsafe {
+        core::arch::asm!(
+            "movq xmm0, {v}", "add {v}, 1", "movq xmm1, {v}", "add {v}, 1", "movq xmm2, {v}", "add {v}, 1",
+            "movq xmm3, {v}", "add {v}, 1", "movq xmm4, {v}", "add {v}, 1", "movq xmm5, {v}", "add {v}, 1",
+            "movq xmm6, {v}", "add {v}, 1", "movq xmm7, {v}", "add {v}, 1", "movq xmm8, {v}", "add {v}, 1",
+            "movq xmm9, {v}", "add {v}, 1", "movq xmm10, {v}", "add {v}, 1", "movq xmm11, {v}", "add {v}, 1",
+            "movq xmm12, {v}", "add {v}, 1", "movq xmm13, {v}", "add {v}, 1", "movq xmm14, {v}", "add {v}, 1",
+            "movq xmm15, {v}",
+            "fninit", "fld1", "fldpi", "fldl2t", "fldl2e", "fldlg2", "fldln2", "fld1", "fldpi",
+            "ldmxcsr [{m}]", "fldcw [{c}]",
+            v = inout(reg) XMM_MARK => _, m = in(reg) &mxcsr, c = in(reg) &fcw, options(nostack),
+        )
+    };
+    let _ = receive(tester(), Timeout::NEVER);
+    let mut a = FxArea([0; 512]);
+    fxsave(&mut a);
+    let xmm = |i: usize| u64::from_le_bytes(a.0[160 + 16 * i..168 + 16 * i].try_into().unwrap());
+    let kept = xmm(3) == XMM_MARK + 3 && xmm(7) == XMM_MARK + 7 && mxcsr_of(&a) == DIRTY_MXCSR;
+    tell(&[kept as u64]);
+    sc::thread_exit(0)
+}
+
+fn mxcsr_of(a: &FxArea) -> u32 {
+    u32::from_le_bytes(a.0[24..28].try_into().unwrap())
+}
+
+/// Its first FPU instruction saves the state it was given; reports what
+/// differs from the power-on state: 1 control/status/tags, 2 MXCSR, 4 an
+/// x87 register, 8 an XMM register.
+extern "C" fn fpu_newcomer() -> ! {
+    let mut a = FxArea([0; 512]);
+    fxsave(&mut a);
+    let fcw = u16::from_le_bytes([a.0[0], a.0[1]]);
+    let (fsw, ftw) = (u16::from_le_bytes([a.0[2], a.0[3]]), a.0[4]);
+    let mut dirty = 0;
+    if fcw != 0x037f || fsw != 0 || ftw != 0 {
+        dirty |= 1;
+    }
+    if mxcsr_of(&a) != 0x1f80 {
+        dirty |= 2;
+    }
+    if a.0[32..160].iter().any(|&b| b != 0) {
+        dirty |= 4;
+    }
+    if a.0[160..416].iter().any(|&b| b != 0) {
+        dirty |= 8;
+    }
+    tell(&[dirty]);
+    sc::thread_exit(0)
+}
+
+fn fpu_new_owner_gets_clean_state() -> TestResult {
+    let s = spawn(me(), fpu_dirtier, 40, ThreadId::NIL).map_err(|_| "spawn")?;
+    // S holds the FPU and blocks; Y, in another space, takes it next.
+    let y = spawn(ThreadId::NIL, fpu_newcomer, 40, ThreadId(PAGER.load(SeqCst))).map_err(|_| "spawn newcomer")?;
+    let (_, m) = receive(y, Timeout::ticks(ms(100))).map_err(|_| "no report from the new FPU owner")?;
+    send(s, &Msg::default(), Timeout::NEVER).map_err(|_| "wake")?;
+    let (_, k) = receive(s, Timeout::ticks(ms(100))).map_err(|_| "no report from the first owner")?;
+    if m.mr[0] != 0 {
+        user_rt::println!("sigma0: the new FPU owner saw the previous owner's state (mask {:#x})", m.mr[0]);
+        return Err("a new FPU owner was given another space's registers");
+    }
+    check(k.mr[0] == 1, "the first owner lost its FPU state")
+}
+
 /// Runs the regression tests; returns the number of failures. `pager`
 /// serves sigma0's own pages to threads in other spaces.
 pub fn run(pager: ThreadId) -> u32 {
     TESTER.store(me().0, SeqCst);
     PAGER.store(pager.0, SeqCst);
-    let tests: [Test; 3] = [
+    let tests: [Test; 4] = [
         ("regress_nt_flag_from_ring3", nt_flag_from_ring3),
         ("regress_pager_dies_with_fault_queued", pager_dies_with_fault_queued),
         ("regress_pager_dies_after_taking_fault", pager_dies_after_taking_fault),
+        ("regress_fpu_new_owner_gets_clean_state", fpu_new_owner_gets_clean_state),
     ];
     report(&tests)
 }
