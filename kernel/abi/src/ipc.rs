@@ -177,14 +177,16 @@ impl Fpage {
         self.0 & Self::IO_BIT != 0
     }
 
-    /// First port and count of an I/O flexpage, if well formed.
+    /// First port and count of an I/O flexpage, if well formed: aligned
+    /// and inside the 2^16 ports. (The port field has 52 bits; the sum is
+    /// taken in 64 bits so that it cannot wrap.)
     pub const fn io_range(self) -> Option<(u32, u32)> {
         let s = self.size_log2();
-        let port = (self.0 >> 12) as u32;
+        let port = self.0 >> 12;
         if !self.is_io() || s > 16 || port & ((1 << s) - 1) != 0 || port + (1 << s) > 0x10000 {
             return None;
         }
-        Some((port, 1 << s))
+        Some((port as u32, 1 << s))
     }
 
     pub const fn base(self) -> u64 {
@@ -306,6 +308,20 @@ mod tests {
     }
 
     #[test]
+    fn io_range_at_the_top_of_the_port_space() {
+        let raw = |port: u64, s: u64| Fpage((port << 12) | (s << 4) | Fpage::IO_BIT);
+        assert_eq!(Fpage::io(0, 16).io_range(), Some((0, 0x10000)));
+        assert_eq!(Fpage::io(0xfff0, 4).io_range(), Some((0xfff0, 16)));
+        assert_eq!(Fpage::io(0xffff, 0).io_range(), Some((0xffff, 1)));
+        assert_eq!(raw(0x1_0000, 0).io_range(), None);
+        assert_eq!(raw(0x1_0000, 16).io_range(), None);
+        // Found by a fuzzer: the end of this range overflowed 32 bits.
+        assert_eq!(raw(0xffff_0000, 16).io_range(), None);
+        assert_eq!(raw((1 << 52) - (1 << 16), 16).io_range(), None);
+        assert_eq!(raw(0, 17).io_range(), None);
+    }
+
+    #[test]
     fn timeout_specials() {
         assert_eq!(Timeout::ZERO.as_ticks(), Some(0));
         assert_eq!(Timeout::NEVER.as_ticks(), None);
@@ -313,6 +329,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn io_range_stays_inside_the_port_space(w in any::<u64>()) {
+            if let Some((first, n)) = Fpage(w).io_range() {
+                prop_assert!(n.is_power_of_two() && first % n == 0);
+                prop_assert!(first as u64 + n as u64 <= 0x10000);
+            }
+        }
+
         #[test]
         fn timeout_rounds_up_by_less_than_one_part_in_2_pow_25(t in 1u64..1 << 60) {
             let got = Timeout::ticks(t).as_ticks().unwrap();

@@ -4,7 +4,7 @@
 
 use crate::rt::{self, spawn};
 use crate::tests::{check, me, ms, report, sleep, Test, TestResult};
-use abi::ipc::{label, Tag, Timeout};
+use abi::ipc::{label, map_item, Fpage, Tag, Timeout};
 use abi::sys::attr;
 use abi::syscall::{self as sc, receive, send, Msg};
 use abi::{Error, ThreadId};
@@ -288,16 +288,42 @@ fn fpu_new_owner_gets_clean_state() -> TestResult {
     check(k.mr[0] == 1, "the first owner lost its FPU state")
 }
 
+// ---- I/O flexpages at the top of the port space ----
+
+extern "C" fn io_receiver() -> ! {
+    loop {
+        sc::utcb().br[0] = Fpage::COMPLETE.0;
+        let _ = receive(ThreadId::ANY, Timeout::NEVER);
+    }
+}
+
+fn io_fpage_overflow_rejected() -> TestResult {
+    let r = spawn(ThreadId::NIL, io_receiver, 40, ThreadId(PAGER.load(SeqCst))).map_err(|_| "spawn")?;
+    // Port field 0xFFFF_0000, 2^16 ports: far outside the port space.
+    let bad = Fpage((0xffff_0000u64 << 12) | (16 << 4) | 8);
+    for grant in [false, true] {
+        let m = Msg::new(Tag::new(0, 0, 2), &map_item(0, bad, grant));
+        check(send(r, &m, Timeout::ticks(ms(100))) == Err(Error::InvalidArgument), "map item accepted")?;
+    }
+    check(sc::unmap(bad, false) == Err(Error::InvalidArgument), "UNMAP accepted")?;
+    check(sc::unmap(bad, true) == Err(Error::InvalidArgument), "UNMAP of own ports accepted")?;
+    // The last 16 ports are a valid fpage.
+    let top = Msg::new(Tag::new(0, 0, 2), &map_item(0, Fpage::io(0xfff0, 4), false));
+    check(send(r, &top, Timeout::ticks(ms(100))).is_ok(), "the top 16 ports did not map")?;
+    sc::thread_delete(r).map_err(|_| "delete")
+}
+
 /// Runs the regression tests; returns the number of failures. `pager`
 /// serves sigma0's own pages to threads in other spaces.
 pub fn run(pager: ThreadId) -> u32 {
     TESTER.store(me().0, SeqCst);
     PAGER.store(pager.0, SeqCst);
-    let tests: [Test; 4] = [
+    let tests: [Test; 5] = [
         ("regress_nt_flag_from_ring3", nt_flag_from_ring3),
         ("regress_pager_dies_with_fault_queued", pager_dies_with_fault_queued),
         ("regress_pager_dies_after_taking_fault", pager_dies_after_taking_fault),
         ("regress_fpu_new_owner_gets_clean_state", fpu_new_owner_gets_clean_state),
+        ("regress_io_fpage_overflow_rejected", io_fpage_overflow_rejected),
     ];
     report(&tests)
 }
