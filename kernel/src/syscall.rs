@@ -88,7 +88,9 @@ fn thread_config(kk: &mut Kernel, t: usize, what: u64, v: u64, v2: u64) -> Resul
             tc.budget = v;
             tc.period = if v == 0 { 0 } else { v2 };
             tc.budget_left = v;
-            tc.next_replenish = if v == 0 { 0 } else { now + v2 };
+            // Saturating: a period up to u64::MAX is accepted, and the
+            // first replenishment must not wrap into the past.
+            tc.next_replenish = if v == 0 { 0 } else { now.saturating_add(v2) };
             timer::note_deadline(tc.next_replenish);
             if v == 0 && tc.state == State::BudgetWait {
                 kk.make_ready(t);

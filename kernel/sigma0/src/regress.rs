@@ -5,7 +5,7 @@
 use crate::rt::{self, spawn};
 use crate::tests::{check, me, ms, report, sleep, Test, TestResult};
 use abi::ipc::{label, map_item, Fpage, Tag, Timeout};
-use abi::sys::attr;
+use abi::sys::{self, attr};
 use abi::syscall::{self as sc, receive, send, Msg};
 use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -313,17 +313,47 @@ fn io_fpage_overflow_rejected() -> TestResult {
     sc::thread_delete(r).map_err(|_| "delete")
 }
 
+// ---- Budget and period at their extremes ----
+
+static BUDGET_SPIN: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn budget_spinner() -> ! {
+    loop {
+        BUDGET_SPIN.fetch_add(1, SeqCst);
+    }
+}
+
+fn budget_with_longest_period() -> TestResult {
+    let t = spawn(me(), budget_spinner, 20, ThreadId::NIL).map_err(|_| "spawn")?;
+    sc::thread_config(t, attr::EXCEPTION_HANDLER, me().0, 0).map_err(|_| "handler")?;
+    let r = sc::thread_config(t, attr::BUDGET, sys::MIN_TIMESLICE, u64::MAX);
+    if r.is_err() {
+        sc::thread_delete(t).map_err(|_| "delete")?;
+        return Err("budget 10,000 with period u64::MAX refused");
+    }
+    let (from, m) = receive(t, Timeout::ticks(ms(200))).map_err(|_| "no budget notification")?;
+    check(from == t && m.tag().label() == label::BUDGET, "wrong notification")?;
+    check(m.mr[0] == sys::MIN_TIMESLICE && m.mr[1] == u64::MAX, "notification carries wrong budget/period")?;
+    let at_note = BUDGET_SPIN.load(SeqCst);
+    sleep(ms(5));
+    let later = BUDGET_SPIN.load(SeqCst);
+    sc::thread_delete(t).map_err(|_| "delete")?;
+    check(m.mr[2] == u64::MAX, "next replenishment wrapped instead of saturating")?;
+    check(later == at_note, "the thread ran again before its next period")
+}
+
 /// Runs the regression tests; returns the number of failures. `pager`
 /// serves sigma0's own pages to threads in other spaces.
 pub fn run(pager: ThreadId) -> u32 {
     TESTER.store(me().0, SeqCst);
     PAGER.store(pager.0, SeqCst);
-    let tests: [Test; 5] = [
+    let tests: [Test; 6] = [
         ("regress_nt_flag_from_ring3", nt_flag_from_ring3),
         ("regress_pager_dies_with_fault_queued", pager_dies_with_fault_queued),
         ("regress_pager_dies_after_taking_fault", pager_dies_after_taking_fault),
         ("regress_fpu_new_owner_gets_clean_state", fpu_new_owner_gets_clean_state),
         ("regress_io_fpage_overflow_rejected", io_fpage_overflow_rejected),
+        ("regress_budget_with_longest_period", budget_with_longest_period),
     ];
     report(&tests)
 }
