@@ -91,7 +91,8 @@ pub enum ExcRegs {
 
 /// One IPC timeout (32 bits): 0 = do not wait, `u32::MAX` = wait forever,
 /// otherwise a relative time of `m << e` TSC ticks (m: bits 0..26, e: bits
-/// 26..32), so it reaches from one tick to years.
+/// 26..32), so it reaches from one tick to years. A time of 2^64 ticks or
+/// more (which only a hand-made encoding reaches) is `u64::MAX` ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(transparent)]
 pub struct Timeout(pub u32);
@@ -130,6 +131,11 @@ impl Timeout {
         }
         let m = (self.0 & ((1 << Self::MBITS) - 1)) as u64;
         let e = self.0 >> Self::MBITS;
+        // `m << e` fits in 64 bits exactly when `e` does not exceed the
+        // leading zeros of `m`; beyond that it saturates, never wraps.
+        if m != 0 && e > m.leading_zeros() {
+            return Some(u64::MAX);
+        }
         Some(m << e)
     }
 
@@ -328,12 +334,32 @@ mod tests {
         assert_eq!(Timeout::unpack(Timeout::pack(Timeout::ZERO, Timeout::NEVER)), (Timeout::ZERO, Timeout::NEVER));
     }
 
+    #[test]
+    fn timeout_beyond_2_pow_64_saturates() {
+        let t = |e: u32, m: u32| Timeout((e << 26) | m).as_ticks();
+        // Found by a fuzzer: 2 << 63 wrapped to zero.
+        assert_eq!(t(63, 2), Some(u64::MAX));
+        assert_eq!(t(63, 1), Some(1 << 63));
+        assert_eq!(t(38, (1 << 26) - 1), Some(((1 << 26) - 1) << 38));
+        assert_eq!(t(39, (1 << 26) - 1), Some(u64::MAX));
+        assert_eq!(t(62, (1 << 26) - 2), Some(u64::MAX));
+        assert_eq!(t(40, 0), Some(0));
+    }
+
     proptest! {
         #[test]
         fn io_range_stays_inside_the_port_space(w in any::<u64>()) {
             if let Some((first, n)) = Fpage(w).io_range() {
                 prop_assert!(n.is_power_of_two() && first % n == 0);
                 prop_assert!(first as u64 + n as u64 <= 0x10000);
+            }
+        }
+
+        #[test]
+        fn timeout_ticks_never_wrap(w in any::<u32>()) {
+            if let Some(got) = Timeout(w).as_ticks() {
+                let (m, e) = ((w & ((1 << 26) - 1)) as u128, w >> 26);
+                prop_assert_eq!(got as u128, (m << e).min(u64::MAX as u128));
             }
         }
 

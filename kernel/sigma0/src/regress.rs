@@ -342,18 +342,35 @@ fn budget_with_longest_period() -> TestResult {
     check(later == at_note, "the thread ran again before its next period")
 }
 
+// ---- A timeout whose mantissa << exponent reaches 2^64 ----
+
+extern "C" fn late_sender() -> ! {
+    sleep(ms(5));
+    tell(&[0x66]);
+    sc::thread_exit(0)
+}
+
+fn huge_timeout_does_not_wrap() -> TestResult {
+    let w = spawn(me(), late_sender, 20, ThreadId::NIL).map_err(|_| "spawn")?;
+    // Mantissa 2, exponent 63: 2^64 ticks, i.e. years (not zero).
+    let years = Timeout((63 << 26) | 2);
+    let r = receive(w, years);
+    check(r.is_ok_and(|(from, m)| from == w && m.mr[0] == 0x66), "the timeout expired at once")
+}
+
 /// Runs the regression tests; returns the number of failures. `pager`
 /// serves sigma0's own pages to threads in other spaces.
 pub fn run(pager: ThreadId) -> u32 {
     TESTER.store(me().0, SeqCst);
     PAGER.store(pager.0, SeqCst);
-    let tests: [Test; 6] = [
+    let tests: [Test; 7] = [
         ("regress_nt_flag_from_ring3", nt_flag_from_ring3),
         ("regress_pager_dies_with_fault_queued", pager_dies_with_fault_queued),
         ("regress_pager_dies_after_taking_fault", pager_dies_after_taking_fault),
         ("regress_fpu_new_owner_gets_clean_state", fpu_new_owner_gets_clean_state),
         ("regress_io_fpage_overflow_rejected", io_fpage_overflow_rejected),
         ("regress_budget_with_longest_period", budget_with_longest_period),
+        ("regress_huge_timeout_does_not_wrap", huge_timeout_does_not_wrap),
     ];
     report(&tests)
 }
