@@ -165,7 +165,9 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
 extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
     let kk = k();
     let Some(cur) = kk.current else { schedule_and_resume() };
-    if let Some(r) = dispatch(kk, cur) {
+    if kk.tcbs[cur].frame.rip >= abi::USER_END {
+        syscall_cannot_return(kk, cur);
+    } else if let Some(r) = dispatch(kk, cur) {
         kk.tcbs[cur].frame.rax = match r {
             Ok(v) => v,
             Err(e) => e.encode(),
@@ -175,6 +177,16 @@ extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
         timer::account(kk, cur);
     }
     schedule_and_resume()
+}
+
+/// A `syscall` in the last two bytes of the user half: its return address
+/// is the first non-canonical one, and no return there is safe (see
+/// `exit_to_user`). The instruction faults instead, before it does
+/// anything: #GP (error code 0) at the `syscall`, to the exception handler.
+fn syscall_cannot_return(kk: &mut Kernel, cur: usize) {
+    // `syscall` is two bytes (0f 05), as in `ipc::restart_after_fault`.
+    kk.tcbs[cur].frame.rip -= 2;
+    ipc::exception(kk, cur, crate::fault::GENERAL_PROTECTION, 0, 0);
 }
 
 /// Called with the id and status of a thread that exits; the test kernel

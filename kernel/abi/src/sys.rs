@@ -5,6 +5,10 @@
 //! by the instruction itself). The kernel returns a word in `rax`: zero or a
 //! positive value on success, `-(Error as i64)` on failure, see
 //! [`crate::Error::decode`]. `IPC` uses more registers, see [`crate::ipc`].
+//!
+//! A `syscall` in the last two bytes of the user half (its return address
+//! would be the first non-canonical one) is not carried out: it raises #GP
+//! (error code 0) at the instruction, delivered to the exception handler.
 
 /// Print a UTF-8 string on the kernel debug console. `rdi` = pointer,
 /// `rsi` = length (at most [`DEBUG_PRINT_MAX`] bytes).

@@ -2,9 +2,9 @@
 //! on the kernel (issue 16), one per case, each reproducing the case as it
 //! was found. Run by the in-guest suite after the IPC and memory tests.
 
-use crate::rt::{self, spawn};
+use crate::rt::{self, same_page, spawn};
 use crate::tests::{check, me, ms, report, sleep, Test, TestResult};
-use abi::ipc::{label, map_item, Fpage, Tag, Timeout};
+use abi::ipc::{label, map_item, rights, Fpage, Tag, Timeout};
 use abi::sys::{self, attr};
 use abi::syscall::{self as sc, receive, send, Msg};
 use abi::{Error, ThreadId};
@@ -358,12 +358,94 @@ fn huge_timeout_does_not_wrap() -> TestResult {
     check(r.is_ok_and(|(from, m)| from == w && m.mr[0] == 0x66), "the timeout expired at once")
 }
 
+// ---- `syscall` in the last two bytes of the user half ----
+
+/// `mov rax, IPC; mov rdi, <tester>; xor esi, esi; mov edx, tag 0x77;
+/// xor r10d, r10d` (a send with zero timeout), then `syscall`, ending at
+/// the first non-canonical address.
+const SEND_CODE: [u8; 29] = [
+    0x48,
+    0xc7,
+    0xc0,
+    sys::IPC as u8,
+    0,
+    0,
+    0,
+    0x48,
+    0xbf,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0x31,
+    0xf6,
+    0xba,
+    0,
+    0,
+    0x77,
+    0,
+    0x45,
+    0x31,
+    0xd2,
+    0x0f,
+    0x05,
+];
+const LAST_PAGE: u64 = abi::USER_END - 4096;
+static CODE_FRAME: AtomicU64 = AtomicU64::new(0);
+
+/// Pages the thread: its code page is the prepared frame, executable.
+extern "C" fn last_page_pager() -> ! {
+    rt::serve_loop(|_, m| {
+        (m.tag().label() == label::PAGE_FAULT).then(|| {
+            let addr = m.mr[0];
+            if addr >= LAST_PAGE {
+                let f = CODE_FRAME.load(SeqCst);
+                let fp = Fpage::new(f, 12, rights::READ | rights::EXEC);
+                Msg::new(Tag::new(0, 0, 2), &map_item(LAST_PAGE, fp, false))
+            } else {
+                same_page(addr)
+            }
+        })
+    })
+}
+
+fn syscall_at_end_of_user_half() -> TestResult {
+    let f = rt::any_frame().ok_or("no frame")?;
+    let mut code = SEND_CODE;
+    code[9..17].copy_from_slice(&me().0.to_le_bytes());
+    let at = 4096 - code.len() as u64;
+    for (i, &b) in code.iter().enumerate() {
+        // SAFETY: `f` is a free frame sigma0 took for itself; its space maps
+        // it at its own address on first touch.
+        unsafe { core::ptr::write_volatile((f + at + i as u64) as *mut u8, b) };
+    }
+    CODE_FRAME.store(f, SeqCst);
+    let pager = spawn(me(), last_page_pager, 45, ThreadId::NIL).map_err(|_| "spawn pager")?;
+    let x = sc::thread_create(ThreadId::NIL, rt::utcb_addr(), pager).map_err(|_| "create")?;
+    sc::thread_config(x, attr::EXCEPTION_HANDLER, me().0, 0).map_err(|_| "handler")?;
+    sc::thread_config(x, attr::PRIORITY, 20, 0).map_err(|_| "prio")?;
+    sc::thread_start(x, LAST_PAGE + at, 0).map_err(|_| "start")?;
+    let first = receive(x, Timeout::ticks(ms(100)));
+    let second = receive(x, Timeout::ticks(ms(2)));
+    sc::thread_delete(x).map_err(|_| "delete")?;
+    sc::thread_delete(pager).map_err(|_| "delete pager")?;
+    let (_, m) = first.map_err(|_| "no message from the thread")?;
+    check(m.tag().label() != 0x77, "the syscall ran although it cannot return")?;
+    check(m.tag().label() == label::EXCEPTION && m.mr[0] == 13 && m.mr[1] == 0, "not a #GP exception message")?;
+    check(m.mr[2] == abi::USER_END - 2, "the exception does not point at the syscall")?;
+    check(second.is_err(), "a second message followed the exception")
+}
+
 /// Runs the regression tests; returns the number of failures. `pager`
 /// serves sigma0's own pages to threads in other spaces.
 pub fn run(pager: ThreadId) -> u32 {
     TESTER.store(me().0, SeqCst);
     PAGER.store(pager.0, SeqCst);
-    let tests: [Test; 7] = [
+    let tests: [Test; 8] = [
         ("regress_nt_flag_from_ring3", nt_flag_from_ring3),
         ("regress_pager_dies_with_fault_queued", pager_dies_with_fault_queued),
         ("regress_pager_dies_after_taking_fault", pager_dies_after_taking_fault),
@@ -371,6 +453,7 @@ pub fn run(pager: ThreadId) -> u32 {
         ("regress_io_fpage_overflow_rejected", io_fpage_overflow_rejected),
         ("regress_budget_with_longest_period", budget_with_longest_period),
         ("regress_huge_timeout_does_not_wrap", huge_timeout_does_not_wrap),
+        ("regress_syscall_at_end_of_user_half", syscall_at_end_of_user_half),
     ];
     report(&tests)
 }
