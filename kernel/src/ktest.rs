@@ -72,6 +72,22 @@ pub fn run(which: &str) {
             crate::syscall::EXIT_HOOK.call_once(|| user_exit_hook);
             start_pit_1khz();
         }
+        // As `user`, for the fuzzer: its threads' children may fault with
+        // no handler (reported and stopped, as in production); only the
+        // root task's own fault ends the run.
+        "fuzz" => {
+            fault::HOOK.call_once(|| {
+                |r: &Report| {
+                    if crate::thread::k().current.map(|i| crate::thread::k().id_of(i))
+                        == init::ROOT_THREAD.get().copied()
+                    {
+                        user_fault_hook(r)
+                    }
+                }
+            });
+            crate::syscall::EXIT_HOOK.call_once(|| user_exit_hook);
+            start_pit_1khz();
+        }
         other => {
             kprintln!("test {other} ... FAILED: no such in-guest test");
             finish(0, 1)

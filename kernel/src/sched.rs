@@ -105,13 +105,15 @@ impl<const N: usize> ReadyQueues<N> {
         }
     }
 
-    #[cfg(test)]
-    fn check(&self) -> Result<(), String> {
+    /// The invariants of the module doc (the host tests and the test
+    /// kernel's debug call check them).
+    #[cfg(any(test, feature = "ktest"))]
+    pub fn check(&self) -> Result<(), &'static str> {
         let mut seen = [false; N];
         for p in 0..LEVELS {
             let h = self.head[p];
             if (h == NONE) == (self.bitmap & (1 << p) != 0) {
-                return Err(format!("bitmap bit {p} wrong"));
+                return Err("a bitmap bit disagrees with its queue");
             }
             if h == NONE {
                 continue;
@@ -120,11 +122,11 @@ impl<const N: usize> ReadyQueues<N> {
             loop {
                 let iu = i as usize;
                 if seen[iu] || !self.queued[iu] || self.level[iu] as usize != p {
-                    return Err(format!("slot {iu} in two places or mislabelled"));
+                    return Err("a slot is in two places or mislabelled");
                 }
                 seen[iu] = true;
                 if self.prev[self.next[iu] as usize] != i {
-                    return Err("broken ring".into());
+                    return Err("broken ring");
                 }
                 i = self.next[iu];
                 if i == h {
@@ -133,7 +135,7 @@ impl<const N: usize> ReadyQueues<N> {
             }
         }
         if (0..N).any(|i| self.queued[i] != seen[i]) {
-            return Err("queued flag disagrees with the queues".into());
+            return Err("queued flag disagrees with the queues");
         }
         Ok(())
     }

@@ -154,6 +154,8 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
         }
         sys::UNMAP => crate::mapping::unmap(kk, cur, abi::Fpage(f.rdi), f.rsi & sys::UNMAP_SELF != 0),
         sys::IRQ_ATTACH => privileged(kk, cur).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
+        #[cfg(feature = "ktest")]
+        sys::KTEST => privileged(kk, cur).and_then(|_| crate::invariants::debug_call(kk, f.rdi, f.rsi, f.rdx)),
         _ => Err(Error::NoSuchCall),
     };
     Some(r)
