@@ -1,0 +1,683 @@
+//! System calls with boundary values, and what each may return.
+//!
+//! A [`Fuzzer`] is one fuzzing thread's generator: seeded, it yields the
+//! same [`Case`]s in the same order on every run, and it keeps the little
+//! it must know about the world to predict results (its own children, the
+//! ids that went stale). The oracle mirrors the kernel's documented checks
+//! (`abi::sys`, `abi::ipc`) in their order; where a result depends on
+//! state the fuzzer does not track, the [`Expect`] admits each possibility.
+//!
+//! What the fuzzer leaves alone, so that the run measures the kernel and
+//! not a harness it broke: it never exits, never deletes, restarts or
+//! re-pages itself or any thread it did not create, never lowers its own
+//! privilege, budget or priority, and never gives its children a pager
+//! (children started at random addresses then fault in empty spaces and
+//! stop; only the FPU probe, started at a known entry, is paged).
+
+use crate::rng::Rng;
+use crate::values;
+use abi::ipc::Timeout;
+use abi::sys::{self, attr, ktest};
+use abi::{Error, ThreadId, KIP_VADDR, USER_END};
+
+/// One raw system call: number, argument registers, MR1..MR6 (`r8, r9,
+/// r12..r15`), and RFLAGS bits the caller sets just for the call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Call {
+    pub nr: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub r10: u64,
+    pub mr: [u64; 6],
+    pub flags: u64,
+}
+
+/// RFLAGS bits ring 3 may set around a call: NT, DF, AC and status flags.
+pub const CALL_FLAGS: [u64; 6] = [0x4000, 0x400, 0x4_0000, 0x1, 0x40, 0x800];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OkWhat {
+    No,
+    Any,
+    Exactly(u64),
+}
+
+/// The results a call may have: a success (any value, or one exactly)
+/// and/or some error codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expect {
+    ok: OkWhat,
+    errors: u16,
+}
+
+impl Expect {
+    pub const fn is(v: u64) -> Expect {
+        Expect { ok: OkWhat::Exactly(v), errors: 0 }
+    }
+
+    pub const fn any_ok() -> Expect {
+        Expect { ok: OkWhat::Any, errors: 0 }
+    }
+
+    pub const fn err(e: Error) -> Expect {
+        Expect { ok: OkWhat::No, errors: 1 << e as u16 }
+    }
+
+    /// Also admits error `e`.
+    pub const fn or(self, e: Error) -> Expect {
+        Expect { ok: self.ok, errors: self.errors | 1 << e as u16 }
+    }
+
+    /// Does `rax` (a raw result) match?
+    pub fn admits(&self, rax: u64) -> bool {
+        match Error::decode(rax) {
+            Err(e) => self.errors & (1 << e as u16) != 0,
+            Ok(v) => match self.ok {
+                OkWhat::No => false,
+                OkWhat::Any => true,
+                OkWhat::Exactly(x) => v == x,
+            },
+        }
+    }
+}
+
+/// What the fuzzer does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    /// A system call and the results it may have.
+    Syscall { call: Call, expect: Expect },
+    /// Raise ring-3 exception kind `k` (see [`crate::exceptions`]).
+    Exception(usize),
+    /// (Privileged.) Create, start and later delete a thread in a new space
+    /// that checks the FPU/SSE state it gets on its first FPU instruction.
+    FpuProbe,
+}
+
+/// Where things are in the fuzzing thread's own address space.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    /// A buffer of the caller's, mapped and readable.
+    pub buf: u64,
+    /// The caller's UTCB.
+    pub utcb: u64,
+    /// A region the caller's pager never maps (faults there are refused).
+    pub refused: u64,
+    /// Base of the region where children's UTCBs go (spread over it, so
+    /// that each costs the kernel page tables).
+    pub child_utcbs: u64,
+}
+
+/// Children a privileged fuzzer keeps at once.
+pub const MAX_CHILDREN: usize = 12;
+const STALE: usize = 8;
+
+#[derive(Clone, Copy, Debug)]
+struct Child {
+    id: ThreadId,
+    /// Which of the fuzzer's spaces it lives in (children share spaces).
+    space: u32,
+    utcb: u64,
+}
+
+/// The side effect of a case the fuzzer must learn from its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Effect {
+    None,
+    Create { space: u32, utcb: u64 },
+    Delete(ThreadId),
+}
+
+/// One fuzzing thread's generator and its view of the world.
+pub struct Fuzzer {
+    rng: Rng,
+    me: ThreadId,
+    privileged: bool,
+    layout: Layout,
+    /// The exception handler children get (the checker).
+    handler: ThreadId,
+    children: [Option<Child>; MAX_CHILDREN],
+    next_space: u32,
+    stale: [ThreadId; STALE],
+    stale_next: usize,
+    pending: Effect,
+    /// A call that must come next (a new child gets its exception handler).
+    follow: Option<(Call, Expect)>,
+}
+
+impl Fuzzer {
+    /// Stream `stream` of `seed` for thread `me`; `stale` is an id that
+    /// named a thread once (the runner deletes one to have it).
+    pub fn new(
+        seed: u64,
+        stream: u64,
+        me: ThreadId,
+        privileged: bool,
+        layout: Layout,
+        handler: ThreadId,
+        stale: ThreadId,
+    ) -> Fuzzer {
+        Fuzzer {
+            rng: Rng::stream(seed, stream),
+            me,
+            privileged,
+            layout,
+            handler,
+            children: [None; MAX_CHILDREN],
+            next_space: 0,
+            stale: [stale; STALE],
+            stale_next: 0,
+            pending: Effect::None,
+            follow: None,
+        }
+    }
+
+    /// The live children (the runner deletes them at the end).
+    pub fn children(&self) -> impl Iterator<Item = ThreadId> + '_ {
+        self.children.iter().flatten().map(|c| c.id)
+    }
+
+    /// The next case. After running a `Syscall`, pass its result to
+    /// [`Fuzzer::record`] before asking for the next one.
+    pub fn next_case(&mut self) -> Case {
+        self.pending = Effect::None;
+        if let Some((call, expect)) = self.follow.take() {
+            return Case::Syscall { call, expect };
+        }
+        let weights: &[u32] = if self.privileged {
+            // ipc unmap print myself/yield badnr denied exc | create start delete config irq ktest probe
+            &[20, 8, 3, 3, 3, 0, 6, 12, 5, 8, 14, 3, 4, 2]
+        } else {
+            &[40, 15, 8, 5, 5, 10, 10, 0, 0, 0, 0, 0, 0, 0]
+        };
+        let (call, expect) = match self.rng.weighted(weights) {
+            0 => self.ipc(),
+            1 => self.unmap(),
+            2 => self.debug_print(),
+            3 => self.trivial(),
+            4 => self.bad_number(),
+            5 => self.denied(),
+            6 => return Case::Exception(self.rng.below(crate::exceptions::KINDS.len() as u64) as usize),
+            7 => self.create(),
+            8 => self.start(),
+            9 => self.delete(),
+            10 => self.config(),
+            11 => self.irq_attach(),
+            12 => self.ktest(),
+            _ => return Case::FpuProbe,
+        };
+        let mut call = call;
+        for &f in &CALL_FLAGS {
+            if self.rng.chance(1, 8) {
+                call.flags |= f;
+            }
+        }
+        Case::Syscall { call, expect }
+    }
+
+    /// The result of the last `Syscall` case.
+    pub fn record(&mut self, rax: u64) {
+        match core::mem::replace(&mut self.pending, Effect::None) {
+            Effect::Create { space, utcb } => {
+                if let (Ok(id), Some(slot)) = (Error::decode(rax), self.children.iter_mut().find(|c| c.is_none())) {
+                    *slot = Some(Child { id: ThreadId(id), space, utcb });
+                    // Its exceptions go to the checker, which stops it.
+                    let c = Call {
+                        nr: sys::THREAD_CONFIG,
+                        rdi: id,
+                        rsi: attr::EXCEPTION_HANDLER,
+                        rdx: self.handler.0,
+                        ..Call::default()
+                    };
+                    self.follow = Some((c, Expect::is(0)));
+                }
+            }
+            Effect::Delete(t) => {
+                if Error::decode(rax).is_ok() {
+                    self.forget(t);
+                }
+            }
+            Effect::None => {}
+        }
+    }
+
+    /// `t` is gone (deleted by the runner, or by a call).
+    pub fn forget(&mut self, t: ThreadId) {
+        for c in self.children.iter_mut() {
+            if c.is_some_and(|c| c.id == t) {
+                *c = None;
+            }
+        }
+        self.stale[self.stale_next] = t;
+        self.stale_next = (self.stale_next + 1) % STALE;
+    }
+
+    fn stale_id(&mut self) -> ThreadId {
+        self.rng.pick(&self.stale)
+    }
+
+    fn child(&mut self) -> Option<Child> {
+        let n = self.children.iter().flatten().count() as u64;
+        if n == 0 {
+            return None;
+        }
+        self.children.iter().flatten().nth(self.rng.below(n) as usize).copied()
+    }
+
+    /// An id that names no thread: stale or forged.
+    fn dead_id(&mut self) -> ThreadId {
+        if self.rng.chance(1, 2) {
+            self.stale_id()
+        } else {
+            values::forged_id(&mut self.rng)
+        }
+    }
+
+    /// A target for a control call: a child, or a dead id.
+    fn target(&mut self) -> (ThreadId, Option<Child>) {
+        match self.child().filter(|_| self.rng.chance(3, 4)) {
+            Some(c) => (c.id, Some(c)),
+            None => (self.dead_id(), None),
+        }
+    }
+
+    fn ipc(&mut self) -> (Call, Expect) {
+        let r = &mut self.rng;
+        let mut call = Call { nr: sys::IPC, rdx: values::tag(r), ..Call::default() };
+        for w in call.mr.iter_mut() {
+            *w = values::word(r);
+        }
+        let line = if r.chance(3, 4) { r.below(16) } else { values::word(r) } as u32;
+        let mut st = values::timeout(r);
+        let mut rt = values::timeout(r);
+        let child = self.child().map(|c| c.id);
+        let r = &mut self.rng;
+        let (to, send) = match r.below(8) {
+            0 | 1 => (ThreadId::NIL, None),
+            2 => (self.me, Some(Expect::err(Error::InvalidArgument))),
+            3 => (ThreadId::ANY, Some(Expect::err(Error::InvalidThread))),
+            // Nobody fuzzing attaches interrupts to itself.
+            4 => (ThreadId::irq(line), Some(Expect::err(Error::NoPermission))),
+            5 if child.is_some() => {
+                // Children never receive: the send waits out its timeout.
+                st = values::short_timeout(r);
+                (child.unwrap_or(ThreadId::NIL), Some(Expect::err(Error::Timeout)))
+            }
+            _ => (self.dead_id(), Some(Expect::err(Error::InvalidThread))),
+        };
+        let r = &mut self.rng;
+        let (from, recv) = match r.below(8) {
+            0 | 1 => (ThreadId::NIL, Expect::is(0)),
+            2 => (ThreadId::ANY, Expect::err(Error::Timeout)),
+            3 => (self.me, Expect::err(Error::Timeout)),
+            4 => (ThreadId::irq(line), Expect::err(Error::Timeout)),
+            5 if child.is_some() => (child.unwrap_or(ThreadId::NIL), Expect::err(Error::Timeout)),
+            _ => (self.dead_id(), Expect::err(Error::InvalidThread)),
+        };
+        if recv == Expect::err(Error::Timeout) && send.is_none() {
+            // Nobody sends to a fuzzing thread: a receive that waits must
+            // end by itself, soon.
+            rt = values::short_timeout(&mut self.rng);
+        }
+        call.rdi = to.0;
+        call.rsi = from.0;
+        call.r10 = Timeout::pack(st, rt);
+        (call, send.unwrap_or(recv))
+    }
+
+    fn unmap(&mut self) -> (Call, Expect) {
+        let l = self.layout;
+        let near = match self.rng.below(4) {
+            0 => l.buf,
+            1 => l.refused,
+            2 => KIP_VADDR,
+            _ => self.rng.next_u64() & (USER_END - 1),
+        };
+        let fp = values::fpage(&mut self.rng, near);
+        let flags = values::word(&mut self.rng);
+        let expect = if fp.is_io() {
+            // No fuzzing thread holds ports.
+            if fp.io_range().is_none() {
+                Expect::err(Error::InvalidArgument)
+            } else {
+                Expect::is(0)
+            }
+        } else if !fp.is_valid() || fp.size_log2() > 24 {
+            Expect::err(Error::InvalidArgument)
+        } else if fp.rights() == 0 || flags & sys::UNMAP_SELF == 0 {
+            // Nothing derives from a fuzzing thread's pages.
+            Expect::is(0)
+        } else {
+            Expect::any_ok()
+        };
+        (Call { nr: sys::UNMAP, rdi: fp.0, rsi: flags, ..Call::default() }, expect)
+    }
+
+    fn debug_print(&mut self) -> (Call, Expect) {
+        let r = &mut self.rng;
+        let (ptr, len, expect) = match r.below(4) {
+            // Nothing printed: an empty string anywhere in the user half.
+            0 => {
+                let p = r.pick(&[self.layout.buf, self.layout.refused, KIP_VADDR, USER_END, 0]);
+                (p, 0, Expect::is(0))
+            }
+            1 => (self.layout.buf, r.range(sys::DEBUG_PRINT_MAX + 1, u64::MAX), Expect::err(Error::InvalidArgument)),
+            2 => (values::bad_address(r), r.range(8, sys::DEBUG_PRINT_MAX), Expect::err(Error::BadAddress)),
+            _ => (
+                self.layout.refused + r.below(0x1000),
+                r.range(1, sys::DEBUG_PRINT_MAX),
+                Expect::err(Error::BadAddress),
+            ),
+        };
+        (Call { nr: sys::DEBUG_PRINT, rdi: ptr, rsi: len, ..Call::default() }, expect)
+    }
+
+    fn trivial(&mut self) -> (Call, Expect) {
+        let junk = values::word(&mut self.rng);
+        if self.rng.chance(1, 2) {
+            (Call { nr: sys::YIELD, rdi: junk, ..Call::default() }, Expect::is(0))
+        } else {
+            (Call { nr: sys::MYSELF, rdi: junk, ..Call::default() }, Expect::is(self.me.0))
+        }
+    }
+
+    fn bad_number(&mut self) -> (Call, Expect) {
+        let nr = match self.rng.below(3) {
+            0 => sys::COUNT + self.rng.below(8),
+            1 => self.rng.pick(&[0x100, 1 << 32, 1 << 63, u64::MAX, sys::KTEST + 1, sys::KTEST ^ (1 << 32)]),
+            _ => self.rng.next_u64() | (1 << 40),
+        };
+        (Call { nr, rdi: values::word(&mut self.rng), ..Call::default() }, Expect::err(Error::NoSuchCall))
+    }
+
+    /// A privileged call from an unprivileged thread.
+    fn denied(&mut self) -> (Call, Expect) {
+        let r = &mut self.rng;
+        let nr = r.pick(&[
+            sys::THREAD_CREATE,
+            sys::THREAD_DELETE,
+            sys::THREAD_START,
+            sys::THREAD_CONFIG,
+            sys::IRQ_ATTACH,
+            sys::KTEST,
+        ]);
+        let call = Call {
+            nr,
+            rdi: values::word(r),
+            rsi: values::word(r),
+            rdx: values::word(r),
+            r10: values::word(r),
+            ..Call::default()
+        };
+        (call, Expect::err(Error::NoPermission))
+    }
+
+    fn create(&mut self) -> (Call, Expect) {
+        let l = self.layout;
+        let full = self.children.iter().all(|c| c.is_some());
+        let r = &mut self.rng;
+        let utcb = match r.below(8) {
+            0 => 0,
+            1 => l.child_utcbs + 0x123,
+            2 => KIP_VADDR,
+            3 => values::bad_address(r) & !0xfff,
+            4 => USER_END - 0x1000,
+            _ => l.child_utcbs + (r.below(64) << 30) + (r.below(4) << 12),
+        };
+        let bad_utcb = utcb == 0 || utcb & 0xfff != 0 || utcb >= USER_END || utcb == KIP_VADDR;
+        let pager = match r.below(3) {
+            0 => ThreadId::NIL,
+            _ => self.dead_id(),
+        };
+        let (space_of, space, expect) = match self.rng.below(4) {
+            0 => {
+                let t = self.dead_id();
+                (t, 0, Expect::err(Error::InvalidThread))
+            }
+            1 if !full => match self.child() {
+                Some(c) => {
+                    let taken = self.children.iter().flatten().any(|o| o.space == c.space && o.utcb == utcb);
+                    let e = if bad_utcb {
+                        Expect::err(Error::InvalidArgument)
+                    } else if taken {
+                        // The table may be full before the UTCB is looked at.
+                        Expect::err(Error::InvalidArgument).or(Error::NoResources)
+                    } else {
+                        fresh()
+                    };
+                    (c.id, c.space, e)
+                }
+                None => (
+                    ThreadId::NIL,
+                    self.new_space(),
+                    if bad_utcb { Expect::err(Error::InvalidArgument) } else { fresh() },
+                ),
+            },
+            _ if full => {
+                // Only bad requests while the table of children is full.
+                let t = self.dead_id();
+                (t, 0, Expect::err(Error::InvalidThread))
+            }
+            _ => {
+                (ThreadId::NIL, self.new_space(), if bad_utcb { Expect::err(Error::InvalidArgument) } else { fresh() })
+            }
+        };
+        if expect == fresh() {
+            self.pending = Effect::Create { space, utcb };
+        }
+        (Call { nr: sys::THREAD_CREATE, rdi: space_of.0, rsi: utcb, rdx: pager.0, ..Call::default() }, expect)
+    }
+
+    fn new_space(&mut self) -> u32 {
+        self.next_space += 1;
+        self.next_space
+    }
+
+    fn start(&mut self) -> (Call, Expect) {
+        let (t, child) = self.target();
+        let r = &mut self.rng;
+        let ip = if r.chance(1, 4) { values::bad_address(r) } else { r.next_u64() & (USER_END - 1) };
+        let sp = if r.chance(1, 4) { values::bad_address(r) } else { values::word(r) & (USER_END - 1) };
+        let expect = match child {
+            None => Expect::err(Error::InvalidThread),
+            Some(_) if ip >= USER_END || sp >= USER_END => Expect::err(Error::InvalidArgument),
+            Some(_) => Expect::is(0),
+        };
+        (Call { nr: sys::THREAD_START, rdi: t.0, rsi: ip, rdx: sp, ..Call::default() }, expect)
+    }
+
+    fn delete(&mut self) -> (Call, Expect) {
+        let (t, child) = self.target();
+        let expect = match child {
+            Some(_) => {
+                self.pending = Effect::Delete(t);
+                Expect::is(0)
+            }
+            None => Expect::err(Error::InvalidThread),
+        };
+        (Call { nr: sys::THREAD_DELETE, rdi: t.0, ..Call::default() }, expect)
+    }
+
+    fn config(&mut self) -> (Call, Expect) {
+        // Its own time slice is the one attribute the fuzzer changes on
+        // itself (short slices: more preemption).
+        if self.rng.chance(1, 10) {
+            let v = self.rng.pick(&[sys::MIN_TIMESLICE - 1, sys::MIN_TIMESLICE, 50_000, 1_000_000]);
+            let e = if v < sys::MIN_TIMESLICE { Expect::err(Error::InvalidArgument) } else { Expect::is(0) };
+            return (
+                Call { nr: sys::THREAD_CONFIG, rdi: self.me.0, rsi: attr::TIMESLICE, rdx: v, ..Call::default() },
+                e,
+            );
+        }
+        let (t, child) = self.target();
+        let handler = self.handler;
+        let dead = self.dead_id();
+        let r = &mut self.rng;
+        let what = if r.chance(1, 10) { values::word(r) } else { r.below(6) };
+        let (v, v2) = match what {
+            attr::PAGER => (r.pick(&[ThreadId::NIL, dead]).0, 0),
+            attr::EXCEPTION_HANDLER => (r.pick(&[ThreadId::NIL, dead, handler, handler]).0, 0),
+            attr::PRIORITY => (r.pick(&[0, 1, 30, 63, 64, 255, u64::MAX]), 0),
+            attr::TIMESLICE | attr::BUDGET => {
+                let v = r.pick(&[0, 1, sys::MIN_TIMESLICE - 1, sys::MIN_TIMESLICE, 1 << 20, u64::MAX]);
+                let w = values::word(r);
+                (v, r.pick(&[0, v, v.saturating_add(1), u64::MAX, w]))
+            }
+            attr::PRIVILEGED => (r.pick(&[0, 1, 2, u64::MAX]), 0),
+            _ => (values::word(r), values::word(r)),
+        };
+        let valid = match what {
+            attr::PAGER | attr::EXCEPTION_HANDLER => true,
+            attr::PRIORITY => v <= sys::MAX_PRIORITY,
+            attr::TIMESLICE => v >= sys::MIN_TIMESLICE,
+            attr::BUDGET => v == 0 || (v >= sys::MIN_TIMESLICE && v2 >= v),
+            attr::PRIVILEGED => v <= 1,
+            _ => false,
+        };
+        let expect = match child {
+            None => Expect::err(Error::InvalidThread),
+            Some(_) if valid => Expect::is(0),
+            Some(_) => Expect::err(Error::InvalidArgument),
+        };
+        (Call { nr: sys::THREAD_CONFIG, rdi: t.0, rsi: what, rdx: v, r10: v2, ..Call::default() }, expect)
+    }
+
+    fn irq_attach(&mut self) -> (Call, Expect) {
+        let line = if self.rng.chance(3, 4) { self.rng.below(18) } else { values::word(&mut self.rng) };
+        let (t, child) = if self.rng.chance(1, 4) { (ThreadId::NIL, None) } else { self.target() };
+        let expect = if line >= 16 || line == 2 {
+            Expect::err(Error::InvalidArgument)
+        } else if t.is_nil() || child.is_some() {
+            Expect::is(0)
+        } else {
+            Expect::err(Error::InvalidThread)
+        };
+        (Call { nr: sys::IRQ_ATTACH, rdi: line, rsi: t.0, ..Call::default() }, expect)
+    }
+
+    fn ktest(&mut self) -> (Call, Expect) {
+        let r = &mut self.rng;
+        let op = if r.chance(1, 8) { values::word(r) } else { r.below(4) };
+        let (a, expect) = match op {
+            // The invariants hold between any two calls.
+            ktest::CHECK => (0, Expect::is(0)),
+            ktest::POOL_FREE | ktest::OBJECTS => (0, Expect::any_ok()),
+            ktest::TRANSLATE => match r.below(3) {
+                0 => (self.me.0, Expect::any_ok()),
+                1 => (self.child().map_or(self.me, |c| c.id).0, Expect::any_ok()),
+                _ => (self.dead_id().0, Expect::err(Error::InvalidThread)),
+            },
+            _ => (0, Expect::err(Error::InvalidArgument)),
+        };
+        let b = values::word(&mut self.rng);
+        (Call { nr: sys::KTEST, rdi: op, rsi: a, rdx: b, ..Call::default() }, expect)
+    }
+}
+
+/// A valid create: the new id, or no room left (threads, spaces, pool).
+fn fresh() -> Expect {
+    Expect::any_ok().or(Error::NoResources).or(Error::OutOfMemory)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout { buf: 0x40_0000, utcb: 0x5000_0000_0000, refused: 0x2000_0000_0000, child_utcbs: 0x3000_0000_0000 }
+    }
+
+    fn fuzzer(seed: u64, privileged: bool) -> Fuzzer {
+        let me = ThreadId::new(9, 1);
+        Fuzzer::new(seed, privileged as u64, me, privileged, layout(), ThreadId::new(3, 1), ThreadId::new(20, 1))
+    }
+
+    #[test]
+    fn expect_admits_exactly_what_it_says() {
+        let e = Expect::is(5).or(Error::Timeout);
+        assert!(e.admits(5) && !e.admits(6) && e.admits(Error::Timeout.encode()));
+        assert!(!e.admits(Error::InvalidThread.encode()));
+        assert!(Expect::any_ok().admits(0) && !Expect::any_ok().admits(Error::NoSuchCall.encode()));
+        assert!(!Expect::err(Error::Aborted).admits(0));
+    }
+
+    #[test]
+    fn same_seed_same_cases() {
+        for privileged in [false, true] {
+            let (mut a, mut b) = (fuzzer(11, privileged), fuzzer(11, privileged));
+            for i in 0..5_000u64 {
+                let (ca, cb) = (a.next_case(), b.next_case());
+                assert_eq!(ca, cb);
+                // Pretend every create succeeded, with a fresh id.
+                a.record(i + (1 << 32));
+                b.record(i + (1 << 32));
+            }
+        }
+    }
+
+    #[test]
+    fn unprivileged_cases_never_need_privilege_and_never_exit() {
+        let mut f = fuzzer(12, false);
+        for _ in 0..20_000 {
+            if let Case::Syscall { call, expect } = f.next_case() {
+                assert_ne!(call.nr, sys::THREAD_EXIT);
+                let control = [
+                    sys::THREAD_CREATE,
+                    sys::THREAD_DELETE,
+                    sys::THREAD_START,
+                    sys::THREAD_CONFIG,
+                    sys::IRQ_ATTACH,
+                    sys::KTEST,
+                ];
+                if control.contains(&call.nr) {
+                    assert_eq!(expect, Expect::err(Error::NoPermission));
+                }
+            } else {
+                assert!(!matches!(f.next_case(), Case::FpuProbe));
+            }
+        }
+    }
+
+    #[test]
+    fn the_fuzzer_never_touches_itself_or_blocks_for_long() {
+        let mut f = fuzzer(13, true);
+        let me = f.me.0;
+        for i in 0..50_000u64 {
+            let Case::Syscall { call, expect } = f.next_case() else { continue };
+            match call.nr {
+                sys::THREAD_DELETE | sys::THREAD_START | sys::IRQ_ATTACH => assert_ne!(call.rdi, me),
+                sys::THREAD_CONFIG if call.rdi == me => assert_eq!(call.rsi, attr::TIMESLICE),
+                sys::THREAD_CREATE => assert_ne!(call.rdi, me),
+                sys::IPC if expect == Expect::err(Error::Timeout) => {
+                    // A call that is expected to time out waits briefly.
+                    let (st, rt) = Timeout::unpack(call.r10);
+                    let t = if call.rdi == 0 { rt } else { st };
+                    assert!(t.as_ticks().is_some_and(|t| t <= 2000), "{call:x?}");
+                }
+                _ => {}
+            }
+            if call.nr == sys::THREAD_CONFIG && call.rsi == attr::PAGER {
+                // Children never get a pager that could run them.
+                assert!(call.rdx != me && call.rdx != f.handler.0 && !f.children().any(|c| c.0 == call.rdx));
+            }
+            f.record(i + (1 << 32));
+        }
+    }
+
+    #[test]
+    fn children_are_learnt_from_results_and_forgotten_on_delete() {
+        let mut f = fuzzer(14, true);
+        let mut created = 0;
+        for i in 0..20_000u64 {
+            if let Case::Syscall { call, expect } = f.next_case() {
+                let rax = if call.nr == sys::THREAD_CREATE && expect.admits(1) { (i + 1) << 32 | 5 } else { 0 };
+                if rax != 0 {
+                    created += 1;
+                }
+                f.record(rax);
+                assert!(f.children().count() <= MAX_CHILDREN);
+            }
+        }
+        assert!(created > 100, "only {created} creates");
+    }
+}
