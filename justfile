@@ -62,7 +62,7 @@ test: setup build _iso-image
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo clippy --target {{target}} -p kernel -p sigma0 -p abi -p user-rt -p cache-color --quiet -- -D warnings
+    cargo clippy --target {{target}} -p kernel -p sigma0 -p abi -p user-rt -p cache-color -p fuzz --quiet -- -D warnings
     cargo clippy --target {{target}} -p kernel --features ktest --quiet -- -D warnings
 
 # A bootable GRUB ISO (BIOS, and UEFI where grub-efi-amd64-bin is present), checked by booting it.
@@ -97,3 +97,7 @@ bench: setup build
 # Run the WCET scenarios and write the report (the pipeline is not built yet).
 wcet: setup build
     {{prism}} wcet
+
+# Fuzz the kernel from ring 3 for SECONDS (default 60); `just fuzz --replay SEED` reruns a failure; `just fuzz --help`-style options: --seed S, --calls N, --trace-from N, --verbose.
+fuzz *ARGS: setup build
+    {{prism}} fuzz {{ARGS}}

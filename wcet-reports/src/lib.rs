@@ -6,5 +6,6 @@
 
 pub mod bench;
 pub mod config;
+pub mod fuzz;
 pub mod guest;
 pub mod qemu;

@@ -67,6 +67,28 @@ enum Cmd {
     },
     /// Run the WCET scenarios (pipeline not built yet: boots and says so).
     Wcet,
+    /// Fuzz the kernel from ring 3: random system calls with boundary values
+    /// from an unprivileged and a privileged task, ring-3 exceptions, FPU
+    /// checks, the kernel's invariants after every batch (TCG+icount, so a
+    /// seed replays exactly).
+    Fuzz {
+        /// How long to fuzz (default 60 s; 3600 s for --replay).
+        seconds: Option<u64>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run this seed again: the same calls in the same order, up to its failure.
+        #[arg(long, value_name = "SEED", conflicts_with = "seed")]
+        replay: Option<u64>,
+        /// Stop after this many calls (0: when the time is up).
+        #[arg(long, default_value_t = 0)]
+        calls: u64,
+        /// Print every call from this number on, before it is made.
+        #[arg(long, value_name = "CALL")]
+        trace_from: Option<u64>,
+        /// Show the guest console.
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
 /// sigma0 (the root task) and, when `just build` made one, the compact
@@ -153,6 +175,10 @@ fn main() -> Result<()> {
             if filter.as_deref().is_none_or(|f| "model::cache_model".contains(f)) {
                 let dir = cli.build_dir.clone();
                 boots.push(Box::new(move || guest::run_cache_model(&dir, Duration::from_secs(timeout))));
+            }
+            if filter.as_deref().is_none_or(|f| "fuzz".contains(f)) {
+                let dir = cli.build_dir.clone();
+                boots.push(Box::new(move || wcet_reports::fuzz::suite_run(&dir)));
             }
             if let Some(iso) = iso {
                 let iso2 = iso.clone();
@@ -245,6 +271,38 @@ fn main() -> Result<()> {
                 );
             }
             println!("cycles: guest TSC under plain TCG (moves between runs); instructions: guest TSC under -icount shift=0 (exact, repeatable).");
+        }
+        Cmd::Fuzz { seconds, seed, replay, calls, trace_from, verbose } => {
+            let o = wcet_reports::fuzz::Options {
+                seed: replay.unwrap_or(seed),
+                calls,
+                seconds: seconds.unwrap_or(if replay.is_some() { 3600 } else { 60 }),
+                trace_from,
+                verbose: verbose || trace_from.is_some(),
+            };
+            eprintln!(
+                "prism fuzz: seed {} for {} s{} under TCG+icount ...",
+                o.seed,
+                o.seconds,
+                if calls > 0 { format!(" or {calls} calls") } else { String::new() }
+            );
+            let r = wcet_reports::fuzz::run(&cli.build_dir, &o)?;
+            if r.verdict != wcet_reports::fuzz::Verdict::Clean {
+                println!("---- last guest console lines ----\n{}\n----", r.tail.join("\n"));
+            }
+            println!("{}", r.summary());
+            println!("(machine: {})", host());
+            if r.verdict != wcet_reports::fuzz::Verdict::Clean {
+                let call = match &r.verdict {
+                    wcet_reports::fuzz::Verdict::Failed { call, .. }
+                    | wcet_reports::fuzz::Verdict::KernelStopped { call, .. }
+                    | wcet_reports::fuzz::Verdict::Hung { call } => *call,
+                    wcet_reports::fuzz::Verdict::Clean => None,
+                };
+                let from = call.map_or(String::new(), |c| format!(" --trace-from {}", c.saturating_sub(20)));
+                println!("replay: just fuzz --replay {}{from}", r.seed);
+                std::process::exit(1);
+            }
         }
         Cmd::Accel => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;

@@ -13,6 +13,8 @@ mod bench;
 #[cfg(target_os = "none")]
 mod frames;
 #[cfg(target_os = "none")]
+mod fuzz;
+#[cfg(target_os = "none")]
 mod memtests;
 #[cfg(target_os = "none")]
 mod partitions;
@@ -50,6 +52,14 @@ mod root {
             crate::bench::run();
             return;
         }
+        if me.is_some_and(|m| m.args().any(|a| a == "fuzz")) {
+            let arg = |key: &str| me.and_then(|m| m.args().find_map(|a| a.strip_prefix(key)?.parse::<u64>().ok()));
+            // Seed, number of calls (0: no end), first call to trace.
+            if !crate::fuzz::run(arg("s=").unwrap_or(1), arg("c=").unwrap_or(0), arg("t=").unwrap_or(u64::MAX)) {
+                syscall::thread_exit(1);
+            }
+            end_in_ring3();
+        }
         if !me.is_some_and(|m| m.args().any(|a| a == "test")) {
             return;
         }
@@ -68,6 +78,11 @@ mod root {
         if failed > 0 {
             syscall::thread_exit(failed as u64);
         }
+        end_in_ring3();
+    }
+
+    /// Ends a test boot: the test kernel waits for this #GP from ring 3.
+    fn end_in_ring3() {
         println!("sigma0: executing hlt in ring 3 (must fault)");
         // SAFETY: `hlt` is privileged: in ring 3 it raises #GP, which is
         // exactly what the test kernel waits for.

@@ -1,0 +1,565 @@
+//! The in-guest fuzz runner (issue 16), run by sigma0 when started with
+//! `fuzz s=SEED [c=CALLS] [t=TRACE_FROM]`: the hardware-free generator and
+//! oracle of the `fuzz` crate drive an unprivileged and a privileged
+//! fuzzing thread, each in an address space of its own; this thread is
+//! their checker and exception handler.
+//!
+//! Calls are numbered from 0 across both threads, in batches. After each
+//! batch the checker has the kernel check its own invariants (the test
+//! kernel's `KTEST` call), pings a sentinel thread in a space of its own,
+//! and prints a progress line. A wrong result, an unexpected exception,
+//! FPU registers that change across a call or a new thread that sees
+//! another's FPU state fail the run with the seed and the call number; a
+//! kernel crash or hang the host reads off the progress word (the number
+//! of the call being made, in a frame whose physical address is printed
+//! at the start).
+
+use crate::rt::{self, same_page, spawn};
+use crate::tests::me;
+use abi::ipc::{label, map_item, rights, Fpage, Tag, Timeout};
+use abi::sys::{attr, ktest};
+use abi::syscall::{self as sc, receive, send, Msg};
+use abi::{Error, ThreadId};
+use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use fuzz::exceptions::{KINDS, NONE};
+use fuzz::{Call, Case, Fuzzer, Layout};
+use user_rt::println;
+
+/// Calls per batch of one fuzzing thread.
+const BATCH: u64 = 500;
+/// The fuzzing threads: 0 unprivileged, 1 privileged.
+const FUZZERS: usize = 2;
+
+/// Where the progress frame is mapped in the fuzzing threads' spaces.
+const PROGRESS_VA: u64 = 0x0000_1000_0000_0000;
+/// Never mapped: their pager refuses faults here.
+const REFUSED: u64 = 0x0000_2000_0000_0000;
+const CHILD_UTCBS: u64 = 0x0000_3000_0000_0000;
+const PROBE_UTCB: u64 = 0x0000_3800_0000_0000;
+
+// Messages between the checker and the fuzzing threads (labels).
+const GO: u64 = 0xf0; // MR1 first call number, MR2 count
+const DONE: u64 = 0xf1;
+const FAIL: u64 = 0xf2; // MR1 call number
+
+static SEED: AtomicU64 = AtomicU64::new(0);
+static TRACE: AtomicU64 = AtomicU64::new(u64::MAX);
+static CHECKER: AtomicU64 = AtomicU64::new(0);
+static STALE: AtomicU64 = AtomicU64::new(0);
+static PROGRESS_FRAME: AtomicU64 = AtomicU64::new(0);
+static PAGER: AtomicU64 = AtomicU64::new(0);
+
+/// Per fuzzing thread: the exception it announced (kind + 1, 0 = none),
+/// where to resume after it, and what the checker saw (vector + 1, with
+/// [`MISMATCH`] when it was not an acceptable one).
+static EXPECT: [AtomicU64; FUZZERS] = [const { AtomicU64::new(0) }; FUZZERS];
+static RESUME_IP: [AtomicU64; FUZZERS] = [const { AtomicU64::new(0) }; FUZZERS];
+static RESUME_SP: [AtomicU64; FUZZERS] = [const { AtomicU64::new(0) }; FUZZERS];
+static SEEN: [AtomicU64; FUZZERS] = [const { AtomicU64::new(0) }; FUZZERS];
+const MISMATCH: u64 = 1 << 32;
+
+/// A buffer of the fuzzing threads' (mapped: part of this image).
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+static BUF: Page = Page([b'.'; 4096]);
+
+fn checker() -> ThreadId {
+    ThreadId(CHECKER.load(SeqCst))
+}
+
+// ---- the fuzzing threads' pager ----
+
+fn image() -> core::ops::Range<u64> {
+    extern "C" {
+        static __ehdr_start: u8;
+        static _end: u8;
+    }
+    (&raw const __ehdr_start) as u64..((&raw const _end) as u64).next_multiple_of(4096)
+}
+
+/// Pages of this image (same page of sigma0's space) and the progress
+/// frame; every other fault is refused, so it reaches the exception handler.
+extern "C" fn fuzz_pager() -> ! {
+    rt::serve_loop(|_, m| {
+        (m.tag().label() == label::PAGE_FAULT).then(|| {
+            let addr = m.mr[0] & !0xfff;
+            if image().contains(&addr) {
+                same_page(addr)
+            } else if addr == PROGRESS_VA {
+                let f = PROGRESS_FRAME.load(SeqCst);
+                Msg::new(
+                    Tag::new(0, 0, 2),
+                    &map_item(PROGRESS_VA, Fpage::new(f, 12, rights::READ | rights::WRITE), false),
+                )
+            } else {
+                Msg::default()
+            }
+        })
+    })
+}
+
+/// Answers every message with its first word plus one, from a space of
+/// its own: proof that the kernel still schedules and delivers.
+extern "C" fn sentinel() -> ! {
+    rt::serve_loop(|_, m| Some(Msg::new(Tag::new(0, 1, 0), &[m.mr[0] + 1])))
+}
+
+// ---- the fuzzing threads ----
+
+/// Makes `c` with the RFLAGS bits of `c.flags` set for the `syscall`
+/// alone; returns `rax`.
+fn raw_call(c: &Call) -> u64 {
+    let rax: u64;
+    // SAFETY: a system call with arbitrary arguments: the kernel checks
+    // them; every register it may change is an output here, and the
+    // caller's RFLAGS are restored right after (DF, AC, NT included).
+    unsafe {
+        core::arch::asm!(
+            "pushfq",
+            "push qword ptr [rsp]",
+            "or [rsp], {flags}",
+            "popfq",
+            "syscall",
+            "popfq",
+            flags = in(reg) c.flags,
+            inlateout("rax") c.nr => rax,
+            inlateout("rdi") c.rdi => _,
+            inlateout("rsi") c.rsi => _,
+            inlateout("rdx") c.rdx => _,
+            inlateout("r10") c.r10 => _,
+            inlateout("r8") c.mr[0] => _,
+            inlateout("r9") c.mr[1] => _,
+            inlateout("r12") c.mr[2] => _,
+            inlateout("r13") c.mr[3] => _,
+            inlateout("r14") c.mr[4] => _,
+            inlateout("r15") c.mr[5] => _,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    rax
+}
+
+fn pattern(i: usize) -> u64 {
+    0x0123_4567_0000_0000 ^ ((i as u64 + 1) << 56)
+}
+
+/// Loads XMM0-15 with this thread's pattern.
+fn load_pattern(i: usize) {
+    // SAFETY: SSE registers are this thread's (the kernel switches them).
+    unsafe {
+        core::arch::asm!(
+            "movq xmm0, {p}", "inc {p}", "movq xmm1, {p}", "inc {p}", "movq xmm2, {p}", "inc {p}",
+            "movq xmm3, {p}", "inc {p}", "movq xmm4, {p}", "inc {p}", "movq xmm5, {p}", "inc {p}",
+            "movq xmm6, {p}", "inc {p}", "movq xmm7, {p}", "inc {p}", "movq xmm8, {p}", "inc {p}",
+            "movq xmm9, {p}", "inc {p}", "movq xmm10, {p}", "inc {p}", "movq xmm11, {p}", "inc {p}",
+            "movq xmm12, {p}", "inc {p}", "movq xmm13, {p}", "inc {p}", "movq xmm14, {p}", "inc {p}",
+            "movq xmm15, {p}",
+            p = inout(reg) pattern(i) => _, options(nostack),
+        )
+    }
+}
+
+/// Do XMM0-15 still hold this thread's pattern?
+fn pattern_intact(i: usize) -> bool {
+    let diff: u64;
+    // SAFETY: reads SSE registers only.
+    unsafe {
+        core::arch::asm!(
+            "xor {d}, {d}",
+            "movq {t}, xmm0", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm1", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm2", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm3", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm4", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm5", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm6", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm7", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm8", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm9", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm10", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm11", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm12", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm13", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm14", "xor {t}, {p}", "or {d}, {t}", "inc {p}",
+            "movq {t}, xmm15", "xor {t}, {p}", "or {d}, {t}",
+            p = inout(reg) pattern(i) => _, t = out(reg) _, d = out(reg) diff, options(nostack),
+        )
+    }
+    diff == 0
+}
+
+/// Runs instructions that must fault; resumes at the end (the checker
+/// replies with the recorded IP and SP).
+macro_rules! raise {
+    ($i:expr, [$($insn:literal),*] $(, [$($after:literal),*])?) => {
+        // SAFETY: each sequence faults (or, where allowed, does nothing);
+        // the checker resumes the thread at label 2 with the stack pointer
+        // recorded first; every register the sequence changes is declared.
+        unsafe {
+            core::arch::asm!(
+                "lea {t}, [rip + 2f]",
+                "mov [{ip}], {t}",
+                "mov [{sp}], rsp",
+                $($insn,)*
+                "2:",
+                $($($after,)*)?
+                t = out(reg) _,
+                ip = in(reg) RESUME_IP[$i].as_ptr(),
+                sp = in(reg) RESUME_SP[$i].as_ptr(),
+                out("rax") _, out("rcx") _, out("rdx") _, out("rsi") _, out("rdi") _,
+                out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+            )
+        }
+    };
+}
+
+/// Raises exception kind `k` (`fuzz::exceptions::KINDS` order).
+fn raise(i: usize, k: usize) {
+    match k {
+        0 => raise!(i, ["xor edx, edx", "xor ecx, ecx", "div ecx"]),
+        1 => raise!(i, ["mov eax, 0x80000000", "cdq", "mov ecx, -1", "idiv ecx"]),
+        2 => raise!(i, [".byte 0xf1"]),
+        3 => raise!(i, ["int3"]),
+        4 => raise!(i, [".byte 0xcd, 0x03"]),
+        5 => raise!(i, [".byte 0xcd, 0x04"]),
+        6 => raise!(i, [".byte 0xce"]),
+        7 => raise!(i, ["ud2"]),
+        8 => raise!(i, [".byte 0x0f, 0xb9, 0xc0"]),
+        9 => raise!(i, [".byte 0xf0, 0x90"]),
+        10 => raise!(i, [".byte 0xc5, 0xf8, 0x77"]),
+        11 => raise!(i, ["xor ecx, ecx", "xor eax, eax", "xor edx, edx", ".byte 0x0f, 0x01, 0xd1"]),
+        12 => raise!(i, [".byte 0x06"]),
+        13 => raise!(i, ["hlt"]),
+        14 => raise!(i, ["cli"]),
+        15 => raise!(i, ["in al, 0x80"]),
+        16 => raise!(i, ["out 0x80, al"]),
+        17 => raise!(i, ["mov rax, cr0"]),
+        18 => raise!(i, ["xor eax, eax", "mov cr3, rax"]),
+        19 => raise!(i, ["xor ecx, ecx", "rdmsr"]),
+        20 => raise!(i, ["xor ecx, ecx", "wrmsr"]),
+        21 => raise!(i, ["lgdt [rsp]"]),
+        22 => raise!(i, ["lidt [rsp]"]),
+        23 => raise!(i, ["clts"]),
+        24 => raise!(i, ["invlpg [rsp]"]),
+        25 => raise!(i, ["wbinvd"]),
+        26 => raise!(i, ["sysretq"]),
+        27 => raise!(i, ["swapgs"]),
+        28 => raise!(i, ["xor ecx, ecx", "rdpmc"]),
+        29 => raise!(i, ["int 0x80"]),
+        30 => raise!(i, [".byte 0xcd, 0x0e"]),
+        31 => raise!(i, ["int 0x20"]),
+        32 => raise!(i, ["int 0xff"]),
+        33 => raise!(i, ["movabs rax, 0x8000000000000000", "mov rax, [rax]"]),
+        34 => raise!(i, ["mov eax, 0x10", "mov ss, ax"]),
+        35 => raise!(i, ["push 0", "push 0", "push 0", "push 0", "push 0", "iretq"]),
+        36 => raise!(i, ["movabs rsp, 0x8000000000001000", "push rax"]),
+        37 => raise!(i, ["movabs rax, 0xffffffff80100000", "mov rax, [rax]"]),
+        38 => raise!(i, ["movabs rax, 0x7fffffffe000", "mov [rax], rax"]),
+        39 => raise!(i, ["movabs rax, 0x7fffffffe000", "jmp rax"]),
+        40 => raise!(i, ["lea rax, [rip]", "mov byte ptr [rax], 0x90"]),
+        41 => raise!(
+            i,
+            ["fninit", "push 0x37b", "fldcw [rsp]", "add rsp, 8", "fldz", "fld1", "fdiv st(0), st(1)", "fwait"],
+            ["fnclex", "fninit"]
+        ),
+        42 => raise!(
+            i,
+            [
+                "push 0x1d80",
+                "ldmxcsr [rsp]",
+                "add rsp, 8",
+                "xorps xmm0, xmm0",
+                "mov eax, 0x3f800000",
+                "movd xmm1, eax",
+                "divss xmm1, xmm0"
+            ],
+            ["push 0x1f80", "ldmxcsr [rsp]", "add rsp, 8"]
+        ),
+        _ => raise!(
+            i,
+            ["pushfq", "or qword ptr [rsp], 0x40000", "popfq", "mov rax, [rsp + 1]"],
+            ["pushfq", "and qword ptr [rsp], -0x40001", "popfq"]
+        ),
+    }
+}
+
+static PROBE_RESULT: AtomicU64 = AtomicU64::new(0);
+/// The probe's stack (one probe at a time).
+#[repr(C, align(16))]
+struct Stack([u8; 8192]);
+static mut PROBE_STACK: Stack = Stack([0; 8192]);
+
+/// A new thread's first FPU instruction saves the state it was given;
+/// records what differs from the power-on state (1 control/status/tags,
+/// 2 MXCSR, 4 x87 registers, 8 XMM registers) and waits to be deleted.
+extern "C" fn probe() -> ! {
+    #[repr(C, align(16))]
+    struct Fx([u8; 512]);
+    let mut a = Fx([0; 512]);
+    // SAFETY: fxsave64 writes 512 bytes to a 16-byte aligned buffer.
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) a.0.as_mut_ptr(), options(nostack)) };
+    let w16 = |o: usize| u16::from_le_bytes([a.0[o], a.0[o + 1]]);
+    let mut dirty = 0;
+    if w16(0) != 0x037f || w16(2) != 0 || a.0[4] != 0 {
+        dirty |= 1;
+    }
+    if u32::from_le_bytes([a.0[24], a.0[25], a.0[26], a.0[27]]) != 0x1f80 {
+        dirty |= 2;
+    }
+    if a.0[32..160].iter().any(|&b| b != 0) {
+        dirty |= 4;
+    }
+    if a.0[160..416].iter().any(|&b| b != 0) {
+        dirty |= 8;
+    }
+    PROBE_RESULT.store(dirty | 0x100, SeqCst);
+    loop {
+        let _ = receive(me(), Timeout::NEVER);
+    }
+}
+
+/// Starts an FPU probe and waits for its verdict (it runs at once: its
+/// priority is above ours). `Err` with the dirty mask if it saw another
+/// thread's state; Ok if it is clean or could not be created (tables full).
+fn fpu_probe() -> Result<(), u64> {
+    PROBE_RESULT.store(0, SeqCst);
+    let Ok(t) = sc::thread_create(ThreadId::NIL, PROBE_UTCB, ThreadId(PAGER.load(SeqCst))) else { return Ok(()) };
+    let started = sc::thread_config(t, attr::EXCEPTION_HANDLER, checker().0, 0)
+        .and_then(|_| sc::thread_config(t, attr::PRIORITY, 45, 0))
+        .and_then(|_| sc::thread_start(t, probe as *const () as u64, (&raw const PROBE_STACK) as u64 + 8192 - 8));
+    let r = PROBE_RESULT.load(SeqCst);
+    let _ = sc::thread_delete(t);
+    match (started, r) {
+        (Ok(()), 0x100) => Ok(()),
+        // 0: the probe did not get to its end.
+        (Ok(()), r) => Err(r),
+        _ => Ok(()),
+    }
+}
+
+/// One fuzzing thread: waits for a batch, runs it, reports.
+fn fuzz_main(i: usize) -> ! {
+    let me = me();
+    let layout =
+        Layout { buf: (&raw const BUF) as u64, utcb: sc::utcb().self_ptr, refused: REFUSED, child_utcbs: CHILD_UTCBS };
+    let seed = SEED.load(SeqCst);
+    let mut f = Fuzzer::new(seed, i as u64, me, i == 1, layout, checker(), ThreadId(STALE.load(SeqCst)));
+    let progress = PROGRESS_VA as *mut u64;
+    loop {
+        let Ok((_, go)) = receive(checker(), Timeout::NEVER) else { continue };
+        let (first, count) = (go.mr[0], go.mr[1]);
+        load_pattern(i);
+        let mut failed = None;
+        for n in first..first + count {
+            // SAFETY: the pager maps the progress frame here (again, should
+            // a flush have taken it).
+            unsafe { core::ptr::write_volatile(progress, n | (i as u64) << 60) };
+            let case = f.next_case();
+            if n >= TRACE.load(SeqCst) {
+                println!("fuzz: call {n}: {case:x?}");
+            }
+            let why = match case {
+                Case::Syscall { call, expect } => {
+                    let rax = raw_call(&call);
+                    f.record(rax);
+                    if n >= TRACE.load(SeqCst) {
+                        println!("fuzz: call {n} returned {rax:#x}");
+                    }
+                    if !expect.admits(rax) {
+                        println!(
+                            "fuzz: call {n}: {call:x?} returned {rax:#x} ({:?}), expected {expect:x?}",
+                            Error::decode(rax)
+                        );
+                        Some("wrong result")
+                    } else if !pattern_intact(i) {
+                        Some("XMM registers changed across a system call")
+                    } else {
+                        None
+                    }
+                }
+                Case::Exception(k) => {
+                    SEEN[i].store(0, SeqCst);
+                    EXPECT[i].store(k as u64 + 1, SeqCst);
+                    raise(i, k);
+                    EXPECT[i].store(0, SeqCst);
+                    load_pattern(i);
+                    let seen = SEEN[i].load(SeqCst);
+                    let kind = &KINDS[k];
+                    if seen & MISMATCH != 0 {
+                        println!(
+                            "fuzz: call {n}: {} raised vector {} error {:#x}",
+                            kind.name,
+                            seen as u8 as i64 - 1,
+                            seen >> 40
+                        );
+                        Some("wrong exception")
+                    } else if seen == 0 && !kind.vectors.contains(&NONE) {
+                        println!("fuzz: call {n}: {} raised nothing", kind.name);
+                        Some("no exception")
+                    } else {
+                        None
+                    }
+                }
+                Case::FpuProbe => match fpu_probe() {
+                    Ok(()) => None,
+                    Err(mask) => {
+                        println!("fuzz: call {n}: a new thread's first FPU state was not clean (mask {mask:#x})");
+                        Some("FPU state leaked into a new thread")
+                    }
+                },
+            };
+            if let Some(why) = why {
+                println!("fuzz: FAILED seed {seed} call {n}: {why}");
+                failed = Some(n);
+                break;
+            }
+        }
+        let m = match failed {
+            Some(n) => Msg::new(Tag::new(FAIL, 1, 0), &[n]),
+            None => Msg::new(Tag::new(DONE, 0, 0), &[]),
+        };
+        let _ = send(checker(), &m, Timeout::NEVER);
+    }
+}
+
+extern "C" fn unprivileged() -> ! {
+    fuzz_main(0)
+}
+
+extern "C" fn privileged() -> ! {
+    fuzz_main(1)
+}
+
+// ---- the checker ----
+
+/// The number of the call being made (the progress word, which this
+/// space sees at its physical address).
+fn progress() -> u64 {
+    // SAFETY: the progress frame is sigma0's, mapped 1:1 in its space.
+    unsafe { core::ptr::read_volatile(PROGRESS_FRAME.load(SeqCst) as *const u64) & ((1 << 60) - 1) }
+}
+
+/// An exception message from a fuzzing thread or one of its children;
+/// false if a fuzzing thread raised one it had not announced.
+fn exception(fuzzers: &[ThreadId; FUZZERS], from: ThreadId, m: &Msg) -> bool {
+    let stop = Msg::new(Tag::new(1, 0, 0), &[]);
+    let Some(i) = fuzzers.iter().position(|&t| t == from) else {
+        // A child of the privileged thread, started at a random address in
+        // an empty space: it stays stopped.
+        let _ = send(from, &stop, Timeout::ZERO);
+        return true;
+    };
+    let (vector, error) = (m.mr[0], m.mr[1]);
+    let announced = EXPECT[i].load(SeqCst);
+    if announced == 0 {
+        println!("fuzz: unexpected exception {vector} (error {error:#x}) at {:#x} in fuzzing thread {i}", m.mr[2]);
+        let _ = send(from, &stop, Timeout::ZERO);
+        return false;
+    }
+    let kind = &KINDS[announced as usize - 1];
+    let ok = kind.admits(vector, error);
+    SEEN[i].store((vector + 1) | if ok { 0 } else { MISMATCH | error << 40 }, SeqCst);
+    let (ip, sp) = (RESUME_IP[i].load(SeqCst), RESUME_SP[i].load(SeqCst));
+    let _ = send(from, &Msg::new(Tag::new(0, 3, 0), &[ip, sp, m.mr[4]]), Timeout::ZERO);
+    true
+}
+
+/// Serves exceptions until fuzzing thread `i` reports; `Err` with the
+/// call number on a failure.
+fn serve_batch(fuzzers: &[ThreadId; FUZZERS], i: usize) -> Result<(), u64> {
+    loop {
+        let Ok((from, m)) = receive(ThreadId::ANY, Timeout::NEVER) else { continue };
+        match m.tag().label() {
+            label::EXCEPTION if !exception(fuzzers, from, &m) => {
+                println!("fuzz: FAILED seed {} call {}: unexpected exception", SEED.load(SeqCst), progress());
+                return Err(progress());
+            }
+            DONE if from == fuzzers[i] => return Ok(()),
+            FAIL if from == fuzzers[i] => return Err(m.mr[0]),
+            // Handled exceptions, budget notifications for children.
+            _ => {}
+        }
+    }
+}
+
+fn start_fuzzer(entry: extern "C" fn() -> !, privileged: bool) -> Result<ThreadId, Error> {
+    let pager = ThreadId(PAGER.load(SeqCst));
+    let t = sc::thread_create(ThreadId::NIL, rt::utcb_addr(), pager)?;
+    sc::thread_config(t, attr::EXCEPTION_HANDLER, me().0, 0)?;
+    sc::thread_config(t, attr::PRIORITY, 30, 0)?;
+    sc::thread_config(t, attr::PRIVILEGED, privileged as u64, 0)?;
+    sc::thread_start(t, entry as *const () as u64, rt::stack())?;
+    Ok(t)
+}
+
+/// Runs the fuzzer for `calls` calls (0: until stopped from outside);
+/// returns whether it ran clean.
+pub fn run(seed: u64, calls: u64, trace: u64) -> bool {
+    SEED.store(seed, SeqCst);
+    TRACE.store(trace, SeqCst);
+    CHECKER.store(me().0, SeqCst);
+    let Some(frame) = rt::any_frame() else {
+        println!("fuzz: no frame for the progress word");
+        return false;
+    };
+    PROGRESS_FRAME.store(frame, SeqCst);
+    println!("fuzz: seed {seed}, progress word at physical {frame:#x}");
+    let pager = spawn(me(), fuzz_pager, 50, ThreadId::NIL).expect("fuzz pager");
+    PAGER.store(pager.0, SeqCst);
+    let gone = spawn(me(), sentinel, 40, ThreadId::NIL).expect("thread");
+    sc::thread_delete(gone).expect("delete");
+    STALE.store(gone.0, SeqCst);
+    let sentinel = spawn(ThreadId::NIL, sentinel, 40, pager).expect("sentinel");
+    let fuzzers = [start_fuzzer(unprivileged, false), start_fuzzer(privileged, true)];
+    let [Ok(u), Ok(p)] = fuzzers else {
+        println!("fuzz: cannot start the fuzzing threads");
+        return false;
+    };
+    let fuzzers = [u, p];
+    let t0 = sc::myself().1;
+    let mut next = 0u64;
+    let mut round = 0u64;
+    let result = loop {
+        let mut failed = None;
+        for (i, &t) in fuzzers.iter().enumerate() {
+            if send(t, &Msg::new(Tag::new(GO, 2, 0), &[next, BATCH]), Timeout::NEVER).is_err() {
+                failed = Some(next);
+                break;
+            }
+            if let Err(n) = serve_batch(&fuzzers, i) {
+                failed = Some(n.min(next + BATCH));
+                break;
+            }
+            next += BATCH;
+        }
+        if let Some(n) = failed {
+            break Err(n);
+        }
+        let broken = sc::ktest(ktest::CHECK, 0, 0);
+        if broken != Ok(0) {
+            println!("fuzz: FAILED seed {seed} call {next}: kernel invariant check {broken:?}");
+            break Err(next);
+        }
+        let ping = sc::call(sentinel, &Msg::new(Tag::new(0, 1, 0), &[next]));
+        if !ping.is_ok_and(|r| r.mr[0] == next + 1) {
+            println!("fuzz: FAILED seed {seed} call {next}: the sentinel did not answer ({ping:?})");
+            break Err(next);
+        }
+        round += 1;
+        println!("fuzz: {next} calls ok ({round} rounds, guest TSC {})", sc::myself().1 - t0);
+        if calls != 0 && next >= calls {
+            break Ok(());
+        }
+    };
+    match result {
+        Ok(()) => {
+            println!("fuzz: done, seed {seed}: {next} calls, no failure");
+            true
+        }
+        Err(n) => {
+            println!("fuzz: FAILED seed {seed} at call {n} (replay: just fuzz --replay {seed})");
+            false
+        }
+    }
+}
