@@ -30,6 +30,9 @@ pub struct Options {
     pub trace_from: Option<u64>,
     /// Echo the guest console.
     pub verbose: bool,
+    /// Go on after a wrong result (the guest reports each and continues):
+    /// to count the distinct failures a kernel has.
+    pub keep_going: bool,
 }
 
 /// How a run ended.
@@ -64,6 +67,9 @@ pub struct Report {
     pub verdict: Verdict,
     /// The last console lines (for a failure).
     pub tail: Vec<String>,
+    /// With `keep_going`: each distinct failure (the guest's report after
+    /// the call number), with its first call and how often it came.
+    pub distinct: Vec<(String, u64, u64)>,
 }
 
 impl Report {
@@ -134,7 +140,8 @@ pub fn run(build: &Path, o: &Options) -> Result<Report> {
     // The kernel keeps 47 bytes of a module's command line: QEMU runs in
     // the modules' directory, and the arguments are short.
     let trace = o.trace_from.map_or(String::new(), |t| format!(" t={t}"));
-    let root = format!("sigma0 fuzz s={} c={}{trace}", o.seed, o.calls);
+    let keep = if o.keep_going { " k=1" } else { "" };
+    let root = format!("sigma0 fuzz s={} c={}{trace}{keep}", o.seed, o.calls);
     anyhow::ensure!(root.len() <= 47, "seed, call count and trace start too long for a module command line: {root:?}");
     boot.modules = vec![root, "config".into()];
     boot.extra = vec!["-monitor".into(), format!("unix:{},server,nowait", sock.display())];
@@ -160,6 +167,7 @@ pub fn run(build: &Path, o: &Options) -> Result<Report> {
     let mut verdict = None;
     let mut failed_call = None;
     let mut next_note = Instant::now() + Duration::from_secs(30);
+    let mut distinct: Vec<(String, u64, u64)> = Vec::new();
     let stopped_at = |addr: Option<u64>| addr.and_then(|a| read_phys(&sock, a)).map(|w| w & ((1 << 60) - 1));
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
@@ -179,6 +187,22 @@ pub fn run(build: &Path, o: &Options) -> Result<Report> {
                         calls = n;
                         last_progress = Instant::now();
                     }
+                }
+                if o.keep_going && line.contains("fuzz: FAILED seed") && line.contains(" call ") {
+                    let call = parse_after(&line, " call ").and_then(|c| c.trim_end_matches(':').parse::<u64>().ok());
+                    let sig = line
+                        .split_once(": ")
+                        .and_then(|(_, r)| r.split_once(": "))
+                        .map_or(line.clone(), |(_, r)| r.to_string());
+                    match distinct.iter_mut().find(|d| d.0 == sig) {
+                        Some(d) => d.2 += 1,
+                        None => {
+                            eprintln!("fuzz: new failure at call {}: {sig}", call.unwrap_or(0));
+                            distinct.push((sig, call.unwrap_or(0), 1));
+                        }
+                    }
+                    failed_call = failed_call.or(call);
+                    continue;
                 }
                 if line.contains("fuzz: FAILED seed") && failed_call.is_none() {
                     failed_call = parse_after(&line, " call ").and_then(|c| c.trim_end_matches(':').parse().ok());
@@ -219,7 +243,10 @@ pub fn run(build: &Path, o: &Options) -> Result<Report> {
         }
         let now = Instant::now();
         if o.seconds > 0 && now >= deadline {
-            verdict = Some(Verdict::Clean);
+            verdict = Some(match distinct.first() {
+                Some((why, call, _)) => Verdict::Failed { call: Some(*call), why: why.clone() },
+                None => Verdict::Clean,
+            });
             break;
         }
         if now.duration_since(last_progress) > STALL {
@@ -238,7 +265,15 @@ pub fn run(build: &Path, o: &Options) -> Result<Report> {
     let _ = std::fs::remove_file(&sock);
     let verdict = verdict.unwrap_or(Verdict::KernelStopped { call: None, why: "QEMU exited".into() });
     let fuzzing = fuzz_start.map_or(Duration::ZERO, |t| last_progress.saturating_duration_since(t));
-    Ok(Report { seed: o.seed, calls, elapsed, fuzzing, verdict, tail })
+    if let Verdict::KernelStopped { call, why } | Verdict::Failed { call, why } = &verdict {
+        if !distinct.iter().any(|d| &d.0 == why) {
+            distinct.push((why.clone(), call.unwrap_or(0), 1));
+        }
+    }
+    if let Verdict::Hung { call } = &verdict {
+        distinct.push(("hung".into(), call.unwrap_or(0), 1));
+    }
+    Ok(Report { seed: o.seed, calls, elapsed, fuzzing, verdict, tail, distinct })
 }
 
 /// `just test`'s fixed-seed run: seed 1, 10,000 calls (and a check that the
@@ -246,7 +281,7 @@ pub fn run(build: &Path, o: &Options) -> Result<Report> {
 pub fn suite_run(build: &Path) -> Result<(Vec<crate::guest::TestResult>, crate::qemu::Outcome)> {
     use crate::guest::TestResult;
     const CALLS: u64 = 10_000;
-    let o = Options { seed: 1, calls: CALLS, seconds: 600, trace_from: None, verbose: false };
+    let o = Options { seed: 1, calls: CALLS, seconds: 600, trace_from: None, verbose: false, keep_going: false };
     let r = run(build, &o)?;
     println!("note: fuzz seed 1: {}", r.summary());
     let mut results = vec![TestResult {

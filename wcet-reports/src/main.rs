@@ -88,6 +88,10 @@ enum Cmd {
         /// Show the guest console.
         #[arg(long)]
         verbose: bool,
+        /// Go on after wrong results and list the distinct failures at the end
+        /// (until the time is up, or the kernel stops or hangs).
+        #[arg(long)]
+        keep_going: bool,
     },
 }
 
@@ -272,13 +276,14 @@ fn main() -> Result<()> {
             }
             println!("cycles: guest TSC under plain TCG (moves between runs); instructions: guest TSC under -icount shift=0 (exact, repeatable).");
         }
-        Cmd::Fuzz { seconds, seed, replay, calls, trace_from, verbose } => {
+        Cmd::Fuzz { seconds, seed, replay, calls, trace_from, verbose, keep_going } => {
             let o = wcet_reports::fuzz::Options {
                 seed: replay.unwrap_or(seed),
                 calls,
                 seconds: seconds.unwrap_or(if replay.is_some() { 3600 } else { 60 }),
                 trace_from,
                 verbose: verbose || trace_from.is_some(),
+                keep_going,
             };
             eprintln!(
                 "prism fuzz: seed {} for {} s{} under TCG+icount ...",
@@ -292,6 +297,12 @@ fn main() -> Result<()> {
             }
             println!("{}", r.summary());
             println!("(machine: {})", host());
+            if keep_going {
+                println!("{} distinct failure(s):", r.distinct.len());
+                for (why, call, n) in &r.distinct {
+                    println!("  first at call {call:>8}, {n:>6} time(s): {why}");
+                }
+            }
             if r.verdict != wcet_reports::fuzz::Verdict::Clean {
                 let call = match &r.verdict {
                     wcet_reports::fuzz::Verdict::Failed { call, .. }

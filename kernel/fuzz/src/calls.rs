@@ -82,6 +82,49 @@ impl Expect {
     }
 }
 
+impl core::fmt::Display for Expect {
+    /// `Ok(5)`, `Ok`, `Err(Timeout|Aborted)`, or both joined by `|`.
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self.ok {
+            OkWhat::No => {}
+            OkWhat::Any => f.write_str("Ok")?,
+            OkWhat::Exactly(v) => write!(f, "Ok({v:#x})")?,
+        }
+        if self.errors != 0 {
+            if self.ok != OkWhat::No {
+                f.write_str("|")?;
+            }
+            f.write_str("Err(")?;
+            let mut first = true;
+            for e in Error::ALL.iter().filter(|&&e| self.errors & (1 << e as u16) != 0) {
+                write!(f, "{}{e:?}", if first { "" } else { "|" })?;
+                first = false;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+/// The name of system call number `nr`.
+pub fn name(nr: u64) -> &'static str {
+    match nr {
+        sys::DEBUG_PRINT => "DEBUG_PRINT",
+        sys::THREAD_EXIT => "THREAD_EXIT",
+        sys::IPC => "IPC",
+        sys::THREAD_CREATE => "THREAD_CREATE",
+        sys::THREAD_DELETE => "THREAD_DELETE",
+        sys::THREAD_START => "THREAD_START",
+        sys::THREAD_CONFIG => "THREAD_CONFIG",
+        sys::YIELD => "YIELD",
+        sys::MYSELF => "MYSELF",
+        sys::IRQ_ATTACH => "IRQ_ATTACH",
+        sys::UNMAP => "UNMAP",
+        sys::KTEST => "KTEST",
+        _ => "an unknown number",
+    }
+}
+
 /// What the fuzzer does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Case {
@@ -590,6 +633,17 @@ mod tests {
     fn fuzzer(seed: u64, privileged: bool) -> Fuzzer {
         let me = ThreadId::new(9, 1);
         Fuzzer::new(seed, privileged as u64, me, privileged, layout(), ThreadId::new(3, 1), ThreadId::new(20, 1))
+    }
+
+    #[test]
+    fn expectations_print_as_results() {
+        assert_eq!(Expect::is(5).or(Error::Timeout).to_string(), "Ok(0x5)|Err(Timeout)");
+        assert_eq!(
+            Expect::err(Error::InvalidThread).or(Error::NoResources).to_string(),
+            "Err(InvalidThread|NoResources)"
+        );
+        assert_eq!(Expect::any_ok().to_string(), "Ok");
+        assert_eq!(name(sys::UNMAP), "UNMAP");
     }
 
     #[test]

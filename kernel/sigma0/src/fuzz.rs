@@ -1,5 +1,6 @@
 //! The in-guest fuzz runner (issue 16), run by sigma0 when started with
-//! `fuzz s=SEED [c=CALLS] [t=TRACE_FROM]`: the hardware-free generator and
+//! `fuzz s=SEED [c=CALLS] [t=TRACE_FROM] [k=1]` (k: keep going after a
+//! failure, to count distinct ones): the hardware-free generator and
 //! oracle of the `fuzz` crate drive an unprivileged and a privileged
 //! fuzzing thread, each in an address space of its own; this thread is
 //! their checker and exception handler.
@@ -44,6 +45,8 @@ const FAIL: u64 = 0xf2; // MR1 call number
 
 static SEED: AtomicU64 = AtomicU64::new(0);
 static TRACE: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Keep going after a failure (to count the distinct ones).
+static KEEP: AtomicU64 = AtomicU64::new(0);
 static CHECKER: AtomicU64 = AtomicU64::new(0);
 static STALE: AtomicU64 = AtomicU64::new(0);
 static PROGRESS_FRAME: AtomicU64 = AtomicU64::new(0);
@@ -359,23 +362,28 @@ fn fuzz_main(i: usize) -> ! {
             if n >= TRACE.load(SeqCst) {
                 println!("fuzz: call {n}: {case:x?}");
             }
-            let why = match case {
+            let failed_here = match case {
                 Case::Syscall { call, expect } => {
                     let rax = raw_call(&call);
                     f.record(rax);
                     if n >= TRACE.load(SeqCst) {
                         println!("fuzz: call {n} returned {rax:#x}");
                     }
+                    let name = fuzz::calls::name(call.nr);
                     if !expect.admits(rax) {
-                        println!(
-                            "fuzz: call {n}: {call:x?} returned {rax:#x} ({:?}), expected {expect:x?}",
-                            Error::decode(rax)
-                        );
-                        Some("wrong result")
+                        println!("fuzz: call {n}: {call:x?} returned {rax:#x}");
+                        let got = match Error::decode(rax) {
+                            Ok(_) => Ok(()),
+                            Err(e) => Err(e),
+                        };
+                        println!("fuzz: FAILED seed {seed} call {n}: wrong result: {name} returned {got:?}, expected {expect}");
+                        true
                     } else if !pattern_intact(i) {
-                        Some("XMM registers changed across a system call")
+                        println!("fuzz: FAILED seed {seed} call {n}: XMM registers changed across {name}");
+                        load_pattern(i);
+                        true
                     } else {
-                        None
+                        false
                     }
                 }
                 Case::Exception(k) => {
@@ -387,30 +395,30 @@ fn fuzz_main(i: usize) -> ! {
                     let seen = SEEN[i].load(SeqCst);
                     let kind = &KINDS[k];
                     if seen & MISMATCH != 0 {
+                        let (v, e) = (seen as u8 as i64 - 1, seen >> 40);
                         println!(
-                            "fuzz: call {n}: {} raised vector {} error {:#x}",
-                            kind.name,
-                            seen as u8 as i64 - 1,
-                            seen >> 40
+                            "fuzz: FAILED seed {seed} call {n}: wrong exception: {} raised vector {v} error {e:#x}",
+                            kind.name
                         );
-                        Some("wrong exception")
+                        true
                     } else if seen == 0 && !kind.vectors.contains(&NONE) {
-                        println!("fuzz: call {n}: {} raised nothing", kind.name);
-                        Some("no exception")
+                        println!("fuzz: FAILED seed {seed} call {n}: no exception: {}", kind.name);
+                        true
                     } else {
-                        None
+                        false
                     }
                 }
-                Case::FpuProbe => match fpu_probe() {
-                    Ok(()) => None,
-                    Err(mask) => {
-                        println!("fuzz: call {n}: a new thread's first FPU state was not clean (mask {mask:#x})");
-                        Some("FPU state leaked into a new thread")
+                Case::FpuProbe => {
+                    match fpu_probe() {
+                        Ok(()) => false,
+                        Err(mask) => {
+                            println!("fuzz: FAILED seed {seed} call {n}: FPU state leaked into a new thread (mask {mask:#x})");
+                            true
+                        }
                     }
-                },
+                }
             };
-            if let Some(why) = why {
-                println!("fuzz: FAILED seed {seed} call {n}: {why}");
+            if failed_here && KEEP.load(SeqCst) == 0 {
                 failed = Some(n);
                 break;
             }
@@ -495,9 +503,10 @@ fn start_fuzzer(entry: extern "C" fn() -> !, privileged: bool) -> Result<ThreadI
 
 /// Runs the fuzzer for `calls` calls (0: until stopped from outside);
 /// returns whether it ran clean.
-pub fn run(seed: u64, calls: u64, trace: u64) -> bool {
+pub fn run(seed: u64, calls: u64, trace: u64, keep_going: bool) -> bool {
     SEED.store(seed, SeqCst);
     TRACE.store(trace, SeqCst);
+    KEEP.store(keep_going as u64, SeqCst);
     CHECKER.store(me().0, SeqCst);
     let Some(frame) = rt::any_frame() else {
         println!("fuzz: no frame for the progress word");
@@ -538,8 +547,10 @@ pub fn run(seed: u64, calls: u64, trace: u64) -> bool {
         }
         let broken = sc::ktest(ktest::CHECK, 0, 0);
         if broken != Ok(0) {
-            println!("fuzz: FAILED seed {seed} call {next}: kernel invariant check {broken:?}");
-            break Err(next);
+            println!("fuzz: FAILED seed {seed} call {next}: kernel invariant check {broken:?} broken");
+            if !keep_going {
+                break Err(next);
+            }
         }
         let ping = sc::call(sentinel, &Msg::new(Tag::new(0, 1, 0), &[next]));
         if !ping.is_ok_and(|r| r.mr[0] == next + 1) {

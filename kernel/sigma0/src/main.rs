@@ -54,8 +54,9 @@ mod root {
         }
         if me.is_some_and(|m| m.args().any(|a| a == "fuzz")) {
             let arg = |key: &str| me.and_then(|m| m.args().find_map(|a| a.strip_prefix(key)?.parse::<u64>().ok()));
-            // Seed, number of calls (0: no end), first call to trace.
-            if !crate::fuzz::run(arg("s=").unwrap_or(1), arg("c=").unwrap_or(0), arg("t=").unwrap_or(u64::MAX)) {
+            // Seed, number of calls (0: no end), first call to trace, keep going.
+            let (seed, calls, trace) = (arg("s=").unwrap_or(1), arg("c=").unwrap_or(0), arg("t=").unwrap_or(u64::MAX));
+            if !crate::fuzz::run(seed, calls, trace, arg("k=") == Some(1)) {
                 syscall::thread_exit(1);
             }
             end_in_ring3();
