@@ -42,18 +42,11 @@ pub enum Verdict {
     Clean,
     /// The guest found a wrong result, an unexpected exception or a broken
     /// invariant (its own report says which call).
-    Failed {
-        call: Option<u64>,
-        why: String,
-    },
+    Failed { call: Option<u64>, why: String },
     /// The kernel stopped (crash) or stopped making progress (hang).
-    KernelStopped {
-        call: Option<u64>,
-        why: String,
-    },
-    Hung {
-        call: Option<u64>,
-    },
+    KernelStopped { call: Option<u64>, why: String },
+    /// `at`: where the CPU was (a kernel spin shows a ring-0 RIP).
+    Hung { call: Option<u64>, at: String },
 }
 
 #[derive(Clone, Debug)]
@@ -91,7 +84,7 @@ impl Report {
             Verdict::Clean => format!("{head}: no failure"),
             Verdict::Failed { call, why } => format!("{head}: FAILED at {}: {why}", at(call)),
             Verdict::KernelStopped { call, why } => format!("{head}: KERNEL STOPPED at {}: {why}", at(call)),
-            Verdict::Hung { call } => format!("{head}: HUNG at {}", at(call)),
+            Verdict::Hung { call, at: cpu } => format!("{head}: HUNG at {} ({cpu})", at(call)),
         }
     }
 }
@@ -101,6 +94,21 @@ const STALL: Duration = Duration::from_secs(90);
 
 /// Reads the 64-bit word at guest-physical `addr` through the monitor.
 fn read_phys(sock: &Path, addr: u64) -> Option<u64> {
+    let text = monitor(sock, &format!("xp /1gx {addr:#x}"))?;
+    let line = text.lines().find(|l| l.contains(": 0x"))?;
+    u64::from_str_radix(line.rsplit("0x").next()?.trim(), 16).ok()
+}
+
+/// Where the CPU is (RIP, and its privilege level), from the monitor.
+fn cpu_at(sock: &Path) -> Option<String> {
+    let text = monitor(sock, "info registers")?;
+    let rip = parse_after(&text, "RIP=")?;
+    let cpl = parse_after(&text, "CPL=").unwrap_or("?");
+    Some(format!("rip {rip} cpl {cpl}"))
+}
+
+/// One monitor command's output.
+fn monitor(sock: &Path, command: &str) -> Option<String> {
     let mut s = UnixStream::connect(sock).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut got = Vec::new();
@@ -117,11 +125,9 @@ fn read_phys(sock: &Path, addr: u64) -> Option<u64> {
     };
     until_prompt(&mut s, &mut got)?;
     got.clear();
-    s.write_all(format!("xp /1gx {addr:#x}\n").as_bytes()).ok()?;
+    s.write_all(format!("{command}\n").as_bytes()).ok()?;
     until_prompt(&mut s, &mut got)?;
-    let text = String::from_utf8_lossy(&got);
-    let line = text.lines().find(|l| l.contains(": 0x"))?;
-    u64::from_str_radix(line.rsplit("0x").next()?.trim(), 16).ok()
+    Some(String::from_utf8_lossy(&got).into_owned())
 }
 
 fn parse_after<'a>(line: &'a str, key: &str) -> Option<&'a str> {
@@ -216,7 +222,10 @@ pub fn run(build: &Path, o: &Options) -> Result<Report> {
                 }
                 let hung = line.contains("test no_deadlock ... FAILED");
                 if hung {
-                    verdict = Some(Verdict::Hung { call: stopped_at(progress_addr) });
+                    verdict = Some(Verdict::Hung {
+                        call: stopped_at(progress_addr),
+                        at: cpu_at(&sock).unwrap_or_else(|| "CPU state unknown".into()),
+                    });
                     break;
                 }
                 if line.starts_with("*** kernel") || (line.starts_with("*** exception") && line.contains("kernel mode"))
@@ -225,7 +234,9 @@ pub fn run(build: &Path, o: &Options) -> Result<Report> {
                     while let Ok(l) = rx.try_recv() {
                         tail.push(l);
                     }
-                    let why = tail.iter().rev().find(|l| l.starts_with("*** ")).cloned().unwrap_or(line);
+                    let at = tail.iter().position(|l| l == &line).unwrap_or(0);
+                    let regs = tail[at..].iter().find(|l| l.contains("rflags")).map_or("", |l| l.trim());
+                    let why = format!("{line} ({regs})");
                     verdict = Some(Verdict::KernelStopped { call: stopped_at(progress_addr), why });
                     break;
                 }
@@ -250,7 +261,10 @@ pub fn run(build: &Path, o: &Options) -> Result<Report> {
             break;
         }
         if now.duration_since(last_progress) > STALL {
-            verdict = Some(Verdict::Hung { call: stopped_at(progress_addr) });
+            verdict = Some(Verdict::Hung {
+                call: stopped_at(progress_addr),
+                at: cpu_at(&sock).unwrap_or_else(|| "CPU state unknown".into()),
+            });
             break;
         }
         if !o.verbose && now >= next_note {
@@ -270,8 +284,8 @@ pub fn run(build: &Path, o: &Options) -> Result<Report> {
             distinct.push((why.clone(), call.unwrap_or(0), 1));
         }
     }
-    if let Verdict::Hung { call } = &verdict {
-        distinct.push(("hung".into(), call.unwrap_or(0), 1));
+    if let Verdict::Hung { call, at } = &verdict {
+        distinct.push((format!("hung ({at})"), call.unwrap_or(0), 1));
     }
     Ok(Report { seed: o.seed, calls, elapsed, fuzzing, verdict, tail, distinct })
 }

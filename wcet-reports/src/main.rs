@@ -307,7 +307,7 @@ fn main() -> Result<()> {
                 let call = match &r.verdict {
                     wcet_reports::fuzz::Verdict::Failed { call, .. }
                     | wcet_reports::fuzz::Verdict::KernelStopped { call, .. }
-                    | wcet_reports::fuzz::Verdict::Hung { call } => *call,
+                    | wcet_reports::fuzz::Verdict::Hung { call, .. } => *call,
                     wcet_reports::fuzz::Verdict::Clean => None,
                 };
                 let from = call.map_or(String::new(), |c| format!(" --trace-from {}", c.saturating_sub(20)));
