@@ -37,6 +37,9 @@ const PROGRESS_VA: u64 = 0x0000_1000_0000_0000;
 const REFUSED: u64 = 0x0000_2000_0000_0000;
 const CHILD_UTCBS: u64 = 0x0000_3000_0000_0000;
 const PROBE_UTCB: u64 = 0x0000_3800_0000_0000;
+/// UTCBs of the threads made to exhaust the kernel's tables and pool, each
+/// in a top-level slot of its own (so each costs three page tables).
+const EXHAUST_UTCBS: u64 = 0x0000_4000_0000_0000;
 
 // Messages between the checker and the fuzzing threads (labels).
 const GO: u64 = 0xf0; // MR1 first call number, MR2 count
@@ -341,6 +344,42 @@ fn fpu_probe() -> Result<(), u64> {
     }
 }
 
+/// Creates threads, in new spaces and then in those, until the kernel
+/// refuses (tables full or pool empty), deletes them all, and checks that
+/// the pool and the object counts are back where they were.
+fn exhaust() -> Result<(), &'static str> {
+    const MAX: usize = 160;
+    let level = || (sc::ktest(ktest::POOL_FREE, 0, 0), sc::ktest(ktest::OBJECTS, 0, 0));
+    let before = level();
+    let mut made = [ThreadId::NIL; MAX];
+    let mut n = 0;
+    let mut refusals = 0;
+    let utcb = |k: usize| EXHAUST_UTCBS + ((k as u64 % 128) << 39) + ((k as u64 / 128) << 12);
+    while n < MAX && refusals < 2 {
+        // New spaces until refused, then threads in the first one.
+        let space = if refusals == 0 { ThreadId::NIL } else { made[0] };
+        match sc::thread_create(space, utcb(n), ThreadId::NIL) {
+            Ok(t) => {
+                made[n] = t;
+                n += 1;
+            }
+            Err(Error::NoResources | Error::OutOfMemory) if n > 0 => refusals += 1,
+            Err(_) => return Err("creating threads failed with the wrong error"),
+        }
+    }
+    for &t in &made[..n] {
+        sc::thread_delete(t).map_err(|_| "deleting a thread failed")?;
+    }
+    if refusals < 2 {
+        return Err("the kernel never refused a thread");
+    }
+    if level() != before {
+        println!("fuzz: pool and objects {before:?} before, {:?} after {n} threads", level());
+        return Err("the pool or the object count did not come back");
+    }
+    Ok(())
+}
+
 /// One fuzzing thread: waits for a batch, runs it, reports.
 fn fuzz_main(i: usize) -> ! {
     let me = me();
@@ -354,7 +393,17 @@ fn fuzz_main(i: usize) -> ! {
         let (first, count) = (go.mr[0], go.mr[1]);
         load_pattern(i);
         let mut failed = None;
-        for n in first..first + count {
+        // Every fourth batch of the privileged thread starts by running
+        // the kernel out of threads, spaces and pool.
+        if i == 1 && (first / (FUZZERS as u64 * BATCH)).is_multiple_of(4) {
+            if let Err(why) = exhaust() {
+                println!("fuzz: FAILED seed {seed} call {first}: exhaustion: {why}");
+                if KEEP.load(SeqCst) == 0 {
+                    failed = Some(first);
+                }
+            }
+        }
+        for n in (first..first + count).take_while(|_| failed.is_none()) {
             // SAFETY: the pager maps the progress frame here (again, should
             // a flush have taken it).
             unsafe { core::ptr::write_volatile(progress, n | (i as u64) << 60) };
