@@ -16,7 +16,7 @@
 
 use crate::rng::Rng;
 use crate::values;
-use abi::ipc::Timeout;
+use abi::ipc::{item, rights, Fpage, Tag, Timeout};
 use abi::sys::{self, attr, ktest};
 use abi::{Error, ThreadId, KIP_VADDR, USER_END};
 
@@ -135,6 +135,33 @@ pub enum Case {
     /// (Privileged.) Create, start and later delete a thread in a new space
     /// that checks the FPU/SSE state it gets on its first FPU instruction.
     FpuProbe,
+    /// (Unprivileged.) A message to the partner thread, waiting in another
+    /// space with the given buffers.
+    Transfer(Transfer),
+}
+
+/// A message to the partner and what must become of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// The partner's buffer registers: map window, string buffer, its length.
+    pub br: [u64; 3],
+    /// The partner flushes its string buffer first (the copy faults there).
+    pub flush_receiver: bool,
+    /// The sender flushes its own page `buf` first (the copy faults there).
+    pub flush_sender: bool,
+    pub tag: u64,
+    pub mr: [u64; 6],
+    pub timeout: Timeout,
+    /// The result of both sides.
+    pub expect: Expect,
+    /// After a success, MR1..MR6 as the partner gets them (string items
+    /// say where they landed).
+    pub words: [u64; 6],
+    /// The string items (source, length), in order: each lands at
+    /// `br[1]`, so after a success the buffer holds, at each offset, the
+    /// byte of the last string that reaches there.
+    pub strings: [(u64, u64); 3],
+    pub nstrings: usize,
 }
 
 /// Where things are in the fuzzing thread's own address space.
@@ -149,6 +176,14 @@ pub struct Layout {
     /// Base of the region where children's UTCBs go (spread over it, so
     /// that each costs the kernel page tables).
     pub child_utcbs: u64,
+    /// How far from `buf` the caller's memory stays readable (faults in
+    /// it are resolved by its pager).
+    pub readable: u64,
+    /// The partner's string buffer and its length (writable, faults in it
+    /// resolved by its pager), and the region its map windows lie in.
+    pub peer_buf: u64,
+    pub peer_buf_len: u64,
+    pub peer_window: u64,
 }
 
 /// Children a privileged fuzzer keeps at once.
@@ -231,7 +266,7 @@ impl Fuzzer {
             // ipc unmap print myself/yield badnr denied exc | create start delete config irq ktest probe
             &[20, 8, 3, 3, 3, 0, 6, 12, 5, 8, 14, 3, 4, 2]
         } else {
-            &[40, 15, 8, 5, 5, 10, 10, 0, 0, 0, 0, 0, 0, 0]
+            &[40, 15, 8, 5, 5, 10, 10, 0, 0, 0, 0, 0, 0, 0, 20]
         };
         let (call, expect) = match self.rng.weighted(weights) {
             0 => self.ipc(),
@@ -247,7 +282,8 @@ impl Fuzzer {
             10 => self.config(),
             11 => self.irq_attach(),
             12 => self.ktest(),
-            _ => return Case::FpuProbe,
+            13 => return Case::FpuProbe,
+            _ => return Case::Transfer(self.transfer()),
         };
         let mut call = call;
         for &f in &CALL_FLAGS {
@@ -368,6 +404,106 @@ impl Fuzzer {
         (call, send.unwrap_or(recv))
     }
 
+    fn transfer(&mut self) -> Transfer {
+        let l = self.layout;
+        let r = &mut self.rng;
+        // The partner's buffers: windows inside its window region or
+        // malformed; a string buffer inside its buffer or wholly outside the
+        // user half (a buffer only partly there would be written up to its end).
+        let s = r.range(12, 24) as u32;
+        let br0 = match r.below(5) {
+            0 => 0,
+            1 | 2 => Fpage::new(l.peer_window + (r.below(64) << 24), s, rights::ALL).0,
+            3 => Fpage::new(l.peer_window | 0x1000, r.range(13, 24) as u32, rights::ALL).0,
+            _ => Fpage::io(0, 16).0,
+        };
+        let (br1, br2) = if r.chance(1, 6) {
+            (values::bad_address(r).max(USER_END), r.range(1, 1 << 17))
+        } else {
+            let off = r.below(l.peer_buf_len / 2);
+            (l.peer_buf + off, r.below(l.peer_buf_len - off + 1))
+        };
+        let flush_receiver = r.chance(1, 8);
+        let flush_sender = r.chance(1, 8);
+        // The message: untyped words, then items in the registers; now and
+        // then an impossible tag or one that reaches into the UTCB.
+        let untyped = r.below(7) as usize;
+        let items = r.below(((6 - untyped) / 2) as u64 + 1) as usize;
+        let label = values::tag(r) >> 16;
+        let tag = match r.below(10) {
+            0 => Tag::new(label, r.range(7, 63) as usize, 0).0,
+            1 => Tag::new(label, untyped, 2 * items + 1).0,
+            2 => Tag::new(label, 40, 30).0,
+            _ => Tag::new(label, untyped, 2 * items).0,
+        };
+        let mut mr = [0u64; 6];
+        for w in mr.iter_mut() {
+            *w = values::word(r);
+        }
+        let (mut strings, mut nstrings) = ([(0, 0); 3], 0);
+        // After a grant, no string from the caller's buffer: the grant may
+        // have taken the buffer's pages, the copy would fault, and the
+        // restarted IPC would grant them away again, for ever.
+        let mut granted = false;
+        for k in 0..items {
+            let at = untyped + 2 * k;
+            let (w0, w1) = match r.below(6) {
+                0 | 1 => {
+                    let fp = if r.chance(1, 4) { values::io_fpage(r) } else { values::fpage(r, l.buf) };
+                    let kind = if r.chance(1, 4) { item::GRANT } else { item::MAP };
+                    granted |= kind == item::GRANT;
+                    ((values::word(r) & !0xfff & !item::KIND_MASK) | kind, fp.0)
+                }
+                2..=4 => {
+                    let (addr, len) = match if granted { r.below(2) } else { r.below(6) } {
+                        // Wholly outside the user half (a range that began
+                        // inside would fault at the last user page first).
+                        0 => (values::bad_address(r).max(USER_END), r.range(1, 4096)),
+                        1 => {
+                            let off = r.below(4096);
+                            (KIP_VADDR + off, r.below(4096 - off + 1))
+                        }
+                        2 => (l.buf + r.below(l.readable), r.pick(&[item::MAX_STRING + 1, u32::MAX as u64])),
+                        _ => {
+                            let off = r.below(l.readable);
+                            (l.buf + off, r.below((l.readable - off).min(item::MAX_STRING) + 1))
+                        }
+                    };
+                    ((len << 32) | item::STRING | (r.below(2) << 31), addr)
+                }
+                _ => (r.pick(&[0, 8, 10, 12, 14]) | (values::word(r) & !item::KIND_MASK), values::word(r)),
+            };
+            mr[at] = w0;
+            mr[at + 1] = w1;
+            if w0 & item::KIND_MASK == item::STRING {
+                strings[nstrings] = (w1, w0 >> 32);
+                nstrings += 1;
+            }
+        }
+        if Tag(tag).untyped() != untyped || Tag(tag).typed() != 2 * items {
+            // Not items after all (the tag says otherwise).
+            nstrings = 0;
+        }
+        let timeout = match r.below(3) {
+            0 => Timeout::NEVER,
+            1 => Timeout::ticks(r.range(1 << 24, 1 << 32)),
+            _ => Timeout((63 << 26) | r.range(1, (1 << 26) - 1) as u32),
+        };
+        let (expect, words) = transfer_result(tag, &mr, [br0, br1, br2]);
+        Transfer {
+            br: [br0, br1, br2],
+            flush_receiver,
+            flush_sender,
+            tag,
+            mr,
+            timeout,
+            expect,
+            words,
+            strings,
+            nstrings,
+        }
+    }
+
     fn unmap(&mut self) -> (Call, Expect) {
         let l = self.layout;
         let near = match self.rng.below(4) {
@@ -387,8 +523,9 @@ impl Fuzzer {
             }
         } else if !fp.is_valid() || fp.size_log2() > 24 {
             Expect::err(Error::InvalidArgument)
-        } else if fp.rights() == 0 || flags & sys::UNMAP_SELF == 0 {
-            // Nothing derives from a fuzzing thread's pages.
+        } else if fp.rights() == 0 || (flags & sys::UNMAP_SELF == 0 && self.privileged) {
+            // Nothing derives from the privileged thread's pages (the
+            // unprivileged one maps its pages to the partner).
             Expect::is(0)
         } else {
             Expect::any_ok()
@@ -617,6 +754,75 @@ impl Fuzzer {
     }
 }
 
+/// What a message from a fuzzing thread (no ports, pages only from its
+/// pager) to the partner must give, by the kernel's checks in their order
+/// (`abi::ipc`): the result, and MR1..MR6 as received.
+fn transfer_result(tag: u64, mr: &[u64; 6], br: [u64; 3]) -> (Expect, [u64; 6]) {
+    let tag = Tag(tag);
+    let n = tag.words();
+    let mut words = *mr;
+    let (mut maps, mut grants) = (false, false);
+    let also = |e: Expect, maps: bool, grants: bool| {
+        let e = if maps { e.or(Error::OutOfMemory) } else { e };
+        if grants {
+            e.or(Error::InvalidArgument)
+        } else {
+            e
+        }
+    };
+    if n >= abi::ipc::MAX_MRS || !tag.typed().is_multiple_of(2) {
+        return (Expect::err(Error::MessageOverflow), words);
+    }
+    for it in (tag.untyped() + 1..=n).step_by(2) {
+        let (w0, w1) = (mr[it - 1], mr[it]);
+        let e = match w0 & item::KIND_MASK {
+            item::MAP | item::GRANT => {
+                let (fp, window) = (Fpage(w1), Fpage(br[0]));
+                if fp.is_io() {
+                    if fp.io_range().is_none() {
+                        Some(Error::InvalidArgument)
+                    } else if window.0 == 0 {
+                        Some(Error::MessageOverflow)
+                    } else {
+                        // Fuzzing threads hold no ports.
+                        Some(Error::NoPermission)
+                    }
+                } else if !fp.is_valid() || fp.size_log2() > 24 {
+                    Some(Error::InvalidArgument)
+                } else if !window.is_valid() {
+                    Some(Error::MessageOverflow)
+                } else {
+                    None
+                }
+            }
+            item::STRING => {
+                let (addr, len) = (w1, w0 >> 32);
+                if len > item::MAX_STRING || len > br[2] {
+                    Some(Error::MessageOverflow)
+                } else if len > 0 && (addr.checked_add(len).is_none_or(|e| e > USER_END) || br[1] >= USER_END) {
+                    Some(Error::BadAddress)
+                } else {
+                    words[it - 1] = (len << 32) | item::STRING;
+                    words[it] = br[1];
+                    None
+                }
+            }
+            _ => Some(Error::InvalidArgument),
+        };
+        if let Some(e) = e {
+            return (also(Expect::err(e), maps, grants), words);
+        }
+        // A map item that gets through may fill the mapping database (its
+        // capacity is the kernel's business): OutOfMemory, from there on. A
+        // grant may meet a window page derived from the page it grants
+        // (mapped there by an earlier item or message): a cycle.
+        let kind = w0 & item::KIND_MASK;
+        maps |= matches!(kind, item::MAP | item::GRANT);
+        grants |= kind == item::GRANT;
+    }
+    (also(Expect::is(0), maps, grants), words)
+}
+
 /// A valid create: the new id, or no room left (threads, spaces, pool).
 fn fresh() -> Expect {
     Expect::any_ok().or(Error::NoResources).or(Error::OutOfMemory)
@@ -627,7 +833,16 @@ mod tests {
     use super::*;
 
     fn layout() -> Layout {
-        Layout { buf: 0x40_0000, utcb: 0x5000_0000_0000, refused: 0x2000_0000_0000, child_utcbs: 0x3000_0000_0000 }
+        Layout {
+            buf: 0x40_0000,
+            utcb: 0x5000_0000_0000,
+            refused: 0x2000_0000_0000,
+            child_utcbs: 0x3000_0000_0000,
+            readable: 0x2_0000,
+            peer_buf: 0x60_0000,
+            peer_buf_len: 0x1_2000,
+            peer_window: 0x6800_0000_0000,
+        }
     }
 
     fn fuzzer(seed: u64, privileged: bool) -> Fuzzer {
@@ -716,6 +931,59 @@ mod tests {
             }
             f.record(i + (1 << 32));
         }
+    }
+
+    #[test]
+    fn transfers_write_only_the_partner_buffer_and_read_only_what_is_readable() {
+        let mut f = fuzzer(15, false);
+        let l = layout();
+        let mut n = 0;
+        for _ in 0..50_000 {
+            let Case::Transfer(t) = f.next_case() else { continue };
+            n += 1;
+            let [w, b, len] = t.br;
+            assert!(b >= USER_END || (b >= l.peer_buf && b + len <= l.peer_buf + l.peer_buf_len), "{t:x?}");
+            let wf = Fpage(w);
+            assert!(
+                w == 0
+                    || !wf.is_valid()
+                    || wf == Fpage::io(0, 16)
+                    || (wf.base() >= l.peer_window && wf.size_log2() <= 24)
+            );
+            for &(src, slen) in &t.strings[..t.nstrings] {
+                let inside = |a: u64, size: u64| src >= a && src + slen <= a + size;
+                assert!(
+                    src >= USER_END || slen > item::MAX_STRING || inside(l.buf, l.readable) || inside(KIP_VADDR, 4096),
+                    "{t:x?}"
+                );
+            }
+        }
+        assert!(n > 5000);
+    }
+
+    #[test]
+    fn transfer_oracle_by_hand() {
+        let br = [Fpage::new(0x6800_0000_0000, 12, rights::ALL).0, 0x60_0000, 0x1000];
+        let s = |len: u64, addr: u64| [(len << 32) | item::STRING, addr];
+        let msg = |w: [u64; 2]| [w[0], w[1], 0, 0, 0, 0];
+        let t = Tag::new(1, 0, 2).0;
+        assert_eq!(transfer_result(t, &msg(s(16, 0x40_0000)), br).0, Expect::is(0));
+        assert_eq!(transfer_result(t, &msg(s(16, 0x40_0000)), br).1[1], 0x60_0000);
+        assert_eq!(transfer_result(t, &msg(s(0x1001, 0x40_0000)), br).0, Expect::err(Error::MessageOverflow));
+        assert_eq!(transfer_result(t, &msg(s(8, USER_END)), br).0, Expect::err(Error::BadAddress));
+        assert_eq!(transfer_result(t, &msg(s(0, USER_END)), br).0, Expect::is(0));
+        let io = Fpage((0xffff_0000u64 << 12) | (16 << 4) | 8).0;
+        assert_eq!(transfer_result(t, &msg([item::MAP, io]), br).0, Expect::err(Error::InvalidArgument));
+        assert_eq!(transfer_result(t, &msg([item::MAP, Fpage::io(0x80, 0).0]), br).0, Expect::err(Error::NoPermission));
+        assert_eq!(
+            transfer_result(t, &msg([item::MAP, Fpage::io(0x80, 0).0]), [0, 0, 0]).0,
+            Expect::err(Error::MessageOverflow)
+        );
+        assert_eq!(transfer_result(t, &msg([8, 0]), br).0, Expect::err(Error::InvalidArgument));
+        assert_eq!(transfer_result(Tag::new(0, 1, 1).0, &[0; 6], br).0, Expect::err(Error::MessageOverflow));
+        assert_eq!(transfer_result(Tag::new(0, 60, 4).0, &[0; 6], br).0, Expect::err(Error::MessageOverflow));
+        let map = msg([item::MAP, Fpage::new(0x40_0000, 12, rights::ALL).0]);
+        assert_eq!(transfer_result(t, &map, br).0, Expect::is(0).or(Error::OutOfMemory));
     }
 
     #[test]

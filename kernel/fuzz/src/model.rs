@@ -287,7 +287,11 @@ impl Model {
         match r.below(10) {
             0..=4 => {
                 let from = if r.chance(1, 3) { Key::new(0, aligned(r)) } else { Key::new(actor(r), aligned(r)) };
-                let to = Key::new(actor(r), aligned(r));
+                // Another space: an actor cannot send a map item to itself.
+                let mut to = Key::new(actor(r), aligned(r));
+                if to.space == from.space {
+                    to.space = to.space % (SPACES as u8 - 1) + 1;
+                }
                 let grant = from.space != 0 && r.chance(1, 4);
                 Op::Map { from, to, pages, rights, grant }
             }

@@ -23,6 +23,7 @@ use abi::syscall::{self as sc, receive, send, Msg};
 use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use fuzz::exceptions::{KINDS, NONE};
+use fuzz::model::{self, Key, Model, Op, Outcome};
 use fuzz::{Call, Case, Fuzzer, Layout};
 use user_rt::println;
 
@@ -64,10 +65,38 @@ static RESUME_SP: [AtomicU64; FUZZERS] = [const { AtomicU64::new(0) }; FUZZERS];
 static SEEN: [AtomicU64; FUZZERS] = [const { AtomicU64::new(0) }; FUZZERS];
 const MISMATCH: u64 = 1 << 32;
 
-/// A buffer of the fuzzing threads' (mapped: part of this image).
+/// A buffer of the fuzzing threads' (part of this image, so faults in it
+/// are resolved; read-only, so what a string copy reads stays the same).
 #[repr(C, align(4096))]
-struct Page([u8; 4096]);
-static BUF: Page = Page([b'.'; 4096]);
+struct Buf([u8; BUF_LEN as usize]);
+const BUF_LEN: u64 = 80 * 1024;
+static BUF: Buf = Buf(buf_bytes());
+
+const fn buf_bytes() -> [u8; BUF_LEN as usize] {
+    let mut b = [0u8; BUF_LEN as usize];
+    let mut i = 0;
+    while i < b.len() {
+        b[i] = (i as u8).wrapping_mul(31) ^ (i >> 8) as u8;
+        i += 1;
+    }
+    b
+}
+
+/// The partner's string buffer (written by the kernel's string copies).
+#[repr(C, align(4096))]
+struct PeerBuf([u8; PEER_BUF_LEN as usize]);
+const PEER_BUF_LEN: u64 = 72 * 1024;
+static mut PEER_BUF: PeerBuf = PeerBuf([0; PEER_BUF_LEN as usize]);
+/// Where the partner's map windows are (nothing else of it is there).
+const PEER_WINDOW: u64 = 0x0000_6800_0000_0000;
+static PEER: AtomicU64 = AtomicU64::new(0);
+/// The partner's account of what it received: result, tag, MR1..MR6,
+/// and a hash of the first string item's bytes where they landed.
+static PEER_REPORT: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+// Partner commands (labels).
+const P_SETUP: u64 = 0xb1; // MR1..3 br[0..3], MR4 flush the string buffer first
+const P_READY: u64 = 0xb2;
+const P_DONE: u64 = 0xb3;
 
 fn checker() -> ThreadId {
     ThreadId(CHECKER.load(SeqCst))
@@ -383,8 +412,16 @@ fn exhaust() -> Result<(), &'static str> {
 /// One fuzzing thread: waits for a batch, runs it, reports.
 fn fuzz_main(i: usize) -> ! {
     let me = me();
-    let layout =
-        Layout { buf: (&raw const BUF) as u64, utcb: sc::utcb().self_ptr, refused: REFUSED, child_utcbs: CHILD_UTCBS };
+    let layout = Layout {
+        buf: (&raw const BUF) as u64,
+        utcb: sc::utcb().self_ptr,
+        refused: REFUSED,
+        child_utcbs: CHILD_UTCBS,
+        readable: BUF_LEN,
+        peer_buf: (&raw const PEER_BUF) as u64,
+        peer_buf_len: PEER_BUF_LEN,
+        peer_window: PEER_WINDOW,
+    };
     let seed = SEED.load(SeqCst);
     let mut f = Fuzzer::new(seed, i as u64, me, i == 1, layout, checker(), ThreadId(STALE.load(SeqCst)));
     let progress = PROGRESS_VA as *mut u64;
@@ -457,6 +494,20 @@ fn fuzz_main(i: usize) -> ! {
                         false
                     }
                 }
+                Case::Transfer(t) => match transfer(&t, 0) {
+                    None => {
+                        let intact = pattern_intact(i);
+                        if !intact {
+                            println!("fuzz: FAILED seed {seed} call {n}: XMM registers changed across a message");
+                            load_pattern(i);
+                        }
+                        !intact
+                    }
+                    Some(why) => {
+                        println!("fuzz: FAILED seed {seed} call {n}: {why}");
+                        true
+                    }
+                },
                 Case::FpuProbe => {
                     match fpu_probe() {
                         Ok(()) => false,
@@ -488,6 +539,331 @@ extern "C" fn privileged() -> ! {
     fuzz_main(1)
 }
 
+// ---- IPC transfers to a partner in another space ----
+
+/// FNV-1a of the `len` bytes `byte(i)`.
+fn hash(len: u64, byte: impl Fn(u64) -> u8) -> u64 {
+    (0..len).fold(0xcbf2_9ce4_8422_2325u64, |h, i| (h ^ byte(i) as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+fn read_byte(addr: u64) -> u8 {
+    // SAFETY: the caller's readable memory (faults resolved by its pager).
+    unsafe { core::ptr::read_volatile(addr as *const u8) }
+}
+
+/// Waits for a setup, then for one message from the unprivileged fuzzing
+/// thread with those buffers, and reports what arrived.
+extern "C" fn partner() -> ! {
+    loop {
+        let Ok((from, m)) = receive(ThreadId::ANY, Timeout::NEVER) else { continue };
+        if m.tag().label() != P_SETUP {
+            continue;
+        }
+        let u = sc::utcb();
+        u.br[0] = m.mr[0];
+        u.br[1] = m.mr[1];
+        u.br[2] = m.mr[2];
+        if m.mr[3] != 0 {
+            let base = (&raw const PEER_BUF) as u64;
+            let _ = sc::unmap(Fpage::new(base, 12, rights::ALL), true);
+            let _ = sc::unmap(Fpage::new(base + 0x1_0000, 12, rights::ALL), true);
+        }
+        // Ready (the sender waits for this), then its message.
+        let (rax, got) =
+            match sc::ipc(from, from, Timeout::ZERO, Timeout::NEVER, &Msg::new(Tag::new(P_READY, 0, 0), &[])) {
+                Ok((_, got)) => (0, got),
+                Err(e) => (e.encode(), Msg::default()),
+            };
+        let t = got.tag();
+        let string = (t.untyped() + 1..=t.words().min(6))
+            .step_by(2)
+            .map(|i| (got.mr[i - 1], got.mr[i]))
+            .find(|(w0, _)| w0 & abi::ipc::item::KIND_MASK == abi::ipc::item::STRING);
+        let h = string.map_or(0, |(w0, at)| hash(w0 >> 32, |i| read_byte(at + i)));
+        let report = [rax, got.tag, got.mr[0], got.mr[1], got.mr[2], got.mr[3], got.mr[4], got.mr[5], h];
+        for (slot, w) in PEER_REPORT.iter().zip(report) {
+            slot.store(w, SeqCst);
+        }
+        let _ = send(from, &Msg::new(Tag::new(P_DONE, 0, 0), &[]), Timeout::NEVER);
+    }
+}
+
+/// Does `h` (the partner's hash of its buffer, for the first string's
+/// length) match the strings sent? Each string overwrites the buffer from
+/// its start.
+fn strings_landed(t: &fuzz::calls::Transfer, h: u64) -> bool {
+    let s = &t.strings[..t.nstrings];
+    let Some(&(_, first)) = s.first() else { return h == 0 };
+    let byte = |j: u64| s.iter().rev().find(|&&(_, len)| len > j).map_or(0, |&(src, _)| read_byte(src + j));
+    h == hash(first, byte)
+}
+
+/// Sends `t`'s message to the partner; what went wrong, if anything.
+fn transfer(t: &fuzz::calls::Transfer, flags: u64) -> Option<&'static str> {
+    let peer = ThreadId(PEER.load(SeqCst));
+    let setup = Msg::new(Tag::new(P_SETUP, 4, 0), &[t.br[0], t.br[1], t.br[2], t.flush_receiver as u64]);
+    if !sc::call(peer, &setup).is_ok_and(|r| r.tag().label() == P_READY) {
+        return Some("the partner did not get ready");
+    }
+    if t.flush_sender {
+        let _ = sc::unmap(Fpage::new((&raw const BUF) as u64, 12, rights::ALL), true);
+    }
+    let call = Call {
+        nr: abi::sys::IPC,
+        rdi: peer.0,
+        rsi: ThreadId::NIL.0,
+        rdx: t.tag,
+        r10: Timeout::pack(t.timeout, Timeout::ZERO),
+        mr: t.mr,
+        flags,
+    };
+    let rax = raw_call(&call);
+    if !t.expect.admits(rax) {
+        println!("fuzz: transfer {t:x?} returned {rax:#x}");
+        return Some("wrong result of a message to the partner");
+    }
+    if !receive(peer, Timeout::NEVER).is_ok_and(|(_, m)| m.tag().label() == P_DONE) {
+        return Some("the partner did not report");
+    }
+    let got: [u64; 9] = core::array::from_fn(|i| PEER_REPORT[i].load(SeqCst));
+    let n = Tag(t.tag).words().min(6);
+    let ok =
+        got[0] == rax && (rax != 0 || (got[1] == t.tag && got[2..2 + n] == t.words[..n] && strings_landed(t, got[8])));
+    if !ok {
+        println!("fuzz: transfer {t:x?}: sender {rax:#x}, partner got {got:x?}");
+        return Some("the partner received something else than was sent");
+    }
+    None
+}
+
+// ---- the map/grant/flush model ----
+
+/// The actors' model pages, at `WINDOW + page * 4096` (their pager
+/// refuses faults here, so an access to a page they lack reaches the
+/// checker as an exception).
+const WINDOW: u64 = 0x0000_6000_0000_0000;
+const ACTOR_UTCB: u64 = 0x0000_5800_0000_0000;
+const ACTORS: usize = model::SPACES - 1;
+/// Model operations per round.
+const MODEL_OPS: u64 = 40;
+/// Frame `k` of the model holds `MARK + k`.
+const MARK: u64 = 0x6d6f_6465_6c00_0000;
+/// A touch that faulted (the checker resumed the actor after it).
+const FAULTED: u64 = u64::MAX - 1;
+
+// Actor commands (labels); every reply carries a result in MR1.
+const A_RECV: u64 = 0xa1; // MR1 window, MR2 sender: receive one map item, report the result
+const A_SEND: u64 = 0xa2; // MR1 receiver, MR2 fpage, MR3 grant: send one map item
+const A_UNMAP: u64 = 0xa3; // MR1 fpage, MR2 flags
+const A_TOUCH: u64 = 0xa4; // MR1 address, MR2 write: read (and write back) a word
+
+static ACTOR_RESUME_IP: AtomicU64 = AtomicU64::new(0);
+static ACTOR_RESUME_SP: AtomicU64 = AtomicU64::new(0);
+/// Set by the checker when it resumes an actor after a fault.
+static ACTOR_FAULTED: AtomicU64 = AtomicU64::new(0);
+static mut ACTOR_STACKS: [Stack; ACTORS] = [const { Stack([0; 8192]) }; ACTORS];
+
+/// Reads (and with `write` stores back) the word at `addr`; [`FAULTED`]
+/// if either access faulted (the checker then resumes at the end).
+fn touch(addr: u64, write: bool) -> u64 {
+    let v: u64;
+    ACTOR_FAULTED.store(0, SeqCst);
+    // SAFETY: an access to a model page, which may fault: the checker
+    // resumes at label 2 with the recorded stack pointer.
+    unsafe {
+        core::arch::asm!(
+            "lea {t}, [rip + 2f]",
+            "mov [{ip}], {t}",
+            "mov [{sp}], rsp",
+            "mov rax, [{a}]",
+            "test {w}, {w}",
+            "jz 2f",
+            "mov [{a}], rax",
+            "2:",
+            t = out(reg) _,
+            ip = in(reg) ACTOR_RESUME_IP.as_ptr(),
+            sp = in(reg) ACTOR_RESUME_SP.as_ptr(),
+            a = in(reg) addr,
+            w = in(reg) write as u64,
+            out("rax") v,
+        )
+    }
+    if ACTOR_FAULTED.load(SeqCst) != 0 {
+        FAULTED
+    } else {
+        v
+    }
+}
+
+/// An actor of the model: one address space, driven by the checker.
+extern "C" fn actor() -> ! {
+    let raw = |r: Result<u64, Error>| r.unwrap_or_else(|e| e.encode());
+    loop {
+        let Ok((_, m)) = receive(checker(), Timeout::NEVER) else { continue };
+        let a = m.mr;
+        let r = match m.tag().label() {
+            A_RECV => {
+                sc::utcb().br[0] = a[0];
+                raw(receive(ThreadId(a[1]), Timeout::NEVER).map(|_| 0))
+            }
+            A_SEND => {
+                let it = map_item(0, Fpage(a[1]), a[2] != 0);
+                raw(send(ThreadId(a[0]), &Msg::new(Tag::new(0, 0, 2), &it), Timeout::NEVER).map(|_| 0))
+            }
+            A_UNMAP => raw(sc::unmap(Fpage(a[0]), a[1] != 0)),
+            A_TOUCH => touch(a[0], a[1] != 0),
+            _ => u64::MAX,
+        };
+        let _ = send(checker(), &Msg::new(Tag::new(0, 1, 0), &[r]), Timeout::NEVER);
+    }
+}
+
+fn start_actor(k: usize) -> Result<ThreadId, Error> {
+    let t = sc::thread_create(ThreadId::NIL, ACTOR_UTCB, ThreadId(PAGER.load(SeqCst)))?;
+    sc::thread_config(t, attr::EXCEPTION_HANDLER, me().0, 0)?;
+    sc::thread_config(t, attr::PRIORITY, 35, 0)?;
+    let stack = (&raw const ACTOR_STACKS) as u64 + (k as u64 + 1) * 8192 - 8;
+    sc::thread_start(t, actor as *const () as u64, stack)?;
+    Ok(t)
+}
+
+/// The model's universe in the kernel: the actors and the frames (the
+/// root's pages, 1:1 in this space).
+struct Universe {
+    model: Model,
+    actors: [ThreadId; ACTORS],
+    frames: u64,
+    rng: fuzz::Rng,
+    ops: u64,
+}
+
+fn fpage_of(base: u64, page: u8, pages: u8, rights: u64) -> Fpage {
+    Fpage::new(base + page as u64 * 4096, 12 + pages.trailing_zeros(), rights)
+}
+
+impl Universe {
+    fn new(seed: u64) -> Option<Universe> {
+        let frames = rt::aligned_region(15)?;
+        for k in 0..model::PAGES as u64 {
+            // SAFETY: frames this thread took from sigma0's pool, 1:1 here.
+            unsafe { core::ptr::write_volatile((frames + k * 4096) as *mut u64, MARK + k) };
+        }
+        let mut actors = [ThreadId::NIL; ACTORS];
+        for (k, a) in actors.iter_mut().enumerate() {
+            *a = start_actor(k).ok()?;
+        }
+        Some(Universe { model: Model::new(), actors, frames, rng: fuzz::Rng::stream(seed, 2), ops: 0 })
+    }
+
+    fn actor(&self, space: u8) -> ThreadId {
+        self.actors[space as usize - 1]
+    }
+
+    /// A command to an actor and its result; an exception it raises on
+    /// the way (a touch of a page it lacks) is resumed and noted.
+    fn command(&self, space: u8, label: u64, args: &[u64]) -> Result<u64, &'static str> {
+        let t = self.actor(space);
+        let mut r = sc::call(t, &Msg::new(Tag::new(label, args.len(), 0), args)).map_err(|_| "actor command failed")?;
+        if r.tag().label() == label::EXCEPTION {
+            if label != A_TOUCH || r.mr[0] != 14 {
+                return Err("an actor raised an exception outside a touch");
+            }
+            let (ip, sp) = (ACTOR_RESUME_IP.load(SeqCst), ACTOR_RESUME_SP.load(SeqCst));
+            ACTOR_FAULTED.store(1, SeqCst);
+            let fix = Msg::new(Tag::new(0, 3, 0), &[ip, sp, r.mr[4]]);
+            r = sc::ipc(t, t, Timeout::ZERO, Timeout::NEVER, &fix).map_err(|_| "resuming the actor failed")?.1;
+        }
+        Ok(r.mr[0])
+    }
+
+    /// Carries out `op` in the kernel; what the kernel answered.
+    fn execute(&mut self, op: Op) -> Result<Outcome, &'static str> {
+        let bad = |r: u64| Error::decode(r).is_err() && r != Error::InvalidArgument.encode();
+        Ok(match op {
+            Op::Map { from, to, pages, rights, grant } => {
+                let window = fpage_of(WINDOW, to.page, pages, rights::ALL);
+                let (sender, receiver) =
+                    (if from.space == 0 { me() } else { self.actor(from.space) }, self.actor(to.space));
+                send(receiver, &Msg::new(Tag::new(A_RECV, 2, 0), &[window.0, sender.0]), Timeout::NEVER)
+                    .map_err(|_| "actor command failed")?;
+                let sent = if from.space == 0 {
+                    let it = map_item(0, fpage_of(self.frames, from.page, pages, rights as u64), false);
+                    let r = send(receiver, &Msg::new(Tag::new(0, 0, 2), &it), Timeout::NEVER);
+                    r.map_or_else(|e| e.encode(), |_| 0)
+                } else {
+                    let fp = fpage_of(WINDOW, from.page, pages, rights as u64);
+                    self.command(from.space, A_SEND, &[receiver.0, fp.0, grant as u64])?
+                };
+                let got = receive(receiver, Timeout::NEVER).map_err(|_| "no report from the receiver")?.1.mr[0];
+                if sent != got || bad(sent) {
+                    println!("fuzz: model: map item sent {sent:#x}, received {got:#x}");
+                    return Err("a map item failed unexpectedly");
+                }
+                Outcome::Map { cycle: sent != 0 }
+            }
+            Op::Flush { at, pages, revoke, include_self } => {
+                let r = if at.space == 0 {
+                    sc::unmap(fpage_of(self.frames, at.page, pages, revoke as u64), false).unwrap_or(u64::MAX)
+                } else {
+                    let fp = fpage_of(WINDOW, at.page, pages, revoke as u64);
+                    self.command(at.space, A_UNMAP, &[fp.0, include_self as u64])?
+                };
+                Outcome::Flushed(r as usize)
+            }
+            Op::Renew { space } => {
+                sc::thread_delete(self.actor(space)).map_err(|_| "deleting an actor failed")?;
+                self.actors[space as usize - 1] =
+                    start_actor(space as usize - 1).map_err(|_| "starting an actor failed")?;
+                Outcome::Renewed
+            }
+            Op::Touch { at, write } => {
+                let v = self.command(at.space, A_TOUCH, &[WINDOW + at.page as u64 * 4096, write as u64])?;
+                Outcome::Touch((v != FAULTED).then(|| v.wrapping_sub(MARK) as u8))
+            }
+        })
+    }
+
+    /// Every page of the universe maps what the model says, in the page
+    /// tables and in the mapping database.
+    fn verify(&self) -> Result<(), &'static str> {
+        for space in 0..model::SPACES as u8 {
+            for page in 0..model::PAGES as u8 {
+                let (t, v) = if space == 0 {
+                    (me(), self.frames + page as u64 * 4096)
+                } else {
+                    (self.actor(space), WINDOW + page as u64 * 4096)
+                };
+                let got = sc::ktest(ktest::TRANSLATE, t.0, v).map_err(|_| "TRANSLATE failed")?;
+                let want = self
+                    .model
+                    .lookup(Key::new(space, page))
+                    .map_or(0, |(f, r)| (self.frames + f as u64 * 4096) | r as u64 | ktest::IN_MAPDB);
+                if got != want {
+                    println!("fuzz: model: page {page} of space {space}: kernel {got:#x}, model {want:#x}");
+                    return Err("a mapping differs from the model");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `n` random operations, each checked against the model.
+    fn round(&mut self, n: u64) -> Result<(), &'static str> {
+        for _ in 0..n {
+            let op = self.model.random_op(&mut self.rng);
+            let want = self.model.apply(op);
+            let got = self.execute(op)?;
+            self.ops += 1;
+            if got != want {
+                println!("fuzz: model op {}: {op:?}: kernel {got:?}, model {want:?}", self.ops);
+                return Err("an operation's result differs from the model");
+            }
+            self.verify()?;
+        }
+        Ok(())
+    }
+}
+
 // ---- the checker ----
 
 /// The number of the call being made (the progress word, which this
@@ -503,8 +879,12 @@ fn exception(fuzzers: &[ThreadId; FUZZERS], from: ThreadId, m: &Msg) -> bool {
     let stop = Msg::new(Tag::new(1, 0, 0), &[]);
     let Some(i) = fuzzers.iter().position(|&t| t == from) else {
         // A child of the privileged thread, started at a random address in
-        // an empty space: it stays stopped.
+        // an empty space: it stays stopped. The partner must not fault.
         let _ = send(from, &stop, Timeout::ZERO);
+        if from.0 == PEER.load(SeqCst) {
+            println!("fuzz: the partner raised exception {} at {:#x} (address {:#x})", m.mr[0], m.mr[2], m.mr[5]);
+            return false;
+        }
         return true;
     };
     let (vector, error) = (m.mr[0], m.mr[1]);
@@ -540,6 +920,16 @@ fn serve_batch(fuzzers: &[ThreadId; FUZZERS], i: usize) -> Result<(), u64> {
     }
 }
 
+/// The partner: in a space of its own, above the fuzzing threads'
+/// priority (so it is back in its receive before the sender goes on).
+fn start_partner() -> Result<ThreadId, Error> {
+    let t = sc::thread_create(ThreadId::NIL, rt::utcb_addr(), ThreadId(PAGER.load(SeqCst)))?;
+    sc::thread_config(t, attr::EXCEPTION_HANDLER, me().0, 0)?;
+    sc::thread_config(t, attr::PRIORITY, 35, 0)?;
+    sc::thread_start(t, partner as *const () as u64, rt::stack())?;
+    Ok(t)
+}
+
 fn start_fuzzer(entry: extern "C" fn() -> !, privileged: bool) -> Result<ThreadId, Error> {
     let pager = ThreadId(PAGER.load(SeqCst));
     let t = sc::thread_create(ThreadId::NIL, rt::utcb_addr(), pager)?;
@@ -569,12 +959,22 @@ pub fn run(seed: u64, calls: u64, trace: u64, keep_going: bool) -> bool {
     sc::thread_delete(gone).expect("delete");
     STALE.store(gone.0, SeqCst);
     let sentinel = spawn(ThreadId::NIL, sentinel, 40, pager).expect("sentinel");
+    let Ok(peer) = start_partner() else {
+        println!("fuzz: cannot start the partner");
+        return false;
+    };
+    PEER.store(peer.0, SeqCst);
     let fuzzers = [start_fuzzer(unprivileged, false), start_fuzzer(privileged, true)];
     let [Ok(u), Ok(p)] = fuzzers else {
         println!("fuzz: cannot start the fuzzing threads");
         return false;
     };
     let fuzzers = [u, p];
+    let Some(mut universe) = Universe::new(seed) else {
+        println!("fuzz: cannot set up the model's actors");
+        return false;
+    };
+    let mut model_ok = true;
     let t0 = sc::myself().1;
     let mut next = 0u64;
     let mut round = 0u64;
@@ -594,6 +994,16 @@ pub fn run(seed: u64, calls: u64, trace: u64, keep_going: bool) -> bool {
         if let Some(n) = failed {
             break Err(n);
         }
+        if model_ok {
+            if let Err(why) = universe.round(MODEL_OPS) {
+                println!("fuzz: FAILED seed {seed} call {next}: model op {}: {why}", universe.ops);
+                if !keep_going {
+                    break Err(next);
+                }
+                // The kernel and the model part ways here: no more rounds.
+                model_ok = false;
+            }
+        }
         let broken = sc::ktest(ktest::CHECK, 0, 0);
         if broken != Ok(0) {
             println!("fuzz: FAILED seed {seed} call {next}: kernel invariant check {broken:?} broken");
@@ -607,7 +1017,11 @@ pub fn run(seed: u64, calls: u64, trace: u64, keep_going: bool) -> bool {
             break Err(next);
         }
         round += 1;
-        println!("fuzz: {next} calls ok ({round} rounds, guest TSC {})", sc::myself().1 - t0);
+        println!(
+            "fuzz: {next} calls ok ({round} rounds, {} model ops, guest TSC {})",
+            universe.ops,
+            sc::myself().1 - t0
+        );
         if calls != 0 && next >= calls {
             break Ok(());
         }
