@@ -504,7 +504,7 @@ fn fuzz_main(i: usize) -> ! {
                         !intact
                     }
                     Some(why) => {
-                        println!("fuzz: FAILED seed {seed} call {n}: {why}");
+                        println!("fuzz: FAILED seed {seed} call {n}: {}", why.as_str());
                         true
                     }
                 },
@@ -540,6 +540,33 @@ extern "C" fn privileged() -> ! {
 }
 
 // ---- IPC transfers to a partner in another space ----
+
+/// A short line of text, formatted without allocating.
+struct Line {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl Line {
+    fn of(args: core::fmt::Arguments) -> Line {
+        let mut l = Line { buf: [0; 160], len: 0 };
+        let _ = core::fmt::write(&mut l, args);
+        l
+    }
+
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
+    }
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
 
 /// FNV-1a of the `len` bytes `byte(i)`.
 fn hash(len: u64, byte: impl Fn(u64) -> u8) -> u64 {
@@ -598,12 +625,13 @@ fn strings_landed(t: &fuzz::calls::Transfer, h: u64) -> bool {
     h == hash(first, byte)
 }
 
-/// Sends `t`'s message to the partner; what went wrong, if anything.
-fn transfer(t: &fuzz::calls::Transfer, flags: u64) -> Option<&'static str> {
+/// Sends `t`'s message to the partner; what went wrong, if anything (a
+/// line for the failure report).
+fn transfer(t: &fuzz::calls::Transfer, flags: u64) -> Option<Line> {
     let peer = ThreadId(PEER.load(SeqCst));
     let setup = Msg::new(Tag::new(P_SETUP, 4, 0), &[t.br[0], t.br[1], t.br[2], t.flush_receiver as u64]);
     if !sc::call(peer, &setup).is_ok_and(|r| r.tag().label() == P_READY) {
-        return Some("the partner did not get ready");
+        return Some(Line::of(format_args!("the partner did not get ready")));
     }
     if t.flush_sender {
         let _ = sc::unmap(Fpage::new((&raw const BUF) as u64, 12, rights::ALL), true);
@@ -618,12 +646,19 @@ fn transfer(t: &fuzz::calls::Transfer, flags: u64) -> Option<&'static str> {
         flags,
     };
     let rax = raw_call(&call);
+    // The partner reports whatever became of the message (it waits for
+    // nothing else); a bounded wait, should the message not have reached it.
+    let reported = receive(peer, Timeout::ticks(sc::myself().2)).is_ok_and(|(_, m)| m.tag().label() == P_DONE);
     if !t.expect.admits(rax) {
         println!("fuzz: transfer {t:x?} returned {rax:#x}");
-        return Some("wrong result of a message to the partner");
+        let got = Error::decode(rax).map(|_| ());
+        return Some(Line::of(format_args!(
+            "wrong result of a message to the partner: {got:?}, expected {}",
+            t.expect
+        )));
     }
-    if !receive(peer, Timeout::NEVER).is_ok_and(|(_, m)| m.tag().label() == P_DONE) {
-        return Some("the partner did not report");
+    if !reported {
+        return Some(Line::of(format_args!("the partner did not report")));
     }
     let got: [u64; 9] = core::array::from_fn(|i| PEER_REPORT[i].load(SeqCst));
     let n = Tag(t.tag).words().min(6);
@@ -631,7 +666,7 @@ fn transfer(t: &fuzz::calls::Transfer, flags: u64) -> Option<&'static str> {
         got[0] == rax && (rax != 0 || (got[1] == t.tag && got[2..2 + n] == t.words[..n] && strings_landed(t, got[8])));
     if !ok {
         println!("fuzz: transfer {t:x?}: sender {rax:#x}, partner got {got:x?}");
-        return Some("the partner received something else than was sent");
+        return Some(Line::of(format_args!("the partner received something else than was sent")));
     }
     None
 }
