@@ -180,7 +180,7 @@ pub struct Layout {
     /// it are resolved by its pager).
     pub readable: u64,
     /// The partner's string buffer and its length (writable, faults in it
-    /// resolved by its pager), and the region its map windows lie in.
+    /// resolved by its pager), and the 16 MiB region its map windows lie in.
     pub peer_buf: u64,
     pub peer_buf_len: u64,
     pub peer_window: u64,
@@ -413,7 +413,9 @@ impl Fuzzer {
         let s = r.range(12, 24) as u32;
         let br0 = match r.below(5) {
             0 => 0,
-            1 | 2 => Fpage::new(l.peer_window + (r.below(64) << 24), s, rights::ALL).0,
+            // Inside one 16 MiB region, which the partner flushes now and
+            // then: the mapping database is one pool for everyone.
+            1 | 2 => Fpage::new(l.peer_window + (r.below(1 << (24 - s)) << s), s, rights::ALL).0,
             3 => Fpage::new(l.peer_window | 0x1000, r.range(13, 24) as u32, rights::ALL).0,
             _ => Fpage::io(0, 16).0,
         };
@@ -948,7 +950,7 @@ mod tests {
                 w == 0
                     || !wf.is_valid()
                     || wf == Fpage::io(0, 16)
-                    || (wf.base() >= l.peer_window && wf.size_log2() <= 24)
+                    || (wf.base() >= l.peer_window && wf.base() + (1 << wf.size_log2()) <= l.peer_window + (1 << 24))
             );
             for &(src, slen) in &t.strings[..t.nstrings] {
                 let inside = |a: u64, size: u64| src >= a && src + slen <= a + size;

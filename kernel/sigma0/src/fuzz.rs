@@ -87,8 +87,12 @@ const fn buf_bytes() -> [u8; BUF_LEN as usize] {
 struct PeerBuf([u8; PEER_BUF_LEN as usize]);
 const PEER_BUF_LEN: u64 = 72 * 1024;
 static mut PEER_BUF: PeerBuf = PeerBuf([0; PEER_BUF_LEN as usize]);
-/// Where the partner's map windows are (nothing else of it is there).
+/// Where the partner's map windows are (16 MiB; nothing else of it is
+/// there). It flushes them every [`PEER_FLUSH`] messages: what an
+/// unprivileged sender maps there takes nodes of the mapping database, one
+/// pool for all tasks (filling it makes everyone's page faults fail).
 const PEER_WINDOW: u64 = 0x0000_6800_0000_0000;
+const PEER_FLUSH: u64 = 8;
 static PEER: AtomicU64 = AtomicU64::new(0);
 /// The partner's account of what it received: result, tag, MR1..MR6,
 /// and a hash of the first string item's bytes where they landed.
@@ -581,6 +585,7 @@ fn read_byte(addr: u64) -> u8 {
 /// Waits for a setup, then for one message from the unprivileged fuzzing
 /// thread with those buffers, and reports what arrived.
 extern "C" fn partner() -> ! {
+    let mut n = 0u64;
     loop {
         let Ok((from, m)) = receive(ThreadId::ANY, Timeout::NEVER) else { continue };
         if m.tag().label() != P_SETUP {
@@ -590,6 +595,11 @@ extern "C" fn partner() -> ! {
         u.br[0] = m.mr[0];
         u.br[1] = m.mr[1];
         u.br[2] = m.mr[2];
+        n += 1;
+        if n.is_multiple_of(PEER_FLUSH) {
+            let _ = sc::unmap(Fpage::new(PEER_WINDOW, 24, rights::ALL), true);
+            let _ = sc::unmap(Fpage::new(0, 16, rights::ALL), true);
+        }
         if m.mr[3] != 0 {
             let base = (&raw const PEER_BUF) as u64;
             let _ = sc::unmap(Fpage::new(base, 12, rights::ALL), true);
@@ -925,7 +935,10 @@ fn exception(fuzzers: &[ThreadId; FUZZERS], from: ThreadId, m: &Msg) -> bool {
     let (vector, error) = (m.mr[0], m.mr[1]);
     let announced = EXPECT[i].load(SeqCst);
     if announced == 0 {
-        println!("fuzz: unexpected exception {vector} (error {error:#x}) at {:#x} in fuzzing thread {i}", m.mr[2]);
+        println!(
+            "fuzz: unexpected exception {vector} (error {error:#x}, address {:#x}) at {:#x} in fuzzing thread {i}",
+            m.mr[5], m.mr[2]
+        );
         let _ = send(from, &stop, Timeout::ZERO);
         return false;
     }
