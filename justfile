@@ -4,7 +4,15 @@ target := "x86_64-unknown-none"
 build_dir := "build"
 # The workload config whose partitions sigma0 enforces (compacted into build/modules/config).
 config := "workloads/configs/default.toml"
+# The bare-metal crates with binaries, and every binary they build:
+# `build/modules/` holds them (the boot modules a system description may name).
+bare_crates := "sigma0 roottask test-task test-driver fuzzer"
+modules := "sigma0 roottask test-task test-driver bench fuzzer"
+# The system image `just iso` writes (a compact description, `system`).
+iso_system := "kernel/tests/images/image/system"
 prism := "cargo run --quiet --release -p wcet-reports --bin prism --"
+# The second QEMU `just setup` fetches (model mode is tested under both).
+qemu10 := build_dir / "qemu-10/usr/bin/qemu-system-x86_64"
 
 # Show the recipes.
 default:
@@ -30,6 +38,8 @@ setup:
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
+    # A second, current QEMU beside the system's (model mode is tested under both).
+    bash wcet-reports/cache-model/qemu-fetch.sh {{build_dir}}/qemu-10
     echo "setup: ok ($(qemu-system-x86_64 --version | head -1))"
 
 # Build the kernel, the test kernel and the boot modules into build/.
@@ -41,9 +51,13 @@ build:
     mkdir -p {{build_dir}}/modules
     cargo build --release --target {{target}} -p kernel --features ktest
     cp $out/kernel {{build_dir}}/kernel-test.elf
-    cargo build --release --target {{target}} -p kernel -p sigma0
+    cargo build --release --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}})
     cp $out/kernel {{build_dir}}/kernel.elf
-    cp $out/sigma0 {{build_dir}}/modules/sigma0
+    # Boot modules without debug info (the boot loader copies every byte;
+    # target/ keeps the full ELFs for gdb).
+    for m in {{modules}}; do
+        objcopy --strip-debug $out/$m {{build_dir}}/modules/$m 2>/dev/null || cp $out/$m {{build_dir}}/modules/$m
+    done
     cargo build --release -p cache-model
     cp target/release/libcache_model.so {{build_dir}}/libcache_model.so
     {{prism}} config {{config}} -o {{build_dir}}/modules/config
@@ -56,13 +70,13 @@ run *ARGS: setup build
 # Host unit/property tests, then the in-guest suite under QEMU TCG.
 test: setup build _iso-image
     cargo test --workspace --quiet
-    {{prism}} test --iso {{build_dir}}/prism.iso
+    {{prism}} test --iso {{build_dir}}/prism.iso $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
 
 # fmt and clippy on every crate, host and bare-metal.
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo clippy --target {{target}} -p kernel -p sigma0 -p abi -p user-rt -p cache-color -p fuzz --quiet -- -D warnings
+    cargo clippy --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}}) -p elfload -p abi -p user-rt -p cache-color -p sysdesc -p fuzz --quiet -- -D warnings
     cargo clippy --target {{target}} -p kernel --features ktest --quiet -- -D warnings
 
 # A bootable GRUB ISO (BIOS, and UEFI where grub-efi-amd64-bin is present), checked by booting it.
@@ -70,16 +84,7 @@ iso: _iso-image
     {{prism}} boot-iso {{build_dir}}/prism.iso
 
 _iso-image: setup build
-    #!/usr/bin/env bash
-    set -euo pipefail
-    rm -rf {{build_dir}}/iso && mkdir -p {{build_dir}}/iso/boot/grub
-    cp {{build_dir}}/kernel.elf {{build_dir}}/iso/boot/kernel.elf
-    cp {{build_dir}}/modules/sigma0 {{build_dir}}/iso/boot/sigma0
-    cp {{build_dir}}/modules/config {{build_dir}}/iso/boot/config
-    cp kernel/grub.cfg {{build_dir}}/iso/boot/grub/grub.cfg
-    grub-mkrescue -o {{build_dir}}/prism.iso {{build_dir}}/iso 2> {{build_dir}}/grub-mkrescue.log \
-        || { cat {{build_dir}}/grub-mkrescue.log; exit 1; }
-    echo "iso: {{build_dir}}/prism.iso ($(du -h {{build_dir}}/prism.iso | cut -f1))"
+    {{prism}} iso {{iso_system}} -o {{build_dir}}/prism.iso
 
 # QEMU halted with a GDB stub on :1234; prints the gdb command line.
 debug: setup build
@@ -89,9 +94,9 @@ debug: setup build
 accel: setup build
     {{prism}} accel
 
-# Kernel primitives (TSC cycles under TCG, guest instructions under TCG+icount), then colored frame-pool alloc/free on the host (criterion).
+# Kernel primitives (TSC cycles under TCG, guest instructions under TCG+icount), the cache-model plugin's speed under each QEMU, then colored frame-pool alloc/free on the host (criterion).
 bench: setup build
-    {{prism}} bench
+    {{prism}} bench $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
     cargo bench -q -p cache-color --bench pool
 
 # Run the WCET scenarios and write the report (the pipeline is not built yet).

@@ -51,7 +51,8 @@ pub struct Report {
 }
 
 /// Called with every fault report before the fault is handled; the test
-/// kernel installs a checker here.
+/// kernel installs a checker here (it exists only in the test kernel).
+#[cfg(feature = "ktest")]
 pub static HOOK: spin::Once<fn(&Report)> = spin::Once::new();
 
 fn print(f: &TrapFrame, r: &Report) {
@@ -154,6 +155,7 @@ fn fpu_switch(kk: &mut Kernel, cur: usize) {
 pub fn report_user(f: &TrapFrame, vector: u64, error: u64, cr2: u64) {
     let r = Report { vector, error, rip: f.rip, cr2, user: true };
     print(f, &r);
+    #[cfg(feature = "ktest")]
     if let Some(hook) = HOOK.get() {
         hook(&r);
     }
@@ -174,6 +176,7 @@ fn kernel_fault(f: &TrapFrame) -> ! {
     // The fault may have hit while the console lock was held.
     serial::break_lock();
     print(f, &r);
+    #[cfg(feature = "ktest")]
     if let Some(hook) = HOOK.get() {
         hook(&r);
     }

@@ -20,7 +20,7 @@ pub static mut KIP: KipPage = KipPage(Kip::new());
 pub static MEMMAP: spin::Once<MemMap> = spin::Once::new();
 pub static BOOTINFO: spin::Once<BootInfo> = spin::Once::new();
 pub static POOL_RANGE: spin::Once<Region> = spin::Once::new();
-/// The root task's first thread.
+/// The root task's first thread (sigma0's where no root task runs).
 pub static ROOT_THREAD: spin::Once<abi::ThreadId> = spin::Once::new();
 
 extern "C" {
@@ -92,10 +92,10 @@ fn alloc_free_fmt(h: raw_cpuid::Hypervisor) -> &'static str {
     }
 }
 
-fn module_cmdline(m: &multiboot::ModEntry) -> heapless::String<48> {
+fn module_cmdline(m: &multiboot::ModEntry) -> heapless::String<256> {
     let mut s = heapless::String::new();
     let mut b = [0u8; 1];
-    for i in 0..47 {
+    for i in 0..255 {
         if m.cmdline == 0 || !KernelPhys.read(m.cmdline + i, &mut b) || b[0] == 0 {
             break;
         }
@@ -213,7 +213,7 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     }
     let pcid = paging::enable_pcid();
     kprintln!("paging: 4-level, NX, global kernel pages, PCIDs {}", if pcid { "on" } else { "off (not offered)" });
-    let cmdlines: heapless::Vec<heapless::String<48>, 16> = bi.mods.iter().map(module_cmdline).collect();
+    let cmdlines: heapless::Vec<heapless::String<256>, 16> = bi.mods.iter().map(module_cmdline).collect();
     // SAFETY: single CPU at boot; nobody else references the KIP yet.
     let kip_ptr = &raw mut KIP;
     // SAFETY: as above.
@@ -247,46 +247,74 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     fill_caches(kip);
     kprintln!("timer: TSC {} MHz, local APIC ({})", hz / 1_000_000, crate::arch::apic::mode());
 
-    let Some(root) = kip.modules().first().copied() else {
-        kprintln!("no boot modules: nothing to run. Pass the root task with -initrd (QEMU) or `module` (GRUB).");
+    let Some((_, s0)) = kip.module("sigma0").or(kip.modules().first().map(|m| (0, m))) else {
+        kprintln!(
+            "no boot modules: nothing to run. Pass sigma0 and the root task with -initrd (QEMU) or `module` (GRUB)."
+        );
         cpu::halt_forever()
     };
-    let Some(bytes) = paging::phys_to_virt(root.phys_base) else {
-        stop(format_args!("root module at {:#x} is outside RAM", root.phys_base))
+    let s0 = *s0;
+    let sigma0 = start_module(&s0, None);
+    kip.sigma0_id = sigma0.0;
+    match kip.module("roottask").map(|(_, m)| *m) {
+        Some(root) => {
+            let r = start_module(&root, Some(sigma0));
+            kip.root_id = r.0;
+            ROOT_THREAD.call_once(|| r);
+        }
+        None => {
+            kprintln!("no `roottask` module: only sigma0 runs");
+            ROOT_THREAD.call_once(|| sigma0);
+        }
+    }
+    defmt::info!("modules started, {=usize} kernel pool frames left", POOL.lock().free_frames());
+    thread::schedule_and_resume()
+}
+
+/// Loads boot module `m` into a new space and starts its first thread:
+/// sigma0 (`pager` None: idempotent over RAM, every I/O port, no rights)
+/// or the root task (paged by sigma0, every right, MCP 63). Every page the
+/// loader maps becomes a root of the mapping database, so the module can
+/// map its own pages onwards.
+fn start_module(m: &abi::kip::Module, pager: Option<abi::ThreadId>) -> abi::ThreadId {
+    let Some(bytes) = paging::phys_to_virt(m.phys_base) else {
+        stop(format_args!("module \"{}\" at {:#x} is outside RAM", m.name(), m.phys_base))
     };
     // SAFETY: the module's frames are reserved in the map and mapped in the
     // direct map; nothing writes them.
-    let image = unsafe { core::slice::from_raw_parts(bytes as *const u8, root.size as usize) };
+    let image = unsafe { core::slice::from_raw_parts(bytes as *const u8, m.size as usize) };
     let kk = thread::k();
     let t = kk
-        .create_thread(None, abi::ROOT_UTCB, abi::ThreadId::NIL)
-        .unwrap_or_else(|e| stop(format_args!("cannot create the root thread: {e:?}")));
+        .create_thread(None, abi::ROOT_UTCB, pager.unwrap_or(abi::ThreadId::NIL))
+        .unwrap_or_else(|e| stop(format_args!("cannot create a thread for \"{}\": {e:?}", m.name())));
     let sp = kk.tcbs[t].space;
-    kk.sigma0_space = Some(sp);
-    // Every page the loader maps becomes a root of the mapping database,
-    // so sigma0 can map its own pages onwards.
-    let mut space = kk.spaces[sp as usize].space.take().expect("root space");
+    let mut space = kk.spaces[sp as usize].space.take().expect("fresh space");
     let mut db_full = false;
     let entry = task::load(&mut space, image, &mut POOL.lock(), &mut |v, f, r| {
         db_full |= crate::mapping::insert_root_in(kk.mapdb.as_mut(), sp, v, f, r).is_err();
     })
-    .unwrap_or_else(|e| stop(format_args!("cannot load root task \"{}\": {e:?}", root.name())));
+    .unwrap_or_else(|e| stop(format_args!("cannot load \"{}\": {e:?}", m.name())));
     kk.spaces[sp as usize].space = Some(space);
     if db_full {
-        stop(format_args!("mapping database too small for the root task"));
+        stop(format_args!("mapping database too small for \"{}\"", m.name()));
     }
-    if let Err(e) = crate::io::grant_all(kk, sp) {
-        stop(format_args!("no I/O bitmap for sigma0: {e:?}"));
+    let tc = &mut kk.tcbs[t];
+    tc.prio = abi::ROOT_PRIORITY as u8;
+    if pager.is_none() {
+        kk.sigma0_space = Some(sp);
+        if let Err(e) = crate::io::grant_all(kk, sp) {
+            stop(format_args!("no I/O bitmap for sigma0: {e:?}"));
+        }
+    } else {
+        tc.mcp = abi::sys::MAX_PRIORITY as u8;
+        tc.rights = abi::sys::rights::ALL as u8;
     }
-    kk.tcbs[t].privileged = true;
-    ROOT_THREAD.call_once(|| kk.id_of(t));
-    kk.tcbs[t].prio = abi::ROOT_PRIORITY as u8;
     if let Err(e) = kk.start_thread(t, entry, abi::ROOT_STACK_TOP) {
-        stop(format_args!("cannot start the root thread: {e:?}"));
+        stop(format_args!("cannot start \"{}\": {e:?}", m.name()));
     }
-    kprintln!("starting root task \"{}\" at {:#x} in ring 3 (thread {:#x})", root.name(), entry, kk.id_of(t).0);
-    defmt::info!("root task entry {=u64:#x}, {=usize} kernel pool frames left", entry, POOL.lock().free_frames());
-    thread::schedule_and_resume()
+    let id = kk.id_of(t);
+    kprintln!("starting \"{}\" at {:#x} in ring 3 (thread {:#x})", m.name(), entry, id.0);
+    id
 }
 
 #[panic_handler]

@@ -21,8 +21,20 @@ pub fn fill<'a>(kip: &mut Kip, map: &MemMap, modules: impl Iterator<Item = (u64,
     }
     for (slot, (phys, size, cmd)) in kip.modules.iter_mut().zip(modules.take(MAX_MODULES)) {
         let mut m = Module { phys_base: phys, size, name: [0; 48] };
-        let n = cmd.len().min(m.name.len() - 1);
-        m.name[..n].copy_from_slice(&cmd.as_bytes()[..n]);
+        // The boot loader's path may be long: keep its file name and the
+        // arguments (what `Module::name` and `Module::args` read).
+        let cmd = cmd.trim_start();
+        let (path, args) = cmd.split_once(' ').unwrap_or((cmd, ""));
+        let file = path.rsplit('/').next().unwrap_or(path);
+        let mut n = 0;
+        for part in [file, if args.is_empty() { "" } else { " " }, args] {
+            for &b in part.as_bytes() {
+                if n < m.name.len() - 1 {
+                    m.name[n] = b;
+                    n += 1;
+                }
+            }
+        }
         *slot = m;
         kip.module_count += 1;
     }
@@ -37,11 +49,13 @@ mod tests {
     fn kip_describes_map_and_modules() {
         let map = MemMap::build([(0u64, 0x8000000u64, 1u32)].into_iter(), &[]).unwrap();
         let mut kip = Kip::new();
-        fill(&mut kip, &map, [(0x200000, 0x1234, "/boot/sigma0 test")].into_iter());
+        let long = "/a/very/long/path/that/would/not/fit/into/the/kip/at/all/roottask";
+        fill(&mut kip, &map, [(0x200000, 0x1234, "/boot/sigma0 test"), (0x300000, 0x10, long)].into_iter());
         assert_eq!(kip.magic, abi::kip::KIP_MAGIC);
         assert_eq!(kip.mem_regions().len(), 2);
         assert_eq!(kip.mem_regions()[1].kind, MemKind::Usable as u32);
         assert_eq!(kip.modules()[0].name(), "sigma0");
         assert_eq!(kip.modules()[0].args().collect::<Vec<_>>(), ["test"]);
+        assert_eq!(kip.modules()[1].name(), "roottask");
     }
 }

@@ -3,10 +3,12 @@
 //! The host runner boots the test kernel with `test=NAME` on the command
 //! line. `suite` runs every test that leaves the kernel intact and prints one
 //! line each; the fault tests end the kernel on purpose and are checked by
-//! the fault hook; `user` lets the boot continue into the root task and
-//! checks what it does from ring 3. Each boot ends with `N passed, N failed`
-//! and leaves QEMU through `isa-debug-exit` with [`EXIT_PASS`] or
-//! [`EXIT_FAIL`].
+//! the fault hook; `cache_model` runs a colored access pattern for the
+//! cache-model plugin. Each boot ends with `N passed, N failed` and leaves
+//! QEMU through `isa-debug-exit` with [`EXIT_PASS`] or [`EXIT_FAIL`];
+//! `fuzz` alone lets the boot go on into its system image. What
+//! user level sees is tested from user level, by the test images
+//! (`kernel/tests/images`) on the production kernel.
 
 use crate::arch::cpu;
 use crate::arch::paging::{self, AddressSpace, Rights};
@@ -18,8 +20,8 @@ use abi::kip::MemKind;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// QEMU exits with status `(code << 1) | 1`: 33 for pass, 35 for fail.
-pub const EXIT_PASS: u32 = 0x10;
-pub const EXIT_FAIL: u32 = 0x11;
+pub const EXIT_PASS: u32 = abi::debug_exit::PASS as u32;
+pub const EXIT_FAIL: u32 = abi::debug_exit::FAIL as u32;
 
 type TestFn = fn() -> Result<(), &'static str>;
 
@@ -54,7 +56,8 @@ fn report(name: &str, r: Result<(), &str>) -> bool {
     r.is_ok()
 }
 
-/// Runs the test selected on the command line. Returns only for `user`.
+/// Runs the test selected on the command line; every test ends the boot
+/// through `isa-debug-exit`, so the kernel never gets past this.
 pub fn run(which: &str) {
     match which {
         "suite" => {
@@ -66,28 +69,13 @@ pub fn run(which: &str) {
         }
         "page_fault" => page_fault(),
         "cache_model" => cache_model(),
+        "cache_model_speed" => cache_model_speed(),
         "general_protection" => general_protection(),
-        "user" => {
-            fault::HOOK.call_once(|| user_fault_hook);
-            crate::syscall::EXIT_HOOK.call_once(|| user_exit_hook);
-            start_pit_1khz();
-        }
-        // As `user`, for the fuzzer: its threads' children may fault with
-        // no handler (reported and stopped, as in production); only the
-        // root task's own fault ends the run.
-        "fuzz" => {
-            fault::HOOK.call_once(|| {
-                |r: &Report| {
-                    if crate::thread::k().current.map(|i| crate::thread::k().id_of(i))
-                        == init::ROOT_THREAD.get().copied()
-                    {
-                        user_fault_hook(r)
-                    }
-                }
-            });
-            crate::syscall::EXIT_HOOK.call_once(|| user_exit_hook);
-            start_pit_1khz();
-        }
+        // The fuzzer's image: the boot goes on into the system description
+        // (sigma0, the root task, the fuzz task), on the test kernel so that
+        // the fuzz task's checker has the `KTEST` call. The root task ends
+        // the run through the debug-exit port.
+        "fuzz" => {}
         other => {
             kprintln!("test {other} ... FAILED: no such in-guest test");
             finish(0, 1)
@@ -276,34 +264,6 @@ fn expect_fault(name: &str, ok: bool) -> ! {
     finish(ok as u32, !ok as u32)
 }
 
-/// The root task (sigma0 in test mode) ends with `hlt`, which is privileged:
-/// a #GP from ring 3 at a user address proves it ran in user mode.
-fn user_fault_hook(r: &Report) {
-    let ok = r.user && r.vector == fault::GENERAL_PROTECTION && r.rip < abi::USER_END;
-    expect_fault("ring3_root_task", ok)
-}
-
-fn user_exit_hook(t: abi::ThreadId, status: u64) {
-    if init::ROOT_THREAD.get() == Some(&t) {
-        kprintln!("test ring3_root_task ... FAILED: root task exited with status {status}");
-        finish(0, 1)
-    }
-}
-
-/// Test fixture: the PIT as a periodic interrupt source on legacy line 0
-/// (1 kHz, rate generator), for the interrupt-as-IPC test. The line stays
-/// masked until a handler attaches.
-fn start_pit_1khz() {
-    use x86_64::instructions::port::Port;
-    let divisor: u16 = 1193;
-    // SAFETY: PIT channel 0 programming; nothing else uses the PIT.
-    unsafe {
-        Port::<u8>::new(0x43).write(0x34);
-        Port::<u8>::new(0x40).write(divisor as u8);
-        Port::<u8>::new(0x40).write((divisor >> 8) as u8);
-    }
-}
-
 /// Page-color period of the cache model's `embedded` profile (1 MiB, 16-way
 /// last level: 16 colors of 4 KiB) - the host runner derives its expected
 /// counts from the same geometry.
@@ -357,21 +317,27 @@ fn touch(start: u64, pages: u64, job: bool) {
 }
 
 /// Deterministic access pattern for the cache-model plugin (host checks the
-/// CSV): job 0 touches 8 pages of color 0, job 1 8 pages of color 1, job 2
-/// the color-0 pages again; then, outside any job, 16 more color-0 pages
-/// evict them from the last level; job 3 touches the color-0 pages again.
-fn cache_model() -> ! {
-    let map = MEMMAP.get().expect("memory map");
-    let need = 2 << 20;
-    let region = map.regions().iter().filter(|r| r.kind == MemKind::Usable).find_map(|r| {
+/// CSV). Kernel code (ring 0): job 0 touches 8 pages of color 0, job 1 8
+/// pages of color 1, job 2 the color-0 pages again; then, outside any job,
+/// 16 more color-0 pages evict them (kernel interference); job 3 touches
+/// the color-0 pages again. Then [`cache_model_user`] runs job 4 and its
+/// user interference in ring 3.
+/// The physical base (1 MiB aligned) and direct-map address of `bytes` of
+/// usable RAM, for the cache-model tests (nothing else uses it before them).
+fn free_ram(bytes: u64) -> Option<(u64, u64)> {
+    let map = MEMMAP.get()?;
+    let base = map.regions().iter().filter(|r| r.kind == MemKind::Usable).find_map(|r| {
         let b = r.base.next_multiple_of(1 << 20);
-        (b + need <= r.end).then_some(b)
-    });
-    let Some(base) = region else {
+        (b + bytes <= r.end).then_some(b)
+    })?;
+    Some((base, paging::phys_to_virt(base)?))
+}
+
+fn cache_model() -> ! {
+    let Some((base, v)) = free_ram(2 << 20) else {
         kprintln!("test cache_model_pattern ... FAILED: no 2 MiB of free RAM");
         finish(0, 1)
     };
-    let v = paging::phys_to_virt(base).expect("direct map");
     kprintln!("cache_model: pattern at physical {base:#x}");
     touch(v, 8, true);
     touch(v + 4096, 8, true);
@@ -379,5 +345,153 @@ fn cache_model() -> ! {
     touch(v + 8 * COLOR_STRIDE, 16, false);
     touch(v, 8, true);
     kprintln!("test cache_model_pattern ... ok");
+    match cache_model_user(base) {
+        Ok(never) => match never {},
+        Err(why) => {
+            kprintln!("test cache_model_user_pattern ... FAILED: {why}");
+            finish(1, 1)
+        }
+    }
+}
+
+/// Where the ring-3 part of the cache-model pattern lives in its space.
+const USER_CODE: u64 = 0x40_0000;
+const USER_UTCB: u64 = 0x30_0000;
+/// 24 consecutive pages: the job's 8, then the 16 touched outside it.
+const USER_DATA: u64 = 0x100_0000;
+const USER_PAGES: u64 = 24;
+
+// The ring-3 part of the pattern, copied into a user page: job 4 loads
+// every line of 8 pages of color 2, then, outside any job, of 16 more
+// color-2 pages (user interference: they evict all of job 4's lines), and
+// ends with `hlt`, whose #GP in ring 3 reaches the test's fault hook. The
+// job window and the eviction run in one stretch of user code with no
+// kernel entry in between (no interrupt source is armed yet).
+core::arch::global_asm!(
+    ".pushsection .text.cache_model_user, \"ax\"",
+    ".global cache_model_user_start",
+    ".global cache_model_user_hlt",
+    ".global cache_model_user_end",
+    // Loads every line of `rsi` pages from `rdi` on; `rdi` ends past them.
+    ".macro CACHE_MODEL_USER_PAGES",
+    "2:",
+    "mov rcx, {lines}",
+    "mov rdx, rdi",
+    "3:",
+    "mov rax, qword ptr [rdx]",
+    "add rdx, {line}",
+    "dec rcx",
+    "jnz 3b",
+    "add rdi, 4096",
+    "dec rsi",
+    "jnz 2b",
+    ".endm",
+    "cache_model_user_start:",
+    "mov rdi, {data}",
+    "mov rsi, 8",
+    abi::job_begin_asm!(),
+    "CACHE_MODEL_USER_PAGES",
+    abi::job_end_asm!(),
+    "mov rsi, 16",
+    "CACHE_MODEL_USER_PAGES",
+    "cache_model_user_hlt:",
+    "hlt",
+    "cache_model_user_end:",
+    ".popsection",
+    data = const USER_DATA,
+    lines = const 4096 / LINE,
+    line = const LINE,
+);
+
+extern "C" {
+    static cache_model_user_start: u8;
+    static cache_model_user_hlt: u8;
+    static cache_model_user_end: u8;
+}
+
+/// Starts a ring-3 thread running the code above, with its data pages on
+/// the frames `base + 2 * 4096 + k * COLOR_STRIDE` (color 2, untouched by
+/// the kernel part). Returns only on a setup error.
+fn cache_model_user(base: u64) -> Result<core::convert::Infallible, &'static str> {
+    let code = (&raw const cache_model_user_start) as u64;
+    let len = (&raw const cache_model_user_end) as u64 - code;
+    let hlt = (&raw const cache_model_user_hlt) as u64 - code;
+    check(len <= 4096, "user code longer than a page")?;
+    let kk = crate::thread::k();
+    let t = kk.create_thread(None, USER_UTCB, abi::ThreadId::NIL).map_err(|_| "cannot create the user thread")?;
+    let sp = kk.tcbs[t].space as usize;
+    let space = kk.spaces[sp].space.as_mut().ok_or("no space")?;
+    let mut pool = POOL.lock();
+    let f = space.map_fresh(USER_CODE, Rights { write: false, exec: true }, &mut pool).map_err(|_| "map code")?;
+    let dst = paging::phys_to_virt(f).ok_or("code frame outside the direct map")?;
+    // SAFETY: `f` is a fresh frame of this test, `len` <= 4096 bytes of
+    // kernel text are read, and the two ranges do not overlap.
+    unsafe { core::ptr::copy_nonoverlapping(code as *const u8, dst as *mut u8, len as usize) };
+    for k in 0..USER_PAGES {
+        let frame = base + 2 * 4096 + k * COLOR_STRIDE;
+        let r = Rights { write: false, exec: false };
+        space.map(USER_DATA + k * 4096, frame, r, &mut pool).map_err(|_| "map data")?;
+    }
+    drop(pool);
+    EXPECTED_RIP.store(USER_CODE + hlt, Ordering::Relaxed);
+    fault::HOOK.call_once(|| cache_model_user_hook);
+    kk.start_thread(t, USER_CODE, USER_DATA).map_err(|_| "cannot start the user thread")?;
+    kk.switch_to(t);
+    // SAFETY: `t`'s frame holds user selectors and a user RIP (written by
+    // start_thread) and its space is loaded by switch_to.
+    unsafe { crate::arch::trap::resume_user() }
+}
+
+/// The ring-3 pattern ended with `hlt` at the expected address.
+fn cache_model_user_hook(r: &Report) {
+    let ok = r.user && r.vector == fault::GENERAL_PROTECTION && r.rip == EXPECTED_RIP.load(Ordering::Relaxed);
+    report("cache_model_user_pattern", if ok { Ok(()) } else { Err("the ring-3 pattern did not end at its hlt") });
+    finish(1 + ok as u32, !ok as u32)
+}
+
+/// Loads every cache line of `bytes` at `start`, `passes` times, as one
+/// measured job.
+fn sweep(start: u64, bytes: u64, passes: u64) {
+    // SAFETY: reads only, inside the benchmark region of the direct map.
+    unsafe {
+        core::arch::asm!(
+            abi::job_begin_asm!(),
+            "2:",
+            "mov {q}, {p}",
+            "mov {ln}, {lines}",
+            "3:",
+            "mov {t}, qword ptr [{q}]",
+            "add {q}, {line}",
+            "dec {ln}",
+            "jnz 3b",
+            "dec {n}",
+            "jnz 2b",
+            abi::job_end_asm!(),
+            p = in(reg) start,
+            n = inout(reg) passes => _,
+            lines = in(reg) bytes / LINE,
+            ln = out(reg) _,
+            q = out(reg) _,
+            t = out(reg) _,
+            line = const LINE,
+            options(nostack, readonly),
+        )
+    }
+}
+
+/// Speed of the cache-model plugin (`prism bench`): an L1-resident loop
+/// (16 KiB, 131072 passes) and a 16 MiB stream (64 passes), one load per
+/// line, each a job, bracketed by console lines the host times.
+fn cache_model_speed() -> ! {
+    let Some((_, v)) = free_ram(16 << 20) else {
+        kprintln!("test cache_model_speed ... FAILED: no 16 MiB of free RAM");
+        finish(0, 1)
+    };
+    for (name, bytes, passes) in [("l1_loop_16k", 16 << 10, 131_072), ("stream_16m", 16 << 20, 64)] {
+        kprintln!("speed {name} begin loads={}", bytes / LINE * passes);
+        sweep(v, bytes, passes);
+        kprintln!("speed {name} end");
+    }
+    kprintln!("test cache_model_speed ... ok");
     finish(1, 0)
 }

@@ -20,7 +20,6 @@
 #![cfg_attr(target_os = "none", no_std)]
 
 pub mod boot;
-pub mod elfload;
 pub mod kip;
 pub mod mapdb;
 pub mod memmap;

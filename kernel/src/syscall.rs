@@ -6,7 +6,7 @@ use crate::arch::serial;
 use crate::arch::trap::TrapFrame;
 use crate::thread::{k, schedule_and_resume, Kernel, State, MAX_THREADS};
 use crate::{ipc, irq, timer};
-use abi::sys::{self, attr};
+use abi::sys::{self, attr, rights};
 use abi::{Error, ThreadId};
 
 /// Copies `buf.len()` bytes from user address `uaddr` of `space`, page by
@@ -48,63 +48,150 @@ fn debug_print(kk: &Kernel, cur: usize, ptr: u64, len: u64) -> Result<u64, Error
     Ok(len)
 }
 
-fn privileged(kk: &Kernel, cur: usize) -> Result<(), Error> {
-    if kk.tcbs[cur].privileged {
+/// The caller holds `right` (an `abi::sys::rights` bit).
+fn holds(kk: &Kernel, cur: usize, right: u64) -> Result<(), Error> {
+    if kk.tcbs[cur].rights as u64 & right != 0 {
         Ok(())
     } else {
         Err(Error::NoPermission)
     }
 }
 
-fn thread_config(kk: &mut Kernel, t: usize, what: u64, v: u64, v2: u64) -> Result<u64, Error> {
-    match what {
-        attr::PAGER => kk.tcbs[t].pager = ThreadId(v),
-        attr::EXCEPTION_HANDLER => kk.tcbs[t].exc_handler = ThreadId(v),
-        attr::PRIORITY => {
-            if v > sys::MAX_PRIORITY {
-                return Err(Error::InvalidArgument);
-            }
-            kk.tcbs[t].prio = v as u8;
+/// The target of a control call: a thread the caller controls, or the
+/// caller itself where `allow_self`. The caller must hold `CONTROL`.
+fn controlled(kk: &Kernel, cur: usize, id: ThreadId, allow_self: bool) -> Result<usize, Error> {
+    holds(kk, cur, rights::CONTROL)?;
+    let t = kk.lookup(id)?;
+    if (allow_self && t == cur) || kk.controls(cur, t) {
+        Ok(t)
+    } else {
+        Err(Error::NoPermission)
+    }
+}
+
+/// One checked `THREAD_CONFIG` request (decode, then apply: applying a
+/// checked change cannot fail, so nothing is ever half done).
+enum Config {
+    Pager(ThreadId),
+    Handler(ThreadId),
+    Priority(u8),
+    Timeslice(u64),
+    Budget { budget: u64, period: u64 },
+    Mcp(u8),
+    Rights(u8),
+}
+
+/// Checks a `THREAD_CONFIG` request of `cur` against its own limits.
+fn decode_config(kk: &Kernel, cur: usize, what: u64, v: u64, v2: u64) -> Result<Config, Error> {
+    let caller = &kk.tcbs[cur];
+    let within_mcp = |p: u64| {
+        if p > sys::MAX_PRIORITY {
+            Err(Error::InvalidArgument)
+        } else if p > caller.mcp as u64 {
+            Err(Error::NoPermission)
+        } else {
+            Ok(p as u8)
+        }
+    };
+    Ok(match what {
+        attr::PAGER => Config::Pager(ThreadId(v)),
+        attr::EXCEPTION_HANDLER => Config::Handler(ThreadId(v)),
+        attr::PRIORITY => Config::Priority(within_mcp(v)?),
+        attr::MCP => Config::Mcp(within_mcp(v)?),
+        attr::TIMESLICE if v >= sys::MIN_TIMESLICE => Config::Timeslice(v),
+        attr::BUDGET if v == 0 || (v >= sys::MIN_TIMESLICE && v2 >= v) => Config::Budget { budget: v, period: v2 },
+        attr::RIGHTS if v & !rights::ALL != 0 => return Err(Error::InvalidArgument),
+        attr::RIGHTS if v & !(caller.rights as u64) != 0 => return Err(Error::NoPermission),
+        attr::RIGHTS => Config::Rights(v as u8),
+        _ => return Err(Error::InvalidArgument),
+    })
+}
+
+fn apply_config(kk: &mut Kernel, t: usize, c: Config) {
+    match c {
+        Config::Pager(p) => kk.tcbs[t].pager = p,
+        Config::Handler(h) => kk.tcbs[t].exc_handler = h,
+        Config::Priority(p) => {
+            kk.tcbs[t].prio = p;
             if kk.ready.is_queued(t) {
                 kk.ready.remove(t);
                 if kk.tcbs[t].state == State::Ready {
-                    kk.ready.enqueue(t, v as u8);
+                    kk.ready.enqueue(t, p);
                 }
             }
         }
-        attr::TIMESLICE => {
-            if v < sys::MIN_TIMESLICE {
-                return Err(Error::InvalidArgument);
-            }
+        Config::Timeslice(v) => {
             kk.tcbs[t].timeslice = v;
             kk.tcbs[t].slice_left = v;
         }
-        attr::BUDGET => {
-            if v != 0 && (v < sys::MIN_TIMESLICE || v2 < v) {
-                return Err(Error::InvalidArgument);
-            }
+        Config::Budget { budget, period } => {
             let now = timer::now();
             let tc = &mut kk.tcbs[t];
-            tc.budget = v;
-            tc.period = if v == 0 { 0 } else { v2 };
-            tc.budget_left = v;
+            tc.budget = budget;
+            tc.period = if budget == 0 { 0 } else { period };
+            tc.budget_left = budget;
             // Saturating: a period up to u64::MAX is accepted, and the
             // first replenishment must not wrap into the past.
-            tc.next_replenish = if v == 0 { 0 } else { now.saturating_add(v2) };
+            tc.next_replenish = if budget == 0 { 0 } else { now.saturating_add(period) };
             timer::note_deadline(tc.next_replenish);
-            if v == 0 && tc.state == State::BudgetWait {
+            if budget == 0 && tc.state == State::BudgetWait {
                 kk.make_ready(t);
             }
         }
-        attr::PRIVILEGED => {
-            if v > 1 {
-                return Err(Error::InvalidArgument);
-            }
-            kk.tcbs[t].privileged = v == 1;
-        }
-        _ => return Err(Error::InvalidArgument),
+        Config::Mcp(m) => kk.tcbs[t].mcp = m,
+        Config::Rights(r) => kk.tcbs[t].rights = r,
     }
-    Ok(0)
+}
+
+/// `THREAD_INFO`: an attribute of the caller or of a thread it controls.
+fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u64, Error> {
+    let t = kk.lookup(id)?;
+    if t != cur && !kk.controls(cur, t) {
+        return Err(Error::NoPermission);
+    }
+    let tc = &kk.tcbs[t];
+    let v = match what {
+        attr::PAGER => tc.pager.0,
+        attr::EXCEPTION_HANDLER => tc.exc_handler.0,
+        attr::PRIORITY => tc.prio as u64,
+        attr::TIMESLICE => tc.timeslice,
+        attr::BUDGET => {
+            let (b, p) = (tc.budget, tc.period);
+            kk.tcbs[cur].frame.rdx = p;
+            b
+        }
+        attr::MCP => tc.mcp as u64,
+        attr::RIGHTS => tc.rights as u64,
+        attr::SPACE => tc.space as u64,
+        _ => return Err(Error::InvalidArgument),
+    };
+    Ok(v)
+}
+
+fn thread_create(
+    kk: &mut Kernel,
+    cur: usize,
+    same_space_as: ThreadId,
+    utcb: u64,
+    pager: ThreadId,
+) -> Result<u64, Error> {
+    holds(kk, cur, rights::CONTROL)?;
+    let same = if same_space_as.is_nil() {
+        None
+    } else {
+        let s = kk.lookup(same_space_as)?;
+        // Only into the caller's own space or one of a thread it controls.
+        if kk.tcbs[s].space != kk.tcbs[cur].space && !kk.controls(cur, s) {
+            return Err(Error::NoPermission);
+        }
+        Some(s)
+    };
+    let t = kk.create_thread(same, utcb, pager)?;
+    let prio = kk.tcbs[cur].mcp.min(crate::thread::DEFAULT_PRIORITY);
+    let tc = &mut kk.tcbs[t];
+    tc.chief = Some(cur as u16);
+    tc.prio = prio;
+    Ok(kk.id_of(t).0)
 }
 
 fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
@@ -118,30 +205,23 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
         sys::DEBUG_PRINT => debug_print(kk, cur, f.rdi, f.rsi),
         sys::THREAD_EXIT => {
             crate::kprintln!("thread {:#x} exited, status {}", kk.id_of(cur).0, f.rdi as i64);
-            if let Some(hook) = EXIT_HOOK.get() {
-                hook(kk.id_of(cur), f.rdi);
-            }
             kk.delete_thread(cur);
             return None;
         }
-        sys::THREAD_CREATE => privileged(kk, cur).and_then(|_| {
-            let same = if f.rdi == 0 { None } else { Some(kk.lookup(ThreadId(f.rdi))?) };
-            let t = kk.create_thread(same, f.rsi, ThreadId(f.rdx))?;
-            Ok(kk.id_of(t).0)
-        }),
-        sys::THREAD_DELETE => privileged(kk, cur).and_then(|_| {
-            let t = kk.lookup(ThreadId(f.rdi))?;
+        sys::THREAD_CREATE => thread_create(kk, cur, ThreadId(f.rdi), f.rsi, ThreadId(f.rdx)),
+        sys::THREAD_DELETE => controlled(kk, cur, ThreadId(f.rdi), false).map(|t| {
             kk.delete_thread(t);
+            0
+        }),
+        sys::THREAD_START => {
+            controlled(kk, cur, ThreadId(f.rdi), false).and_then(|t| kk.start_thread(t, f.rsi, f.rdx).map(|_| 0))
+        }
+        sys::THREAD_CONFIG => controlled(kk, cur, ThreadId(f.rdi), true).and_then(|t| {
+            let c = decode_config(kk, cur, f.rsi, f.rdx, f.r10)?;
+            apply_config(kk, t, c);
             Ok(0)
         }),
-        sys::THREAD_START => privileged(kk, cur).and_then(|_| {
-            let t = kk.lookup(ThreadId(f.rdi))?;
-            kk.start_thread(t, f.rsi, f.rdx).map(|_| 0)
-        }),
-        sys::THREAD_CONFIG => privileged(kk, cur).and_then(|_| {
-            let t = kk.lookup(ThreadId(f.rdi))?;
-            thread_config(kk, t, f.rsi, f.rdx, f.r10)
-        }),
+        sys::THREAD_INFO => thread_info(kk, cur, ThreadId(f.rdi), f.rsi),
         sys::YIELD => {
             kk.tcbs[cur].slice_left = kk.tcbs[cur].timeslice;
             kk.ready.rotate(cur);
@@ -153,9 +233,11 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
             Ok(kk.id_of(cur).0)
         }
         sys::UNMAP => crate::mapping::unmap(kk, cur, abi::Fpage(f.rdi), f.rsi & sys::UNMAP_SELF != 0),
-        sys::IRQ_ATTACH => privileged(kk, cur).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
+        sys::IRQ_ATTACH => holds(kk, cur, rights::IRQ).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
         #[cfg(feature = "ktest")]
-        sys::KTEST => privileged(kk, cur).and_then(|_| crate::invariants::debug_call(kk, f.rdi, f.rsi, f.rdx)),
+        sys::KTEST => {
+            holds(kk, cur, rights::CONTROL).and_then(|_| crate::invariants::debug_call(kk, f.rdi, f.rsi, f.rdx))
+        }
         _ => Err(Error::NoSuchCall),
     };
     Some(r)
@@ -190,9 +272,5 @@ fn syscall_cannot_return(kk: &mut Kernel, cur: usize) {
     kk.tcbs[cur].frame.rip -= 2;
     ipc::exception(kk, cur, crate::fault::GENERAL_PROTECTION, 0, 0);
 }
-
-/// Called with the id and status of a thread that exits; the test kernel
-/// checks the root thread's.
-pub static EXIT_HOOK: spin::Once<fn(ThreadId, u64)> = spin::Once::new();
 
 const _: () = assert!(MAX_THREADS <= 128, "pending_budget is a u128 bitmask");

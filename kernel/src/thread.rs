@@ -75,7 +75,14 @@ pub struct Tcb {
     pub state: State,
     pub space: u16,
     pub prio: u8,
-    pub privileged: bool,
+    /// Maximum controlled priority: the highest priority or MCP this thread
+    /// may give a thread it controls (see `abi::sys::attr`).
+    pub mcp: u8,
+    /// `abi::sys::rights` mask.
+    pub rights: u8,
+    /// The thread that created this one (it and its chiefs control it);
+    /// `None` for the threads the kernel starts.
+    pub chief: Option<u16>,
     pub timeslice: u64,
     pub slice_left: u64,
     /// Budget per period (0: unlimited) and its accounting.
@@ -119,7 +126,9 @@ impl Tcb {
             state: State::Free,
             space: 0,
             prio: 0,
-            privileged: false,
+            mcp: 0,
+            rights: 0,
+            chief: None,
             timeslice: DEFAULT_TIMESLICE,
             slice_left: 0,
             budget: 0,
@@ -219,6 +228,21 @@ impl Kernel {
             return Err(Error::InvalidThread);
         }
         Ok(i)
+    }
+
+    /// Does `caller` control thread `t`: is it `t`'s chief, or its chief's
+    /// chief, and so on? (Chief links never form a cycle: a thread's chief
+    /// existed before it, and deletion reparents.)
+    pub fn controls(&self, caller: usize, t: usize) -> bool {
+        let mut c = self.tcbs[t].chief;
+        for _ in 0..MAX_THREADS {
+            match c {
+                Some(x) if x as usize == caller => return true,
+                Some(x) => c = self.tcbs[x as usize].chief,
+                None => return false,
+            }
+        }
+        false
     }
 
     pub fn space_of(&self, i: usize) -> &AddressSpace {
@@ -350,6 +374,13 @@ impl Kernel {
     /// Deletes thread `i`: it leaves every queue, partners waiting on it
     /// get `Aborted`, and its id becomes stale.
     pub fn delete_thread(&mut self, i: usize) {
+        // Whoever `i` controlled is controlled by `i`'s chief from now on.
+        let chief = self.tcbs[i].chief;
+        for j in 1..MAX_THREADS {
+            if self.tcbs[j].chief == Some(i as u16) {
+                self.tcbs[j].chief = chief;
+            }
+        }
         crate::ipc::cancel(self, i);
         crate::ipc::abort_waiters(self, i);
         self.ready.remove(i);

@@ -1,5 +1,6 @@
-//! `prism fuzz`: boots the test kernel with sigma0's fuzz runner (see
-//! `kernel/sigma0/src/fuzz.rs` and the `fuzz` crate) and watches it.
+//! `prism fuzz`: boots the fuzz image (`kernel/tests/images/fuzz/system`:
+//! sigma0, the root task and the fuzz task, `kernel/tests/fuzzer`, driven
+//! by the `fuzz` crate) on the test kernel and watches it.
 //!
 //! The guest prints a progress line per round of batches and a `FAILED`
 //! line with the seed and call number on a wrong result. A kernel crash or
@@ -135,25 +136,46 @@ fn parse_after<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_once(key).map(|(_, rest)| rest.split_whitespace().next().unwrap_or(""))
 }
 
+/// The fuzz image's description with this run's arguments for the fuzz
+/// task, written to `build/fuzz-image/system`.
+fn image_for(build: &Path, o: &Options) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(IMAGE).with_context(|| format!("reading {IMAGE}"))?;
+    let trace = o.trace_from.map_or(String::new(), |t| format!(" trace={t}"));
+    let keep = if o.keep_going { " keep=1" } else { "" };
+    let args = format!("-- seed={} calls={}{trace}{keep}", o.seed, o.calls);
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| match (l.starts_with("task name=fuzz "), l.split_once(" -- ")) {
+            (true, Some((head, _))) => format!("{head} {args}"),
+            (true, None) => format!("{l} {args}"),
+            _ => l.to_string(),
+        })
+        .collect();
+    let dir = build.join("fuzz-image");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("system");
+    std::fs::write(&path, text.join("\n") + "\n").with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// The fuzz image's description (its `fuzz` task's arguments are replaced
+/// by each run's).
+pub const IMAGE: &str = "kernel/tests/images/fuzz/system";
+
 /// Boots the fuzzer and watches it until it ends, fails or the time is up.
 pub fn run(build: &Path, o: &Options) -> Result<Report> {
     let build = &std::fs::canonicalize(build).with_context(|| format!("no build directory {}", build.display()))?;
     let sock: PathBuf = build.join(format!("fuzz-monitor-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&sock);
+    let image = crate::image::of(build, &image_for(build, o)?)?;
     let mut boot = Boot::new(build.join("kernel-test.elf"), Accel::TcgIcount);
-    // A small kernel pool, so that creating threads and spaces runs it out.
-    boot.cmdline = "test=fuzz kmem=4".into();
+    // The test kernel (for the KTEST call) going on into the image; the
+    // image's kernel pool is small, so that exhaustion is reached.
+    boot.cmdline = format!("test=fuzz {}", image.cmdline);
     boot.console = "stdio".into();
-    // The kernel keeps 47 bytes of a module's command line: QEMU runs in
-    // the modules' directory, and the arguments are short.
-    let trace = o.trace_from.map_or(String::new(), |t| format!(" t={t}"));
-    let keep = if o.keep_going { " k=1" } else { "" };
-    let root = format!("sigma0 fuzz s={} c={}{trace}{keep}", o.seed, o.calls);
-    anyhow::ensure!(root.len() <= 47, "seed, call count and trace start too long for a module command line: {root:?}");
-    boot.modules = vec![root, "config".into()];
+    boot.modules = image.module_args();
     boot.extra = vec!["-monitor".into(), format!("unix:{},server,nowait", sock.display())];
     let mut cmd = boot.command();
-    cmd.current_dir(build.join("modules"));
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
     let start = Instant::now();
     let mut child = cmd.spawn().context("cannot start qemu-system-x86_64 (run `just setup`)")?;
@@ -241,12 +263,17 @@ pub fn run(build: &Path, o: &Options) -> Result<Report> {
                     verdict = Some(Verdict::KernelStopped { call: stopped_at(progress_addr), why });
                     break;
                 }
-                if line.contains("test ring3_root_task ... ok") {
-                    verdict = Some(Verdict::Clean);
+                if line.starts_with("roottask: run complete:") {
+                    // The fuzz task ended: with status 0 if no failure.
+                    verdict = Some(if line.contains(" 1 with status 0") {
+                        Verdict::Clean
+                    } else {
+                        Verdict::Failed { call: failed_call, why: line }
+                    });
                     break;
                 }
-                if line.contains("test ring3_root_task ... FAILED") {
-                    verdict = Some(Verdict::Failed { call: failed_call, why: line });
+                if line.starts_with("roottask: task fuzz crashed") {
+                    verdict = Some(Verdict::Failed { call: stopped_at(progress_addr), why: line });
                     break;
                 }
             }

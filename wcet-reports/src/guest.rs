@@ -6,7 +6,7 @@
 //! adds checks only it can make (the console text of the banner and fault
 //! reports, timing) and counts everything into one closing line.
 
-use crate::qemu::{Accel, Boot, Outcome, EXIT_FAIL, EXIT_PASS};
+use crate::qemu::{Accel, Boot, Outcome, Qemu, EXIT_FAIL, EXIT_PASS};
 use anyhow::Result;
 use std::path::Path;
 use std::time::Duration;
@@ -63,28 +63,190 @@ pub const BOOTS: &[GuestBoot] = &[
             needles: &["exception #GP (general protection, vector 13) in kernel mode", "error code 0x0"],
         }],
     },
-    GuestBoot {
-        name: "user",
-        test: "user",
-        defmt: &["info root task entry 0x"],
-        root_args: Some("test"),
+];
+
+/// An in-guest test image: the production kernel, sigma0 and the root task,
+/// booting a test description whose tasks print their own test lines.
+pub struct GuestImage {
+    pub name: &'static str,
+    /// The compact description (a file called `system`), from the repository root.
+    pub system: &'static str,
+    /// Test lines that must appear, each with `... ok`.
+    pub tests: &'static [&'static str],
+    /// Console checks: every needle present.
+    pub expect: &'static [Expect],
+    /// Console checks: these needles in this order.
+    pub order: &'static [&'static str],
+    /// Needles of the decoded defmt log.
+    pub defmt: &'static [&'static str],
+}
+
+pub const IMAGES: &[GuestImage] = &[
+    GuestImage {
+        name: "image",
+        system: "kernel/tests/images/image/system",
+        tests: &[
+            "self_check_self_one",
+            "self_check_self_two",
+            "self_check_self_three",
+            "root_task_loads_tasks_into_their_own_spaces",
+            "task_runs_on_while_others_crash",
+            "unprivileged_control_calls_refused",
+            "mcp_bounds_created_and_raised_threads",
+            "sigma0_gives_a_frame",
+            "refused_fault_leaves_owner_frame_intact",
+            "sigma0_refuses_a_fault_on_another_clients_frame",
+            "sigma0_refuses_a_fault_on_a_foreign_colour",
+            "bound_pager_gets_only_its_colours_frames_a",
+            "bound_pager_gets_only_its_colours_frames_b",
+        ],
         expect: &[
             Expect {
-                name: "user_level_serial_driver_output",
-                needles: &["user-level serial driver: hello through I/O ports mapped by sigma0"],
+                name: "boot_chain_on_the_console",
+                needles: &[
+                    "starting \"sigma0\"",
+                    "starting \"roottask\"",
+                    "roottask: system \"image-test\"",
+                    "roottask: task survivor (test, prio 10,",
+                    "roottask: run complete:",
+                ],
             },
             Expect {
-                name: "root_task_output_on_console",
+                name: "crash_of_ud2_reported_with_task_vector_and_ip",
+                needles: &["roottask: task crash-ud2 crashed: thread 0x", "vector 6 (#UD invalid opcode), error 0x0"],
+            },
+            Expect {
+                name: "crash_of_wild_write_reported_with_task_vector_address_and_ip",
                 needles: &[
-                    "starting root task \"sigma0\"",
-                    "sigma0: hello from ring 3",
-                    "exception #GP (general protection, vector 13) in user mode",
-                    "cs 0x23",
+                    "roottask: task crash-wild crashed: thread 0x",
+                    "vector 14 (#PF page fault), error 0x6, address 0xdeadb000, ip 0x",
                 ],
             },
         ],
+        order: &[
+            "roottask: task crash-ud2 crashed",
+            "roottask: task crash-wild crashed",
+            "test task_runs_on_while_others_crash ... ok",
+        ],
+        defmt: &[],
+    },
+    GuestImage {
+        name: "suite",
+        system: "kernel/tests/images/suite/system",
+        tests: &[
+            "kip_magic_and_version",
+            "kip_names_sigma0_and_root_task",
+            "unknown_syscall_rejected",
+            "kernel_pointer_rejected",
+            "overlong_print_rejected",
+            "ipc_call_register_message_across_spaces",
+            "ipc_call_utcb_message_60_words",
+            "ipc_string_item_copy",
+            "ipc_string_item_copy_with_page_faults",
+            "ipc_open_and_closed_receive",
+            "ipc_timeouts_zero_relative_never",
+            "stale_thread_id_rejected",
+            "priority_preemption_on_ipc",
+            "round_robin_within_a_priority",
+            "budget_exhaustion_notifies_and_resumes",
+            "irq_delivered_as_ipc_unmasked_on_reply",
+            "exception_ipc_fixup_resumes_thread",
+            "garbage_syscall_arguments_rejected",
+            "random_syscalls_from_unprivileged_thread",
+            "fpu_state_switched_lazily_per_thread",
+            "map_grant_and_rights_restriction",
+            "recursive_flush_sigma0_a_b_task",
+            "rights_reduction_write_revoked",
+            "fault_without_pager_to_exception_handler",
+            "io_ports_as_flexpages",
+            "kernel_pool_exhaustion_is_an_error",
+            "regress_nt_flag_from_ring3",
+            "regress_pager_dies_with_fault_queued",
+            "regress_pager_dies_after_taking_fault",
+            "regress_fpu_new_owner_gets_clean_state",
+            "regress_io_fpage_overflow_rejected",
+            "regress_budget_with_longest_period",
+            "regress_huge_timeout_does_not_wrap",
+            "regress_syscall_at_end_of_user_half",
+        ],
+        expect: &[Expect {
+            name: "user_level_serial_driver_output",
+            needles: &["user-level serial driver: hello through I/O ports the root task granted"],
+        }],
+        order: &[],
+        defmt: &["info modules started"],
     },
 ];
+
+/// Boots test image `img` on the production kernel and checks it.
+pub fn run_image(img: &GuestImage, build: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcome)> {
+    run_image_on(img, build, timeout, &Qemu::selected(), "")
+}
+
+/// [`run_image`] under `qemu`, with `tag` (e.g. `qemu_10_0::`) in the test names.
+pub fn run_image_on(
+    img: &GuestImage,
+    build: &Path,
+    timeout: Duration,
+    qemu: &Qemu,
+    tag: &str,
+) -> Result<(Vec<TestResult>, Outcome)> {
+    let elf = build.join("kernel.elf");
+    let image = crate::image::of(build, Path::new(img.system))?;
+    let mut boot = Boot::new(&elf, Accel::Tcg);
+    boot.qemu = qemu.clone();
+    boot.cmdline = image.cmdline.clone();
+    boot.modules = image.module_args();
+    let defmt_bin = build.join(format!("defmt-image-{}{}.bin", img.name, tag.trim_end_matches(':')));
+    let _ = std::fs::remove_file(&defmt_bin);
+    boot.defmt_out = Some(defmt_bin.clone());
+    let o = boot.run_captured(timeout, None)?;
+    let prefix = format!("image::{tag}{}", img.name);
+    let mut results = parse_guest_lines(&prefix, &o);
+    for t in img.tests {
+        if !results.iter().any(|r| r.name == format!("{prefix}::{t}")) {
+            results.push(TestResult {
+                name: format!("{prefix}::{t}"),
+                ok: false,
+                detail: "the test's line never appeared".into(),
+            });
+        }
+    }
+    let text = o.text();
+    for e in img.expect {
+        let missing: Vec<_> = e.needles.iter().filter(|n| !text.contains(**n)).collect();
+        results.push(TestResult {
+            name: format!("{prefix}::{}", e.name),
+            ok: missing.is_empty(),
+            detail: format!("missing from console: {missing:?}"),
+        });
+    }
+    if !img.order.is_empty() {
+        let at: Vec<Option<usize>> = img.order.iter().map(|n| text.find(n)).collect();
+        let ok = at.iter().all(Option::is_some) && at.windows(2).all(|w| w[0] < w[1]);
+        results.push(TestResult {
+            name: format!("{prefix}::console_order"),
+            ok,
+            detail: format!("expected in this order: {:?}, found at {at:?}", img.order),
+        });
+    }
+    if !img.defmt.is_empty() {
+        let log = crate::qemu::decode_defmt(&elf, &defmt_bin).map(|l| l.join("\n")).unwrap_or_default();
+        let missing: Vec<_> = img.defmt.iter().filter(|n| !log.contains(**n)).collect();
+        results.push(TestResult {
+            name: format!("{prefix}::defmt_log_decodes"),
+            ok: missing.is_empty(),
+            detail: format!("missing from the decoded defmt log: {missing:?}"),
+        });
+    }
+    let detail = if o.timed_out {
+        format!("guest hung: killed after {} s", timeout.as_secs())
+    } else {
+        format!("the root task's verdict: QEMU exit status {:?} {}", o.status, o.stderr.trim())
+    };
+    results.push(TestResult { name: format!("{prefix}::run_passed"), ok: o.status == Some(EXIT_PASS), detail });
+    Ok((results, o))
+}
 
 /// UEFI firmware for QEMU (Debian's `ovmf` package).
 pub const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
@@ -99,13 +261,12 @@ pub fn run_iso(iso: &Path, firmware: Option<&str>, timeout: Duration) -> Result<
         boot.memory_mib = 256;
     }
     let prefix = if firmware.is_some() { "iso_uefi" } else { "iso" };
-    let done = |s: &str| s.contains("all threads ended");
-    let o = boot.run_captured(timeout, Some(&done))?;
+    let o = boot.run_captured(timeout, None)?;
     let text = o.text();
     let checks = [
         ("grub_loads_kernel", "boot: Multiboot v1 by \"GRUB"),
-        ("root_task_runs_from_iso", "sigma0: hello from ring 3"),
-        ("root_task_exits_cleanly", "exited, status 0"),
+        ("sigma0_and_root_task_run_from_iso", "roottask: up"),
+        ("root_task_completes_the_run", "roottask: run complete:"),
     ];
     let results = checks
         .iter()
@@ -123,12 +284,17 @@ pub fn run_iso(iso: &Path, firmware: Option<&str>, timeout: Duration) -> Result<
 /// 64-byte lines, LRU): each job loads every line of 8 pages of one color.
 /// The L1D holds 4 such pages per color, so every job misses there; the
 /// last level keeps the 8 color-0 pages until 16 more color-0 pages, touched
-/// outside any job, evict exactly those 8 lines in each of the 64 sets.
+/// by kernel code outside any job, evict exactly those 8 lines in each of
+/// the 64 sets (job 2: kernel interference). Job 4 runs in ring 3 on color
+/// 2, and user code then touches 16 more color-2 pages outside any job
+/// (user interference). An eviction takes a line from its job, so these
+/// counts are all of the job's lines, whatever else ran.
 pub fn cache_model_expectations() -> Vec<(&'static str, usize, &'static str, u64)> {
     let lines = 8 * 64;
+    let l1d_lines = 4 * 64;
     let insns = 8 * (2 + 64 * 4 + 3);
     let mut v = Vec::new();
-    for job in 0..4 {
+    for job in 0..5 {
         v.push(("loads in window", job, "mem_accesses", lines));
         v.push(("instructions in window", job, "instructions", insns));
         v.push(("L1D misses", job, "l1d_misses", lines));
@@ -139,23 +305,54 @@ pub fn cache_model_expectations() -> Vec<(&'static str, usize, &'static str, u64
         ("job 2 warm: last-level hits", 2, "llc_hits", lines),
         ("job 2 warm: last-level misses", 2, "llc_misses", 0),
         ("job 2 lines evicted from the last level by outside accesses", 2, "interference_llc", lines),
-        ("job 2 lines evicted from L1D by outside accesses", 2, "interference_l1d", 4 * 64),
+        ("job 2 lines evicted from L1D by outside accesses", 2, "interference_l1d", l1d_lines),
+        ("job 2 last-level lines evicted by kernel code", 2, "interference_kernel_llc", lines),
+        ("job 2 L1D lines evicted by kernel code", 2, "interference_kernel_l1d", l1d_lines),
+        ("job 2 last-level lines evicted by user code", 2, "interference_user_llc", 0),
+        ("job 2 L1D lines evicted by user code", 2, "interference_user_l1d", 0),
         ("job 3 after eviction: last-level misses", 3, "llc_misses", lines),
+        ("job 4 ring 3, cold color: last-level misses", 4, "llc_misses", lines),
+        ("job 4 last-level lines evicted by user code", 4, "interference_user_llc", lines),
+        ("job 4 L1D lines evicted by user code", 4, "interference_user_l1d", l1d_lines),
+        ("job 4 last-level lines evicted by kernel code", 4, "interference_kernel_llc", 0),
+        ("job 4 L1D lines evicted by kernel code", 4, "interference_kernel_l1d", 0),
+        ("job 4 lines evicted from the last level by outside accesses", 4, "interference_llc", lines),
     ]);
     v
 }
 
+/// The plugin API generation the cache-model plugin must pick on QEMU
+/// `version` (`major.minor...`): 1 up to 8.x, 2 on 9.0, 3 from 9.1 on.
+pub fn expected_plugin_api(version: &str) -> Option<u32> {
+    let mut it = version.split('.').map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (it.next()??, it.next()??);
+    Some(match (major, minor) {
+        (..=8, _) => 1,
+        (9, 0) => 2,
+        _ => 3,
+    })
+}
+
+/// Test-name part for a QEMU version: `qemu_10_0`.
+fn qemu_tag(version: &str) -> String {
+    format!("qemu_{}", version.split('.').take(2).collect::<Vec<_>>().join("_"))
+}
+
 /// Boots the test kernel's `cache_model` pattern twice in the `model` mode
-/// and checks the CSV against [`cache_model_expectations`] and against
-/// itself (byte-identical).
-pub fn run_cache_model(build: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcome)> {
+/// under `qemu` and checks the CSV against [`cache_model_expectations`],
+/// its first line (QEMU version, plugin API, inputs) and itself
+/// (byte-identical).
+pub fn run_cache_model(build: &Path, timeout: Duration, qemu: &Qemu) -> Result<(Vec<TestResult>, Outcome)> {
     let plugin = build.join("libcache_model.so");
+    let version = qemu.version()?;
+    let prefix = format!("model::cache_model::{}", qemu_tag(&version));
     let mut csvs = Vec::new();
     let mut outcome = None;
     for run in 0..2 {
-        let out = build.join(format!("cache-model-test-{run}.csv"));
+        let out = build.join(format!("cache-model-test-{}-{run}.csv", qemu_tag(&version)));
         let _ = std::fs::remove_file(&out);
         let mut boot = Boot::new(build.join("kernel-test.elf"), Accel::TcgIcount);
+        boot.qemu = qemu.clone();
         boot.cmdline = "test=cache_model".into();
         boot.with_cache_model(&plugin, "embedded", &out);
         let o = boot.run_captured(timeout, None)?;
@@ -163,14 +360,29 @@ pub fn run_cache_model(build: &Path, timeout: Duration) -> Result<(Vec<TestResul
         outcome = Some(o);
     }
     let o = outcome.expect("two runs");
-    let mut results = parse_guest_lines("model::cache_model", &o);
+    let mut results = parse_guest_lines(&prefix, &o);
     results.push(TestResult {
-        name: "model::cache_model::exit_status".into(),
+        name: format!("{prefix}::exit_status"),
         ok: o.status == Some(EXIT_PASS),
-        detail: format!("QEMU exit status {:?} {}", o.status, o.stderr.trim()),
+        detail: format!(
+            "QEMU {version} exit status {:?} {}; the plugin supports {}",
+            o.status,
+            o.stderr.trim(),
+            cache_model::plugin::SUPPORTED
+        ),
     });
     let csv = &csvs[0];
-    let mut lines = csv.lines();
+    let meta = csv.lines().next().unwrap_or("");
+    let want_meta = format!(
+        "# cache-model qemu={version} api={} ",
+        expected_plugin_api(&version).map_or("?".into(), |a| a.to_string())
+    );
+    results.push(TestResult {
+        name: format!("{prefix}::csv_names_qemu_api_and_inputs"),
+        ok: meta.starts_with(&want_meta) && meta.contains(" inputs=data "),
+        detail: format!("first line {meta:?}, expected it to start with {want_meta:?} and name inputs=data"),
+    });
+    let mut lines = csv.lines().filter(|l| !l.starts_with('#'));
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     let cell = |job: usize, col: &str| -> Option<u64> {
@@ -178,8 +390,8 @@ pub fn run_cache_model(build: &Path, timeout: Duration) -> Result<(Vec<TestResul
         rows.get(job)?.get(c)?.parse().ok()
     };
     results.push(TestResult {
-        name: "model::cache_model::four_complete_jobs".into(),
-        ok: rows.len() == 4 && (0..4).all(|j| cell(j, "complete") == Some(1)),
+        name: format!("{prefix}::five_complete_jobs"),
+        ok: rows.len() == 5 && (0..5).all(|j| cell(j, "complete") == Some(1)),
         detail: format!("CSV has {} rows: {csv:?}", rows.len()),
     });
     let mismatches: Vec<String> = cache_model_expectations()
@@ -188,12 +400,12 @@ pub fn run_cache_model(build: &Path, timeout: Duration) -> Result<(Vec<TestResul
         .map(|(what, job, col, want)| format!("{what}: job {job} {col} = {:?}, expected {want}", cell(job, col)))
         .collect();
     results.push(TestResult {
-        name: "model::cache_model::counts_match_geometry".into(),
+        name: format!("{prefix}::counts_match_geometry"),
         ok: mismatches.is_empty(),
         detail: mismatches.join("; "),
     });
     results.push(TestResult {
-        name: "model::cache_model::two_runs_byte_identical".into(),
+        name: format!("{prefix}::two_runs_byte_identical"),
         ok: !csvs[0].is_empty() && csvs[0] == csvs[1],
         detail: "the CSVs of two identical runs differ (or are empty)".into(),
     });
@@ -228,8 +440,20 @@ pub fn parse_guest_lines(prefix: &str, o: &Outcome) -> Vec<TestResult> {
 
 /// Runs one boot and returns its results (guest lines, host checks, exit).
 pub fn run_boot(b: &GuestBoot, build: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcome)> {
+    run_boot_on(b, build, timeout, &Qemu::selected(), "")
+}
+
+/// [`run_boot`] under `qemu`, with `tag` (e.g. `qemu_10_0::`) in the test names.
+pub fn run_boot_on(
+    b: &GuestBoot,
+    build: &Path,
+    timeout: Duration,
+    qemu: &Qemu,
+    tag: &str,
+) -> Result<(Vec<TestResult>, Outcome)> {
     let elf = build.join("kernel-test.elf");
     let mut boot = Boot::new(&elf, Accel::Tcg);
+    boot.qemu = qemu.clone();
     boot.cmdline = format!("test={}", b.test);
     let defmt_bin = build.join(format!("defmt-{}.bin", b.test));
     let _ = std::fs::remove_file(&defmt_bin);
@@ -239,9 +463,8 @@ pub fn run_boot(b: &GuestBoot, build: &Path, timeout: Duration) -> Result<(Vec<T
         Some(a) => format!("{root} {a}"),
         None => root,
     });
-    boot.modules.push(build.join("modules/config").display().to_string());
     let o = boot.run_captured(timeout, None)?;
-    let prefix = format!("{}::{}", b.name, b.test);
+    let prefix = format!("{}::{tag}{}", b.name, b.test);
     let mut results = parse_guest_lines(&prefix, &o);
     let text = o.text();
     for e in b.expect {
@@ -274,4 +497,31 @@ pub fn run_boot(b: &GuestBoot, build: &Path, timeout: Duration) -> Result<(Vec<T
     };
     results.push(TestResult { name: format!("{prefix}::exit_status"), ok: exit_ok, detail });
     Ok((results, o))
+}
+
+/// The boot that runs under every QEMU `prism test --also-qemu` names: the
+/// complete boot into the root task in ring 3.
+pub fn complete_boot() -> &'static GuestImage {
+    IMAGES.iter().find(|b| b.name == "image").expect("the `image` test image")
+}
+
+/// Test-name part for the QEMU `q` (`qemu_10_0::`).
+pub fn qemu_test_tag(q: &Qemu) -> Result<String> {
+    Ok(format!("{}::", qemu_tag(&q.version()?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_api_expected_per_qemu_version() {
+        assert_eq!(expected_plugin_api("7.2.22"), Some(1));
+        assert_eq!(expected_plugin_api("8.2.2"), Some(1));
+        assert_eq!(expected_plugin_api("9.0.0"), Some(2));
+        assert_eq!(expected_plugin_api("9.1.3"), Some(3));
+        assert_eq!(expected_plugin_api("10.0.2"), Some(3));
+        assert_eq!(expected_plugin_api("ten"), None);
+        assert_eq!(qemu_tag("10.0.2"), "qemu_10_0");
+    }
 }

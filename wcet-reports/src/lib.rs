@@ -8,4 +8,5 @@ pub mod bench;
 pub mod config;
 pub mod fuzz;
 pub mod guest;
+pub mod image;
 pub mod qemu;

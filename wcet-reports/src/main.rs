@@ -19,8 +19,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Boot the kernel with sigma0 and show the serial console (Ctrl-A X quits).
+    /// Boot a system image (sigma0, the root task and the tasks its description
+    /// names) and show the serial console (Ctrl-A X quits).
     Run {
+        /// The compact system description (a file called `system`).
+        #[arg(long, default_value = DEFAULT_SYSTEM)]
+        system: PathBuf,
         /// Extra words for the kernel command line.
         #[arg(long, default_value = "")]
         cmdline: String,
@@ -39,15 +43,32 @@ enum Cmd {
         /// Also boot this GRUB ISO (from `just iso`) and check it.
         #[arg(long)]
         iso: Option<PathBuf>,
+        /// Also run the cache-model tests and the complete boot under this
+        /// qemu-system-x86_64 (repeatable; `just test` passes the one `just setup` fetched).
+        #[arg(long)]
+        also_qemu: Vec<PathBuf>,
     },
     /// Boot a GRUB ISO under TCG and check that the kernel and sigma0 come up.
     BootIso { iso: PathBuf },
+    /// Write a bootable GRUB ISO (BIOS and UEFI) of a system image.
+    Iso {
+        /// The compact system description (a file called `system`).
+        system: PathBuf,
+        /// The ISO to write.
+        #[arg(short, long, default_value = "build/prism.iso")]
+        out: PathBuf,
+    },
     /// Start QEMU halted with a GDB stub on :1234 and print the gdb command.
     Debug,
     /// Print which accelerator `run` would use, and why.
     Accel,
-    /// IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount.
-    Bench,
+    /// IPC benchmarks: TSC cycles under TCG and guest instructions under TCG+icount;
+    /// then the cache-model plugin's speed under each QEMU.
+    Bench {
+        /// Also measure the cache-model plugin under this qemu-system-x86_64 (repeatable).
+        #[arg(long)]
+        also_qemu: Vec<PathBuf>,
+    },
     /// Check a workload config and write its compact form (the `config` boot module).
     Config {
         /// The TOML config.
@@ -95,15 +116,13 @@ enum Cmd {
     },
 }
 
-/// sigma0 (the root task) and, when `just build` made one, the compact
-/// boot config.
-fn boot_modules(build: &std::path::Path, root: &str) -> Vec<String> {
-    let mut m = vec![root.to_string()];
-    let cfg = build.join("modules/config");
-    if cfg.exists() {
-        m.push(cfg.display().to_string());
-    }
-    m
+/// The image `run`, `debug` and `wcet` boot unless told otherwise.
+const DEFAULT_SYSTEM: &str = "kernel/tests/images/image/system";
+
+/// The boot modules and kernel command line of a system image.
+fn image(build: &std::path::Path, system: &std::path::Path) -> Result<(Vec<String>, String)> {
+    let img = wcet_reports::image::of(build, system)?;
+    Ok((img.module_args(), img.cmdline))
 }
 
 /// The machine the figures came from, for every printed table.
@@ -126,12 +145,17 @@ fn main() -> Result<()> {
     let root = cli.build_dir.join("modules/sigma0").display().to_string();
     let cache = cli.build_dir.join("accel");
     match cli.cmd {
-        Cmd::Run { cmdline, seconds } => {
+        Cmd::Run { system, cmdline, seconds } => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
-            eprintln!("prism: accelerator {accel} ({why})");
+            eprintln!(
+                "prism: {}, accelerator {accel} ({why}); booting {}",
+                qemu::Qemu::selected().describe(),
+                system.display()
+            );
             let mut b = Boot::new(&kernel, accel);
-            b.cmdline = cmdline;
-            b.modules = boot_modules(&cli.build_dir, &root);
+            let (modules, kcmd) = image(&cli.build_dir, &system)?;
+            b.cmdline = format!("{kcmd} {cmdline}").trim().to_string();
+            b.modules = modules;
             let defmt_bin = cli.build_dir.join("defmt.bin");
             b.defmt_out = Some(defmt_bin.clone());
             if seconds > 0 {
@@ -152,6 +176,17 @@ fn main() -> Result<()> {
                 bail!("qemu exited with {status}");
             }
         }
+        Cmd::Iso { system, out } => {
+            let img = wcet_reports::image::of(&cli.build_dir, &system)?;
+            wcet_reports::image::write_iso(&cli.build_dir, &img, std::path::Path::new("kernel/grub.cfg"), &out)?;
+            let size = std::fs::metadata(&out).map(|m| m.len() >> 20).unwrap_or(0);
+            eprintln!(
+                "iso: {} ({size} MiB) boots {} with {} module(s)",
+                out.display(),
+                system.display(),
+                img.modules.len()
+            );
+        }
         Cmd::BootIso { iso } => {
             let (results, o) = guest::run_iso(&iso, None, Duration::from_secs(60))?;
             for (t, l) in &o.lines {
@@ -161,12 +196,13 @@ fn main() -> Result<()> {
                 bail!("the ISO did not boot the kernel and sigma0 (console above)");
             }
             println!(
-                "boot-iso: GRUB loaded the kernel and sigma0 ran ({accel} in {:.1} s)",
+                "boot-iso: GRUB loaded the kernel and sigma0 ran ({} {accel} in {:.1} s)",
+                qemu::Qemu::selected().describe(),
                 o.elapsed.as_secs_f64(),
                 accel = Accel::Tcg
             );
         }
-        Cmd::Test { timeout, filter, iso } => {
+        Cmd::Test { timeout, filter, iso, also_qemu } => {
             let (mut passed, mut failed) = (0, 0);
             let mut boots: Vec<guest::BootRun> = Vec::new();
             for b in guest::BOOTS {
@@ -176,9 +212,27 @@ fn main() -> Result<()> {
                 let dir = cli.build_dir.clone();
                 boots.push(Box::new(move || guest::run_boot(b, &dir, Duration::from_secs(timeout))));
             }
-            if filter.as_deref().is_none_or(|f| "model::cache_model".contains(f)) {
+            for img in guest::IMAGES {
+                if filter.as_deref().is_some_and(|f| !format!("image::{}", img.name).contains(f)) {
+                    continue;
+                }
                 let dir = cli.build_dir.clone();
-                boots.push(Box::new(move || guest::run_cache_model(&dir, Duration::from_secs(timeout))));
+                boots.push(Box::new(move || guest::run_image(img, &dir, Duration::from_secs(timeout))));
+            }
+            let qemus: Vec<qemu::Qemu> =
+                std::iter::once(qemu::Qemu::selected()).chain(also_qemu.iter().map(qemu::Qemu::at)).collect();
+            for (i, q) in qemus.iter().enumerate() {
+                println!("note: QEMU {} under test: {}", i + 1, q.describe());
+                if filter.as_deref().is_none_or(|f| "model::cache_model".contains(f)) {
+                    let (dir, q) = (cli.build_dir.clone(), q.clone());
+                    boots.push(Box::new(move || guest::run_cache_model(&dir, Duration::from_secs(timeout), &q)));
+                }
+                let img = guest::complete_boot();
+                if i > 0 && filter.as_deref().is_none_or(|f| format!("image::{}", img.name).contains(f)) {
+                    let (dir, q, tag) = (cli.build_dir.clone(), q.clone(), guest::qemu_test_tag(q)?);
+                    boots
+                        .push(Box::new(move || guest::run_image_on(img, &dir, Duration::from_secs(timeout), &q, &tag)));
+                }
             }
             if filter.as_deref().is_none_or(|f| "fuzz".contains(f)) {
                 let dir = cli.build_dir.clone();
@@ -208,7 +262,7 @@ fn main() -> Result<()> {
                 if results.iter().any(|r| !r.ok) {
                     println!("---- last serial output ----\n{}\n----", o.tail(25));
                 }
-                if let Some(t) = o.time_of("hello from ring 3") {
+                if let Some(t) = o.time_of("sigma0: root pager up") {
                     println!(
                         "note: boot to root task: {:.3} s wall clock under TCG (QEMU start to first root-task line)",
                         t.as_secs_f64()
@@ -222,7 +276,7 @@ fn main() -> Result<()> {
         }
         Cmd::Debug => {
             let mut b = Boot::new(&kernel, Accel::Tcg);
-            b.modules = boot_modules(&cli.build_dir, &root);
+            (b.modules, b.cmdline) = image(&cli.build_dir, std::path::Path::new(DEFAULT_SYSTEM))?;
             b.extra = vec!["-s".into(), "-S".into()];
             eprintln!("prism: QEMU waits for GDB on localhost:1234. In another terminal:");
             eprintln!(
@@ -246,13 +300,14 @@ fn main() -> Result<()> {
                 println!("{l}");
             }
         }
-        Cmd::Bench => {
+        Cmd::Bench { also_qemu } => {
             eprintln!("prism bench: run 1/2 under TCG (TSC cycles) ...");
             let cycles = wcet_reports::bench::run(&cli.build_dir, Accel::Tcg)?;
             eprintln!("prism bench: run 2/2 under TCG+icount (TSC = guest instructions) ...");
             let insns = wcet_reports::bench::run(&cli.build_dir, Accel::TcgIcount)?;
             println!(
-                "Kernel primitives (IPC: call + reply_wait between two address spaces), QEMU TCG, `-cpu max`, {}:",
+                "Kernel primitives (IPC: call + reply_wait between two address spaces), {} TCG, `-cpu max`, {}:",
+                qemu::Qemu::selected().describe(),
                 host()
             );
             println!(
@@ -275,6 +330,23 @@ fn main() -> Result<()> {
                 );
             }
             println!("cycles: guest TSC under plain TCG (moves between runs); instructions: guest TSC under -icount shift=0 (exact, repeatable).");
+            println!("\nCache-model plugin speed (TCG+icount, `host` profile, one load per line), {}:", host());
+            for q in std::iter::once(qemu::Qemu::selected()).chain(also_qemu.iter().map(qemu::Qemu::at)) {
+                eprintln!("prism bench: cache-model speed under {} ...", q.describe());
+                let figures = wcet_reports::bench::model_speed(&cli.build_dir, &q)?;
+                for f in figures.iter().filter(|f| f.plugin) {
+                    let bare = figures.iter().find(|b| !b.plugin && b.name == f.name).map_or(0.0, |b| b.seconds);
+                    println!(
+                        "  {:<22} {:<12} {:>10} loads in {:6.2} s = {:5.1} M simulated loads/s (without the plugin {:5.2} s)",
+                        format!("QEMU {}", q.version()?),
+                        f.name,
+                        f.loads,
+                        f.seconds,
+                        f.loads as f64 / f.seconds / 1e6,
+                        bare
+                    );
+                }
+            }
         }
         Cmd::Fuzz { seconds, seed, replay, calls, trace_from, verbose, keep_going } => {
             let o = wcet_reports::fuzz::Options {
@@ -321,17 +393,20 @@ fn main() -> Result<()> {
         }
         Cmd::Wcet => {
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
-            eprintln!("prism wcet: accelerator {accel} ({why}); booting the kernel with sigma0 ...");
+            eprintln!(
+                "prism wcet: {}, accelerator {accel} ({why}); booting {DEFAULT_SYSTEM} ...",
+                qemu::Qemu::selected().describe()
+            );
             let mut b = Boot::new(&kernel, accel);
-            b.modules = boot_modules(&cli.build_dir, &root);
-            let o = b.run_captured(Duration::from_secs(20), Some(&|s: &str| s.contains("all threads ended")))?;
+            (b.modules, b.cmdline) = image(&cli.build_dir, std::path::Path::new(DEFAULT_SYSTEM))?;
+            let o = b.run_captured(Duration::from_secs(60), None)?;
             for (t, l) in &o.lines {
                 println!("[{:7.3}] {l}", t.as_secs_f64());
             }
-            if o.time_of("hello from ring 3").is_none() {
+            if o.time_of("sigma0: root pager up").is_none() {
                 bail!("the kernel did not reach the root task; see the console output above");
             }
-            println!("prism wcet: the kernel boots and runs sigma0 in ring 3 on {accel}.");
+            println!("prism wcet: the kernel boots sigma0, the root task and its tasks on {accel}.");
             println!("prism wcet: the WCET pipeline (pagers, workloads, reports) is not built yet; no figures were produced.");
         }
     }

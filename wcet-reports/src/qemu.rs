@@ -6,14 +6,135 @@
 //! software hypervisor that exposes `/dev/kvm` but runs ring 0 emulated and
 //! breaks `syscall` fails the probe and we use TCG. `PRISM_ACCEL=kvm|tcg`
 //! overrides; the probe's verdict is cached in `build/accel`.
+//!
+//! QEMU: the system's `qemu-system-x86_64`, or the binary `PRISM_QEMU`
+//! names ([`Qemu`]); its version (from `--version`) goes into every run's
+//! output.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A QEMU to run: an installed `qemu-system-x86_64` (by name on `PATH` or
+/// by path), or one unpacked from Debian packages with `dpkg -x` (as
+/// `just setup` does into `build/qemu-10`), which brings its own firmware
+/// and option ROMs (`-L`) and must not load the system QEMU's modules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Qemu {
+    pub binary: PathBuf,
+    /// `-L` folders, searched before QEMU's built-in ones.
+    pub data_dirs: Vec<PathBuf>,
+    /// `QEMU_MODULE_DIR` for an unpacked tree.
+    pub module_dir: Option<PathBuf>,
+}
+
+/// The system's QEMU, by name.
+pub const SYSTEM_QEMU: &str = "qemu-system-x86_64";
+
+impl Qemu {
+    /// The QEMU at `binary`. A binary at `ROOT/usr/bin/` of a tree that also
+    /// has `ROOT/usr/share/qemu` (ROOT not `/`) is an unpacked package tree.
+    pub fn at(binary: impl Into<PathBuf>) -> Qemu {
+        let binary = binary.into();
+        let root = binary
+            .canonicalize()
+            .ok()
+            .and_then(|b| Some(b.parent()?.parent()?.parent()?.to_path_buf()))
+            .filter(|r| r != Path::new("/") && r.join("usr/share/qemu").is_dir());
+        match root {
+            Some(r) => Qemu {
+                binary,
+                data_dirs: ["usr/share/qemu", "usr/share/seabios"]
+                    .iter()
+                    .map(|d| r.join(d))
+                    .filter(|d| d.is_dir())
+                    .collect(),
+                module_dir: Some(r.join("usr/lib/x86_64-linux-gnu/qemu")),
+            },
+            None => Qemu { binary, data_dirs: Vec::new(), module_dir: None },
+        }
+    }
+
+    /// `PRISM_QEMU` if set, else the system's QEMU.
+    pub fn selected() -> Qemu {
+        match std::env::var_os("PRISM_QEMU") {
+            Some(p) if !p.is_empty() => Qemu::at(p),
+            _ => Qemu::at(SYSTEM_QEMU),
+        }
+    }
+
+    /// The first line of `--version`, e.g. `QEMU emulator version 10.0.2
+    /// (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)`; asked once per binary.
+    pub fn version_line(&self) -> Result<String> {
+        static SEEN: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+        if let Some(v) = SEEN.lock().unwrap().get(&self.binary) {
+            return Ok(v.clone());
+        }
+        let out = self.command().arg("--version").output().with_context(|| {
+            format!(
+                "cannot run {} (run `just setup`, or set PRISM_QEMU to a qemu-system-x86_64)",
+                self.binary.display()
+            )
+        })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().next().unwrap_or("").trim().to_string();
+        if !out.status.success() || parse_version(&line).is_none() {
+            bail!("{} --version did not name a QEMU version: {line:?}", self.binary.display());
+        }
+        SEEN.lock().unwrap().insert(self.binary.clone(), line.clone());
+        Ok(line)
+    }
+
+    /// `major.minor.micro`, e.g. `10.0.2`.
+    pub fn version(&self) -> Result<String> {
+        let line = self.version_line()?;
+        parse_version(&line).ok_or_else(|| anyhow!("no version in {line:?}"))
+    }
+
+    /// For output lines: `QEMU 10.0.2 (build/qemu-10/usr/bin/qemu-system-x86_64)`.
+    pub fn describe(&self) -> String {
+        match self.version() {
+            Ok(v) => format!("QEMU {v} ({})", self.binary.display()),
+            Err(e) => format!("QEMU of unknown version ({e:#})"),
+        }
+    }
+
+    /// Arguments this QEMU needs on every run: its `-L` folders, and for an
+    /// unpacked tree no audio backend (QEMU would otherwise probe for the
+    /// audio modules, which the tree lacks, in the system QEMU's module
+    /// folder, and warn that those are of another build).
+    pub fn args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for d in &self.data_dirs {
+            a.extend(["-L".to_string(), d.display().to_string()]);
+        }
+        if self.module_dir.is_some() {
+            a.extend(["-audiodev", "none,id=noaudio", "-machine", "pcspk-audiodev=noaudio"].map(String::from));
+        }
+        a
+    }
+
+    /// A command running this QEMU (with its module folder, if it has one).
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(&self.binary);
+        if let Some(d) = &self.module_dir {
+            c.env("QEMU_MODULE_DIR", d);
+        }
+        c
+    }
+}
+
+/// `10.0.2` from `QEMU emulator version 10.0.2 (Debian ...)`.
+pub fn parse_version(line: &str) -> Option<String> {
+    let v = line.strip_prefix("QEMU emulator version ")?.split_whitespace().next()?;
+    let ok = v.split('.').count() >= 2 && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    ok.then(|| v.to_string())
+}
 
 /// QEMU exit status for a guest that wrote `code` to `isa-debug-exit`.
 pub const fn debug_exit_status(code: u32) -> i32 {
@@ -85,6 +206,8 @@ pub struct Boot {
     pub console: String,
     /// Where COM2 (the kernel's defmt frames) goes; `None` drops them.
     pub defmt_out: Option<PathBuf>,
+    /// Which QEMU runs it ([`Qemu::selected`] unless changed).
+    pub qemu: Qemu,
 }
 
 impl Boot {
@@ -99,12 +222,14 @@ impl Boot {
             cdrom: None,
             console: "mon:stdio".into(),
             defmt_out: None,
+            qemu: Qemu::selected(),
         }
     }
 
     /// The full QEMU command line.
     pub fn args(&self) -> Vec<String> {
         let mut a = self.accel.args();
+        a.extend(self.qemu.args());
         a.extend(
             ["-m", &format!("{}M", self.memory_mib), "-display", "none", "-no-reboot", "-monitor", "none"]
                 .map(String::from),
@@ -136,22 +261,24 @@ impl Boot {
     }
 
     /// Switches to the deterministic `model` mode: TCG with `-icount` and
-    /// the cache-model plugin writing one CSV row per job to `out`. The
-    /// plugin reads guest-physical addresses, which QEMU 7.2 reports
-    /// correctly only below the PCI hole, so memory stays at most 2 GiB.
+    /// the cache-model plugin writing one CSV row per job to `out`, whose
+    /// first line names this QEMU's version. The plugin reads
+    /// guest-physical addresses, which QEMU 7.2 reports correctly only
+    /// below the PCI hole, so memory stays at most 2 GiB.
     pub fn with_cache_model(&mut self, plugin: &Path, profile: &str, out: &Path) {
         self.accel = Accel::TcgIcount;
         self.memory_mib = self.memory_mib.min(2048);
+        let qemu = self.qemu.version().unwrap_or_else(|_| "unknown".into());
         self.extra.extend([
             "-smp".to_string(),
             "1".into(),
             "-plugin".into(),
-            format!("file={},profile={profile},out={}", plugin.display(), out.display()),
+            format!("file={},profile={profile},out={},qemu={qemu}", plugin.display(), out.display()),
         ]);
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new("qemu-system-x86_64");
+        let mut c = self.qemu.command();
         c.args(self.args());
         c
     }
@@ -164,7 +291,8 @@ impl Boot {
         let mut cmd = this.command();
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let start = Instant::now();
-        let mut child = cmd.spawn().context("cannot start qemu-system-x86_64 (run `just setup`)")?;
+        let mut child =
+            cmd.spawn().with_context(|| format!("cannot start {} (run `just setup`)", self.qemu.binary.display()))?;
         let out = Arc::new(Mutex::new(Vec::<(Duration, String)>::new()));
         let reader = spawn_line_reader(&mut child, out.clone(), start);
         let mut err = String::new();
@@ -303,8 +431,8 @@ pub fn choose_accel(kernel: &Path, root: &str, cache: &Path) -> Result<(Accel, S
     }
     let mut probe = Boot::new(kernel, Accel::Kvm);
     probe.modules.push(root.to_string());
-    let o = probe.run_captured(Duration::from_secs(4), Some(&|s: &str| s.contains("hello from ring 3")))?;
-    let (accel, why) = match o.time_of("hello from ring 3") {
+    let o = probe.run_captured(Duration::from_secs(4), Some(&|s: &str| s.contains("sigma0: root pager up")))?;
+    let (accel, why) = match o.time_of("sigma0: root pager up") {
         Some(t) if t < Duration::from_secs(2) => {
             (Accel::Kvm, format!("KVM probe reached ring 3 in {:.2} s", t.as_secs_f64()))
         }
@@ -338,5 +466,41 @@ mod tests {
         assert!(a.iter().any(|x| x.starts_with("isa-debug-exit")));
         assert_eq!(EXIT_PASS, 33);
         assert_eq!(EXIT_FAIL, 35);
+    }
+
+    #[test]
+    fn qemu_versions_parse() {
+        let v = parse_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)");
+        assert_eq!(v.as_deref(), Some("10.0.2"));
+        assert_eq!(
+            parse_version("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)").as_deref(),
+            Some("7.2.22")
+        );
+        assert_eq!(parse_version("QEMU emulator version 9.1").as_deref(), Some("9.1"));
+        assert_eq!(parse_version("qemu-img version 7.2.0"), None);
+        assert_eq!(parse_version("QEMU emulator version x.y"), None);
+    }
+
+    #[test]
+    fn an_unpacked_tree_brings_its_data_and_module_folders() {
+        let root = std::env::temp_dir().join(format!("prism-qemu-tree-{}", std::process::id()));
+        for d in ["usr/bin", "usr/share/qemu", "usr/share/seabios"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let bin = root.join("usr/bin/qemu-system-x86_64");
+        std::fs::write(&bin, "").unwrap();
+        let q = Qemu::at(&bin);
+        let root = root.canonicalize().unwrap();
+        assert_eq!(q.data_dirs, vec![root.join("usr/share/qemu"), root.join("usr/share/seabios")]);
+        assert_eq!(q.module_dir, Some(root.join("usr/lib/x86_64-linux-gnu/qemu")));
+        let mut b = Boot::new("k.elf", Accel::Tcg);
+        b.qemu = q;
+        let a = b.args();
+        assert_eq!(a.iter().filter(|x| *x == "-L").count(), 2);
+        assert_eq!(a[a.iter().position(|x| x == "-L").unwrap() + 1], root.join("usr/share/qemu").display().to_string());
+        // An installed QEMU (by name, or under /usr/bin) keeps QEMU's own folders.
+        assert_eq!(Qemu::at(SYSTEM_QEMU), Qemu { binary: SYSTEM_QEMU.into(), data_dirs: vec![], module_dir: None });
+        assert!(Qemu::at("/usr/bin/qemu-system-x86_64").data_dirs.is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -218,25 +218,290 @@ impl Fpage {
 }
 
 /// The sigma0 protocol: requests to the root pager (label, MR1..).
+///
+/// Every frame sigma0 hands out, by a request or in a page-fault reply,
+/// goes through its ownership table and its colour rules: a frame goes to
+/// one owner only; a pager bound to a partition gets only frames of that
+/// partition's colours. Frames land in the requester's receive window
+/// (`br[0]`) at `window + frame` (see [`crate::layout::PHYS_WINDOW`]).
 pub mod sigma0 {
     /// Map frame MR1 (a physical address) into the caller's receive window.
     pub const GET_FRAME: u64 = 0x5130;
-    /// Map any free frame that satisfies filter MR1 (0 = any; the color
-    /// filter plugs in here) into the caller's receive window.
+    /// Map any free frame into the caller's receive window: of the caller's
+    /// partition's colours if it is a bound pager; MR1 = partition number +
+    /// 1 asks for that partition's colours (the root task only, to load a
+    /// pager's image), 0 for any colour. Reply MR1 = the frame.
     pub const GET_ANY: u64 = 0x5131;
-    /// Map the I/O ports of the I/O flexpage MR1.
+    /// Map the I/O ports of the I/O flexpage MR1 (the root task only).
     pub const GET_PORTS: u64 = 0x5132;
-    /// Bind pager MR1 (a thread id) to partition number MR2 of the boot
-    /// config: from then on it gets only frames of that partition's
-    /// colors. Only sigma0's own root thread may bind.
+    /// Bind pager MR1 (a thread id) to partition number MR2 of the system
+    /// description: from then on it gets only frames of that partition's
+    /// colours. The root task only.
     pub const BIND: u64 = 0x5133;
-    /// Frames handed out per partition: MR1.. in config order.
+    /// Frames handed out per partition: MR1.. in description order.
     pub const USAGE: u64 = 0x5134;
+    /// Map module page MR1 (a physical address inside a boot module)
+    /// read-only into the caller's receive window. The root task only.
+    pub const GET_MODULE: u64 = 0x5135;
+    /// sigma0's counters ([`Stats`]), in MR1.. .
+    pub const STATS: u64 = 0x5136;
     /// Reply labels: 0 = done; these say why a request was refused.
     pub const REFUSED_TAKEN: u64 = 1;
     pub const REFUSED_UNKNOWN: u64 = 2;
     pub const REFUSED_COLOR: u64 = 3;
     pub const REFUSED_NOT_ALLOWED: u64 = 4;
+    /// A page fault on a frame that belongs to someone else.
+    pub const REFUSED_NOT_OWNER: u64 = 5;
+
+    /// What [`STATS`] returns, one word each.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Stats {
+        /// Page faults answered with a mapping.
+        pub faults_mapped: u64,
+        /// Page faults refused: the frame is another client's.
+        pub refused_owner: u64,
+        /// Requests or faults refused: the frame has a foreign colour.
+        pub refused_color: u64,
+        /// Requests or faults refused for any other reason.
+        pub refused_other: u64,
+        /// Frames handed out in all.
+        pub frames_given: u64,
+    }
+
+    impl Stats {
+        pub const WORDS: usize = 5;
+
+        pub fn to_words(&self) -> [u64; Self::WORDS] {
+            [self.faults_mapped, self.refused_owner, self.refused_color, self.refused_other, self.frames_given]
+        }
+
+        pub fn from_words(w: &[u64]) -> Stats {
+            let g = |i: usize| w.get(i).copied().unwrap_or(0);
+            Stats {
+                faults_mapped: g(0),
+                refused_owner: g(1),
+                refused_color: g(2),
+                refused_other: g(3),
+                frames_given: g(4),
+            }
+        }
+    }
+}
+
+/// The root task's services to every task it started (label, MR1..).
+///
+/// A task that a pager spawned itself (not from the description) is
+/// unknown to the root task, which refuses it; such a task asks its pager,
+/// which answers `GET_INFO` and `EXIT` for its own children in the same
+/// form (`user_rt::info` and `user_rt::exit` do that).
+pub mod root {
+    /// The caller's own entry of the system description, as a [`TaskInfo`]
+    /// in MR1.. (through the UTCB).
+    pub const GET_INFO: u64 = 0x5200;
+    /// The thread id of the task named by MR1..MR4 (UTF-8, NUL padded).
+    pub const LOOKUP: u64 = 0x5201;
+    /// The caller ends with status MR1 (0 = success); the root task counts
+    /// it and replies, then the caller exits.
+    pub const EXIT: u64 = 0x5202;
+    /// The I/O ports the description grants the caller, as a map item of
+    /// the I/O flexpage MR1 (refused unless granted).
+    pub const GET_PORTS: u64 = 0x5203;
+    /// A pager's request for the boot module named by MR1..MR4 (to load a
+    /// task it spawns itself): reply MR1 = physical base, MR2 = size, and
+    /// map items of its pages (read-only, into the caller's phys window).
+    /// Pagers only.
+    pub const GET_MODULE: u64 = 0x5204;
+    /// Reply label for a refused request.
+    pub const REFUSED: u64 = 1;
+
+    /// What a task is for (the description's `role`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u64)]
+    pub enum Role {
+        Pager = 1,
+        Rt = 2,
+        Ts = 3,
+        Test = 4,
+    }
+
+    impl Role {
+        pub fn from_word(w: u64) -> Option<Role> {
+            [Role::Pager, Role::Rt, Role::Ts, Role::Test].into_iter().find(|r| *r as u64 == w)
+        }
+    }
+
+    /// Longest task name.
+    pub const NAME_MAX: usize = 32;
+    /// Longest argument string.
+    pub const ARGS_MAX: usize = 256;
+
+    /// A task's own description, as the root task tells it. Times are TSC
+    /// ticks (converted from the description's nanoseconds by the root
+    /// task), sizes bytes.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct TaskInfo {
+        pub index: u64,
+        pub role: Role,
+        pub priority: u64,
+        pub mcp: u64,
+        pub rights: u64,
+        pub pager: crate::ThreadId,
+        pub handler: crate::ThreadId,
+        pub timeslice: u64,
+        pub budget: u64,
+        pub period: u64,
+        /// RT tasks: job period, relative deadline, number of jobs.
+        pub rt_period: u64,
+        pub deadline: u64,
+        pub jobs: u64,
+        pub heap_base: u64,
+        pub heap_size: u64,
+        pub stack_top: u64,
+        pub stack_size: u64,
+        pub name: [u8; NAME_MAX],
+        pub args: [u8; ARGS_MAX],
+    }
+
+    const FIXED: usize = 17;
+    /// Words of an encoded [`TaskInfo`] (fits the 63 message registers).
+    pub const INFO_WORDS: usize = FIXED + (NAME_MAX + ARGS_MAX) / 8;
+    const _: () = assert!(INFO_WORDS < super::MAX_MRS);
+
+    fn text(b: &[u8]) -> &str {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        core::str::from_utf8(&b[..end]).unwrap_or("?")
+    }
+
+    /// Copies `s` into a NUL-padded field, cut at a character boundary.
+    pub fn set_text(dst: &mut [u8], s: &str) {
+        dst.fill(0);
+        let mut n = s.len().min(dst.len());
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        dst[..n].copy_from_slice(&s.as_bytes()[..n]);
+    }
+
+    impl TaskInfo {
+        pub const fn empty() -> TaskInfo {
+            TaskInfo {
+                index: 0,
+                role: Role::Test,
+                priority: 0,
+                mcp: 0,
+                rights: 0,
+                pager: crate::ThreadId::NIL,
+                handler: crate::ThreadId::NIL,
+                timeslice: 0,
+                budget: 0,
+                period: 0,
+                rt_period: 0,
+                deadline: 0,
+                jobs: 0,
+                heap_base: 0,
+                heap_size: 0,
+                stack_top: 0,
+                stack_size: 0,
+                name: [0; NAME_MAX],
+                args: [0; ARGS_MAX],
+            }
+        }
+
+        pub fn name(&self) -> &str {
+            text(&self.name)
+        }
+
+        pub fn args(&self) -> &str {
+            text(&self.args)
+        }
+
+        /// The value of argument `key=value`, if given.
+        pub fn arg(&self, key: &str) -> Option<&str> {
+            self.args().split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        }
+
+        pub fn to_words(&self) -> [u64; INFO_WORDS] {
+            let mut w = [0u64; INFO_WORDS];
+            w[..FIXED].copy_from_slice(&[
+                self.index,
+                self.role as u64,
+                self.priority,
+                self.mcp,
+                self.rights,
+                self.pager.0,
+                self.handler.0,
+                self.timeslice,
+                self.budget,
+                self.period,
+                self.rt_period,
+                self.deadline,
+                self.jobs,
+                self.heap_base,
+                self.heap_size,
+                self.stack_top,
+                self.stack_size,
+            ]);
+            for (i, c) in self.name.iter().chain(self.args.iter()).enumerate() {
+                w[FIXED + i / 8] |= (*c as u64) << (8 * (i % 8));
+            }
+            w
+        }
+
+        pub fn from_words(w: &[u64; INFO_WORDS]) -> Option<TaskInfo> {
+            let mut t = TaskInfo::empty();
+            let f = &w[..FIXED];
+            t.index = f[0];
+            t.role = Role::from_word(f[1])?;
+            (t.priority, t.mcp, t.rights) = (f[2], f[3], f[4]);
+            (t.pager, t.handler) = (crate::ThreadId(f[5]), crate::ThreadId(f[6]));
+            (t.timeslice, t.budget, t.period) = (f[7], f[8], f[9]);
+            (t.rt_period, t.deadline, t.jobs) = (f[10], f[11], f[12]);
+            (t.heap_base, t.heap_size, t.stack_top, t.stack_size) = (f[13], f[14], f[15], f[16]);
+            for i in 0..NAME_MAX + ARGS_MAX {
+                let c = (w[FIXED + i / 8] >> (8 * (i % 8))) as u8;
+                if i < NAME_MAX {
+                    t.name[i] = c;
+                } else {
+                    t.args[i - NAME_MAX] = c;
+                }
+            }
+            Some(t)
+        }
+    }
+
+    /// A name packed into four words for [`LOOKUP`].
+    pub fn name_words(name: &str) -> [u64; 4] {
+        let mut b = [0u8; 32];
+        set_text(&mut b, name);
+        core::array::from_fn(|i| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])))
+    }
+
+    /// The name [`name_words`] packed, as bytes (NUL padded).
+    pub fn words_name(w: &[u64]) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        for (i, x) in w.iter().take(4).enumerate() {
+            b[i * 8..i * 8 + 8].copy_from_slice(&x.to_le_bytes());
+        }
+        b
+    }
+}
+
+/// The root task and a user-level pager (label, MR1..): the pager asks for
+/// the clients the description gives it and says when each is loaded.
+pub mod pager {
+    /// Pager to root task: the next client to load. Reply label 0 with MR1
+    /// = client thread id, MR2 = module physical base, MR3 = module size,
+    /// MR4 = heap size, MR5 = stack size, MR6 = role, and map items of the
+    /// module's pages (read-only, into the pager's phys window); or label
+    /// [`NO_MORE`] when every client is handed out.
+    pub const NEXT_CLIENT: u64 = 0x5300;
+    /// Pager to root task: client MR1 is loaded; start it at IP MR2 with SP
+    /// MR3. Reply label 0 once it runs.
+    pub const CLIENT_READY: u64 = 0x5301;
+    /// Reply label: no more clients.
+    pub const NO_MORE: u64 = 1;
+    /// Reply label: refused (not this pager's client, or a bad IP/SP).
+    pub const REFUSED: u64 = 2;
 }
 
 /// Typed item kinds (bits 1..4 of an item's first word).

@@ -9,7 +9,7 @@
 /// `"PRSM"` read as a little-endian `u32`.
 pub const KIP_MAGIC: u32 = u32::from_le_bytes(*b"PRSM");
 /// Bumped whenever the KIP layout or the syscall ABI changes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Capacity of the memory map in the KIP.
 pub const MAX_MEM_REGIONS: usize = 64;
@@ -83,6 +83,11 @@ pub struct Kip {
     pub cache_count: u32,
     pub _pad: u32,
     pub caches: [CacheLevel; MAX_CACHE_LEVELS],
+    /// Thread id of sigma0, the root pager (0 while none runs).
+    pub sigma0_id: u64,
+    /// Thread id of the root task, the loader and supervisor (0 while none
+    /// runs).
+    pub root_id: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<Kip>() <= crate::PAGE_SIZE as usize);
@@ -102,6 +107,8 @@ impl Kip {
             cache_count: 0,
             _pad: 0,
             caches: [CacheLevel { level: 0, kind: 0, ways: 0, line_size: 0, size: 0 }; MAX_CACHE_LEVELS],
+            sigma0_id: 0,
+            root_id: 0,
         }
     }
 
@@ -113,6 +120,11 @@ impl Kip {
     /// The valid part of the module table.
     pub fn modules(&self) -> &[Module] {
         &self.modules[..(self.module_count as usize).min(MAX_MODULES)]
+    }
+
+    /// The module named `name` and its index.
+    pub fn module(&self, name: &str) -> Option<(usize, &Module)> {
+        self.modules().iter().enumerate().find(|(_, m)| m.name() == name)
     }
 }
 

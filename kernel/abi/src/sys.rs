@@ -17,23 +17,28 @@ pub const DEBUG_PRINT: u64 = 0;
 pub const THREAD_EXIT: u64 = 1;
 /// Send and/or receive a message (see [`crate::ipc`]).
 pub const IPC: u64 = 2;
-/// Privileged. Create a thread: `rdi` = a thread whose address space the
-/// new thread shares, or `NIL` for a new address space; `rsi` = UTCB
-/// address (page aligned, unmapped, in the user half); `rdx` = pager.
-/// Returns the new id. The thread waits until `THREAD_START`.
+/// Control call. Create a thread: `rdi` = a thread whose address space the
+/// new thread shares (the caller itself or a thread it controls), or `NIL`
+/// for a new address space; `rsi` = UTCB address (page aligned, unmapped, in
+/// the user half); `rdx` = pager. Returns the new id. The new thread waits
+/// until `THREAD_START`; the caller is its chief (see [`attr`]), it has
+/// priority `min(16, caller's MCP)`, MCP 0 and no rights.
 pub const THREAD_CREATE: u64 = 3;
-/// Privileged. Delete thread `rdi`; its id becomes stale.
+/// Control call. Delete thread `rdi` (one the caller controls); its id
+/// becomes stale.
 pub const THREAD_DELETE: u64 = 4;
-/// Privileged. Start (or restart) thread `rdi` at IP `rsi`, SP `rdx`.
+/// Control call. Start (or restart) thread `rdi` at IP `rsi`, SP `rdx`.
 pub const THREAD_START: u64 = 5;
-/// Privileged. Set attribute `rsi` (see [`attr`]) of thread `rdi` to `rdx`
-/// (and `r10` where the attribute has two values).
+/// Control call. Set attribute `rsi` (see [`attr`]) of thread `rdi` (the
+/// caller itself or one it controls) to `rdx` (and `r10` where the
+/// attribute has two values).
 pub const THREAD_CONFIG: u64 = 6;
 /// Give up the rest of the time slice (round robin within the priority).
 pub const YIELD: u64 = 7;
 /// The caller's own thread id and the current TSC.
 pub const MYSELF: u64 = 8;
-/// Privileged. Route interrupt line `rdi` to thread `rsi` (`NIL` detaches).
+/// Needs [`rights::IRQ`]. Route interrupt line `rdi` to thread `rsi` (`NIL`
+/// detaches).
 pub const IRQ_ATTACH: u64 = 9;
 
 /// Flush: revoke the rights given in fpage `rdi` (its rights bits) from
@@ -42,8 +47,13 @@ pub const IRQ_ATTACH: u64 = 9;
 /// the mappings. Returns the number of mappings changed.
 pub const UNMAP: u64 = 10;
 
+/// Read attribute `rsi` (see [`attr`]; plus [`attr::SPACE`]) of thread
+/// `rdi`: the caller itself, or a thread it controls. Returns the value;
+/// for [`attr::BUDGET`] the budget, with the period in `rdx`.
+pub const THREAD_INFO: u64 = 11;
+
 /// Number of defined system calls; anything at or above is `NoSuchCall`.
-pub const COUNT: u64 = 11;
+pub const COUNT: u64 = 12;
 
 /// Test kernel only (built with `--features ktest`), privileged: the debug
 /// interface through which the fuzzer's checker sees the kernel's
@@ -77,6 +87,16 @@ pub const UNMAP_SELF: u64 = 1;
 pub const DEBUG_PRINT_MAX: u64 = 1024;
 
 /// Thread attributes for `THREAD_CONFIG`.
+///
+/// The privilege model (after L4's clans and chiefs and seL4's maximum
+/// controlled priority): control calls (create, delete, start, configure)
+/// need [`rights::CONTROL`], and act only on the caller itself (configure)
+/// or on threads it controls: those it created, and theirs, transitively.
+/// A priority or MCP set by a caller is at most the caller's own MCP, and
+/// the rights it gives are a subset of its own, so no thread can raise its
+/// own or another thread's limits above its own. The kernel gives the root
+/// task MCP 63 and every right; everything else has what the root task (or
+/// a chief it delegated to) gave it.
 pub mod attr {
     /// Pager (thread id).
     pub const PAGER: u64 = 0;
@@ -89,8 +109,24 @@ pub mod attr {
     /// Budget per period in TSC ticks: `rdx` = budget, `r10` = period
     /// (budget 0 removes the limit).
     pub const BUDGET: u64 = 4;
-    /// Privileged (may use the privileged calls): 0 or 1.
-    pub const PRIVILEGED: u64 = 5;
+    /// Maximum controlled priority: the highest priority (and MCP) this
+    /// thread may give any thread it controls, itself included.
+    pub const MCP: u64 = 5;
+    /// Rights (a [`super::rights`] mask), a subset of the caller's.
+    pub const RIGHTS: u64 = 6;
+    /// `THREAD_INFO` only: a number naming the thread's address space
+    /// (threads in one space have the same, threads in two different).
+    pub const SPACE: u64 = 7;
+}
+
+/// Rights a thread may hold ([`attr::RIGHTS`]).
+pub mod rights {
+    /// May make control calls (on itself and the threads it controls).
+    pub const CONTROL: u64 = 1;
+    /// May route interrupt lines (`IRQ_ATTACH`).
+    pub const IRQ: u64 = 2;
+    /// Every right.
+    pub const ALL: u64 = CONTROL | IRQ;
 }
 
 /// Highest priority.

@@ -150,6 +150,13 @@ pub fn thread_config(t: ThreadId, what: u64, v: u64, v2: u64) -> Result<(), Erro
 }
 
 /// Flush (see [`sys::UNMAP`]); returns how many mappings changed.
+/// Attribute `what` of thread `t` (itself or one the caller controls);
+/// for `attr::BUDGET` the budget and the period.
+pub fn thread_info(t: ThreadId, what: u64) -> Result<(u64, u64), Error> {
+    let (r, _, rdx) = syscall4(sys::THREAD_INFO, t.0, what, 0, 0);
+    Error::decode(r).map(|v| (v, rdx))
+}
+
 pub fn unmap(fpage: crate::Fpage, include_self: bool) -> Result<u64, Error> {
     Error::decode(syscall2(sys::UNMAP, fpage.0, if include_self { sys::UNMAP_SELF } else { 0 }))
 }

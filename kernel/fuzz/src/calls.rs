@@ -60,6 +60,11 @@ impl Expect {
         Expect { ok: OkWhat::Any, errors: 0 }
     }
 
+    /// Any result at all (a word that may read as an error code).
+    pub const fn anything() -> Expect {
+        Expect { ok: OkWhat::Any, errors: u16::MAX }
+    }
+
     pub const fn err(e: Error) -> Expect {
         Expect { ok: OkWhat::No, errors: 1 << e as u16 }
     }
@@ -120,6 +125,7 @@ pub fn name(nr: u64) -> &'static str {
         sys::MYSELF => "MYSELF",
         sys::IRQ_ATTACH => "IRQ_ATTACH",
         sys::UNMAP => "UNMAP",
+        sys::THREAD_INFO => "THREAD_INFO",
         sys::KTEST => "KTEST",
         _ => "an unknown number",
     }
@@ -206,11 +212,17 @@ enum Effect {
     Delete(ThreadId),
 }
 
+/// The calls that need a right (`CONTROL`, or `IRQ` for `IRQ_ATTACH`).
+pub const CONTROL_CALLS: [u64; 6] =
+    [sys::THREAD_CREATE, sys::THREAD_DELETE, sys::THREAD_START, sys::THREAD_CONFIG, sys::IRQ_ATTACH, sys::KTEST];
+
 /// One fuzzing thread's generator and its view of the world.
 pub struct Fuzzer {
     rng: Rng,
     me: ThreadId,
-    privileged: bool,
+    /// Its rights (`abi::sys::rights`) and maximum controlled priority.
+    held: u64,
+    mcp: u64,
     layout: Layout,
     /// The exception handler children get (the checker).
     handler: ThreadId,
@@ -224,13 +236,17 @@ pub struct Fuzzer {
 }
 
 impl Fuzzer {
-    /// Stream `stream` of `seed` for thread `me`; `stale` is an id that
-    /// named a thread once (the runner deletes one to have it).
+    /// Stream `stream` of `seed` for thread `me`, which holds rights `held`
+    /// (`abi::sys::rights`: with `CONTROL` it is the privileged fuzzer) and
+    /// MCP `mcp`; `stale` is an id that named a thread once (the runner
+    /// deletes one to have it).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         seed: u64,
         stream: u64,
         me: ThreadId,
-        privileged: bool,
+        held: u64,
+        mcp: u64,
         layout: Layout,
         handler: ThreadId,
         stale: ThreadId,
@@ -238,7 +254,8 @@ impl Fuzzer {
         Fuzzer {
             rng: Rng::stream(seed, stream),
             me,
-            privileged,
+            held,
+            mcp,
             layout,
             handler,
             children: [None; MAX_CHILDREN],
@@ -248,6 +265,10 @@ impl Fuzzer {
             pending: Effect::None,
             follow: None,
         }
+    }
+
+    fn privileged(&self) -> bool {
+        self.held & sys::rights::CONTROL != 0
     }
 
     /// The live children (the runner deletes them at the end).
@@ -262,11 +283,11 @@ impl Fuzzer {
         if let Some((call, expect)) = self.follow.take() {
             return Case::Syscall { call, expect };
         }
-        let weights: &[u32] = if self.privileged {
-            // ipc unmap print myself/yield badnr denied exc | create start delete config irq ktest probe
-            &[20, 8, 3, 3, 3, 0, 6, 12, 5, 8, 14, 3, 4, 2]
+        let weights: &[u32] = if self.privileged() {
+            // ipc unmap print myself/yield badnr denied exc create start delete config irq ktest probe transfer info
+            &[20, 8, 3, 3, 3, 0, 6, 12, 5, 8, 14, 3, 4, 2, 0, 4]
         } else {
-            &[40, 15, 8, 5, 5, 10, 10, 0, 0, 0, 0, 0, 0, 0, 20]
+            &[40, 15, 8, 5, 5, 10, 10, 0, 0, 0, 0, 0, 0, 0, 20, 4]
         };
         let (call, expect) = match self.rng.weighted(weights) {
             0 => self.ipc(),
@@ -283,7 +304,8 @@ impl Fuzzer {
             11 => self.irq_attach(),
             12 => self.ktest(),
             13 => return Case::FpuProbe,
-            _ => return Case::Transfer(self.transfer()),
+            14 => return Case::Transfer(self.transfer()),
+            _ => self.thread_info(),
         };
         let mut call = call;
         for &f in &CALL_FLAGS {
@@ -525,7 +547,7 @@ impl Fuzzer {
             }
         } else if !fp.is_valid() || fp.size_log2() > 24 {
             Expect::err(Error::InvalidArgument)
-        } else if fp.rights() == 0 || (flags & sys::UNMAP_SELF == 0 && self.privileged) {
+        } else if fp.rights() == 0 || (flags & sys::UNMAP_SELF == 0 && self.privileged()) {
             // Nothing derives from the privileged thread's pages (the
             // unprivileged one maps its pages to the partner).
             Expect::is(0)
@@ -572,17 +594,10 @@ impl Fuzzer {
         (Call { nr, rdi: values::word(&mut self.rng), ..Call::default() }, Expect::err(Error::NoSuchCall))
     }
 
-    /// A privileged call from an unprivileged thread.
+    /// A call that needs a right, from a thread without rights.
     fn denied(&mut self) -> (Call, Expect) {
         let r = &mut self.rng;
-        let nr = r.pick(&[
-            sys::THREAD_CREATE,
-            sys::THREAD_DELETE,
-            sys::THREAD_START,
-            sys::THREAD_CONFIG,
-            sys::IRQ_ATTACH,
-            sys::KTEST,
-        ]);
+        let nr = r.pick(&CONTROL_CALLS);
         let call = Call {
             nr,
             rdi: values::word(r),
@@ -695,33 +710,65 @@ impl Fuzzer {
         let handler = self.handler;
         let dead = self.dead_id();
         let r = &mut self.rng;
-        let what = if r.chance(1, 10) { values::word(r) } else { r.below(6) };
+        let what = if r.chance(1, 10) { values::word(r) } else { r.below(8) };
+        let mcp = self.mcp;
         let (v, v2) = match what {
             attr::PAGER => (r.pick(&[ThreadId::NIL, dead]).0, 0),
             attr::EXCEPTION_HANDLER => (r.pick(&[ThreadId::NIL, dead, handler, handler]).0, 0),
-            attr::PRIORITY => (r.pick(&[0, 1, 30, 63, 64, 255, u64::MAX]), 0),
+            attr::PRIORITY | attr::MCP => (r.pick(&[0, 1, mcp - 1, mcp, mcp + 1, 63, 64, u64::MAX]), 0),
             attr::TIMESLICE | attr::BUDGET => {
                 let v = r.pick(&[0, 1, sys::MIN_TIMESLICE - 1, sys::MIN_TIMESLICE, 1 << 20, u64::MAX]);
                 let w = values::word(r);
                 (v, r.pick(&[0, v, v.saturating_add(1), u64::MAX, w]))
             }
-            attr::PRIVILEGED => (r.pick(&[0, 1, 2, u64::MAX]), 0),
+            attr::RIGHTS => (r.pick(&[0, sys::rights::CONTROL, sys::rights::IRQ, sys::rights::ALL, 4, u64::MAX]), 0),
             _ => (values::word(r), values::word(r)),
         };
-        let valid = match what {
-            attr::PAGER | attr::EXCEPTION_HANDLER => true,
-            attr::PRIORITY => v <= sys::MAX_PRIORITY,
-            attr::TIMESLICE => v >= sys::MIN_TIMESLICE,
-            attr::BUDGET => v == 0 || (v >= sys::MIN_TIMESLICE && v2 >= v),
-            attr::PRIVILEGED => v <= 1,
-            _ => false,
+        // The kernel's checks of a request against the caller's own limits.
+        let invalid = Expect::err(Error::InvalidArgument);
+        let checked = match what {
+            attr::PAGER | attr::EXCEPTION_HANDLER => Expect::is(0),
+            attr::PRIORITY | attr::MCP if v > sys::MAX_PRIORITY => invalid,
+            attr::PRIORITY | attr::MCP if v > mcp => Expect::err(Error::NoPermission),
+            attr::PRIORITY | attr::MCP => Expect::is(0),
+            attr::TIMESLICE if v >= sys::MIN_TIMESLICE => Expect::is(0),
+            attr::BUDGET if v == 0 || (v >= sys::MIN_TIMESLICE && v2 >= v) => Expect::is(0),
+            attr::RIGHTS if v & !sys::rights::ALL != 0 => invalid,
+            attr::RIGHTS if v & !self.held != 0 => Expect::err(Error::NoPermission),
+            attr::RIGHTS => Expect::is(0),
+            _ => invalid,
         };
         let expect = match child {
             None => Expect::err(Error::InvalidThread),
-            Some(_) if valid => Expect::is(0),
-            Some(_) => Expect::err(Error::InvalidArgument),
+            Some(_) => checked,
         };
         (Call { nr: sys::THREAD_CONFIG, rdi: t.0, rsi: what, rdx: v, r10: v2, ..Call::default() }, expect)
+    }
+
+    /// `THREAD_INFO` of itself, a child or a dead id.
+    fn thread_info(&mut self) -> (Call, Expect) {
+        let (t, known) = match self.rng.below(3) {
+            0 => (self.me, true),
+            1 => {
+                let (t, c) = self.target();
+                (t, c.is_some())
+            }
+            _ => (self.dead_id(), false),
+        };
+        let what = if self.rng.chance(1, 5) { values::word(&mut self.rng) } else { self.rng.below(9) };
+        let expect = if !known {
+            Expect::err(Error::InvalidThread)
+        } else if matches!(what, attr::PAGER | attr::EXCEPTION_HANDLER | attr::TIMESLICE | attr::BUDGET) {
+            // Whatever was set (forged ids, slices and budgets up to
+            // u64::MAX): returned in rax, a value of 2^63 or more reads as an
+            // error code.
+            Expect::anything()
+        } else if what <= attr::SPACE {
+            Expect::any_ok()
+        } else {
+            Expect::err(Error::InvalidArgument)
+        };
+        (Call { nr: sys::THREAD_INFO, rdi: t.0, rsi: what, ..Call::default() }, expect)
     }
 
     fn irq_attach(&mut self) -> (Call, Expect) {
@@ -849,7 +896,8 @@ mod tests {
 
     fn fuzzer(seed: u64, privileged: bool) -> Fuzzer {
         let me = ThreadId::new(9, 1);
-        Fuzzer::new(seed, privileged as u64, me, privileged, layout(), ThreadId::new(3, 1), ThreadId::new(20, 1))
+        let held = if privileged { sys::rights::ALL } else { 0 };
+        Fuzzer::new(seed, privileged as u64, me, held, 50, layout(), ThreadId::new(3, 1), ThreadId::new(20, 1))
     }
 
     #[test]
@@ -892,14 +940,7 @@ mod tests {
         for _ in 0..20_000 {
             if let Case::Syscall { call, expect } = f.next_case() {
                 assert_ne!(call.nr, sys::THREAD_EXIT);
-                let control = [
-                    sys::THREAD_CREATE,
-                    sys::THREAD_DELETE,
-                    sys::THREAD_START,
-                    sys::THREAD_CONFIG,
-                    sys::IRQ_ATTACH,
-                    sys::KTEST,
-                ];
+                let control = CONTROL_CALLS;
                 if control.contains(&call.nr) {
                     assert_eq!(expect, Expect::err(Error::NoPermission));
                 }

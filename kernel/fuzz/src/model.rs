@@ -70,9 +70,15 @@ impl Default for Model {
 
 impl Model {
     pub fn new() -> Model {
+        Model::with_root_rights(ALL)
+    }
+
+    /// A universe whose root holds its frames with `rights` (a task's own
+    /// data pages, say, are not executable).
+    pub fn with_root_rights(rights: u8) -> Model {
         let mut nodes = [[None; PAGES]; SPACES];
         for (k, n) in nodes[0].iter_mut().enumerate() {
-            *n = Some(Node { frame: k as u8, rights: ALL, parent: None });
+            *n = Some(Node { frame: k as u8, rights: rights & ALL, parent: None });
         }
         Model { nodes }
     }

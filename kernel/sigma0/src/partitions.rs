@@ -1,21 +1,23 @@
-//! Cache partitions: sigma0 reads the boot config (the `config` module),
-//! validates its partitions against the cache geometry, and hands a pager
-//! bound to a partition only frames of that partition's colors.
+//! Cache partitions: sigma0 reads the system description (the `system`
+//! module, `sysdesc`), validates its partitions against the cache geometry
+//! and its memory, and hands a pager bound to a partition only frames of
+//! that partition's colors.
 //!
-//! The geometry is the config's `llc` line if it has one, else the last
-//! cache level the kernel published in the KIP. Without either (or without
-//! a config) there are no partitions and no pager can be bound.
+//! The geometry is the description's `llc` line if it has one, else the
+//! last cache level the kernel published in the KIP. Without either (or
+//! without a description) there are no partitions and no pager can be
+//! bound. Partitions must not share colours unless the description's
+//! scenario shares them on purpose (`shared_colors`); then each is checked
+//! on its own.
 
 use abi::kip::{Kip, MemKind};
 use abi::ThreadId;
-use cache_color::bootcfg;
 use cache_color::geometry::{CacheKind, CacheLevel};
 use cache_color::partition::{self, MemRegion, Partition, PartitionSpec};
 use cache_color::ColorMap;
-use core::sync::atomic::{AtomicU64, Ordering};
 use user_rt::println;
 
-pub const MAX: usize = bootcfg::MAX_PARTITIONS;
+pub const MAX: usize = sysdesc::MAX_PARTITIONS;
 const MAX_BINDINGS: usize = 16;
 
 pub struct Partitions {
@@ -26,17 +28,8 @@ pub struct Partitions {
     bound: usize,
     /// Round-robin cursor over each partition's colors.
     pub cursor: [cache_color::RoundRobin; MAX],
-    pub used: [AtomicU64; MAX],
-}
-
-static mut PARTITIONS: Option<Partitions> = None;
-
-/// The partitions, once [`init`] found a config.
-pub fn get() -> Option<&'static mut Partitions> {
-    let p = &raw mut PARTITIONS;
-    // SAFETY: set once by `init` before any other sigma0 thread runs; later
-    // only sigma0's server thread changes it.
-    unsafe { (*p).as_mut() }
+    /// Frames handed out per partition.
+    used: [u64; MAX],
 }
 
 fn module_bytes(kip: &Kip, name: &str) -> Option<&'static [u8]> {
@@ -51,25 +44,25 @@ fn kip_llc(kip: &Kip) -> Option<CacheLevel> {
     Some(CacheLevel::new(c.level, CacheKind::Unified, c.size, c.ways as u32, c.line_size))
 }
 
-/// Reads and checks the boot config; returns the color map in use. Errors
-/// are printed; sigma0 then runs without partitions.
-pub fn init(kip: &'static Kip) -> Option<ColorMap> {
-    let Some(bytes) = module_bytes(kip, "config") else {
-        println!("sigma0: no `config` module: no cache partitions");
+/// Reads and checks the boot config's partitions. Errors are printed;
+/// sigma0 then runs without partitions.
+pub fn init(kip: &'static Kip) -> Option<Partitions> {
+    let Some(bytes) = module_bytes(kip, "system") else {
+        println!("sigma0: no `system` module: no cache partitions");
         return None;
     };
     let Ok(text) = core::str::from_utf8(bytes) else {
-        println!("sigma0: config module is not UTF-8: no cache partitions");
+        println!("sigma0: the system description is not UTF-8: no cache partitions");
         return None;
     };
-    let cfg = match bootcfg::parse(text) {
+    let sys = match sysdesc::parse(text) {
         Ok(c) => c,
         Err(e) => {
-            println!("sigma0: config: {e}; no cache partitions");
+            println!("sigma0: system description: {e}; no cache partitions");
             return None;
         }
     };
-    let Some(llc) = cfg.llc.or_else(|| kip_llc(kip)) else {
+    let Some(llc) = sys.llc().or_else(|| kip_llc(kip)) else {
         println!("sigma0: no cache geometry (config or KIP): no cache partitions");
         return None;
     };
@@ -87,16 +80,21 @@ pub fn init(kip: &'static Kip) -> Option<ColorMap> {
         n += 1;
     }
     // The specs borrow the module text, which lives as long as sigma0.
-    let specs: &[PartitionSpec<'static>] = cfg.partitions();
+    let specs: &[PartitionSpec<'static>] = sys.partitions();
     let empty = Partition { name: "", colors: cache_color::ColorSet::EMPTY, memory: 0 };
     let mut out = [empty; MAX];
-    let valid = match partition::validate_into(specs, &map, &mem[..n], &mut out) {
-        Ok(v) => v.len(),
-        Err(e) => {
-            println!("sigma0: config: {e}; no cache partitions");
-            return None;
-        }
+    let checked = if sys.shared_colors() {
+        specs.iter().enumerate().try_for_each(|(i, s)| {
+            partition::validate_into(core::slice::from_ref(s), &map, &mem[..n], &mut out[i..]).map(|_| ())
+        })
+    } else {
+        partition::validate_into(specs, &map, &mem[..n], &mut out).map(|_| ())
     };
+    if let Err(e) = checked {
+        println!("sigma0: system description: {e}; no cache partitions");
+        return None;
+    }
+    let valid = specs.len();
     let mut parts: [Option<Partition<'static>>; MAX] = [None; MAX];
     for (slot, p) in parts.iter_mut().zip(out.iter().take(valid)) {
         *slot = Some(*p);
@@ -108,20 +106,15 @@ pub fn init(kip: &'static Kip) -> Option<ColorMap> {
             p.memory >> 10
         );
     }
-    let p = &raw mut PARTITIONS;
-    // SAFETY: boot, before any other sigma0 thread runs.
-    unsafe {
-        *p = Some(Partitions {
-            map,
-            parts,
-            count: valid,
-            bindings: [(0, 0); MAX_BINDINGS],
-            bound: 0,
-            cursor: [cache_color::RoundRobin::new(); MAX],
-            used: [const { AtomicU64::new(0) }; MAX],
-        })
-    };
-    Some(map)
+    Some(Partitions {
+        map,
+        parts,
+        count: valid,
+        bindings: [(0, 0); MAX_BINDINGS],
+        bound: 0,
+        cursor: [cache_color::RoundRobin::new(); MAX],
+        used: [0; MAX],
+    })
 }
 
 impl Partitions {
@@ -144,20 +137,12 @@ impl Partitions {
         &self.parts[idx].as_ref().expect("partition index checked").colors
     }
 
-    pub fn color_of(&self, frame: u64) -> u32 {
-        self.map.color_of(frame)
+    pub fn record(&mut self, idx: usize) {
+        self.used[idx] += 1;
     }
 
-    pub fn record(&self, idx: usize) {
-        self.used[idx].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Prints frames handed out per partition.
-    pub fn report(&self) {
-        for (i, p) in self.parts.iter().take(self.count).enumerate() {
-            let p = p.as_ref().expect("valid partition");
-            let n = self.used[i].load(Ordering::Relaxed);
-            println!("sigma0: partition {} uses {n} frames ({} KiB)", p.name, n * 4);
-        }
+    /// Frames handed out to partition `idx`.
+    pub fn used(&self, idx: usize) -> u64 {
+        self.used[idx]
     }
 }

@@ -1,8 +1,11 @@
 //! Minimal ring-3 runtime for boot modules: the `_start` entry point, a
-//! panic handler, and `print!`/`println!` through the kernel debug console.
+//! panic handler, `print!`/`println!` through the kernel debug console, and
+//! a task's view of its own entry in the system description.
 //!
 //! A module names its main function with [`entry!`]; `_start` aligns the
-//! stack, calls it and ends the thread with status 0 when it returns.
+//! stack, calls it and, when it returns, tells the root task that the task
+//! ended (status 0) and ends the thread. A panic ends it with status -1.
+//! Tasks the root task started read their description with [`info`].
 #![no_std]
 
 pub use abi;
@@ -26,16 +29,169 @@ core::arch::global_asm!(
     "_start:",
     "xor ebp, ebp",
     "and rsp, -16",
-    "call __user_main",
-    "xor edi, edi",
-    "call {exit}",
+    "call {start}",
     "ud2",
-    exit = sym exit,
+    start = sym start,
 );
 
 #[cfg(target_os = "none")]
-extern "C" fn exit(status: u64) -> ! {
+extern "C" {
+    fn __user_main();
+    static __ehdr_start: u8;
+}
+
+/// Runs the task: its memory first (see [`prefault`]), then its main
+/// function, then the end of the task.
+#[cfg(target_os = "none")]
+extern "C" fn start() -> ! {
+    if info().is_some_and(|i| i.role != abi::ipc::root::Role::Ts) {
+        prefault();
+    }
+    // SAFETY: `entry!` defines `__user_main` as a plain Rust function.
+    unsafe { __user_main() };
+    exit(0)
+}
+
+/// Touches every page of the task's image, stack and heap once, so that
+/// its pager maps all of it now: a task that is not time-sharing takes no
+/// page fault after this (its pager backs everything before it starts; an
+/// RT task's jobs never fault). Time-sharing tasks are demand paged.
+#[cfg(target_os = "none")]
+pub fn prefault() {
+    let Some(i) = info() else { return };
+    let touch = |r: core::ops::Range<u64>| {
+        for p in ((r.start & !0xfff)..r.end).step_by(4096) {
+            // SAFETY: a read of a page of the task's own memory (a loaded
+            // segment of its image, or the stack and heap its description
+            // declares); the pager maps it with the rights it backs it with.
+            unsafe { core::ptr::read_volatile(p as *const u8) };
+        }
+    };
+    // The image's segments, from its own program headers (the first
+    // loadable segment holds the ELF header, as the linker lays it out).
+    let ehdr = (&raw const __ehdr_start) as u64;
+    // SAFETY: reads of the ELF header and program headers, which the
+    // linker placed in the first loaded segment (`__ehdr_start`).
+    let (phoff, phentsize, phnum) = unsafe {
+        (
+            core::ptr::read_volatile((ehdr + 32) as *const u64),
+            core::ptr::read_volatile((ehdr + 54) as *const u16) as u64,
+            core::ptr::read_volatile((ehdr + 56) as *const u16) as u64,
+        )
+    };
+    for n in 0..phnum {
+        let ph = ehdr + phoff + n * phentsize;
+        // SAFETY: as above, inside the program header table.
+        let (ty, vaddr, memsz) = unsafe {
+            (
+                core::ptr::read_volatile(ph as *const u32),
+                core::ptr::read_volatile((ph + 16) as *const u64),
+                core::ptr::read_volatile((ph + 40) as *const u64),
+            )
+        };
+        if ty == 1 {
+            touch(vaddr..vaddr + memsz);
+        }
+    }
+    touch(i.stack_top - i.stack_size..i.stack_top);
+    touch(i.heap_base..i.heap_base + i.heap_size);
+}
+
+/// Ends the task: tells the root task (when it started this one) and ends
+/// the calling thread with `status`.
+#[cfg(target_os = "none")]
+pub extern "C" fn exit(status: u64) -> ! {
+    use abi::ipc::{root, Tag};
+    use abi::syscall::{call, myself, Msg};
+    if started_by_root() {
+        let _ = call(parent(), &Msg::new(Tag::new(root::EXIT, 1, 0), &[status]));
+    }
+    let _ = myself();
     abi::syscall::thread_exit(status)
+}
+
+/// The root task's thread.
+#[cfg(target_os = "none")]
+pub fn root_task() -> abi::ThreadId {
+    abi::ThreadId(kip().root_id)
+}
+
+/// Whether the root task started this task (it is not sigma0 or the root
+/// task itself, which the kernel starts).
+#[cfg(target_os = "none")]
+pub fn started_by_root() -> bool {
+    let k = kip();
+    let me = abi::syscall::myself().0 .0;
+    k.root_id != 0 && me != k.root_id && me != k.sigma0_id
+}
+
+#[cfg(target_os = "none")]
+static INFO: spin::Once<Option<abi::ipc::root::TaskInfo>> = spin::Once::new();
+#[cfg(target_os = "none")]
+static PARENT: spin::Once<abi::ThreadId> = spin::Once::new();
+
+/// Who answers this task's `GET_INFO` and `EXIT`: the root task for the
+/// tasks of the description, the pager for a task a pager spawned itself.
+#[cfg(target_os = "none")]
+pub fn parent() -> abi::ThreadId {
+    *PARENT.call_once(|| {
+        let _ = info();
+        root_task()
+    })
+}
+
+/// This task's entry of the system description, asked of the root task
+/// once (`None` for sigma0 and the root task, or if the root task does not
+/// know the caller).
+#[cfg(target_os = "none")]
+pub fn info() -> Option<&'static abi::ipc::root::TaskInfo> {
+    use abi::ipc::root::{self, TaskInfo, INFO_WORDS};
+    use abi::ipc::Tag;
+    use abi::syscall::{call, utcb, Msg};
+    INFO.call_once(|| {
+        if !started_by_root() {
+            return None;
+        }
+        let ask = |t: abi::ThreadId| {
+            call(t, &Msg::new(Tag::new(root::GET_INFO, 0, 0), &[]))
+                .ok()
+                .filter(|m| m.tag().label() == 0 && m.tag().untyped() == INFO_WORDS)
+                .map(|m| (t, m))
+        };
+        let me = abi::syscall::myself().0;
+        let pager = abi::syscall::thread_info(me, abi::sys::attr::PAGER).map(|(p, _)| abi::ThreadId(p));
+        let (from, m) = ask(root_task()).or_else(|| ask(pager.ok()?))?;
+        PARENT.call_once(|| from);
+        let u = utcb();
+        let mut w = [0u64; INFO_WORDS];
+        w[..abi::ipc::REG_MRS].copy_from_slice(&m.mr);
+        w[abi::ipc::REG_MRS..].copy_from_slice(&u.mr[abi::ipc::REG_MRS + 1..=INFO_WORDS]);
+        TaskInfo::from_words(&w)
+    })
+    .as_ref()
+}
+
+/// Asks the root task for the `2^log2` I/O ports from `base` (which the
+/// description must grant this task); true once they are this task's.
+#[cfg(target_os = "none")]
+pub fn request_ports(base: u16, log2: u32) -> bool {
+    use abi::ipc::{root, Tag};
+    use abi::syscall::{call, utcb, Msg};
+    // Any non-empty receive window accepts I/O items.
+    utcb().br[0] = abi::Fpage::COMPLETE.0;
+    let fp = abi::Fpage::io(base, log2);
+    call(root_task(), &Msg::new(Tag::new(root::GET_PORTS, 1, 0), &[fp.0]))
+        .is_ok_and(|m| m.tag().label() == 0 && m.tag().typed() == 2)
+}
+
+/// The thread id of the task named `name` (or `root`, `sigma0`), asked of
+/// the root task.
+#[cfg(target_os = "none")]
+pub fn lookup(name: &str) -> Option<abi::ThreadId> {
+    use abi::ipc::{root, Tag};
+    use abi::syscall::{call, Msg};
+    let m = call(root_task(), &Msg::new(Tag::new(root::LOOKUP, 4, 0), &root::name_words(name))).ok()?;
+    (m.tag().label() == 0).then_some(abi::ThreadId(m.mr[0]))
 }
 
 /// Buffers formatted text and hands it to the kernel in whole chunks.
@@ -109,5 +265,5 @@ pub fn kip() -> &'static abi::kip::Kip {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     _print(format_args!("user panic: {info}\n"));
-    abi::syscall::thread_exit(u64::MAX)
+    exit(u64::MAX)
 }

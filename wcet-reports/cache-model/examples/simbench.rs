@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use cache_model::config::Config;
-use cache_model::model::Model;
+use cache_model::model::{Model, Source};
 
 fn main() {
     let profile = std::env::args().nth(1).unwrap_or_else(|| "host".into());
@@ -18,7 +18,7 @@ fn main() {
         for _ in 0..passes {
             let mut a = 0x100_0000;
             while a < 0x100_0000 + span {
-                m.access(a, 4);
+                m.access(a, 4, Source::User);
                 a += 64;
                 n += 1;
             }

@@ -101,6 +101,9 @@ pub struct Args {
     pub out: String,
     /// Print a summary to stderr at exit.
     pub verbose: bool,
+    /// The QEMU version the caller found (`qemu=`), for the CSV's first line;
+    /// the plugin API cannot tell it.
+    pub qemu: Option<String>,
 }
 
 /// Parses the plugin arguments (`key=value` strings as QEMU 7.2 hands them
@@ -115,6 +118,7 @@ pub struct Args {
 /// * `mem=CYCLES`, `cpi=CYCLES`: memory latency and base cycles per insn.
 /// * `policy=lru|plru`: replacement policy of every level.
 /// * `verbose=on|off`: summary on stderr at exit.
+/// * `qemu=VERSION`: the QEMU version, written into the CSV's first line.
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Args, String> {
     let mut kv = Vec::new();
     for a in args {
@@ -131,6 +135,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Args, String> {
     let mut out = None;
     let mut verbose = false;
     let mut policy = None;
+    let mut qemu = None;
     for &(k, v) in &kv {
         match k {
             "profile" => {}
@@ -166,6 +171,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Args, String> {
                     _ => return Err(format!("policy={v}: expected lru or plru")),
                 })
             }
+            "qemu" => qemu = Some(v.to_string()).filter(|v| !v.is_empty()),
             "verbose" => {
                 verbose = match v {
                     "on" | "true" | "yes" => true,
@@ -175,7 +181,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Args, String> {
             }
             _ => {
                 return Err(format!(
-                    "unknown argument `{k}` (known: out, profile, l1d, l2, llc, mem, cpi, policy, verbose)"
+                    "unknown argument `{k}` (known: out, profile, l1d, l2, llc, mem, cpi, policy, verbose, qemu)"
                 ))
             }
         }
@@ -187,7 +193,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Args, String> {
     }
     config.validate()?;
     let out = out.ok_or("missing out=PATH (where the per-job CSV is written)")?;
-    Ok(Args { config, out, verbose })
+    Ok(Args { config, out, verbose, qemu })
 }
 
 fn parse_u64(s: &str) -> Result<u64, String> {
@@ -273,7 +279,9 @@ mod tests {
         assert!(a.config.levels.iter().all(|l| l.policy == Policy::TreePlru));
         assert_eq!(a.config.mem_latency, 99);
 
-        let a = parse_args(&["out=o", "l2=2M:16", "cpi=2", "verbose=on"]).unwrap();
+        assert_eq!(a.qemu, None);
+        let a = parse_args(&["out=o", "l2=2M:16", "cpi=2", "verbose=on", "qemu=10.0.2"]).unwrap();
+        assert_eq!(a.qemu.as_deref(), Some("10.0.2"));
         assert_eq!(
             (a.config.levels[1].size, a.config.levels[1].ways, a.config.levels[1].hit_latency),
             (2 * MIB, 16, 14)

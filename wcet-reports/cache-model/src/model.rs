@@ -14,16 +14,43 @@
 //!
 //! Interference evictions: every cache line remembers the last job window
 //! that filled or used it (its owner). When an access made *outside* every
-//! job window evicts a line that has an owner, the owner job's
-//! `interference` counter for that level goes up. Evictions caused by an
-//! access inside a job window are not interference (they are the measured
-//! work's own, or the next job's, conflicts). A line's owner is cleared
-//! only by eviction, or by a refill from outside a window.
+//! job window evicts a line that has an owner, the owner job's interference
+//! counter for that level and for the access's [`Source`] goes up: kernel
+//! code (whose memory is not coloured) or user code (other tasks). Evictions
+//! caused by an access inside a job window are not interference (they are
+//! the measured work's own, or the next job's, conflicts). A line's owner is
+//! cleared only by eviction, or by a refill from outside a window.
 
 use std::fmt::Write as _;
 
 use crate::config::Config;
 use crate::sim::{Hierarchy, MAX_LEVELS, NO_OWNER};
+
+/// Who made an access: told by the virtual address of the instruction that
+/// made it (x86_64 kernel half or not), so the model needs no knowledge of
+/// privilege levels or of the guest's memory layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// An instruction at or above [`Source::KERNEL_HALF`].
+    Kernel,
+    /// An instruction below it.
+    User,
+}
+
+impl Source {
+    /// First address of the canonical upper half, where x86_64 kernels
+    /// (Prism's included) live.
+    pub const KERNEL_HALF: u64 = 0xffff_8000_0000_0000;
+
+    /// The source of an access made by the instruction at `insn_vaddr`.
+    pub fn of_insn(insn_vaddr: u64) -> Source {
+        if insn_vaddr >= Source::KERNEL_HALF {
+            Source::Kernel
+        } else {
+            Source::User
+        }
+    }
+}
 
 /// Counters of one job.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,18 +66,31 @@ pub struct JobStats {
     /// Sum of access latencies (hit latency of the level that hit, or the
     /// memory latency).
     pub mem_cycles: u64,
-    /// Per level: this job's lines evicted by accesses outside any window.
-    pub interference: [u64; MAX_LEVELS],
+    /// Per level: this job's lines evicted by kernel-code accesses outside
+    /// any window.
+    pub interference_kernel: [u64; MAX_LEVELS],
+    /// Per level: this job's lines evicted by user-code accesses outside any
+    /// window.
+    pub interference_user: [u64; MAX_LEVELS],
     /// Whether the window was closed by a `JobEnd`.
     pub complete: bool,
+}
+
+impl JobStats {
+    /// Per level: all of this job's lines evicted from outside any window.
+    pub fn interference(&self, level: usize) -> u64 {
+        self.interference_kernel[level] + self.interference_user[level]
+    }
 }
 
 /// Counters outside any job window (for summaries).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OutsideStats {
-    /// Accesses simulated outside any window.
-    pub mem_accesses: u64,
-    /// Of those, accesses that went to memory.
+    /// Accesses simulated outside any window, made by kernel code.
+    pub kernel_accesses: u64,
+    /// Accesses simulated outside any window, made by user code.
+    pub user_accesses: u64,
+    /// Of all those, accesses that went to memory.
     pub mem_misses: u64,
 }
 
@@ -73,10 +113,13 @@ pub struct Model {
 
 /// CSV header, one fixed set of columns for every profile. For a profile
 /// with two levels the `l2_*` columns are empty and its last level is
-/// reported under `llc_*`.
+/// reported under `llc_*`. `interference_X` is the sum of
+/// `interference_kernel_X` and `interference_user_X`.
 pub const CSV_HEADER: &str = "job,complete,instructions,mem_accesses,\
 l1d_hits,l1d_misses,l2_hits,l2_misses,llc_hits,llc_misses,model_cycles,\
-interference_l1d,interference_l2,interference_llc";
+interference_l1d,interference_l2,interference_llc,\
+interference_kernel_l1d,interference_kernel_l2,interference_kernel_llc,\
+interference_user_l1d,interference_user_l2,interference_user_llc";
 
 impl Model {
     /// A cold model for `config` (which must be valid).
@@ -149,32 +192,34 @@ impl Model {
         }
     }
 
-    /// One guest data access of `size` bytes at guest-physical `paddr`.
-    /// An access that straddles lines looks up every line it touches
-    /// (physically contiguous; the plugin splits at page boundaries).
+    /// One guest data access of `size` bytes at guest-physical `paddr`,
+    /// made by code of `source`. An access that straddles lines looks up
+    /// every line it touches (physically contiguous; the plugin splits at
+    /// page boundaries).
     #[inline]
-    pub fn access(&mut self, paddr: u64, size: u64) {
+    pub fn access(&mut self, paddr: u64, size: u64, source: Source) {
         let first = paddr / self.line;
         let last = (paddr + size.max(1) - 1) / self.line;
-        self.count_access();
+        self.count_access(source);
         for l in first..=last {
-            self.access_line(l * self.line);
+            self.access_line(l * self.line, source);
         }
     }
 
     /// Counts one guest access (without a lookup); used with
     /// [`Model::access_line`] when the caller splits an access itself.
     #[inline]
-    pub fn count_access(&mut self) {
-        match self.open {
-            Some((id, _)) => self.jobs[id as usize].mem_accesses += 1,
-            None => self.outside.mem_accesses += 1,
+    pub fn count_access(&mut self, source: Source) {
+        match (self.open, source) {
+            (Some((id, _)), _) => self.jobs[id as usize].mem_accesses += 1,
+            (None, Source::Kernel) => self.outside.kernel_accesses += 1,
+            (None, Source::User) => self.outside.user_accesses += 1,
         }
     }
 
-    /// One line lookup at guest-physical `paddr`.
+    /// One line lookup at guest-physical `paddr` by code of `source`.
     #[inline]
-    pub fn access_line(&mut self, paddr: u64) {
+    pub fn access_line(&mut self, paddr: u64, source: Source) {
         let owner = self.open.map_or(NO_OWNER, |(id, _)| id);
         let o = self.hier.access(paddr, owner);
         match self.open {
@@ -195,7 +240,11 @@ impl Model {
                 }
                 for (lvl, &victim_owner) in o.evicted_owner.iter().enumerate().take(o.probed) {
                     if victim_owner != NO_OWNER {
-                        self.jobs[victim_owner as usize].interference[lvl] += 1;
+                        let j = &mut self.jobs[victim_owner as usize];
+                        match source {
+                            Source::Kernel => j.interference_kernel[lvl] += 1,
+                            Source::User => j.interference_user[lvl] += 1,
+                        }
                     }
                 }
             }
@@ -223,12 +272,16 @@ impl Model {
                 }
             }
             let _ = write!(s, ",{}", self.model_cycles(j));
-            for slot in 0..3 {
-                match self.config.slot_level(slot) {
-                    Some(l) => {
-                        let _ = write!(s, ",{}", j.interference[l]);
+            let groups: [&dyn Fn(usize) -> u64; 3] =
+                [&|l| j.interference(l), &|l| j.interference_kernel[l], &|l| j.interference_user[l]];
+            for per_level in groups {
+                for slot in 0..3 {
+                    match self.config.slot_level(slot) {
+                        Some(l) => {
+                            let _ = write!(s, ",{}", per_level(l));
+                        }
+                        None => s.push(','),
                     }
-                    None => s.push(','),
                 }
             }
             s.push('\n');
@@ -241,6 +294,7 @@ impl Model {
 mod tests {
     use super::*;
     use crate::sim::{LevelConfig, Policy};
+    use Source::{Kernel, User};
 
     fn tiny() -> Config {
         // L1: 2 sets x 2 ways; LLC: 4 sets x 2 ways.
@@ -258,12 +312,12 @@ mod tests {
     #[test]
     fn job_counts_and_cycles() {
         let mut m = Model::new(tiny());
-        m.access(0, 8); // outside: warms line 0
+        m.access(0, 8, Kernel); // outside: warms line 0
         m.job_begin(10);
-        m.access(0, 8); // L1 hit: 1
-        m.access(64, 4); // miss miss: 100
-        m.access(64 + 8, 4); // L1 hit: 1
-        m.access(120, 16); // straddles lines 1 and 2: hit (1) + miss/miss (100)
+        m.access(0, 8, Kernel); // L1 hit: 1
+        m.access(64, 4, Kernel); // miss miss: 100
+        m.access(64 + 8, 4, Kernel); // L1 hit: 1
+        m.access(120, 16, Kernel); // straddles lines 1 and 2: hit (1) + miss/miss (100)
         m.job_end(25);
         let j = &m.jobs()[0];
         assert_eq!(j.instructions, 15);
@@ -274,52 +328,70 @@ mod tests {
         assert_eq!(j.mem_cycles, 1 + 100 + 1 + 1 + 100);
         assert_eq!(m.model_cycles(j), 15 + 203);
         assert!(j.complete);
-        assert_eq!(m.outside.mem_accesses, 1);
+        assert_eq!((m.outside.kernel_accesses, m.outside.user_accesses), (1, 0));
         assert_eq!(m.outside.mem_misses, 1);
     }
 
     #[test]
-    fn interference_counts_owner_lines_evicted_from_outside() {
+    fn interference_counts_owner_lines_evicted_from_outside_by_source() {
         let mut m = Model::new(tiny());
         // Job 0 fills lines 0 and 2 (both L1 set 0, LLC sets 0 and 2).
         m.job_begin(0);
-        m.access(0, 8);
-        m.access(128, 8);
+        m.access(0, 8, User);
+        m.access(128, 8, User);
         m.job_end(2);
-        // Outside: lines 4 and 6 map to L1 set 0 and LLC sets 0 and 2:
-        // each evicts one of job 0's lines in L1; the LLC still has room.
-        m.access(256, 8);
-        m.access(384, 8);
-        assert_eq!(m.jobs()[0].interference, [2, 0, 0, 0]);
-        // Lines 8 and 10 (LLC sets 0, 2) now evict job 0's LLC lines
-        // (LRU: lines 0 and 2 are older than 4 and 6), and in L1 evict
-        // lines 4 and 6, which nobody owns.
-        m.access(512, 8);
-        m.access(640, 8);
-        assert_eq!(m.jobs()[0].interference, [2, 2, 0, 0]);
-        // Job 1 evicting job 0-owned lines is not interference.
+        // Outside, by kernel code: lines 4 and 6 map to L1 set 0 and LLC
+        // sets 0 and 2: each evicts one of job 0's lines in L1; the LLC
+        // still has room.
+        m.access(256, 8, Kernel);
+        m.access(384, 8, Kernel);
+        assert_eq!(m.jobs()[0].interference_kernel, [2, 0, 0, 0]);
+        // Outside, by user code: lines 8 and 10 (LLC sets 0, 2) now evict
+        // job 0's LLC lines (LRU: lines 0 and 2 are older than 4 and 6), and
+        // in L1 evict lines 4 and 6, which nobody owns.
+        m.access(512, 8, User);
+        m.access(640, 8, User);
+        assert_eq!(m.jobs()[0].interference_kernel, [2, 0, 0, 0]);
+        assert_eq!(m.jobs()[0].interference_user, [0, 2, 0, 0]);
+        assert_eq!((m.jobs()[0].interference(0), m.jobs()[0].interference(1)), (2, 2));
+        assert_eq!((m.outside.kernel_accesses, m.outside.user_accesses), (2, 2));
+        // Job 1 evicting job 0-owned lines is not interference, whoever runs it.
         m.job_begin(10);
-        m.access(768, 8);
+        m.access(768, 8, Kernel);
         m.job_end(11);
-        assert_eq!(m.jobs()[0].interference, [2, 2, 0, 0]);
-        assert_eq!(m.jobs()[1].interference, [0, 0, 0, 0]);
+        assert_eq!(m.jobs()[0].interference_kernel, [2, 0, 0, 0]);
+        assert_eq!(m.jobs()[0].interference_user, [0, 2, 0, 0]);
+        let j1 = &m.jobs()[1];
+        assert_eq!((j1.instructions, j1.mem_accesses, j1.complete), (1, 1, true));
+        assert_eq!(m.jobs()[1].interference(0) + m.jobs()[1].interference(1), 0);
         let csv = m.csv();
-        assert_eq!(csv, format!("{CSV_HEADER}\n0,1,2,2,0,2,,,0,2,202,2,,2\n1,1,1,1,0,1,,,0,1,101,0,,0\n"));
+        assert_eq!(
+            csv,
+            format!("{CSV_HEADER}\n0,1,2,2,0,2,,,0,2,202,2,,2,2,,0,0,,2\n1,1,1,1,0,1,,,0,1,101,0,,0,0,,0,0,,0\n")
+        );
+    }
+
+    #[test]
+    fn source_is_the_instruction_half() {
+        assert_eq!(Source::of_insn(0xffff_ffff_8000_1234), Kernel);
+        assert_eq!(Source::of_insn(0xffff_8000_0000_0000), Kernel);
+        assert_eq!(Source::of_insn(0x0000_7fff_ffff_ffff), User);
+        assert_eq!(Source::of_insn(0x40_1000), User);
     }
 
     #[test]
     fn owner_moves_to_last_job_that_used_the_line() {
         let mut m = Model::new(tiny());
         m.job_begin(0);
-        m.access(0, 8);
+        m.access(0, 8, Kernel);
         m.job_end(1);
         m.job_begin(2);
-        m.access(0, 8); // job 1 uses job 0's line: it is job 1's now
+        m.access(0, 8, Kernel); // job 1 uses job 0's line: it is job 1's now
         m.job_end(3);
-        m.access(128, 8);
-        m.access(256, 8); // evicts line 0 from L1 (LRU)
-        assert_eq!(m.jobs()[0].interference[0], 0);
-        assert_eq!(m.jobs()[1].interference[0], 1);
+        m.access(128, 8, Kernel);
+        m.access(256, 8, Kernel); // evicts line 0 from L1 (LRU)
+        assert_eq!(m.jobs()[0].interference(0), 0);
+        assert_eq!(m.jobs()[1].interference_kernel[0], 1);
     }
 
     #[test]
@@ -344,9 +416,9 @@ mod tests {
     fn three_level_csv_has_all_columns() {
         let mut m = Model::new(Config::host());
         m.job_begin(0);
-        m.access(0x10_0000, 8);
+        m.access(0x10_0000, 8, Kernel);
         m.job_end(1);
-        assert_eq!(m.csv(), format!("{CSV_HEADER}\n0,1,1,1,0,1,0,1,0,1,201,0,0,0\n"));
-        assert_eq!(CSV_HEADER.split(',').count(), 14);
+        assert_eq!(m.csv(), format!("{CSV_HEADER}\n0,1,1,1,0,1,0,1,0,1,201,0,0,0,0,0,0,0,0,0\n"));
+        assert_eq!(CSV_HEADER.split(',').count(), 20);
     }
 }

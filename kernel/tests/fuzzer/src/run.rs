@@ -1,9 +1,8 @@
-//! The in-guest fuzz runner (issue 16), run by sigma0 when started with
-//! `fuzz s=SEED [c=CALLS] [t=TRACE_FROM] [k=1]` (k: keep going after a
-//! failure, to count distinct ones): the hardware-free generator and
-//! oracle of the `fuzz` crate drive an unprivileged and a privileged
-//! fuzzing thread, each in an address space of its own; this thread is
-//! their checker and exception handler.
+//! The fuzz task's work (issue 16): the hardware-free generator and oracle
+//! of the `fuzz` crate drive an unprivileged and a privileged fuzzing
+//! thread, each in an address space of its own (paged with this task's own
+//! pages); the task's main thread is their checker and exception handler.
+//! With `keep` it goes on after a failure, to count the distinct ones.
 //!
 //! Calls are numbered from 0 across both threads, in batches. After each
 //! batch the checker has the kernel check its own invariants (the test
@@ -15,8 +14,6 @@
 //! of the call being made, in a frame whose physical address is printed
 //! at the start).
 
-use crate::rt::{self, same_page, spawn};
-use crate::tests::me;
 use abi::ipc::{label, map_item, rights, Fpage, Tag, Timeout};
 use abi::sys::{attr, ktest};
 use abi::syscall::{self as sc, receive, send, Msg};
@@ -25,15 +22,22 @@ use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use fuzz::exceptions::{KINDS, NONE};
 use fuzz::model::{self, Key, Model, Op, Outcome};
 use fuzz::{Call, Case, Fuzzer, Layout};
+use suite::rt::{self, same_page, spawn};
 use user_rt::println;
+
+fn me() -> ThreadId {
+    sc::myself().0
+}
 
 /// Calls per batch of one fuzzing thread.
 const BATCH: u64 = 500;
-/// The fuzzing threads: 0 unprivileged, 1 privileged.
+/// The fuzzing threads: 0 unprivileged, 1 privileged (with the rights to
+/// control threads and route interrupts, and this MCP).
+const P_MCP: u64 = 50;
 const FUZZERS: usize = 2;
 
 /// Where the progress frame is mapped in the fuzzing threads' spaces.
-const PROGRESS_VA: u64 = 0x0000_1000_0000_0000;
+const PROGRESS_VA: u64 = 0x0000_0f00_0000_0000;
 /// Never mapped: their pager refuses faults here.
 const REFUSED: u64 = 0x0000_2000_0000_0000;
 const CHILD_UTCBS: u64 = 0x0000_3000_0000_0000;
@@ -116,7 +120,7 @@ fn image() -> core::ops::Range<u64> {
     (&raw const __ehdr_start) as u64..((&raw const _end) as u64).next_multiple_of(4096)
 }
 
-/// Pages of this image (same page of sigma0's space) and the progress
+/// Pages of this image (the same page of this task's space) and the progress
 /// frame; every other fault is refused, so it reaches the exception handler.
 extern "C" fn fuzz_pager() -> ! {
     rt::serve_loop(|_, m| {
@@ -427,7 +431,8 @@ fn fuzz_main(i: usize) -> ! {
         peer_window: PEER_WINDOW,
     };
     let seed = SEED.load(SeqCst);
-    let mut f = Fuzzer::new(seed, i as u64, me, i == 1, layout, checker(), ThreadId(STALE.load(SeqCst)));
+    let (held, mcp) = if i == 1 { (abi::sys::rights::ALL, P_MCP) } else { (0, 0) };
+    let mut f = Fuzzer::new(seed, i as u64, me, held, mcp, layout, checker(), ThreadId(STALE.load(SeqCst)));
     let progress = PROGRESS_VA as *mut u64;
     loop {
         let Ok((_, go)) = receive(checker(), Timeout::NEVER) else { continue };
@@ -772,12 +777,19 @@ fn start_actor(k: usize) -> Result<ThreadId, Error> {
     Ok(t)
 }
 
-/// The model's universe in the kernel: the actors and the frames (the
-/// root's pages, 1:1 in this space).
+/// The model's root pages: eight of this task's own (it is their root in
+/// the model: nobody above flushes them), aligned for 2- and 4-page items.
+#[repr(C, align(32768))]
+struct RootPages([u8; model::PAGES * 4096]);
+static mut ROOT_PAGES: RootPages = RootPages([0; model::PAGES * 4096]);
+
+/// The model's universe in the kernel: the actors and the root's pages
+/// (`frames`, where this task has them; `phys`, the frames' addresses).
 struct Universe {
     model: Model,
     actors: [ThreadId; ACTORS],
     frames: u64,
+    phys: [u64; model::PAGES],
     rng: fuzz::Rng,
     ops: u64,
 }
@@ -788,16 +800,22 @@ fn fpage_of(base: u64, page: u8, pages: u8, rights: u64) -> Fpage {
 
 impl Universe {
     fn new(seed: u64) -> Option<Universe> {
-        let frames = rt::aligned_region(15)?;
+        let frames = (&raw const ROOT_PAGES) as u64;
+        let mut phys = [0; model::PAGES];
+        let mut root_rights = rights::ALL;
         for k in 0..model::PAGES as u64 {
-            // SAFETY: frames this thread took from sigma0's pool, 1:1 here.
+            // SAFETY: this task's own page (mapped before `main`).
             unsafe { core::ptr::write_volatile((frames + k * 4096) as *mut u64, MARK + k) };
+            let t = sc::ktest(ktest::TRANSLATE, me().0, frames + k * 4096).ok()?;
+            phys[k as usize] = t & !0xfff;
+            root_rights &= t & rights::ALL;
         }
         let mut actors = [ThreadId::NIL; ACTORS];
         for (k, a) in actors.iter_mut().enumerate() {
             *a = start_actor(k).ok()?;
         }
-        Some(Universe { model: Model::new(), actors, frames, rng: fuzz::Rng::stream(seed, 2), ops: 0 })
+        let model = Model::with_root_rights(root_rights as u8);
+        Some(Universe { model, actors, frames, phys, rng: fuzz::Rng::stream(seed, 2), ops: 0 })
     }
 
     fn actor(&self, space: u8) -> ThreadId {
@@ -882,7 +900,7 @@ impl Universe {
                 let want = self
                     .model
                     .lookup(Key::new(space, page))
-                    .map_or(0, |(f, r)| (self.frames + f as u64 * 4096) | r as u64 | ktest::IN_MAPDB);
+                    .map_or(0, |(f, r)| self.phys[f as usize] | r as u64 | ktest::IN_MAPDB);
                 if got != want {
                     println!("fuzz: model: page {page} of space {space}: kernel {got:#x}, model {want:#x}");
                     return Err("a mapping differs from the model");
@@ -914,7 +932,7 @@ impl Universe {
 /// The number of the call being made (the progress word, which this
 /// space sees at its physical address).
 fn progress() -> u64 {
-    // SAFETY: the progress frame is sigma0's, mapped 1:1 in its space.
+    // SAFETY: the progress frame, in this task's phys window.
     unsafe { core::ptr::read_volatile(PROGRESS_FRAME.load(SeqCst) as *const u64) & ((1 << 60) - 1) }
 }
 
@@ -983,7 +1001,10 @@ fn start_fuzzer(entry: extern "C" fn() -> !, privileged: bool) -> Result<ThreadI
     let t = sc::thread_create(ThreadId::NIL, rt::utcb_addr(), pager)?;
     sc::thread_config(t, attr::EXCEPTION_HANDLER, me().0, 0)?;
     sc::thread_config(t, attr::PRIORITY, 30, 0)?;
-    sc::thread_config(t, attr::PRIVILEGED, privileged as u64, 0)?;
+    if privileged {
+        sc::thread_config(t, attr::RIGHTS, abi::sys::rights::ALL, 0)?;
+        sc::thread_config(t, attr::MCP, P_MCP, 0)?;
+    }
     sc::thread_start(t, entry as *const () as u64, rt::stack())?;
     Ok(t)
 }
@@ -995,12 +1016,14 @@ pub fn run(seed: u64, calls: u64, trace: u64, keep_going: bool) -> bool {
     TRACE.store(trace, SeqCst);
     KEEP.store(keep_going as u64, SeqCst);
     CHECKER.store(me().0, SeqCst);
+    // A frame of sigma0's, in this task's phys window: the host reads it
+    // at its physical address.
     let Some(frame) = rt::any_frame() else {
         println!("fuzz: no frame for the progress word");
         return false;
     };
     PROGRESS_FRAME.store(frame, SeqCst);
-    println!("fuzz: seed {seed}, progress word at physical {frame:#x}");
+    println!("fuzz: seed {seed}, progress word at physical {:#x}", frame - abi::layout::PHYS_WINDOW);
     let pager = spawn(me(), fuzz_pager, 50, ThreadId::NIL).expect("fuzz pager");
     PAGER.store(pager.0, SeqCst);
     let gone = spawn(me(), sentinel, 40, ThreadId::NIL).expect("thread");

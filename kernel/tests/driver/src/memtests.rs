@@ -1,16 +1,16 @@
-//! In-guest tests of recursive address spaces (kernel core II), run by
-//! sigma0 in test mode after the IPC tests. Test "actors" run in address
-//! spaces of their own and carry out commands from the test thread (ask
-//! sigma0 for a frame, read, write, map or grant a page to another actor,
-//! flush); a test pager resolves their faults and logs those in the data
-//! area, so a test can tell whether a mapping was still there.
+//! In-guest tests of recursive address spaces (kernel core II), run by the
+//! test driver after the IPC tests. Test "actors" run in address spaces of
+//! their own and carry out commands from the test thread (ask sigma0 for a
+//! frame, read, write, map or grant a page to another actor, flush); a test
+//! pager resolves their faults and logs those in the data area, so a test
+//! can tell whether a mapping was still there.
 
-use crate::rt::{self, same_page, spawn};
 use abi::ipc::{label, map_item, rights, sigma0, Fpage, Tag, Timeout};
 use abi::sys::attr;
 use abi::syscall::{self as sc, call, receive, send, Msg};
 use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use suite::rt::{self, same_page, spawn};
 use user_rt::println;
 
 use crate::tests::{check, me, report, Test, TestResult};
@@ -60,8 +60,8 @@ fn log_fault(addr: u64, write: bool) {
     }
 }
 
-/// The actors' pager: code and stacks from sigma0's space; a data-area
-/// fault is logged and answered with the scratch page.
+/// The actors' pager: code and stacks from the driver's own space; a
+/// data-area fault is logged and answered with the scratch page.
 extern "C" fn test_pager() -> ! {
     rt::serve_loop(|_, m| {
         (m.tag().label() == label::PAGE_FAULT).then(|| {
@@ -162,7 +162,7 @@ extern "C" fn actor() -> ! {
                 receive(root(), Timeout::NEVER).is_ok() as u64
             }
             OP_SERIAL => {
-                serial_line("user-level serial driver: hello through I/O ports mapped by sigma0");
+                serial_line("user-level serial driver: hello through I/O ports the root task granted");
                 1
             }
             _ => u64::MAX,
@@ -217,8 +217,6 @@ fn map_grant_and_rights() -> TestResult {
     check(cmd(d, OP_READ, &[win(3)])? == 0x1111, "granted page shows other data")?;
     check(cmd(a, OP_READ, &[win(0)])? != 0x1111, "granter still reads the page")?;
     check(faults_at(win(0)).0 == 1, "granter's access did not fault")?;
-    // sigma0 owns the frame idempotently: it sees the data at its address.
-    check(read(f) == 0x1111, "sigma0's 1:1 view differs")?;
     // Asking for that frame again is refused: each frame goes to one taker.
     let r = call(ThreadId(SERVER.load(SeqCst)), &Msg::new(Tag::new(sigma0::GET_FRAME, 1, 0), &[f]));
     check(r.is_ok_and(|r| r.tag().label() != 0), "sigma0 handed out a frame twice")?;
@@ -242,7 +240,6 @@ fn recursive_flush_three_levels() -> TestResult {
     )?;
     check(cmd(b, OP_READ, &[win(5)])? != 0x2222 && faults_at(win(5)).0 == 1, "mapping survived its parent's flush")?;
     check(cmd(a, OP_READ, &[win(4)])? == 0x2222 && faults_at(win(4)).0 == 0, "the flusher lost its own page")?;
-    check(read(f) == 0x2222, "sigma0 lost the frame")?;
     delete(&[a, b, t])
 }
 
@@ -288,15 +285,12 @@ fn io_ports_as_flexpages() -> TestResult {
     send(t, &Msg::new(Tag::new(0, 3, 0), &[m.mr[2] + 1, m.mr[3], m.mr[4]]), Timeout::ZERO).map_err(|_| "fixup")?;
     let (_, r) = receive(t, Timeout::NEVER).map_err(|_| "no result")?;
     check(r.tag().label() == 0, "actor did not continue")?;
-    // sigma0 hands out the ports of POST (0x80) and COM1 (0x3f8..0x3ff).
-    for fp in [Fpage::io(0x80, 0), Fpage::io(0x3f8, 3)] {
+    // The root task grants the driver the ports of POST (0x80) and COM1
+    // (0x3f8..0x3ff), as its description says; the driver passes them on.
+    for (base, log2) in [(0x80, 0), (0x3f8, 3)] {
+        let fp = Fpage::io(base, log2);
         send(t, &Msg::new(Tag::new(OP_RECV_IO, 0, 0), &[]), Timeout::NEVER).map_err(|_| "cmd")?;
-        // Ask the sigma0 server for the ports (we accept I/O items), then
-        // pass them on to the actor with an I/O map item of our own.
-        sc::utcb().br[0] = Fpage::COMPLETE.0;
-        let srv = ThreadId(SERVER.load(SeqCst));
-        let got = call(srv, &Msg::new(Tag::new(sigma0::GET_PORTS, 1, 0), &[fp.0])).map_err(|_| "GET_PORTS")?;
-        check(got.tag().label() == 0 && got.tag().typed() == 2, "sigma0 refused the ports")?;
+        check(user_rt::request_ports(base, log2), "the root task refused the ports")?;
         send(t, &Msg::new(Tag::new(0, 0, 2), &map_item(0, fp, false)), Timeout::NEVER).map_err(|_| "map ports")?;
         let (_, r) = receive(t, Timeout::NEVER).map_err(|_| "no report")?;
         check(r.mr[0] == 1, "ports not received")?;
@@ -304,10 +298,13 @@ fn io_ports_as_flexpages() -> TestResult {
     // After: the same access works, and a user-level driver prints on COM1.
     cmd(t, OP_IO, &[0x80])?;
     check(cmd(t, OP_SERIAL, &[])? == 1, "serial driver failed")?;
-    // Ports go to one taker only.
-    let again =
-        call(ThreadId(SERVER.load(SeqCst)), &Msg::new(Tag::new(sigma0::GET_PORTS, 1, 0), &[Fpage::io(0x80, 0).0]));
-    check(again.is_ok_and(|r| r.tag().label() != 0), "ports handed out twice")?;
+    // sigma0 gives ports to the root task only; the root task only what
+    // the description grants.
+    sc::utcb().br[0] = Fpage::COMPLETE.0;
+    let direct =
+        call(ThreadId(SERVER.load(SeqCst)), &Msg::new(Tag::new(sigma0::GET_PORTS, 1, 0), &[Fpage::io(0x60, 0).0]));
+    check(direct.is_ok_and(|r| r.tag().label() == sigma0::REFUSED_NOT_ALLOWED), "sigma0 gave a task ports")?;
+    check(!user_rt::request_ports(0x60, 0), "the root task granted ports the description does not")?;
     delete(&[t])
 }
 
@@ -333,79 +330,29 @@ fn kernel_pool_exhaustion() -> TestResult {
         }
     }
     let Some((e, n)) = err else { return Err("the kernel pool never ran out") };
-    println!("sigma0: kernel pool ran out after {n} mappings: {e:?}");
+    println!("test-driver: kernel pool ran out after {n} mappings: {e:?}");
     check(e == Error::OutOfMemory, "exhaustion gave the wrong error")?;
     delete(&[x])?;
     // Everything freed: threads, spaces and mappings work again.
     let y = new_actor()?;
     let f = cmd(y, OP_REQ, &[win(9)])?;
     cmd(y, OP_WRITE, &[win(9), 0x6666])?;
-    check(f != 0 && read(f) == 0x6666, "kernel not usable after exhaustion")?;
+    check(f != 0 && cmd(y, OP_READ, &[win(9)])? == 0x6666, "kernel not usable after exhaustion")?;
     delete(&[y])
 }
 
-/// Two pagers bound to the two partitions of the boot config ask sigma0 for
-/// frames: every frame has a color of the asker's partition, and asking for
-/// a frame of the other partition's colors is refused.
-fn colored_frames_per_partition() -> TestResult {
-    let Some(ps) = crate::partitions::get() else { return Err("no partitions: the test boot lacks its config") };
-    check(ps.count >= 2, "the config needs two partitions")?;
-    check(ps.colors(0).is_disjoint(ps.colors(1)), "partitions overlap")?;
-    let srv = ThreadId(SERVER.load(SeqCst));
-    let pagers = [new_actor()?, new_actor()?];
-    for (i, p) in pagers.iter().enumerate() {
-        let r = call(srv, &Msg::new(Tag::new(sigma0::BIND, 2, 0), &[p.0, i as u64])).map_err(|_| "bind")?;
-        check(r.tag().label() == 0, "sigma0 refused to bind a pager")?;
-    }
-    let before: [u64; 2] = [ps.used[0].load(SeqCst), ps.used[1].load(SeqCst)];
-    let mut first = [0u64; 2];
-    const FRAMES: u64 = 24;
-    for (i, p) in pagers.iter().enumerate() {
-        for n in 0..FRAMES {
-            let f = cmd(*p, OP_REQ, &[win(16 + i as u64) + n * 4096])?;
-            check(f != 0, "a bound pager got no frame")?;
-            if !ps.colors(i).contains(ps.color_of(f)) {
-                println!("sigma0: frame {f:#x} of color {} went to partition {i}", ps.color_of(f));
-                return Err("a frame of a foreign color was handed out");
-            }
-            // The frame really is mapped where the pager asked.
-            cmd(*p, OP_WRITE, &[win(16 + i as u64) + n * 4096, f])?;
-            check(read(f) == f, "the frame is not the one mapped")?;
-            if n == 0 {
-                first[i] = f;
-            }
-        }
-    }
-    // A frame of the other partition's colors: refused with REFUSED_COLOR.
-    let foreign = first[1] + 4096 * 1000;
-    let want = if ps.colors(0).contains(ps.color_of(foreign)) { foreign + 4096 * 8 } else { foreign };
-    check(!ps.colors(0).contains(ps.color_of(want)), "test bug: no foreign frame chosen")?;
-    let label = cmd(pagers[0], OP_REQ_FRAME, &[want, win(18)])?;
-    check(label == sigma0::REFUSED_COLOR, "a request for a foreign color was not refused")?;
-    // The refusal left the pagers in service.
-    let r = cmd(pagers[1], OP_REQ, &[win(19)])?;
-    check(r != 0, "bound pager lost service")?;
-    ps.report();
-    let used = [ps.used[0].load(SeqCst) - before[0], ps.used[1].load(SeqCst) - before[1]];
-    check(used == [FRAMES, FRAMES + 1], "usage per partition is wrong")?;
-    let u = call(srv, &Msg::new(Tag::new(sigma0::USAGE, 0, 0), &[])).map_err(|_| "usage")?;
-    check(u.mr[0] == ps.used[0].load(SeqCst) && u.mr[1] == ps.used[1].load(SeqCst), "USAGE reply differs")?;
-    delete(&pagers)
-}
-
-pub fn run(server: ThreadId) -> u32 {
+pub fn run() -> u32 {
     ROOT.store(me().0, SeqCst);
-    SERVER.store(server.0, SeqCst);
+    SERVER.store(rt::sigma0().0, SeqCst);
     let tp = spawn(me(), test_pager, 50, ThreadId::NIL).expect("test pager");
     TEST_PAGER.store(tp.0, SeqCst);
-    let tests: [Test; 7] = [
+    let tests: [Test; 6] = [
         ("map_grant_and_rights_restriction", map_grant_and_rights),
         ("recursive_flush_sigma0_a_b_task", recursive_flush_three_levels),
         ("rights_reduction_write_revoked", rights_reduction),
         ("fault_without_pager_to_exception_handler", fault_without_pager_to_exception_handler),
         ("io_ports_as_flexpages", io_ports_as_flexpages),
         ("kernel_pool_exhaustion_is_an_error", kernel_pool_exhaustion),
-        ("colored_frames_per_partition", colored_frames_per_partition),
     ];
     report(&tests)
 }

@@ -1,0 +1,306 @@
+//! The root task's server loop, once everything is loaded: it pages the
+//! tasks it loaded itself, hands the other tasks to their pagers and starts
+//! them when loaded, answers every task's `GET_INFO` / `LOOKUP` / `EXIT`,
+//! and, as the exception handler of last resort, reports a task that
+//! crashes (task name, thread, vector, address, IP) and removes it while
+//! everything else keeps running.
+//!
+//! The run is complete when every RT and test task has ended (reported its
+//! exit or crashed); the root task then says so on the console and, under
+//! QEMU, leaves through the `isa-debug-exit` port with the verdict.
+
+use crate::load::{Loader, State};
+use abi::ipc::root::{self as proto, Role, INFO_WORDS};
+use abi::ipc::{label, map_item, pager, Fpage, Tag};
+use abi::layout;
+use abi::syscall::{self, reply_wait, utcb, Msg};
+use abi::ThreadId;
+use user_rt::println;
+
+pub struct Supervisor<'s> {
+    pub loader: Loader<'s>,
+    /// The `isa-debug-exit` port was granted by sigma0.
+    pub exit_port: bool,
+    /// I/O ports the root task holds already (one bit each).
+    pub ports_held: [u64; 1024],
+}
+
+fn refused() -> Msg {
+    Msg::new(Tag::new(proto::REFUSED, 0, 0), &[])
+}
+
+/// The names of the CPU exceptions, for the crash report.
+fn vector_name(v: u64) -> &'static str {
+    match v {
+        0 => "#DE divide error",
+        1 => "#DB debug",
+        3 => "#BP breakpoint",
+        4 => "#OF overflow",
+        5 => "#BR bound range",
+        6 => "#UD invalid opcode",
+        7 => "#NM device not available",
+        11 => "#NP segment not present",
+        12 => "#SS stack fault",
+        13 => "#GP general protection",
+        14 => "#PF page fault",
+        16 => "#MF x87 floating point",
+        17 => "#AC alignment check",
+        19 => "#XM SIMD floating point",
+        _ => "exception",
+    }
+}
+
+impl Supervisor<'_> {
+    fn task_of(&self, t: ThreadId) -> Option<usize> {
+        self.loader.tasks.iter().position(|l| l.thread == t)
+    }
+
+    fn name(&self, i: usize) -> &str {
+        self.loader.sys.tasks()[i].name
+    }
+
+    /// A page fault of a task the root task pages: answered from its table.
+    fn page_fault(&self, from: ThreadId, addr: u64, ip: u64) -> Option<Msg> {
+        let i = self.task_of(from)?;
+        if self.loader.sys.tasks()[i].pager != sysdesc::Ref::Root {
+            return None;
+        }
+        let page = addr & !0xfff;
+        match self.loader.pages.lookup(i, page) {
+            Some((f, r)) => {
+                let it = map_item(page, Fpage::new(layout::phys(f), 12, r.fpage()), false);
+                Some(Msg::new(Tag::new(0, 0, 2), &it))
+            }
+            None => {
+                println!("roottask: task {} faulted at {addr:#x} (ip {ip:#x}) outside its memory", self.name(i));
+                // No mapping: the kernel hands it to the exception handler.
+                Some(refused())
+            }
+        }
+    }
+
+    /// An exception nobody below fixed up: report, remove the task.
+    fn crashed(&mut self, from: ThreadId, m: &Msg) {
+        let (vector, error, ip, cr2) = (m.mr[0], m.mr[1], m.mr[2], m.mr[5]);
+        let name = self.task_of(from).map_or("(unknown)", |i| self.name(i));
+        println!(
+            "roottask: task {name} crashed: thread {:#x}, vector {vector} ({}), error {error:#x}, address {cr2:#x}, ip {ip:#x}",
+            from.0,
+            vector_name(vector)
+        );
+        if let Some(i) = self.task_of(from) {
+            let _ = syscall::thread_delete(from);
+            self.loader.tasks[i].state = State::Crashed;
+        }
+    }
+
+    fn info(&self, from: ThreadId) -> Option<Msg> {
+        let i = self.task_of(from)?;
+        let w = self.loader.tasks[i].info.to_words();
+        let u = utcb();
+        u.mr[1..=INFO_WORDS].copy_from_slice(&w);
+        Some(Msg::new(Tag::new(0, INFO_WORDS, 0), &w))
+    }
+
+    fn lookup(&self, words: &[u64]) -> Msg {
+        let b = proto::words_name(words);
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        let name = core::str::from_utf8(&b[..end]).unwrap_or("");
+        match self.loader.sys.task_index(name) {
+            Some(i) => Msg::new(Tag::new(0, 1, 0), &[self.loader.tasks[i].thread.0]),
+            None if name == sysdesc::ROOT => Msg::new(Tag::new(0, 1, 0), &[syscall::myself().0 .0]),
+            None if name == sysdesc::SIGMA0 => Msg::new(Tag::new(0, 1, 0), &[user_rt::kip().sigma0_id]),
+            None => refused(),
+        }
+    }
+
+    fn exited(&mut self, from: ThreadId, status: u64) -> Option<Msg> {
+        let i = self.task_of(from)?;
+        println!("roottask: task {} ended with status {}", self.name(i), status as i64);
+        self.loader.tasks[i].state = State::Exited(status);
+        Some(Msg::default())
+    }
+
+    /// A reply with the untyped `words`, then map items of module `m`'s
+    /// pages (read-only, as naturally aligned blocks, to land at the same
+    /// place of the receiver's phys window); `None` if they do not fit.
+    fn with_module(words: &[u64], m: &abi::kip::Module) -> Option<Msg> {
+        let u = utcb();
+        let mut n = words.len();
+        let mut a = layout::phys(m.phys_base);
+        let end = layout::phys(m.phys_base + m.size).next_multiple_of(4096);
+        while a < end {
+            let mut log2 = a.trailing_zeros().min(24);
+            while a + (1 << log2) > end {
+                log2 -= 1;
+            }
+            if n + 2 > abi::ipc::MAX_MRS - 1 {
+                println!("roottask: module {} is too scattered to hand to a pager", m.name());
+                return None;
+            }
+            let it = map_item(a - layout::PHYS_WINDOW, Fpage::new(a, log2, abi::ipc::rights::READ), false);
+            u.mr[n + 1] = it[0];
+            u.mr[n + 2] = it[1];
+            n += 2;
+            a += 1 << log2;
+        }
+        u.mr[1..=words.len()].copy_from_slice(words);
+        Some(Msg::new(Tag::new(0, words.len(), n - words.len()), words))
+    }
+
+    /// The next client of pager `from`, with its module's pages.
+    fn next_client(&mut self, from: ThreadId) -> Option<Msg> {
+        let p = self.task_of(from)?;
+        let Some(i) = (0..self.loader.tasks.len())
+            .find(|&i| self.loader.sys.tasks()[i].pager == sysdesc::Ref::Task(p) && !self.loader.tasks[i].handed)
+        else {
+            return Some(Msg::new(Tag::new(pager::NO_MORE, 0, 0), &[]));
+        };
+        let l = self.loader.tasks[i];
+        let words =
+            [l.thread.0, l.module.phys_base, l.module.size, l.info.heap_size, l.info.stack_size, l.info.role as u64];
+        let reply = Self::with_module(&words, &l.module)?;
+        self.loader.tasks[i].handed = true;
+        Some(reply)
+    }
+
+    /// A boot module by name, for a pager that spawns a task itself.
+    fn module(&self, from: ThreadId, words: &[u64]) -> Option<Msg> {
+        let i = self.task_of(from)?;
+        if self.loader.sys.tasks()[i].role != sysdesc::Role::Pager {
+            return None;
+        }
+        let b = proto::words_name(words);
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        let name = core::str::from_utf8(&b[..end]).ok()?;
+        let (_, m) = user_rt::kip().module(name)?;
+        // The root task maps its own view of the module onwards.
+        crate::sigma0::module_bytes(m).ok()?;
+        Self::with_module(&[m.phys_base, m.size], m)
+    }
+
+    /// Pager `from` loaded its client `m.mr[0]`: start it.
+    fn client_ready(&mut self, from: ThreadId, m: &Msg) -> Option<Msg> {
+        let p = self.task_of(from)?;
+        let Some(i) = self.task_of(ThreadId(m.mr[0])) else { return Some(refused()) };
+        let l = &self.loader.tasks[i];
+        if self.loader.sys.tasks()[i].pager != sysdesc::Ref::Task(p) || !l.handed || l.state != State::Waiting {
+            return Some(refused());
+        }
+        match self.loader.start(i, m.mr[1], m.mr[2]) {
+            Ok(()) => Some(Msg::default()),
+            Err(e) => {
+                println!("roottask: cannot start {}: {e:?}", self.name(i));
+                Some(refused())
+            }
+        }
+    }
+
+    /// The I/O ports of flexpage `fp`, for a task the description grants
+    /// them; the root task takes them from sigma0 the first time.
+    fn ports(&mut self, from: ThreadId, fp: Fpage) -> Option<Msg> {
+        let i = self.task_of(from)?;
+        let (base, n) = fp.io_range()?;
+        if !self.loader.sys.tasks()[i].ports.covers(base, n.trailing_zeros()) {
+            println!("roottask: task {} asked for ports {base:#x}..{:#x} it was not given", self.name(i), base + n);
+            return None;
+        }
+        let held = |p: u32, h: &[u64; 1024]| h[p as usize / 64] & (1 << (p % 64)) != 0;
+        if !(base..base + n).all(|p| held(p, &self.ports_held)) {
+            crate::sigma0::ports(fp).ok()?;
+            for p in base..base + n {
+                self.ports_held[p as usize / 64] |= 1 << (p % 64);
+            }
+        }
+        Some(Msg::new(Tag::new(0, 0, 2), &map_item(0, fp, false)))
+    }
+
+    /// Every RT and test task has ended: the number that failed. A task
+    /// fails when it ends with a status other than 0, or, for an RT task,
+    /// when it crashes. (Test images crash test tasks on purpose; what a
+    /// test task checks it reports itself, line by line.)
+    fn run_complete(&self) -> Option<usize> {
+        let mut any = false;
+        let mut failed = 0;
+        for l in self.loader.tasks.iter() {
+            match (l.info.role, l.state) {
+                (Role::Pager | Role::Ts, _) => continue,
+                (_, State::Waiting | State::Running) => return None,
+                (_, State::Exited(0)) => {}
+                (_, State::Exited(_)) | (Role::Rt, State::Crashed) => failed += 1,
+                (_, State::Crashed) => {}
+            }
+            any = true;
+        }
+        any.then_some(failed)
+    }
+
+    fn finish(&self, failed: usize) {
+        let ended = |s: fn(&State) -> bool| {
+            self.loader.tasks.iter().filter(|l| matches!(l.info.role, Role::Rt | Role::Test) && s(&l.state)).count()
+        };
+        let (ok, crashed) = (ended(|s| *s == State::Exited(0)), ended(|s| *s == State::Crashed));
+        println!(
+            "roottask: run complete: {} task(s) ended, {ok} with status 0, {crashed} crashed; {failed} failed",
+            ok + crashed + ended(|s| matches!(s, State::Exited(x) if *x != 0))
+        );
+        if self.exit_port {
+            let code = if failed == 0 { abi::debug_exit::PASS } else { abi::debug_exit::FAIL };
+            // SAFETY: the root task holds the isa-debug-exit port (sigma0
+            // mapped it); writing it ends the QEMU run and touches nothing
+            // else (on hardware the port is unused).
+            unsafe { core::arch::asm!("out dx, al", in("dx") abi::debug_exit::PORT, in("al") code) };
+        }
+    }
+
+    /// Answers one message; `None`: no reply.
+    fn serve(&mut self, from: ThreadId, m: &Msg) -> Option<Msg> {
+        match m.tag().label() {
+            label::PAGE_FAULT => self.page_fault(from, m.mr[0], m.mr[1]),
+            label::EXCEPTION => {
+                self.crashed(from, m);
+                None
+            }
+            label::BUDGET => {
+                let name = self.task_of(from).map_or("(unknown)", |i| self.name(i));
+                println!("roottask: task {name} used up its budget of {} ticks", m.mr[0]);
+                None
+            }
+            proto::GET_INFO => self.info(from).or(Some(refused())),
+            proto::LOOKUP => Some(self.lookup(&m.mr[..4])),
+            proto::EXIT => self.exited(from, m.mr[0]).or(Some(refused())),
+            proto::GET_PORTS => self.ports(from, Fpage(m.mr[0])).or(Some(refused())),
+            proto::GET_MODULE => self.module(from, &m.mr[..4]).or(Some(refused())),
+            pager::NEXT_CLIENT => self.next_client(from).or(Some(refused())),
+            pager::CLIENT_READY => self.client_ready(from, m).or(Some(refused())),
+            _ => Some(refused()),
+        }
+    }
+
+    /// Serves forever.
+    pub fn run(&mut self) -> ! {
+        let mut reply_to = ThreadId::NIL;
+        let mut reply = Msg::default();
+        let mut done = false;
+        loop {
+            match reply_wait(reply_to, &reply) {
+                Ok((from, m)) => match self.serve(from, &m) {
+                    Some(r) => (reply_to, reply) = (from, r),
+                    None => reply_to = ThreadId::NIL,
+                },
+                Err(_) => reply_to = ThreadId::NIL,
+            }
+            if !done {
+                if let Some(failed) = self.run_complete() {
+                    done = true;
+                    // The last task hears its answer before the run ends.
+                    if !reply_to.is_nil() {
+                        let _ = syscall::send(reply_to, &reply, abi::Timeout::ZERO);
+                        reply_to = ThreadId::NIL;
+                    }
+                    self.finish(failed);
+                }
+            }
+        }
+    }
+}
