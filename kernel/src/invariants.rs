@@ -67,7 +67,8 @@ fn page_tables(kk: &Kernel) -> Result<(), &'static str> {
 /// Thread and space bookkeeping: every live thread is in a live space and
 /// counted there, a space lives exactly while it has threads, `Ready`
 /// threads are queued, timeouts and kernel messages belong to threads
-/// blocked in IPC, and the current and FPU-owning threads are alive.
+/// blocked in IPC, chiefs are alive, and the current and FPU-owning
+/// threads are alive.
 fn threads_and_spaces(kk: &Kernel) -> Result<(), &'static str> {
     let mut count = [0u32; MAX_SPACES];
     for i in 1..MAX_THREADS {
@@ -92,6 +93,9 @@ fn threads_and_spaces(kk: &Kernel) -> Result<(), &'static str> {
         }
         if (0..MAX_THREADS).any(|s| t.pending_budget & (1 << s) != 0 && kk.tcbs[s].state == State::Free) {
             return Err("a budget notification pending for a deleted thread");
+        }
+        if t.chief.is_some_and(|c| kk.tcbs[c as usize].state == State::Free) {
+            return Err("a thread's chief is deleted");
         }
     }
     for (sp, s) in kk.spaces.iter().enumerate() {

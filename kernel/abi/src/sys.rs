@@ -55,7 +55,7 @@ pub const THREAD_INFO: u64 = 11;
 /// Number of defined system calls; anything at or above is `NoSuchCall`.
 pub const COUNT: u64 = 12;
 
-/// Test kernel only (built with `--features ktest`), privileged: the debug
+/// Test kernel only (built with `--features ktest`), needs [`rights::CONTROL`]: the debug
 /// interface through which the fuzzer's checker sees the kernel's
 /// invariants; `rdi` is one of [`ktest`]. The production kernel has no
 /// such call: it answers `NoSuchCall` (outside `0..COUNT` like any other).
@@ -65,7 +65,7 @@ pub const KTEST: u64 = 0x6b74;
 pub mod ktest {
     /// Checks every kernel invariant the kernel can check by itself (pool
     /// accounting, mapping database, page tables against it, sender and
-    /// ready queues, thread and space bookkeeping). Returns 0, or the
+    /// ready queues, thread, chief and space bookkeeping). Returns 0, or the
     /// number of the first broken check (its name goes to the console).
     pub const CHECK: u64 = 0;
     /// Free frames in the kernel pool.

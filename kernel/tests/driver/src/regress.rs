@@ -2,7 +2,7 @@
 //! on the kernel (issue 16), one per case, each reproducing the case as it
 //! was found. Run by the in-guest suite after the IPC and memory tests.
 
-use crate::tests::{check, me, ms, report, sleep, Test, TestResult};
+use crate::tests::{budget_spinner, check, me, ms, report, sleep, Test, TestResult, BUDGET_SPIN};
 use abi::ipc::{label, map_item, rights, Fpage, Tag, Timeout};
 use abi::sys::{self, attr};
 use abi::syscall::{self as sc, receive, send, Msg};
@@ -315,14 +315,6 @@ fn io_fpage_overflow_rejected() -> TestResult {
 }
 
 // ---- Budget and period at their extremes ----
-
-static BUDGET_SPIN: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn budget_spinner() -> ! {
-    loop {
-        BUDGET_SPIN.fetch_add(1, SeqCst);
-    }
-}
 
 fn budget_with_longest_period() -> TestResult {
     let t = spawn(me(), budget_spinner, 20, ThreadId::NIL).map_err(|_| "spawn")?;

@@ -328,9 +328,10 @@ fn round_robin() -> TestResult {
     check(x > 0 && y > 0, "one of two equal-priority spinners never ran")
 }
 
-static BUDGET_SPIN: AtomicU64 = AtomicU64::new(0);
+/// Counts while it runs (the budget tests watch whether it does).
+pub static BUDGET_SPIN: AtomicU64 = AtomicU64::new(0);
 
-extern "C" fn budget_spinner() -> ! {
+pub extern "C" fn budget_spinner() -> ! {
     loop {
         BUDGET_SPIN.fetch_add(1, SeqCst);
     }
