@@ -10,8 +10,8 @@ description := "workloads/configs/default.toml"
 scenario := "partitioned"
 # The bare-metal crates with binaries, and every binary they build:
 # `build/modules/` holds them (the boot modules a system description may name).
-bare_crates := "sigma0 roottask test-task test-driver rt-pager ts-pager ts-load pager-test rt-workloads ts-loads"
-modules := "sigma0 roottask test-task test-driver bench rt-pager ts-pager ts-load pager-test"
+bare_crates := "sigma0 roottask test-task test-driver fuzzer rt-pager ts-pager ts-load pager-test rt-workloads ts-loads"
+modules := "sigma0 roottask test-task test-driver bench fuzzer rt-pager ts-pager ts-load pager-test"
 # The system image `just iso` writes (a compact description, `system`).
 iso_system := build_dir / "images/default/system"
 prism := "cargo run --quiet --release -p wcet-reports --bin prism --"
@@ -100,7 +100,7 @@ test-pagers: setup build
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
-    cargo clippy --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}}) -p pager -p elfload -p abi -p user-rt -p cache-color -p sysdesc -p record -p harness --quiet -- -D warnings
+    cargo clippy --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}}) -p pager -p elfload -p abi -p user-rt -p cache-color -p sysdesc -p record -p harness -p fuzz --quiet -- -D warnings
     cargo clippy --target {{target}} -p kernel --features ktest --quiet -- -D warnings
 
 # A bootable GRUB ISO (BIOS, and UEFI where grub-efi-amd64-bin is present), checked by booting it.
@@ -145,3 +145,7 @@ report DIR *ARGS:
 # Two WCET reports side by side.
 compare A B:
     {{prism}} compare {{A}} {{B}}
+
+# Fuzz the kernel from ring 3 for SECONDS (default 60); `just fuzz --replay SEED` reruns a failure; `just fuzz --help`-style options: --seed S, --calls N, --trace-from N, --verbose.
+fuzz *ARGS: setup build
+    {{prism}} fuzz {{ARGS}}

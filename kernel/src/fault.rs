@@ -170,6 +170,16 @@ pub fn report_user(f: &TrapFrame, vector: u64, error: u64, cr2: u64) {
     }
 }
 
+/// `exit_to_user` met a non-canonical user RIP, which no frame may hold
+/// (see `exit_to_user` in trap.rs): stop before returning through it.
+#[no_mangle]
+extern "C" fn noncanonical_return(f: &TrapFrame) -> ! {
+    serial::break_lock();
+    kprintln!("*** kernel bug: refusing to resume a thread at non-canonical rip {:#x}", f.rip);
+    kprintln!("*** kernel stopped.");
+    cpu::halt_forever()
+}
+
 fn kernel_fault(f: &TrapFrame) -> ! {
     let r = Report { vector: f.vector, error: f.error, rip: f.rip, cr2: cpu::cr2(), user: false };
     // The fault may have hit while the console lock was held.

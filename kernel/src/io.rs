@@ -10,7 +10,7 @@ use crate::arch::gdt::{self, IOMAP_BYTES};
 use crate::arch::paging;
 use crate::init::POOL;
 use crate::thread::Kernel;
-use abi::{Error, Fpage};
+use abi::Error;
 
 fn bitmap(phys: u64) -> &'static mut [u8; IOMAP_BYTES] {
     let v = paging::phys_to_virt(phys).expect("bitmap in the direct map");
@@ -82,10 +82,9 @@ fn set(map: &mut [u8; IOMAP_BYTES], port: u32, allow: bool) {
     }
 }
 
-/// Passes the ports of `fpage` from space `s` to space `r` (the sender
-/// must hold every one of them).
-pub fn map_ports(kk: &mut Kernel, s: u16, r: u16, fpage: Fpage, grant: bool) -> Result<(), Error> {
-    let (first, n) = fpage.io_range().ok_or(Error::InvalidArgument)?;
+/// Passes the `n` ports from `first` (a well-formed I/O flexpage's range)
+/// from space `s` to space `r` (the sender must hold every one of them).
+pub fn map_ports(kk: &mut Kernel, s: u16, r: u16, (first, n): (u32, u32), grant: bool) -> Result<(), Error> {
     let sphys = kk.spaces[s as usize].io_bitmap;
     if sphys == 0 || !(first..first + n).all(|p| allowed(bitmap(sphys), p)) {
         return Err(Error::NoPermission);
@@ -102,9 +101,8 @@ pub fn map_ports(kk: &mut Kernel, s: u16, r: u16, fpage: Fpage, grant: bool) -> 
     Ok(())
 }
 
-/// Takes the ports of `fpage` away from space `sp` itself.
-pub fn unmap_own(kk: &mut Kernel, sp: u16, fpage: Fpage) -> Result<u64, Error> {
-    let (first, n) = fpage.io_range().ok_or(Error::InvalidArgument)?;
+/// Takes the `n` ports from `first` away from space `sp` itself.
+pub fn unmap_own(kk: &mut Kernel, sp: u16, (first, n): (u32, u32)) -> Result<u64, Error> {
     let phys = kk.spaces[sp as usize].io_bitmap;
     if phys == 0 {
         return Ok(0);

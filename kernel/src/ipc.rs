@@ -236,6 +236,9 @@ fn finish_receive(kk: &mut Kernel, r: usize, sender: ThreadId, res: Result<(), E
 }
 
 fn enqueue_sender(kk: &mut Kernel, d: usize, s: usize) {
+    // Cheap half of the invariant: a thread joining a queue is not already
+    // at its head or tail (a full check: `check_sender_queues`).
+    debug_assert!(kk.tcbs[d].senders_head != s as u16 && kk.tcbs[d].senders_tail != s as u16);
     kk.tcbs[s].next_sender = NONE;
     let tail = kk.tcbs[d].senders_tail;
     if tail == NONE {
@@ -278,33 +281,78 @@ pub fn cancel(kk: &mut Kernel, t: usize) {
     kk.tcbs[t].wake_at = 0;
 }
 
-/// Thread `dead` goes away: senders queued on it fail with `Aborted`.
-pub fn abort_waiters(kk: &mut Kernel, dead: usize) {
-    while kk.tcbs[dead].senders_head != NONE {
-        let s = kk.tcbs[dead].senders_head as usize;
-        unlink_sender(kk, dead, NONE, s);
-        set_result(kk, s, Err(Error::Aborted));
-        if kk.tcbs[s].state == State::SendBlocked {
-            kk.make_ready(s);
-        }
+/// Blocked thread `t` (already out of any sender queue) leaves its IPC
+/// with error `e`. A user IPC returns `e`; a kernel-sent message fails over
+/// (a page fault to the exception handler, an exception to a stop), which
+/// may block `t` again in a new IPC: it is made ready only if it is not.
+fn fail_blocked(kk: &mut Kernel, t: usize, e: Error) {
+    kk.tcbs[t].state = State::Ready;
+    kk.tcbs[t].wake_at = 0;
+    set_result(kk, t, Err(e));
+    if kk.tcbs[t].state == State::Ready {
+        kk.make_ready(t);
     }
+}
+
+/// Thread `dead` goes away: senders queued on it and receivers waiting for
+/// it fail with `Aborted`. A failed kernel message may be re-sent to
+/// `dead` (as the exception handler), so the sender queue is drained again
+/// after each receiver; `dead` accepts no message meanwhile.
+pub fn abort_waiters(kk: &mut Kernel, dead: usize) {
+    kk.tcbs[dead].state = State::Inactive;
+    abort_senders(kk, dead);
     let id = kk.id_of(dead);
     for r in 1..MAX_THREADS {
         if kk.tcbs[r].state == State::RecvBlocked && kk.tcbs[r].recv_from == id {
-            set_result(kk, r, Err(Error::Aborted));
-            if kk.tcbs[r].state == State::RecvBlocked {
-                kk.make_ready(r);
-            }
+            fail_blocked(kk, r, Error::Aborted);
+            abort_senders(kk, dead);
         }
+    }
+    #[cfg(debug_assertions)]
+    check_sender_queues(kk).expect("sender queues");
+}
+
+fn abort_senders(kk: &mut Kernel, dead: usize) {
+    while kk.tcbs[dead].senders_head != NONE {
+        let s = kk.tcbs[dead].senders_head as usize;
+        unlink_sender(kk, dead, NONE, s);
+        fail_blocked(kk, s, Error::Aborted);
     }
 }
 
 /// A blocked thread's timeout expired.
 pub fn timeout(kk: &mut Kernel, t: usize) {
     cancel(kk, t);
-    set_result(kk, t, Err(Error::Timeout));
-    if matches!(kk.tcbs[t].state, State::SendBlocked | State::RecvBlocked) {
-        kk.make_ready(t);
+    fail_blocked(kk, t, Error::Timeout);
+}
+
+/// Checks that every thread blocked in a send is in exactly one sender
+/// queue, that of the live thread it sends to, and that every queue is a
+/// finite list of such threads ending at its tail. O(threads).
+pub fn check_sender_queues(kk: &Kernel) -> Result<(), &'static str> {
+    let mut seen = [false; MAX_THREADS];
+    for d in 1..MAX_THREADS {
+        let (mut s, mut last) = (kk.tcbs[d].senders_head, NONE);
+        if kk.tcbs[d].state == State::Free && s != NONE {
+            return Err("a free thread has senders");
+        }
+        while s != NONE {
+            let t = &kk.tcbs[s as usize];
+            if core::mem::replace(&mut seen[s as usize], true) {
+                return Err("a thread is queued twice");
+            }
+            if t.state != State::SendBlocked || t.send_to != kk.id_of(d) {
+                return Err("a queued thread does not send to the queue's owner");
+            }
+            (last, s) = (s, t.next_sender);
+        }
+        if kk.tcbs[d].senders_tail != last {
+            return Err("a sender queue's tail is not its last element");
+        }
+    }
+    match (1..MAX_THREADS).find(|&t| kk.tcbs[t].state == State::SendBlocked && !seen[t]) {
+        Some(_) => Err("a thread blocked in a send is in no sender queue"),
+        None => Ok(()),
     }
 }
 

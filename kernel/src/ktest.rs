@@ -5,7 +5,8 @@
 //! line each; the fault tests end the kernel on purpose and are checked by
 //! the fault hook; `cache_model` runs a colored access pattern for the
 //! cache-model plugin. Each boot ends with `N passed, N failed` and leaves
-//! QEMU through `isa-debug-exit` with [`EXIT_PASS`] or [`EXIT_FAIL`]. What
+//! QEMU through `isa-debug-exit` with [`EXIT_PASS`] or [`EXIT_FAIL`];
+//! `fuzz` alone lets the boot go on into its system image. What
 //! user level sees is tested from user level, by the test images
 //! (`kernel/tests/images`) on the production kernel.
 
@@ -71,8 +72,10 @@ pub fn run(which: &str) {
         "cache_model" => cache_model(),
         "cache_model_speed" => cache_model_speed(),
         "general_protection" => general_protection(),
-        // Boot on into sigma0 and the root task: a test image that needs the
-        // test kernel's debug calls (the pagers' colour checks).
+        // Boot on into sigma0, the root task and the image's tasks: a test
+        // image that needs the test kernel's debug calls (the pagers' colour
+        // checks, the fuzzer's `KTEST` checker). The root task ends the run
+        // through the debug-exit port.
         "system" => {}
         other => {
             kprintln!("test {other} ... FAILED: no such in-guest test");

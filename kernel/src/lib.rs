@@ -35,6 +35,8 @@ pub mod console;
 pub mod fault;
 #[cfg(target_os = "none")]
 pub mod init;
+#[cfg(all(target_os = "none", feature = "ktest"))]
+pub mod invariants;
 #[cfg(target_os = "none")]
 pub mod io;
 #[cfg(target_os = "none")]

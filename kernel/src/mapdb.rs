@@ -189,6 +189,11 @@ impl<'a> MapDb<'a> {
         })
     }
 
+    /// Every live mapping: (space, vpage, frame, rights). O(capacity).
+    pub fn mappings(&self) -> impl Iterator<Item = (SpaceId, u64, u64, Rights)> + '_ {
+        self.nodes.iter().filter(|n| n.live).map(|n| (n.space, n.vpage, n.frame, n.rights))
+    }
+
     /// A kernel-created mapping (root of a tree). Rights outside
     /// `Rights::ALL` are dropped. Errors: `NoRights` (rights lack READ),
     /// `Exists` ((space, vpage) is mapped), `Full`.

@@ -103,10 +103,11 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
     let grant = w0 & item::KIND_MASK == item::GRANT;
     let (ssp, rsp) = (kk.tcbs[s].space, kk.tcbs[r].space);
     if fpage.is_io() {
+        let ports = fpage.io_range().ok_or(Error::InvalidArgument)?;
         if window.0 == 0 {
             return Err(Error::MessageOverflow);
         }
-        return crate::io::map_ports(kk, ssp, rsp, fpage, grant);
+        return crate::io::map_ports(kk, ssp, rsp, ports, grant);
     }
     if !fpage.is_valid() || fpage.size_log2() > MAX_MAP_LOG2 {
         return Err(Error::InvalidArgument);
@@ -170,7 +171,8 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
 pub fn unmap(kk: &mut Kernel, cur: usize, fpage: Fpage, include_self: bool) -> Result<u64, Error> {
     let sp = kk.tcbs[cur].space;
     if fpage.is_io() {
-        return if include_self { crate::io::unmap_own(kk, sp, fpage) } else { Ok(0) };
+        let ports = fpage.io_range().ok_or(Error::InvalidArgument)?;
+        return if include_self { crate::io::unmap_own(kk, sp, ports) } else { Ok(0) };
     }
     if !fpage.is_valid() || fpage.size_log2() > MAX_MAP_LOG2 {
         return Err(Error::InvalidArgument);

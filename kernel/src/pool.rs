@@ -108,6 +108,22 @@ impl FramePool {
     pub fn total_frames(&self) -> usize {
         self.frames
     }
+
+    /// The accounting agrees with the bitmap: `used` is the number of taken
+    /// frames, and no bit beyond the pool is set.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let taken: usize = self.bitmap.iter().map(|w| w.count_ones() as usize).sum();
+        let (full, rem) = (self.frames / 64, self.frames % 64);
+        let beyond = (rem != 0 && self.bitmap[full] >> rem != 0)
+            || self.bitmap[self.frames.div_ceil(64)..].iter().any(|&w| w != 0);
+        if beyond {
+            Err("a frame beyond the pool is marked taken")
+        } else if taken != self.used {
+            Err("the count of used frames differs from the bitmap")
+        } else {
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +146,9 @@ mod tests {
         assert_eq!(p.free(a + 1), Err(PoolError::BadFree(a + 1)));
         assert_eq!(p.alloc(), Ok(b));
         assert!([a, b, c].iter().all(|f| p.contains(*f)));
+        assert_eq!(p.check(), Ok(()));
+        p.used += 1;
+        assert!(p.check().is_err());
     }
 
     #[test]
@@ -166,6 +185,7 @@ mod tests {
                     prop_assert!(p.free(f).is_ok());
                 }
                 prop_assert_eq!(p.free_frames(), 100 - live.len());
+                prop_assert!(p.check().is_ok());
                 prop_assert_eq!(live.iter().collect::<HashSet<_>>().len(), live.len());
             }
         }

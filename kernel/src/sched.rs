@@ -2,6 +2,8 @@
 //! non-empty levels, so picking the highest-priority ready thread is one
 //! `leading_zeros` plus a head lookup, and every operation is O(1).
 //!
+//! Also the budget-period arithmetic ([`next_replenish`]).
+//!
 //! Queues hold thread slot indices. Invariants (checked by `check` in
 //! tests): a slot is in at most one queue; `bitmap` bit `p` is set exactly
 //! when queue `p` is non-empty; `next`/`prev` form a ring per queue.
@@ -103,13 +105,15 @@ impl<const N: usize> ReadyQueues<N> {
         }
     }
 
-    #[cfg(test)]
-    fn check(&self) -> Result<(), String> {
+    /// The invariants of the module doc (the host tests and the test
+    /// kernel's debug call check them).
+    #[cfg(any(test, feature = "ktest"))]
+    pub fn check(&self) -> Result<(), &'static str> {
         let mut seen = [false; N];
         for p in 0..LEVELS {
             let h = self.head[p];
             if (h == NONE) == (self.bitmap & (1 << p) != 0) {
-                return Err(format!("bitmap bit {p} wrong"));
+                return Err("a bitmap bit disagrees with its queue");
             }
             if h == NONE {
                 continue;
@@ -118,11 +122,11 @@ impl<const N: usize> ReadyQueues<N> {
             loop {
                 let iu = i as usize;
                 if seen[iu] || !self.queued[iu] || self.level[iu] as usize != p {
-                    return Err(format!("slot {iu} in two places or mislabelled"));
+                    return Err("a slot is in two places or mislabelled");
                 }
                 seen[iu] = true;
                 if self.prev[self.next[iu] as usize] != i {
-                    return Err("broken ring".into());
+                    return Err("broken ring");
                 }
                 i = self.next[iu];
                 if i == h {
@@ -131,10 +135,20 @@ impl<const N: usize> ReadyQueues<N> {
             }
         }
         if (0..N).any(|i| self.queued[i] != seen[i]) {
-            return Err("queued flag disagrees with the queues".into());
+            return Err("queued flag disagrees with the queues");
         }
         Ok(())
     }
+}
+
+/// When a budget replenishment that was due at `due` (not after `now`)
+/// next comes: whole periods after `due`, the first one after `now`.
+/// Periods are user-chosen (up to `u64::MAX` ticks), so a time past the
+/// end of the clock saturates at `u64::MAX` (centuries away: never, in
+/// practice) instead of wrapping into the past.
+pub fn next_replenish(due: u64, period: u64, now: u64) -> u64 {
+    let missed = now.saturating_sub(due) / period.max(1) + 1;
+    due.saturating_add(missed.saturating_mul(period))
 }
 
 impl<const N: usize> Default for ReadyQueues<N> {
@@ -166,7 +180,32 @@ mod tests {
         assert_eq!(q.highest(), None);
     }
 
+    #[test]
+    fn replenishment_at_the_extremes() {
+        assert_eq!(next_replenish(100, 10, 125), 130);
+        assert_eq!(next_replenish(100, 10, 100), 110);
+        assert_eq!(next_replenish(100, 10, 130), 140);
+        // Found by a fuzzer: budget 10,000 with period u64::MAX wrapped.
+        assert_eq!(next_replenish(100, u64::MAX, 200), u64::MAX);
+        assert_eq!(next_replenish(u64::MAX - 5, 10, u64::MAX - 1), u64::MAX);
+        assert_eq!(next_replenish(0, u64::MAX / 2 + 1, u64::MAX), u64::MAX);
+        assert_eq!(next_replenish(0, 1, u64::MAX - 1), u64::MAX);
+    }
+
     proptest! {
+        #[test]
+        fn replenishment_is_the_next_period_boundary_or_saturates(
+            due in any::<u64>(), late in any::<u64>(), period in 1u64..=u64::MAX,
+        ) {
+            let now = due.saturating_add(late);
+            let next = next_replenish(due, period, now);
+            prop_assert!(next > now || next == u64::MAX);
+            if next != u64::MAX {
+                prop_assert_eq!((next - due) % period, 0);
+                prop_assert!(next - now <= period);
+            }
+        }
+
         /// Against a model of per-level FIFOs.
         #[test]
         fn matches_model(ops in prop::collection::vec((0u8..4, 0usize..16, 0u8..64), 1..400)) {

@@ -130,7 +130,9 @@ fn apply_config(kk: &mut Kernel, t: usize, c: Config) {
             tc.budget = budget;
             tc.period = if budget == 0 { 0 } else { period };
             tc.budget_left = budget;
-            tc.next_replenish = if budget == 0 { 0 } else { now + period };
+            // Saturating: a period up to u64::MAX is accepted, and the
+            // first replenishment must not wrap into the past.
+            tc.next_replenish = if budget == 0 { 0 } else { now.saturating_add(period) };
             timer::note_deadline(tc.next_replenish);
             if budget == 0 && tc.state == State::BudgetWait {
                 kk.make_ready(t);
@@ -254,6 +256,10 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
         sys::IRQ_ATTACH => holds(kk, cur, rights::IRQ).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
         #[cfg(feature = "ktest")]
         sys::DEBUG_TRANSLATE => debug_translate(kk, cur, ThreadId(f.rdi), f.rsi),
+        #[cfg(feature = "ktest")]
+        sys::KTEST => {
+            holds(kk, cur, rights::CONTROL).and_then(|_| crate::invariants::debug_call(kk, f.rdi, f.rsi, f.rdx))
+        }
         _ => Err(Error::NoSuchCall),
     };
     Some(r)
@@ -265,7 +271,9 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
 extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
     let kk = k();
     let Some(cur) = kk.current else { schedule_and_resume() };
-    if let Some(r) = dispatch(kk, cur) {
+    if kk.tcbs[cur].frame.rip >= abi::USER_END {
+        syscall_cannot_return(kk, cur);
+    } else if let Some(r) = dispatch(kk, cur) {
         kk.tcbs[cur].frame.rax = match r {
             Ok(v) => v,
             Err(e) => e.encode(),
@@ -285,6 +293,16 @@ fn debug_translate(kk: &mut Kernel, cur: usize, id: ThreadId, vaddr: u64) -> Res
     let m = kk.space_of(t).translate(vaddr).filter(|m| m.user).ok_or(Error::BadAddress)?;
     kk.tcbs[cur].frame.rdx = m.writable as u64 | (m.executable as u64) << 1;
     Ok(m.phys)
+}
+
+/// A `syscall` in the last two bytes of the user half: its return address
+/// is the first non-canonical one, and no return there is safe (see
+/// `exit_to_user`). The instruction faults instead, before it does
+/// anything: #GP (error code 0) at the `syscall`, to the exception handler.
+fn syscall_cannot_return(kk: &mut Kernel, cur: usize) {
+    // `syscall` is two bytes (0f 05), as in `ipc::restart_after_fault`.
+    kk.tcbs[cur].frame.rip -= 2;
+    ipc::exception(kk, cur, crate::fault::GENERAL_PROTECTION, 0, 0);
 }
 
 const _: () = assert!(MAX_THREADS <= 128, "pending_budget is a u128 bitmask");

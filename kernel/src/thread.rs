@@ -275,7 +275,11 @@ impl Kernel {
                 let sp = (0..MAX_SPACES).find(|&s| self.spaces[s].space.is_none()).ok_or(Error::NoResources)?;
                 let mut space = AddressSpace::with_pcid(&mut pool, sp as u16 + 1).map_err(|_| Error::OutOfMemory)?;
                 let kip = paging::image_phys(&raw const crate::init::KIP as u64);
-                space.map(abi::KIP_VADDR, kip, Rights { write: false, exec: false }, &mut pool).map_err(map_err)?;
+                if let Err(e) = space.map(abi::KIP_VADDR, kip, Rights { write: false, exec: false }, &mut pool) {
+                    // The pool ran out: the new space's tables go back.
+                    space.destroy(&mut pool);
+                    return Err(map_err(e));
+                }
                 self.spaces[sp].space = Some(space);
                 (sp, true)
             }

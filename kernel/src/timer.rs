@@ -99,8 +99,7 @@ pub fn tick(kk: &mut Kernel) {
         let t = &mut kk.tcbs[i];
         if t.budget > 0 && t.period > 0 {
             if t.next_replenish <= n {
-                let missed = (n - t.next_replenish) / t.period + 1;
-                t.next_replenish += missed * t.period;
+                t.next_replenish = crate::sched::next_replenish(t.next_replenish, t.period, n);
                 t.budget_left = t.budget;
                 if t.state == State::BudgetWait {
                     kk.make_ready(i);

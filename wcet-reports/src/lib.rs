@@ -8,6 +8,7 @@ pub mod bench;
 pub mod capture;
 pub mod description;
 pub mod evt;
+pub mod fuzz;
 pub mod guest;
 pub mod histogram;
 pub mod image;

@@ -115,9 +115,8 @@ enum Cmd {
     },
     /// Run the WCET scenarios (alone, shared, partitioned) and write the report.
     ///
-    /// With `--synthetic N` or `--replay DIR` the pipeline runs on synthetic
-    /// or earlier captured data; without either it needs the in-guest harness
-    /// (not built yet: it boots the kernel and says so).
+    /// Under QEMU (mode model, kvm or tcg); with `--synthetic N` or
+    /// `--replay DIR` on synthetic or earlier captured data.
     Wcet(report_cli::WcetArgs),
     /// Rebuild the report of a capture or report folder (no QEMU), in a new folder.
     Report(report_cli::ReportArgs),
@@ -125,6 +124,32 @@ enum Cmd {
     Capture(report_cli::CaptureArgs),
     /// Two reports side by side.
     Compare(report_cli::CompareArgs),
+    /// Fuzz the kernel from ring 3: random system calls with boundary values
+    /// from an unprivileged and a privileged task, ring-3 exceptions, FPU
+    /// checks, the kernel's invariants after every batch (TCG+icount, so a
+    /// seed replays exactly).
+    Fuzz {
+        /// How long to fuzz (default 60 s; 3600 s for --replay).
+        seconds: Option<u64>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run this seed again: the same calls in the same order, up to its failure.
+        #[arg(long, value_name = "SEED", conflicts_with = "seed")]
+        replay: Option<u64>,
+        /// Stop after this many calls (0: when the time is up).
+        #[arg(long, default_value_t = 0)]
+        calls: u64,
+        /// Print every call from this number on, before it is made.
+        #[arg(long, value_name = "CALL")]
+        trace_from: Option<u64>,
+        /// Show the guest console.
+        #[arg(long)]
+        verbose: bool,
+        /// Go on after wrong results and list the distinct failures at the end
+        /// (until the time is up, or the kernel stops or hangs).
+        #[arg(long)]
+        keep_going: bool,
+    },
 }
 
 mod report_cli;
@@ -344,6 +369,10 @@ fn main() -> Result<()> {
                         .push(Box::new(move || guest::run_image_on(img, &dir, Duration::from_secs(timeout), &q, &tag)));
                 }
             }
+            if filter.as_deref().is_none_or(|f| "fuzz".contains(f)) {
+                let dir = cli.build_dir.clone();
+                boots.push(Box::new(move || wcet_reports::fuzz::suite_run(&dir)));
+            }
             if let Some(iso) = iso {
                 let iso2 = iso.clone();
                 boots.push(Box::new(move || guest::run_iso(&iso, None, Duration::from_secs(timeout))));
@@ -432,6 +461,45 @@ fn main() -> Result<()> {
                         bare
                     );
                 }
+            }
+        }
+        Cmd::Fuzz { seconds, seed, replay, calls, trace_from, verbose, keep_going } => {
+            let o = wcet_reports::fuzz::Options {
+                seed: replay.unwrap_or(seed),
+                calls,
+                seconds: seconds.unwrap_or(if replay.is_some() { 3600 } else { 60 }),
+                trace_from,
+                verbose: verbose || trace_from.is_some(),
+                keep_going,
+            };
+            eprintln!(
+                "prism fuzz: seed {} for {} s{} under TCG+icount ...",
+                o.seed,
+                o.seconds,
+                if calls > 0 { format!(" or {calls} calls") } else { String::new() }
+            );
+            let r = wcet_reports::fuzz::run(&cli.build_dir, &o)?;
+            if r.verdict != wcet_reports::fuzz::Verdict::Clean {
+                println!("---- last guest console lines ----\n{}\n----", r.tail.join("\n"));
+            }
+            println!("{}", r.summary());
+            println!("(machine: {})", host());
+            if keep_going {
+                println!("{} distinct failure(s):", r.distinct.len());
+                for (why, call, n) in &r.distinct {
+                    println!("  first at call {call:>8}, {n:>6} time(s): {why}");
+                }
+            }
+            if r.verdict != wcet_reports::fuzz::Verdict::Clean {
+                let call = match &r.verdict {
+                    wcet_reports::fuzz::Verdict::Failed { call, .. }
+                    | wcet_reports::fuzz::Verdict::KernelStopped { call, .. }
+                    | wcet_reports::fuzz::Verdict::Hung { call, .. } => *call,
+                    wcet_reports::fuzz::Verdict::Clean => None,
+                };
+                let from = call.map_or(String::new(), |c| format!(" --trace-from {}", c.saturating_sub(20)));
+                println!("replay: just fuzz --replay {}{from}", r.seed);
+                std::process::exit(1);
             }
         }
         Cmd::Accel => {

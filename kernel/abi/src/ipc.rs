@@ -91,7 +91,8 @@ pub enum ExcRegs {
 
 /// One IPC timeout (32 bits): 0 = do not wait, `u32::MAX` = wait forever,
 /// otherwise a relative time of `m << e` TSC ticks (m: bits 0..26, e: bits
-/// 26..32), so it reaches from one tick to years.
+/// 26..32), so it reaches from one tick to years. A time of 2^64 ticks or
+/// more (which only a hand-made encoding reaches) is `u64::MAX` ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(transparent)]
 pub struct Timeout(pub u32);
@@ -130,6 +131,11 @@ impl Timeout {
         }
         let m = (self.0 & ((1 << Self::MBITS) - 1)) as u64;
         let e = self.0 >> Self::MBITS;
+        // `m << e` fits in 64 bits exactly when `e` does not exceed the
+        // leading zeros of `m`; beyond that it saturates, never wraps.
+        if m != 0 && e > m.leading_zeros() {
+            return Some(u64::MAX);
+        }
         Some(m << e)
     }
 
@@ -177,14 +183,16 @@ impl Fpage {
         self.0 & Self::IO_BIT != 0
     }
 
-    /// First port and count of an I/O flexpage, if well formed.
+    /// First port and count of an I/O flexpage, if well formed: aligned
+    /// and inside the 2^16 ports. (The port field has 52 bits; the sum is
+    /// taken in 64 bits so that it cannot wrap.)
     pub const fn io_range(self) -> Option<(u32, u32)> {
         let s = self.size_log2();
-        let port = (self.0 >> 12) as u32;
+        let port = self.0 >> 12;
         if !self.is_io() || s > 16 || port & ((1 << s) - 1) != 0 || port + (1 << s) > 0x10000 {
             return None;
         }
-        Some((port, 1 << s))
+        Some((port as u32, 1 << s))
     }
 
     pub const fn base(self) -> u64 {
@@ -632,13 +640,55 @@ mod tests {
     }
 
     #[test]
+    fn io_range_at_the_top_of_the_port_space() {
+        let raw = |port: u64, s: u64| Fpage((port << 12) | (s << 4) | Fpage::IO_BIT);
+        assert_eq!(Fpage::io(0, 16).io_range(), Some((0, 0x10000)));
+        assert_eq!(Fpage::io(0xfff0, 4).io_range(), Some((0xfff0, 16)));
+        assert_eq!(Fpage::io(0xffff, 0).io_range(), Some((0xffff, 1)));
+        assert_eq!(raw(0x1_0000, 0).io_range(), None);
+        assert_eq!(raw(0x1_0000, 16).io_range(), None);
+        // Found by a fuzzer: the end of this range overflowed 32 bits.
+        assert_eq!(raw(0xffff_0000, 16).io_range(), None);
+        assert_eq!(raw((1 << 52) - (1 << 16), 16).io_range(), None);
+        assert_eq!(raw(0, 17).io_range(), None);
+    }
+
+    #[test]
     fn timeout_specials() {
         assert_eq!(Timeout::ZERO.as_ticks(), Some(0));
         assert_eq!(Timeout::NEVER.as_ticks(), None);
         assert_eq!(Timeout::unpack(Timeout::pack(Timeout::ZERO, Timeout::NEVER)), (Timeout::ZERO, Timeout::NEVER));
     }
 
+    #[test]
+    fn timeout_beyond_2_pow_64_saturates() {
+        let t = |e: u32, m: u32| Timeout((e << 26) | m).as_ticks();
+        // Found by a fuzzer: 2 << 63 wrapped to zero.
+        assert_eq!(t(63, 2), Some(u64::MAX));
+        assert_eq!(t(63, 1), Some(1 << 63));
+        assert_eq!(t(38, (1 << 26) - 1), Some(((1 << 26) - 1) << 38));
+        assert_eq!(t(39, (1 << 26) - 1), Some(u64::MAX));
+        assert_eq!(t(62, (1 << 26) - 2), Some(u64::MAX));
+        assert_eq!(t(40, 0), Some(0));
+    }
+
     proptest! {
+        #[test]
+        fn io_range_stays_inside_the_port_space(w in any::<u64>()) {
+            if let Some((first, n)) = Fpage(w).io_range() {
+                prop_assert!(n.is_power_of_two() && first % n == 0);
+                prop_assert!(first as u64 + n as u64 <= 0x10000);
+            }
+        }
+
+        #[test]
+        fn timeout_ticks_never_wrap(w in any::<u32>()) {
+            if let Some(got) = Timeout(w).as_ticks() {
+                let (m, e) = ((w & ((1 << 26) - 1)) as u128, w >> 26);
+                prop_assert_eq!(got as u128, (m << e).min(u64::MAX as u128));
+            }
+        }
+
         #[test]
         fn timeout_rounds_up_by_less_than_one_part_in_2_pow_25(t in 1u64..1 << 60) {
             let got = Timeout::ticks(t).as_ticks().unwrap();

@@ -5,6 +5,10 @@
 //! by the instruction itself). The kernel returns a word in `rax`: zero or a
 //! positive value on success, `-(Error as i64)` on failure, see
 //! [`crate::Error::decode`]. `IPC` uses more registers, see [`crate::ipc`].
+//!
+//! A `syscall` in the last two bytes of the user half (its return address
+//! would be the first non-canonical one) is not carried out: it raises #GP
+//! (error code 0) at the instruction, delivered to the exception handler.
 
 /// Print a UTF-8 string on the kernel debug console. `rdi` = pointer,
 /// `rsi` = length (at most [`DEBUG_PRINT_MAX`] bytes).
@@ -67,6 +71,31 @@ pub const COUNT: u64 = 13;
 /// with it that every frame a pager mapped has its partition's colour.
 /// Numbers 0x110.. are the pagers' test calls (0x100..0x10f are others').
 pub const DEBUG_TRANSLATE: u64 = 0x110;
+
+/// Test kernel only (built with `--features ktest`), needs [`rights::CONTROL`]: the debug
+/// interface through which the fuzzer's checker sees the kernel's
+/// invariants; `rdi` is one of [`ktest`]. The production kernel has no
+/// such call: it answers `NoSuchCall` (outside `0..COUNT` like any other).
+pub const KTEST: u64 = 0x6b74;
+
+/// Operations of [`KTEST`].
+pub mod ktest {
+    /// Checks every kernel invariant the kernel can check by itself (pool
+    /// accounting, mapping database, page tables against it, sender and
+    /// ready queues, thread, chief and space bookkeeping). Returns 0, or the
+    /// number of the first broken check (its name goes to the console).
+    pub const CHECK: u64 = 0;
+    /// Free frames in the kernel pool.
+    pub const POOL_FREE: u64 = 1;
+    /// The page at `rdx` in the address space of thread `rsi`: 0 if
+    /// unmapped, else frame | rights (`ipc::rights` bits, READ always) |
+    /// [`IN_MAPDB`] when the mapping database holds the same frame and rights.
+    pub const TRANSLATE: u64 = 2;
+    /// Live threads (bits 0..32) and address spaces (bits 32..64).
+    pub const OBJECTS: u64 = 3;
+    /// [`TRANSLATE`] flag: the page is in the mapping database as mapped.
+    pub const IN_MAPDB: u64 = 8;
+}
 
 /// `UNMAP` flag: flush the caller's own mappings too.
 pub const UNMAP_SELF: u64 = 1;

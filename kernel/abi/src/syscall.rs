@@ -200,6 +200,11 @@ pub fn unmap(fpage: crate::Fpage, include_self: bool) -> Result<u64, Error> {
     Error::decode(syscall2(sys::UNMAP, fpage.0, if include_self { sys::UNMAP_SELF } else { 0 }))
 }
 
+/// The test kernel's debug call (see [`sys::KTEST`]).
+pub fn ktest(op: u64, a: u64, b: u64) -> Result<u64, Error> {
+    Error::decode(syscall4(sys::KTEST, op, a, b, 0).0)
+}
+
 /// Routes interrupt line `line` to `handler` (`NIL` detaches).
 pub fn irq_attach(line: u64, handler: ThreadId) -> Result<(), Error> {
     Error::decode(syscall2(sys::IRQ_ATTACH, line, handler.0)).map(|_| ())

@@ -97,8 +97,17 @@ fn init_syscall() {
     assert_eq!(sel.user_code.0, 0x23);
     Star::write(sel.user_code, sel.user_data, sel.kernel_code, sel.kernel_data).expect("GDT order fits sysret");
     LStar::write(VirtAddr::new(trap::syscall_entry_addr()));
-    // Interrupts off, direction flag clear, no single-step in the kernel.
-    SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::DIRECTION_FLAG | RFlags::TRAP_FLAG | RFlags::ALIGNMENT_CHECK);
+    // Interrupts off, direction flag clear, no single-step in the kernel,
+    // and no nested-task flag: ring 3 may set NT, and `iretq` with NT set
+    // raises #GP in long mode, so the kernel must never run with the
+    // caller's NT. (Interrupt and exception entries clear NT by themselves.)
+    SFMask::write(
+        RFlags::INTERRUPT_FLAG
+            | RFlags::DIRECTION_FLAG
+            | RFlags::TRAP_FLAG
+            | RFlags::ALIGNMENT_CHECK
+            | RFlags::NESTED_TASK,
+    );
 }
 
 /// Makes `frame` the current thread's saved state: the next entry from ring
@@ -158,12 +167,26 @@ pub fn fxrstor(area: &[u8; 512]) {
     unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) area.as_ptr(), options(nostack)) };
 }
 
-/// Resets the FPU/SSE state to the power-on defaults.
+/// The FXSAVE image of the power-on FPU/SSE state: x87 control word 0x37f
+/// (all exceptions masked, 64-bit precision), MXCSR 0x1f80, every data,
+/// x87 and XMM register zero, every x87 tag empty.
+#[repr(C, align(16))]
+struct CleanFpu([u8; 512]);
+
+static CLEAN_FPU: CleanFpu = {
+    let mut a = [0u8; 512];
+    a[0] = 0x7f;
+    a[1] = 0x03;
+    a[24] = 0x80;
+    a[25] = 0x1f;
+    CleanFpu(a)
+};
+
+/// Loads the power-on FPU/SSE state: every register, not only the control
+/// words, so that nothing of the previous owner's state shows through
+/// (`fninit` leaves the x87 and XMM registers as they were).
 pub fn fpu_init() {
-    let mxcsr: u32 = 0x1f80;
-    // SAFETY: fninit and ldmxcsr only change FPU/SSE state, which belongs to
-    // the thread about to own it.
-    unsafe { core::arch::asm!("fninit", "ldmxcsr [{}]", in(reg) &mxcsr, options(nostack)) };
+    fxrstor(&CLEAN_FPU.0);
 }
 
 /// Idles until an interrupt arrives (interrupts on only while halted).

@@ -381,7 +381,11 @@ impl AddressSpace {
     /// Allocates, zeroes and maps a fresh frame at `v`; returns the frame.
     pub fn map_fresh(&mut self, v: u64, rights: Rights, pool: &mut FramePool) -> Result<u64, MapError> {
         let f = zeroed_frame(pool)?;
-        self.map(v, f, rights, pool)?;
+        if let Err(e) = self.map(v, f, rights, pool) {
+            // No page table for it (the pool ran out): the frame goes back.
+            let _ = pool.free(f);
+            return Err(e);
+        }
         Ok(f)
     }
 

@@ -4,8 +4,9 @@
 //! Every entry saves the full user register state in a [`TrapFrame`] at the
 //! top of the current thread's kernel stack; that frame is the thread's user
 //! context (what exception IPC will send and a reply may change). Exits go
-//! through `sysretq` for syscalls (after a canonical-RIP check) and `iretq`
-//! for everything else. `swapgs` runs exactly when the CPL changes.
+//! through `sysretq` for syscalls and `iretq` for everything else, never to
+//! a non-canonical RIP (see `exit_to_user`). `swapgs` runs exactly when the
+//! CPL changes.
 
 use core::arch::global_asm;
 
@@ -203,17 +204,23 @@ syscall_entry:
     call syscall_dispatch
 
     /* Resume the current thread from its saved frame: sysret if it entered
-       by syscall (and its rip is canonical), iretq otherwise. */
+       by syscall, iretq otherwise. Either faults in ring 0 on a
+       non-canonical rip (sysretq on Intel CPUs with the user's GS and
+       stack already in place, iretq after swapgs). No frame holds one:
+       the only way to make one, a `syscall` in the last two bytes of the
+       user half, is turned into an exception on entry (syscall.rs). So a
+       non-canonical rip here is a kernel bug, and it stops the kernel
+       before anything is restored. */
     .global exit_to_user
 exit_to_user:
     mov %gs:{pc_frame}, %rsp
-    cmpq ${syscall_vector}, 15*8(%rsp)
-    jne 1f
     mov 17*8(%rsp), %rcx
     mov %rcx, %r11
     shl $16, %r11
     sar $16, %r11
     cmp %rcx, %r11
+    jne 2f
+    cmpq ${syscall_vector}, 15*8(%rsp)
     jne 1f
     RESTORE_GPRS
     mov 2*8(%rsp), %rcx     /* rip */
@@ -225,6 +232,9 @@ exit_to_user:
     add $16, %rsp
     swapgs
     iretq
+2:  mov %rsp, %rdi
+    mov %gs:{pc_kstack}, %rsp
+    call noncanonical_return
 
     .section .rodata
     .p2align 3

@@ -13,6 +13,8 @@
 #[cfg(target_os = "none")]
 mod memtests;
 #[cfg(target_os = "none")]
+mod regress;
+#[cfg(target_os = "none")]
 mod tests;
 
 #[cfg(target_os = "none")]

@@ -26,12 +26,12 @@ pub fn me() -> ThreadId {
     sc::myself().0
 }
 
-fn ms(n: u64) -> u64 {
+pub fn ms(n: u64) -> u64 {
     sc::myself().2 / 1000 * n
 }
 
 /// Blocks for `ticks` TSC ticks (a receive nobody can satisfy).
-fn sleep(ticks: u64) {
+pub fn sleep(ticks: u64) {
     let _ = receive(me(), Timeout::ticks(ticks));
 }
 
@@ -328,9 +328,10 @@ fn round_robin() -> TestResult {
     check(x > 0 && y > 0, "one of two equal-priority spinners never ran")
 }
 
-static BUDGET_SPIN: AtomicU64 = AtomicU64::new(0);
+/// Counts while it runs (the budget tests watch whether it does).
+pub static BUDGET_SPIN: AtomicU64 = AtomicU64::new(0);
 
-extern "C" fn budget_spinner() -> ! {
+pub extern "C" fn budget_spinner() -> ! {
     loop {
         BUDGET_SPIN.fetch_add(1, SeqCst);
     }
@@ -546,7 +547,7 @@ pub fn run() -> u32 {
         ("random_syscalls_from_unprivileged_thread", random_syscalls_survived),
         ("fpu_state_switched_lazily_per_thread", fpu_state_per_thread),
     ];
-    let failed = report(&tests) + crate::memtests::run();
+    let failed = report(&tests) + crate::memtests::run() + crate::regress::run(pager);
     let ran = RAN.load(SeqCst);
     println!("test-driver: {} of {ran} suite tests passed", ran - failed as u64);
     failed
