@@ -13,6 +13,10 @@
 //!
 //! Words MR7 and up travel through the sender's and receiver's UTCBs and
 //! are copied once, by the kernel, from one to the other.
+//!
+//! A send the sender's allow list does not permit fails at once with
+//! `NoPermission` (nothing is delivered, the receive phase does not run);
+//! see [`crate::sys::allow`].
 
 /// Number of message registers passed in CPU registers (MR1..MR6).
 pub const REG_MRS: usize = 6;
