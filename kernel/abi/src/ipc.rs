@@ -289,7 +289,10 @@ pub mod sigma0 {
 /// A task that a pager spawned itself (not from the description) is
 /// unknown to the root task, which refuses it; such a task asks its pager,
 /// which answers `GET_INFO` and `EXIT` for its own children in the same
-/// form (`user_rt::info` and `user_rt::exit` do that).
+/// form (`user_rt::info` and `user_rt::exit` do that). So does a task that
+/// may not send to the root task (a TS task under a TS pager): its pager
+/// answers `GET_INFO` and `LOOKUP` and passes `EXIT` on
+/// (`pager::CLIENT_INFO`, `pager::CLIENT_EXIT`).
 pub mod root {
     /// The caller's own entry of the system description, as a [`TaskInfo`]
     /// in MR1.. (through the UTCB).
@@ -513,6 +516,14 @@ pub mod pager {
     /// Anyone to a pager: its counters ([`Stats`]) in MR1..MR6, for the
     /// client thread MR1 (0: all clients together).
     pub const STATS: u64 = 0x5303;
+    /// Pager to root task: the description entry of its client MR1, as a
+    /// [`super::root::TaskInfo`] in the form of `root::GET_INFO`. A pager
+    /// whose clients may not send to the root task (TS tasks: see
+    /// `abi::sys::allow`) answers their `GET_INFO` with it.
+    pub const CLIENT_INFO: u64 = 0x5304;
+    /// Pager to root task: its client MR1 ends with status MR2 (the
+    /// client's `root::EXIT`, passed on); reply label 0.
+    pub const CLIENT_EXIT: u64 = 0x5305;
     /// Reply label: no more clients.
     pub const NO_MORE: u64 = 1;
     /// Reply label: refused (not this pager's client, or a bad IP/SP).
