@@ -284,7 +284,11 @@ extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
     let kk = k();
     let Some(cur) = kk.current else { schedule_and_resume() };
     if let Some(r) = dispatch(kk, cur) {
-        if r == Err(Error::NoPermission) && kk.tcbs[cur].state != State::Free {
+        let control = matches!(
+            kk.tcbs[cur].frame.rax,
+            sys::THREAD_CREATE | sys::THREAD_DELETE | sys::THREAD_START | sys::THREAD_CONFIG | sys::IRQ_ATTACH | sys::PMC
+        );
+        if control && r == Err(Error::NoPermission) && kk.tcbs[cur].state != State::Free {
             crate::access::refused_call(kk, cur);
         }
         kk.tcbs[cur].frame.rax = match r {

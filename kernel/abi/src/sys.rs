@@ -120,8 +120,9 @@ pub mod attr {
     /// lifts the list only if its own is lifted.
     pub const ALLOW: u64 = 9;
     /// `THREAD_INFO` only: the sends (IPC) refused to the thread's address
-    /// space by its allow list, with the control calls refused to it
-    /// (`NoPermission`) in `rdx`.
+    /// space by its allow list, with the privileged calls refused to it
+    /// (`NoPermission` from `THREAD_CREATE`, `THREAD_DELETE`,
+    /// `THREAD_START`, `THREAD_CONFIG`, `IRQ_ATTACH` or `PMC`) in `rdx`.
     pub const REFUSED: u64 = 10;
 }
 
