@@ -310,6 +310,11 @@ pub mod root {
     /// map items of its pages (read-only, into the caller's phys window).
     /// Pagers only.
     pub const GET_MODULE: u64 = 0x5204;
+    /// The exception handler of task MR1 (a thread id; the handler the
+    /// description gives it) stops it for good, e.g. for the budget
+    /// overrun the kernel told it of: the root task reports it and removes
+    /// it (an RT task so stopped fails the run). Refused to anyone else.
+    pub const STOP: u64 = 0x5205;
     /// The system as a whole: reply MR1..MR4 = the system's name, MR5..MR8
     /// = the scenario it runs (each as [`name_words`]), MR9 = the number of
     /// tasks of the description (pagers included).

@@ -38,6 +38,9 @@ pub struct Loaded {
     /// Sends and control calls the kernel refused it (`attr::REFUSED`),
     /// as last read.
     pub refused: (u64, u64),
+    /// Times it ran out of its budget (the kernel's notices to the root
+    /// task as its handler).
+    pub budget_outs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,8 +52,9 @@ pub enum State {
     Exited(u64),
     /// Crashed (an exception nobody fixed up), deleted.
     Crashed,
-    /// An RT task that ran out of its budget (a job overran), deleted.
-    Overran,
+    /// Stopped for good at its exception handler's word (`root::STOP`),
+    /// deleted.
+    Stopped,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -159,6 +163,7 @@ impl<'s> Loader<'s> {
                 state: State::Waiting,
                 handed: false,
                 refused: (0, 0),
+                budget_outs: 0,
             });
         }
         Ok(())

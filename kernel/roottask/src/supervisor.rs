@@ -112,23 +112,34 @@ impl Supervisor<'_> {
         self.loader.tasks[i].state = why;
     }
 
-    /// Thread `from` ran out of its budget. An RT task's budget bounds each
-    /// of its jobs: running out means a job overran, and the task is
-    /// stopped for good (the kernel held it at its budget; the other tasks
-    /// keep theirs). Any other task waits for its next period.
+    /// Thread `from` ran out of its budget: the kernel holds it until its
+    /// next period. Said once per task (a task held every period would
+    /// flood the console), counted always.
     fn budget(&mut self, from: ThreadId, m: &Msg) {
         let (budget, period) = (m.mr[0], m.mr[1]);
         let Some(i) = self.task_of(from) else { return };
-        if self.loader.tasks[i].info.role != Role::Rt {
-            println!("roottask: task {} used up its budget of {budget} ticks", self.name(i));
-            return;
+        self.loader.tasks[i].budget_outs += 1;
+        if self.loader.tasks[i].budget_outs == 1 {
+            println!(
+                "roottask: task {} (thread {:#x}) ran out of its budget of {budget} ticks per {period}; held until its next period",
+                self.name(i),
+                from.0
+            );
         }
-        println!(
-            "roottask: RT task {} overran its budget: thread {:#x} used {budget} ticks of its {period}-tick period; stopped and removed",
-            self.name(i),
-            from.0
-        );
-        self.remove(i, State::Overran);
+    }
+
+    /// `STOP`: the exception handler of task `of` (as the description
+    /// names it) stops it for good, e.g. for an overrun it was told of.
+    fn stop(&mut self, from: ThreadId, of: u64) -> Option<Msg> {
+        let i = self.task_of(ThreadId(of))?;
+        let handler = self.loader.tasks[i].info.handler;
+        if from != handler || !matches!(self.loader.tasks[i].state, State::Running | State::Waiting) {
+            return None;
+        }
+        let by = self.task_of(from).map_or("?", |h| self.name(h));
+        println!("roottask: task {} stopped for good at the word of its handler {by}", self.name(i));
+        self.remove(i, State::Stopped);
+        Some(Msg::default())
     }
 
     fn info(&self, from: ThreadId) -> Option<Msg> {
@@ -312,8 +323,8 @@ impl Supervisor<'_> {
                 (Role::Pager | Role::Ts, _) => continue,
                 (_, State::Waiting | State::Running) => return None,
                 (_, State::Exited(0)) => {}
-                (_, State::Exited(_)) | (Role::Rt, State::Crashed | State::Overran) => failed += 1,
-                (_, State::Crashed | State::Overran) => {}
+                (_, State::Exited(_)) | (Role::Rt, State::Crashed | State::Stopped) => failed += 1,
+                (_, State::Crashed | State::Stopped) => {}
             }
             any = true;
         }
@@ -325,11 +336,14 @@ impl Supervisor<'_> {
             self.loader.tasks.iter().filter(|l| matches!(l.info.role, Role::Rt | Role::Test) && s(&l.state)).count()
         };
         let (ok, crashed) = (ended(|s| *s == State::Exited(0)), ended(|s| *s == State::Crashed));
-        let overran = ended(|s| *s == State::Overran);
+        let stopped = ended(|s| *s == State::Stopped);
         println!(
-            "roottask: run complete: {} task(s) ended, {ok} with status 0, {crashed} crashed, {overran} overran their budget; {failed} failed",
-            ok + crashed + overran + ended(|s| matches!(s, State::Exited(x) if *x != 0))
+            "roottask: run complete: {} task(s) ended, {ok} with status 0, {crashed} crashed, {stopped} stopped by their handler; {failed} failed",
+            ok + crashed + stopped + ended(|s| matches!(s, State::Exited(x) if *x != 0))
         );
+        for (i, l) in self.loader.tasks.iter().enumerate().filter(|(_, l)| l.budget_outs > 0) {
+            println!("roottask: task {} ran out of its budget {} time(s)", self.name(i), l.budget_outs);
+        }
         self.report_refusals();
         if self.exit_port {
             let code = if failed == 0 { abi::debug_exit::PASS } else { abi::debug_exit::FAIL };
@@ -378,6 +392,7 @@ impl Supervisor<'_> {
             proto::SYSTEM => Some(self.system()),
             proto::TASK_INFO => self.task_info(m.mr[0]).or(Some(refused())),
             proto::EXIT => self.exited(from, m.mr[0]).or(Some(refused())),
+            proto::STOP => self.stop(from, m.mr[0]).or(Some(refused())),
             proto::GET_PORTS => self.ports(from, Fpage(m.mr[0])).or(Some(refused())),
             proto::GET_MODULE => self.module(from, &m.mr[..4]).or(Some(refused())),
             pager::NEXT_CLIENT => self.next_client(from).or(Some(refused())),
