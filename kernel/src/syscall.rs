@@ -286,7 +286,12 @@ extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
     if let Some(r) = dispatch(kk, cur) {
         let control = matches!(
             kk.tcbs[cur].frame.rax,
-            sys::THREAD_CREATE | sys::THREAD_DELETE | sys::THREAD_START | sys::THREAD_CONFIG | sys::IRQ_ATTACH | sys::PMC
+            sys::THREAD_CREATE
+                | sys::THREAD_DELETE
+                | sys::THREAD_START
+                | sys::THREAD_CONFIG
+                | sys::IRQ_ATTACH
+                | sys::PMC
         );
         if control && r == Err(Error::NoPermission) && kk.tcbs[cur].state != State::Free {
             crate::access::refused_call(kk, cur);
