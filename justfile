@@ -10,8 +10,8 @@ description := "workloads/configs/default.toml"
 scenario := "partitioned"
 # The bare-metal crates with binaries, and every binary they build:
 # `build/modules/` holds them (the boot modules a system description may name).
-bare_crates := "sigma0 roottask test-task test-driver fuzzer rt-pager ts-pager ts-load pager-test rt-workloads ts-loads"
-modules := "sigma0 roottask test-task test-driver bench fuzzer rt-pager ts-pager ts-load pager-test"
+bare_crates := "sigma0 roottask test-task test-driver fuzzer rt-pager ts-pager ts-load pager-test isolation-test rt-workloads ts-loads"
+modules := "sigma0 roottask test-task test-driver bench fuzzer rt-pager ts-pager ts-load pager-test isolation-test"
 # The system image `just iso` writes (a compact description, `system`).
 iso_system := build_dir / "images/default/system"
 prism := "cargo run --quiet --release -p wcet-reports --bin prism --"

@@ -69,6 +69,12 @@ pub fn ipc(kk: &mut Kernel, cur: usize, to: ThreadId, from: ThreadId, st: Timeou
                 Ok(_) => return set_result(kk, cur, Err(Error::InvalidArgument)),
                 Err(e) => return set_result(kk, cur, Err(e)),
             };
+            // The allow list binds what a thread sends, not what the kernel
+            // sends for it (page faults, exceptions).
+            if kk.tcbs[cur].kipc == KernelIpc::None && !crate::access::permits_send(kk, cur, d) {
+                crate::access::refused_send(kk, cur);
+                return set_result(kk, cur, Err(Error::NoPermission));
+            }
             let me = kk.id_of(cur);
             if accepts(kk, d, me) {
                 match transfer(kk, cur, d) {

@@ -19,6 +19,7 @@
 //!   suite (`just test`) checks under QEMU.
 #![cfg_attr(target_os = "none", no_std)]
 
+pub mod access;
 pub mod boot;
 pub mod kip;
 pub mod mapdb;

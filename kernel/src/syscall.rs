@@ -79,6 +79,7 @@ enum Config {
     Budget { budget: u64, period: u64 },
     Mcp(u8),
     Rights(u8),
+    Allow(crate::access::Change),
 }
 
 /// Checks a `THREAD_CONFIG` request of `cur` against its own limits.
@@ -94,8 +95,9 @@ fn decode_config(kk: &Kernel, cur: usize, what: u64, v: u64, v2: u64) -> Result<
         }
     };
     Ok(match what {
-        attr::PAGER => Config::Pager(ThreadId(v)),
-        attr::EXCEPTION_HANDLER => Config::Handler(ThreadId(v)),
+        attr::PAGER => Config::Pager(crate::access::may_name(kk, cur, ThreadId(v)).map(|_| ThreadId(v))?),
+        attr::EXCEPTION_HANDLER => Config::Handler(crate::access::may_name(kk, cur, ThreadId(v)).map(|_| ThreadId(v))?),
+        attr::ALLOW => Config::Allow(crate::access::decode(kk, cur, v, v2)?),
         attr::PRIORITY => Config::Priority(within_mcp(v)?),
         attr::MCP => Config::Mcp(within_mcp(v)?),
         attr::TIMESLICE if v >= sys::MIN_TIMESLICE => Config::Timeslice(v),
@@ -140,6 +142,7 @@ fn apply_config(kk: &mut Kernel, t: usize, c: Config) {
         }
         Config::Mcp(m) => kk.tcbs[t].mcp = m,
         Config::Rights(r) => kk.tcbs[t].rights = r,
+        Config::Allow(c) => crate::access::apply(kk, t, c),
     }
 }
 
@@ -164,6 +167,15 @@ fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u
         attr::RIGHTS => tc.rights as u64,
         attr::SPACE => tc.space as u64,
         attr::PREEMPTIONS => tc.preemptions,
+        attr::ALLOW | attr::REFUSED => {
+            let a = kk.spaces[tc.space as usize].access;
+            let (v, second) = match what {
+                attr::ALLOW => (a.mask() as u64, a.is_unrestricted() as u64),
+                _ => (a.refused_sends, a.refused_calls),
+            };
+            kk.tcbs[cur].frame.rdx = second;
+            v
+        }
         _ => return Err(Error::InvalidArgument),
     };
     Ok(v)
@@ -195,6 +207,7 @@ fn thread_create(
     pager: ThreadId,
 ) -> Result<u64, Error> {
     holds(kk, cur, rights::CONTROL)?;
+    crate::access::may_name(kk, cur, pager)?;
     let same = if same_space_as.is_nil() {
         None
     } else {
@@ -206,6 +219,9 @@ fn thread_create(
         Some(s)
     };
     let t = kk.create_thread(same, utcb, pager)?;
+    if same.is_none() {
+        crate::access::created_space(kk, cur, t);
+    }
     let prio = kk.tcbs[cur].mcp.min(crate::thread::DEFAULT_PRIORITY);
     let tc = &mut kk.tcbs[t];
     tc.chief = Some(cur as u16);
@@ -253,7 +269,9 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
         }
         sys::PMC => pmc(kk, cur, f.rdi, f.rsi),
         sys::UNMAP => crate::mapping::unmap(kk, cur, abi::Fpage(f.rdi), f.rsi & sys::UNMAP_SELF != 0),
-        sys::IRQ_ATTACH => holds(kk, cur, rights::IRQ).and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
+        sys::IRQ_ATTACH => holds(kk, cur, rights::IRQ)
+            .and_then(|_| crate::access::may_name(kk, cur, ThreadId(f.rsi)))
+            .and_then(|_| irq::attach(kk, f.rdi, ThreadId(f.rsi)).map(|_| 0)),
         #[cfg(feature = "ktest")]
         sys::DEBUG_TRANSLATE => debug_translate(kk, cur, ThreadId(f.rdi), f.rsi),
         #[cfg(feature = "ktest")]
@@ -274,6 +292,18 @@ extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
     if kk.tcbs[cur].frame.rip >= abi::USER_END {
         syscall_cannot_return(kk, cur);
     } else if let Some(r) = dispatch(kk, cur) {
+        let control = matches!(
+            kk.tcbs[cur].frame.rax,
+            sys::THREAD_CREATE
+                | sys::THREAD_DELETE
+                | sys::THREAD_START
+                | sys::THREAD_CONFIG
+                | sys::IRQ_ATTACH
+                | sys::PMC
+        );
+        if control && r == Err(Error::NoPermission) && kk.tcbs[cur].state != State::Free {
+            crate::access::refused_call(kk, cur);
+        }
         kk.tcbs[cur].frame.rax = match r {
             Ok(v) => v,
             Err(e) => e.encode(),

@@ -168,6 +168,8 @@ pub struct Space {
     /// Physical address of the space's I/O permission bitmap (two
     /// contiguous frames, bit set = port denied); 0 = no ports.
     pub io_bitmap: u64,
+    /// Its send allow list and refusal counts (`crate::access`).
+    pub access: crate::access::Access,
 }
 
 /// All kernel state that threads and IPC share.
@@ -193,7 +195,8 @@ pub struct Kernel {
 
 static mut KERNEL: Kernel = Kernel {
     tcbs: [const { Tcb::empty() }; MAX_THREADS],
-    spaces: [const { Space { space: None, threads: 0, io_bitmap: 0 } }; MAX_SPACES],
+    spaces: [const { Space { space: None, threads: 0, io_bitmap: 0, access: crate::access::Access::UNRESTRICTED } };
+        MAX_SPACES],
     ready: ReadyQueues::new(),
     current: None,
     fpu_owner: None,
@@ -346,6 +349,7 @@ impl Kernel {
             self.spaces[sp].io_bitmap = 0;
             crate::io::invalidate(self);
         }
+        crate::access::released_space(self, sp as u16);
         self.spaces[sp].threads = 0;
     }
 

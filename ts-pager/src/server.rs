@@ -114,11 +114,9 @@ impl Ts {
     /// A client the description gives the pager: its image now, the rest
     /// on demand.
     pub fn add_client(&mut self, c: &Client) -> Result<(), &'static str> {
-        let mut info = TaskInfo::empty();
-        rproto::set_text(&mut info.name, c.name());
-        (info.role, info.pager, info.handler) = (Role::Ts, self.me, ThreadId(user_rt::kip().root_id));
-        (info.heap_base, info.heap_size) = (layout::HEAP_BASE, c.heap);
-        (info.stack_top, info.stack_size) = (layout::STACK_TOP, c.stack);
+        // Its description, which the pager answers its GET_INFO with (a TS
+        // task may not ask the root task itself).
+        let info = root::client_info(c.thread).map_err(|_| "the root task gave no description entry")?;
         let slot = self.tasks.insert(Task::new(c.thread, info, false, ThreadId::NIL)).ok_or("too many tasks")?;
         let r = self.load_module(slot, &c.module);
         c.module.release();
@@ -498,12 +496,21 @@ impl Ts {
         let w = self.words;
         let t = self.tasks.get_mut(slot)?;
         let r: Reply = match label {
-            rproto::GET_INFO if t.spawned => Ok(Words::ok(&t.info.to_words())),
+            rproto::GET_INFO => Ok(Words::ok(&t.info.to_words())),
             rproto::EXIT if t.spawned => {
                 self.end(slot, Ended::Exited, w[0]);
                 return None;
             }
-            rproto::GET_INFO | rproto::EXIT => return Some(Words::new(rproto::REFUSED)),
+            // A task of the description: its end goes to the root task (its
+            // frames come back once its thread is gone, see `collect`).
+            rproto::EXIT => match root::client_exit(t.thread, w[0]) {
+                Ok(()) => Ok(Words::ok(&[])),
+                Err(_) => return Some(Words::new(rproto::REFUSED)),
+            },
+            rproto::LOOKUP => match root::lookup(&w[..4]) {
+                Ok(id) => Ok(Words::ok(&[id.0])),
+                Err(_) => return Some(Words::new(rproto::REFUSED)),
+            },
             ts::BRK if w[0] == 0 => Ok(Words::ok(&[t.space.brk()])),
             ts::BRK => t.space.set_brk(w[0]).map(|freed| {
                 self.free_range(slot, freed);

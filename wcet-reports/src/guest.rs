@@ -89,6 +89,13 @@ pub struct GuestImage {
     /// (checked with the harness's reader: checksums, no gap, ordered TSC,
     /// PMC fields "not available" under TCG).
     pub records: &'static [(&'static str, u32)],
+    /// RT tasks whose job records must be there, that many each, and show
+    /// no deadline miss (the other tasks of the run may lack theirs); the
+    /// check prints each one's worst job and response time.
+    pub deadlines: &'static [(&'static str, u32)],
+    /// RT and test tasks the root task's verdict counts failed on purpose
+    /// (0: the run must pass).
+    pub failed: usize,
 }
 
 pub const IMAGES: &[GuestImage] = &[
@@ -142,6 +149,8 @@ pub const IMAGES: &[GuestImage] = &[
         test_kernel: false,
         icount: false,
         records: &[],
+        deadlines: &[],
+        failed: 0,
     },
     GuestImage {
         name: "suite",
@@ -191,6 +200,8 @@ pub const IMAGES: &[GuestImage] = &[
         test_kernel: false,
         icount: false,
         records: &[],
+        deadlines: &[],
+        failed: 0,
     },
     GuestImage {
         name: "pagers",
@@ -235,6 +246,8 @@ pub const IMAGES: &[GuestImage] = &[
         test_kernel: true,
         icount: true,
         records: &[],
+        deadlines: &[],
+        failed: 0,
     },
     GuestImage {
         name: "workloads",
@@ -295,6 +308,8 @@ pub const IMAGES: &[GuestImage] = &[
         test_kernel: false,
         icount: false,
         records: &[("rt-crc32", 200), ("rt-chase", 100), ("rt-matmul", 20)],
+        deadlines: &[],
+        failed: 0,
     },
     GuestImage {
         name: "loads",
@@ -309,8 +324,221 @@ pub const IMAGES: &[GuestImage] = &[
         test_kernel: false,
         icount: false,
         records: &[],
+        deadlines: &[],
+        failed: 0,
+    },
+    // The isolation images (issue 23): the same RT side alone and beside a
+    // misbehaving TS side, under TCG+icount (exact, repeatable figures);
+    // every RT job meets its deadline in each.
+    GuestImage {
+        name: "isolation-alone",
+        system: "isolation-tests/images/alone/system",
+        tests: &[],
+        expect: &[Expect {
+            name: "no_refusals_without_a_ts_side",
+            needles: &["roottask: access control: 0 send(s) and 0 control call(s) refused in all"],
+        }],
+        order: &[],
+        defmt: &[],
+        test_kernel: false,
+        icount: true,
+        records: &ISOLATION_RT,
+        deadlines: &ISOLATION_RT,
+        failed: 0,
+    },
+    GuestImage {
+        name: "isolation-access",
+        system: "isolation-tests/images/access/system",
+        tests: &[
+            "explicit_allow_list_replaces_the_default",
+            "ts_task_starts_with_no_refusals",
+            "ts_task_has_an_allow_list",
+            "ts_task_may_not_send_to_the_root_task",
+            "ts_task_may_not_call_the_root_task",
+            "ts_task_may_not_send_to_sigma0",
+            "ts_task_may_not_call_the_rt_pager",
+            "ts_task_may_not_send_to_an_rt_task",
+            "refusal_returns_at_once_even_with_a_timeout",
+            "ts_task_control_calls_refused",
+            "ts_task_may_call_its_pager",
+            "ts_task_may_call_a_ts_peer",
+            "reply_to_a_caller_needs_no_list_entry",
+            "refusals_counted_exactly",
+            "spawned_ts_child_is_held_to_its_pager",
+            "every_ts_check_reported_in_time",
+        ],
+        expect: &[Expect {
+            name: "refusals_counted_per_task_on_the_console",
+            needles: &[
+                "roottask: access control: task probe (ts): 6 send(s) refused, 8 control call(s) refused",
+                "roottask: access control: task narrow (ts): 1 send(s) refused, 0 control call(s) refused",
+                "roottask: access control: 7 send(s) and 8 control call(s) refused in all",
+            ],
+        }],
+        order: &[],
+        defmt: &[],
+        test_kernel: false,
+        icount: true,
+        records: &ISOLATION_RT,
+        deadlines: &ISOLATION_RT,
+        failed: 0,
+    },
+    GuestImage {
+        name: "isolation-ts-crash",
+        system: "isolation-tests/images/ts-crash/system",
+        tests: &[
+            "crash_ud2_was_removed",
+            "crash_wild_was_removed",
+            "crash_div0_was_removed",
+            "crash_gp_was_removed",
+            "crash_int3_was_removed",
+            "crashing_ts_children_are_reported_to_their_parent",
+            "ts_side_makes_progress",
+            "every_ts_check_reported_in_time",
+        ],
+        expect: &[Expect {
+            name: "ts_crashes_reported_with_task_thread_vector_address_and_ip",
+            needles: &[
+                "roottask: task crash-ud2 crashed: thread 0x",
+                "vector 6 (#UD invalid opcode), error 0x0, address 0x0, ip 0x",
+                "roottask: task crash-wild crashed: thread 0x",
+                "vector 14 (#PF page fault), error 0x6, address 0xdeadb000, ip 0x",
+                "roottask: task crash-div0 crashed: thread 0x",
+                "vector 0 (#DE divide error)",
+                "roottask: task crash-gp crashed: thread 0x",
+                "vector 13 (#GP general protection)",
+                "roottask: task crash-int3 crashed: thread 0x",
+                "vector 3 (#BP breakpoint)",
+                "ts-pager: task crashloop/isolation-test (thread 0x",
+            ],
+        }],
+        order: &["roottask: task crash-ud2 crashed", "roottask: task crashloop ended", "roottask: task rt-crc32 ended"],
+        defmt: &[],
+        test_kernel: false,
+        icount: true,
+        records: &ISOLATION_RT,
+        deadlines: &ISOLATION_RT,
+        failed: 0,
+    },
+    GuestImage {
+        name: "isolation-pager-crash",
+        system: "isolation-tests/images/pager-crash/system",
+        tests: &[
+            "tspager_was_removed",
+            "toucher1_was_removed",
+            "toucher2_was_removed",
+            "collector_word_reached_the_ts_side",
+            "ts_side_makes_progress",
+            "every_ts_check_reported_in_time",
+        ],
+        expect: &[Expect {
+            name: "pager_crash_and_its_clients_reported",
+            needles: &[
+                "isolation-test pager: crashing on purpose at fault 300",
+                "roottask: task tspager crashed: thread 0x",
+                "roottask: task toucher1 crashed: thread 0x",
+                "roottask: task toucher2 crashed: thread 0x",
+            ],
+        }],
+        order: &[
+            "roottask: task tspager crashed",
+            "test ts_side_makes_progress ... ok",
+            "roottask: task rt-crc32 ended",
+        ],
+        defmt: &[],
+        test_kernel: false,
+        icount: true,
+        records: &ISOLATION_RT,
+        deadlines: &ISOLATION_RT,
+        failed: 0,
+    },
+    GuestImage {
+        name: "isolation-pager-hang",
+        system: "isolation-tests/images/pager-hang/system",
+        tests: &[
+            "hung_ts_pager_answers_nobody",
+            "collector_word_reached_the_ts_side",
+            "ts_side_makes_progress",
+            "every_ts_check_reported_in_time",
+        ],
+        expect: &[Expect {
+            name: "pager_stops_answering",
+            needles: &["isolation-test pager: answering nobody from fault 300 on"],
+        }],
+        order: &[
+            "isolation-test pager: answering nobody",
+            "test ts_side_makes_progress ... ok",
+            "roottask: task rt-crc32 ended",
+        ],
+        defmt: &[],
+        test_kernel: false,
+        icount: true,
+        records: &ISOLATION_RT,
+        deadlines: &ISOLATION_RT,
+        failed: 0,
+    },
+    GuestImage {
+        name: "isolation-irq-storm",
+        system: "isolation-tests/images/irq-storm/system",
+        tests: &[
+            "ts_task_drives_an_interrupt_storm",
+            "interrupt_storm_at_the_pit_rate",
+            "ts_side_makes_progress",
+            "every_ts_check_reported_in_time",
+        ],
+        expect: &[],
+        order: &["isolation-test storm: 10000 interrupts taken", "roottask: task rt-crc32 ended"],
+        defmt: &[],
+        test_kernel: false,
+        icount: true,
+        records: &ISOLATION_RT,
+        deadlines: &ISOLATION_RT,
+        failed: 0,
+    },
+    GuestImage {
+        name: "isolation-ts-spin",
+        system: "isolation-tests/images/ts-spin/system",
+        tests: &["ts_spinner_preempted_by_the_rt_side", "every_ts_check_reported_in_time"],
+        expect: &[],
+        order: &["test every_ts_check_reported_in_time ... ok", "roottask: task rt-crc32 ended"],
+        defmt: &[],
+        test_kernel: false,
+        icount: true,
+        records: &ISOLATION_RT,
+        deadlines: &ISOLATION_RT,
+        failed: 0,
+    },
+    GuestImage {
+        name: "isolation-overrun",
+        system: "isolation-tests/images/overrun/system",
+        tests: &[
+            "overrun_reported_to_its_handler",
+            "overrun_held_at_its_budget_every_period",
+            "overrunning_task_stopped_at_its_handlers_word",
+            "ts_side_makes_progress",
+            "every_ts_check_reported_in_time",
+        ],
+        expect: &[Expect {
+            name: "overrun_stopped_and_counted_failed",
+            needles: &[
+                "isolation-test overrun: job 20 loops forever now",
+                "roottask: task overrun stopped for good at the word of its handler watchdog",
+                "0 crashed, 1 stopped by their handler; 1 failed",
+            ],
+        }],
+        order: &["roottask: task overrun stopped for good", "roottask: task rt-crc32 ended"],
+        defmt: &[],
+        test_kernel: false,
+        icount: true,
+        // The overrunning task is an RT task of the run too, without records.
+        records: &[],
+        deadlines: &ISOLATION_RT,
+        failed: 1,
     },
 ];
+
+/// The RT side of every isolation image, with its job counts.
+const ISOLATION_RT: [(&str, u32); 2] = [("rt-crc32", 500), ("rt-matmul", 120)];
 
 /// Boots test image `img` on the production kernel and checks it.
 pub fn run_image(img: &GuestImage, build: &Path, timeout: Duration) -> Result<(Vec<TestResult>, Outcome)> {
@@ -381,13 +609,58 @@ pub fn run_image_on(
             detail: format!("missing from the decoded defmt log: {missing:?}"),
         });
     }
+    if !img.deadlines.is_empty() {
+        let (ok, detail) = deadlines_met(&text, img.deadlines);
+        println!("note: {prefix}: {detail}");
+        results.push(TestResult { name: format!("{prefix}::rt_deadlines_all_met"), ok, detail });
+    }
     let detail = if o.timed_out {
         format!("guest hung: killed after {} s", timeout.as_secs())
     } else {
         format!("the root task's verdict: QEMU exit status {:?} {}", o.status, o.stderr.trim())
     };
-    results.push(TestResult { name: format!("{prefix}::run_passed"), ok: o.status == Some(EXIT_PASS), detail });
+    if img.failed == 0 {
+        results.push(TestResult { name: format!("{prefix}::run_passed"), ok: o.status == Some(EXIT_PASS), detail });
+    } else {
+        let verdict = format!("; {} failed", img.failed);
+        let ok =
+            o.status == Some(EXIT_FAIL) && text.lines().any(|l| l.contains("run complete:") && l.ends_with(&verdict));
+        results.push(TestResult { name: format!("{prefix}::run_fails_exactly_as_meant"), ok, detail });
+    }
     Ok((results, o))
+}
+
+/// Checks that each of `tasks` (name, jobs) has all its job records in the
+/// one run of `console` and missed no deadline; the figures per task
+/// (misses, worst job and response time), or what is wrong.
+pub fn deadlines_met(console: &str, tasks: &[(&str, u32)]) -> (bool, String) {
+    let stream = record::read::read(console);
+    let [run] = stream.runs.as_slice() else {
+        return (false, format!("{} runs of job records in the console, expected one", stream.runs.len()));
+    };
+    let hz = run.header.as_ref().map_or(0, |h| h.tsc_hz);
+    let mut ok = true;
+    let mut parts = Vec::new();
+    for &(name, want) in tasks {
+        let Some(t) = run.tasks.iter().position(|t| t.name == name) else {
+            ok = false;
+            parts.push(format!("{name}: not in the run"));
+            continue;
+        };
+        let jobs: Vec<_> = run.jobs.iter().filter(|j| usize::from(j.task) == t).collect();
+        let misses = jobs.iter().filter(|j| j.deadline_miss).count();
+        let worst = jobs.iter().map(|j| j.tsc_cycles()).max().unwrap_or(0);
+        let response = jobs.iter().map(|j| j.end.saturating_sub(j.release)).max().unwrap_or(0);
+        ok &= jobs.len() == want as usize && misses == 0;
+        let us = |ticks: u64| if hz == 0 { f64::NAN } else { ticks as f64 * 1e6 / hz as f64 };
+        parts.push(format!(
+            "{name}: {} of {want} jobs, {misses} deadline miss(es), worst job {worst} ticks ({:.1} us), worst response {response} ticks ({:.1} us)",
+            jobs.len(),
+            us(worst),
+            us(response)
+        ));
+    }
+    (ok, parts.join("; "))
 }
 
 /// UEFI firmware for QEMU (Debian's `ovmf` package).

@@ -13,6 +13,10 @@
 //!
 //! Words MR7 and up travel through the sender's and receiver's UTCBs and
 //! are copied once, by the kernel, from one to the other.
+//!
+//! A send the sender's allow list does not permit fails at once with
+//! `NoPermission` (nothing is delivered, the receive phase does not run);
+//! see [`crate::sys::allow`].
 
 /// Number of message registers passed in CPU registers (MR1..MR6).
 pub const REG_MRS: usize = 6;
@@ -293,7 +297,10 @@ pub mod sigma0 {
 /// A task that a pager spawned itself (not from the description) is
 /// unknown to the root task, which refuses it; such a task asks its pager,
 /// which answers `GET_INFO` and `EXIT` for its own children in the same
-/// form (`user_rt::info` and `user_rt::exit` do that).
+/// form (`user_rt::info` and `user_rt::exit` do that). So does a task that
+/// may not send to the root task (a TS task under a TS pager): its pager
+/// answers `GET_INFO` and `LOOKUP` and passes `EXIT` on
+/// (`pager::CLIENT_INFO`, `pager::CLIENT_EXIT`).
 pub mod root {
     /// The caller's own entry of the system description, as a [`TaskInfo`]
     /// in MR1.. (through the UTCB).
@@ -311,6 +318,11 @@ pub mod root {
     /// map items of its pages (read-only, into the caller's phys window).
     /// Pagers only.
     pub const GET_MODULE: u64 = 0x5204;
+    /// The exception handler of task MR1 (a thread id; the handler the
+    /// description gives it) stops it for good, e.g. for the budget
+    /// overrun the kernel told it of: the root task reports it and removes
+    /// it (an RT task so stopped fails the run). Refused to anyone else.
+    pub const STOP: u64 = 0x5205;
     /// The system as a whole: reply MR1..MR4 = the system's name, MR5..MR8
     /// = the scenario it runs (each as [`name_words`]), MR9 = the number of
     /// tasks of the description (pagers included).
@@ -517,6 +529,14 @@ pub mod pager {
     /// Anyone to a pager: its counters ([`Stats`]) in MR1..MR6, for the
     /// client thread MR1 (0: all clients together).
     pub const STATS: u64 = 0x5303;
+    /// Pager to root task: the description entry of its client MR1, as a
+    /// [`super::root::TaskInfo`] in the form of `root::GET_INFO`. A pager
+    /// whose clients may not send to the root task (TS tasks: see
+    /// `abi::sys::allow`) answers their `GET_INFO` with it.
+    pub const CLIENT_INFO: u64 = 0x5304;
+    /// Pager to root task: its client MR1 ends with status MR2 (the
+    /// client's `root::EXIT`, passed on); reply label 0.
+    pub const CLIENT_EXIT: u64 = 0x5305;
     /// Reply label: no more clients.
     pub const NO_MORE: u64 = 1;
     /// Reply label: refused (not this pager's client, or a bad IP/SP).

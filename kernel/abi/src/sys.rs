@@ -47,10 +47,12 @@ pub const IRQ_ATTACH: u64 = 9;
 /// the mappings. Returns the number of mappings changed.
 pub const UNMAP: u64 = 10;
 
-/// Read attribute `rsi` (see [`attr`]; plus [`attr::SPACE`] and
-/// [`attr::PREEMPTIONS`]) of thread
+/// Read attribute `rsi` (see [`attr`]; plus [`attr::SPACE`],
+/// [`attr::PREEMPTIONS`] and [`attr::REFUSED`]) of thread
 /// `rdi`: the caller itself, or a thread it controls. Returns the value;
-/// for [`attr::BUDGET`] the budget, with the period in `rdx`.
+/// for [`attr::BUDGET`] the budget, with the period in `rdx`; for
+/// [`attr::ALLOW`] the allow list as a mask of spaces (bit = the
+/// [`attr::SPACE`] number), with `rdx` = 1 when the space has no list.
 pub const THREAD_INFO: u64 = 11;
 
 /// Performance counters (see [`crate::pmc`]). `rdi` = [`crate::pmc::INFO`]:
@@ -139,6 +141,42 @@ pub mod attr {
     /// slice or budget ran out, or it yielded. Blocking in IPC is not a
     /// preemption, nor is an interrupt the kernel handles without switching.
     pub const PREEMPTIONS: u64 = 8;
+    /// The send allow list of the thread's address space (see [`allow`]):
+    /// `rdx` = a thread id, `r10` = [`allow::ADD`] (the thread's space may
+    /// send to that thread's space) or [`allow::REMOVE`]. `rdx` = `NIL`
+    /// with `REMOVE` empties the list; `rdx` = `ANY` with `ADD` lifts it
+    /// (every space). A caller adds only what it may reach itself, and
+    /// lifts the list only if its own is lifted.
+    pub const ALLOW: u64 = 9;
+    /// `THREAD_INFO` only: the sends (IPC) refused to the thread's address
+    /// space by its allow list, with the privileged calls refused to it
+    /// (`NoPermission` from `THREAD_CREATE`, `THREAD_DELETE`,
+    /// `THREAD_START`, `THREAD_CONFIG`, `IRQ_ATTACH` or `PMC`) in `rdx`.
+    pub const REFUSED: u64 = 10;
+}
+
+/// IPC access control: who may send to whom.
+///
+/// Every address space has a send allow list: the spaces its threads may
+/// send to. A send that the list does not allow fails with `NoPermission`
+/// and is counted for the sender's space ([`attr::REFUSED`]). Always
+/// allowed, whatever the list: a send within the sender's own space, to
+/// the sender's pager, to a thread that waits for a message from exactly
+/// this sender (the reply to a call, or a closed receive), and every
+/// message the kernel sends on a thread's behalf (page faults, exceptions,
+/// budget and interrupt messages). The spaces the kernel starts (sigma0,
+/// the root task) have no list (they reach every space); a space created
+/// by a thread with a list starts with the list of its creator's space
+/// alone, one created by a thread without a list has none. No caller can
+/// widen a list beyond its own reach: it adds only spaces it may send to
+/// itself, and the same holds for the pager and exception handler it gives
+/// a thread ([`attr::PAGER`], [`attr::EXCEPTION_HANDLER`], `THREAD_CREATE`)
+/// and the handler it routes an interrupt to (`IRQ_ATTACH`).
+pub mod allow {
+    /// [`super::attr::ALLOW`]: remove a space (or, with `NIL`, all).
+    pub const REMOVE: u64 = 0;
+    /// [`super::attr::ALLOW`]: add a space (or, with `ANY`, lift the list).
+    pub const ADD: u64 = 1;
 }
 
 /// Rights a thread may hold ([`attr::RIGHTS`]).

@@ -130,6 +130,38 @@ pub fn client_ready(c: ThreadId, entry: u64, sp: u64) -> Result<(), Refused> {
     }
 }
 
+/// The description entry of client `c` (`pager::CLIENT_INFO`): what the
+/// pager answers the client's `GET_INFO` with.
+pub fn client_info(c: ThreadId) -> Result<root::TaskInfo, Refused> {
+    let m = ask(proto::CLIENT_INFO, &[c.0])?;
+    if m.tag().label() != 0 || m.tag().untyped() != root::INFO_WORDS {
+        return Err(Refused::Label(m.tag().label()));
+    }
+    let u = utcb();
+    let w: [u64; root::INFO_WORDS] =
+        core::array::from_fn(|i| if i < abi::ipc::REG_MRS { m.mr[i] } else { u.mr[i + 1] });
+    root::TaskInfo::from_words(&w).ok_or(Refused::Label(0))
+}
+
+/// Client `c` ends with `status` (its `EXIT`, passed on to the root task).
+pub fn client_exit(c: ThreadId, status: u64) -> Result<(), Refused> {
+    let m = ask(proto::CLIENT_EXIT, &[c.0, status])?;
+    match m.tag().label() {
+        0 => Ok(()),
+        l => Err(Refused::Label(l)),
+    }
+}
+
+/// The root task's answer to `LOOKUP` of the name in `words` (a client's
+/// request, passed on): the thread id.
+pub fn lookup(words: &[u64]) -> Result<ThreadId, Refused> {
+    let m = ask(root::LOOKUP, &words[..4])?;
+    match m.tag().label() {
+        0 => Ok(ThreadId(m.mr[0])),
+        l => Err(Refused::Label(l)),
+    }
+}
+
 /// The boot module named `name`, mapped read-only (pagers only).
 pub fn module(name: &str) -> Result<Module, Refused> {
     let m = ask(root::GET_MODULE, &root::name_words(name))?;

@@ -18,7 +18,7 @@ use crate::Pages;
 use abi::ipc::root::{set_text, Role, TaskInfo};
 use abi::kip::Module;
 use abi::layout;
-use abi::sys::{attr, rights};
+use abi::sys::{allow, attr, rights};
 use abi::syscall;
 use abi::{Error, ThreadId};
 use core::fmt;
@@ -35,6 +35,12 @@ pub struct Loaded {
     pub state: State,
     /// Tasks of a user-level pager: handed to their pager already.
     pub handed: bool,
+    /// Sends and control calls the kernel refused it (`attr::REFUSED`),
+    /// as last read.
+    pub refused: (u64, u64),
+    /// Times it ran out of its budget (the kernel's notices to the root
+    /// task as its handler).
+    pub budget_outs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +52,9 @@ pub enum State {
     Exited(u64),
     /// Crashed (an exception nobody fixed up), deleted.
     Crashed,
+    /// Stopped for good at its exception handler's word (`root::STOP`),
+    /// deleted.
+    Stopped,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -143,8 +152,19 @@ impl<'s> Loader<'s> {
             let handler = resolve(t.handler, me, &threads);
             let info = self.info(i, t, pager, handler);
             configure(thread, t, &info).map_err(|e| (i, e.into()))?;
+            if let Some(list) = self.sys.send_list(i) {
+                restrict(thread, list, me, &threads).map_err(|e| (i, e.into()))?;
+            }
             let (_, m) = kip.module(t.bin).ok_or((i, LoadError::NoModule))?;
-            let _ = self.tasks.push(Loaded { thread, module: *m, info, state: State::Waiting, handed: false });
+            let _ = self.tasks.push(Loaded {
+                thread,
+                module: *m,
+                info,
+                state: State::Waiting,
+                handed: false,
+                refused: (0, 0),
+                budget_outs: 0,
+            });
         }
         Ok(())
     }
@@ -207,6 +227,21 @@ impl<'s> Loader<'s> {
         self.tasks[i].state = State::Running;
         Ok(())
     }
+}
+
+/// Gives a created thread's space the send allow list `list` (its peers'
+/// threads are `threads`, the root task `me`).
+fn restrict(thread: ThreadId, list: sysdesc::Allow, me: ThreadId, threads: &[ThreadId]) -> Result<(), Error> {
+    syscall::thread_config(thread, attr::ALLOW, ThreadId::NIL.0, allow::REMOVE)?;
+    for p in list.iter() {
+        let peer = match p {
+            sysdesc::Peer::Root => me,
+            sysdesc::Peer::Sigma0 => ThreadId(user_rt::kip().sigma0_id),
+            sysdesc::Peer::Task(j) => threads.get(j).copied().unwrap_or(ThreadId::NIL),
+        };
+        syscall::thread_config(thread, attr::ALLOW, peer.0, allow::ADD)?;
+    }
+    Ok(())
 }
 
 /// Gives a created thread what the description says.

@@ -13,6 +13,7 @@ use crate::load::{Loader, State};
 use abi::ipc::root::{self as proto, Role, INFO_WORDS};
 use abi::ipc::{label, map_item, pager, Fpage, Tag};
 use abi::layout;
+use abi::sys::attr;
 use abi::syscall::{self, reply_wait, utcb, Msg};
 use abi::ThreadId;
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -93,9 +94,52 @@ impl Supervisor<'_> {
             vector_name(vector)
         );
         if let Some(i) = self.task_of(from) {
-            let _ = syscall::thread_delete(from);
-            self.loader.tasks[i].state = State::Crashed;
+            self.remove(i, State::Crashed);
         }
+    }
+
+    /// Reads what the kernel refused task `i` so far (while it lives).
+    fn note_refusals(&mut self, i: usize) {
+        if let Ok(r) = syscall::thread_info(self.loader.tasks[i].thread, attr::REFUSED) {
+            self.loader.tasks[i].refused = r;
+        }
+    }
+
+    /// Task `i` goes, in state `why` (its refusals read first).
+    fn remove(&mut self, i: usize, why: State) {
+        self.note_refusals(i);
+        let _ = syscall::thread_delete(self.loader.tasks[i].thread);
+        self.loader.tasks[i].state = why;
+    }
+
+    /// Thread `from` ran out of its budget: the kernel holds it until its
+    /// next period. Said once per task (a task held every period would
+    /// flood the console), counted always.
+    fn budget(&mut self, from: ThreadId, m: &Msg) {
+        let (budget, period) = (m.mr[0], m.mr[1]);
+        let Some(i) = self.task_of(from) else { return };
+        self.loader.tasks[i].budget_outs += 1;
+        if self.loader.tasks[i].budget_outs == 1 {
+            println!(
+                "roottask: task {} (thread {:#x}) ran out of its budget of {budget} ticks per {period}; held until its next period",
+                self.name(i),
+                from.0
+            );
+        }
+    }
+
+    /// `STOP`: the exception handler of task `of` (as the description
+    /// names it) stops it for good, e.g. for an overrun it was told of.
+    fn stop(&mut self, from: ThreadId, of: u64) -> Option<Msg> {
+        let i = self.task_of(ThreadId(of))?;
+        let handler = self.loader.tasks[i].info.handler;
+        if from != handler || !matches!(self.loader.tasks[i].state, State::Running | State::Waiting) {
+            return None;
+        }
+        let by = self.task_of(from).map_or("?", |h| self.name(h));
+        println!("roottask: task {} stopped for good at the word of its handler {by}", self.name(i));
+        self.remove(i, State::Stopped);
+        Some(Msg::default())
     }
 
     fn info(&self, from: ThreadId) -> Option<Msg> {
@@ -139,8 +183,17 @@ impl Supervisor<'_> {
     fn exited(&mut self, from: ThreadId, status: u64) -> Option<Msg> {
         let i = self.task_of(from)?;
         println!("roottask: task {} ended with status {}", self.name(i), status as i64);
+        self.note_refusals(i);
         self.loader.tasks[i].state = State::Exited(status);
         Some(Msg::default())
+    }
+
+    /// A request of pager `from` about its client `client`: the client's
+    /// task index, if it is the pager's.
+    fn client_of(&self, from: ThreadId, client: u64) -> Option<usize> {
+        let p = self.task_of(from)?;
+        let i = self.task_of(ThreadId(client))?;
+        (self.loader.sys.tasks()[i].pager == sysdesc::Ref::Task(p)).then_some(i)
     }
 
     /// A reply with the untyped `words`, then map items of module `m`'s
@@ -270,23 +323,28 @@ impl Supervisor<'_> {
                 (Role::Pager | Role::Ts, _) => continue,
                 (_, State::Waiting | State::Running) => return None,
                 (_, State::Exited(0)) => {}
-                (_, State::Exited(_)) | (Role::Rt, State::Crashed) => failed += 1,
-                (_, State::Crashed) => {}
+                (_, State::Exited(_)) | (Role::Rt, State::Crashed | State::Stopped) => failed += 1,
+                (_, State::Crashed | State::Stopped) => {}
             }
             any = true;
         }
         any.then_some(failed)
     }
 
-    fn finish(&self, failed: usize) {
+    fn finish(&mut self, failed: usize) {
         let ended = |s: fn(&State) -> bool| {
             self.loader.tasks.iter().filter(|l| matches!(l.info.role, Role::Rt | Role::Test) && s(&l.state)).count()
         };
         let (ok, crashed) = (ended(|s| *s == State::Exited(0)), ended(|s| *s == State::Crashed));
+        let stopped = ended(|s| *s == State::Stopped);
         println!(
-            "roottask: run complete: {} task(s) ended, {ok} with status 0, {crashed} crashed; {failed} failed",
-            ok + crashed + ended(|s| matches!(s, State::Exited(x) if *x != 0))
+            "roottask: run complete: {} task(s) ended, {ok} with status 0, {crashed} crashed, {stopped} stopped by their handler; {failed} failed",
+            ok + crashed + stopped + ended(|s| matches!(s, State::Exited(x) if *x != 0))
         );
+        for (i, l) in self.loader.tasks.iter().enumerate().filter(|(_, l)| l.budget_outs > 0) {
+            println!("roottask: task {} ran out of its budget {} time(s)", self.name(i), l.budget_outs);
+        }
+        self.report_refusals();
         if self.exit_port {
             let code = if failed == 0 { abi::debug_exit::PASS } else { abi::debug_exit::FAIL };
             // SAFETY: the root task holds the isa-debug-exit port (sigma0
@@ -294,6 +352,27 @@ impl Supervisor<'_> {
             // else (on hardware the port is unused).
             unsafe { core::arch::asm!("out dx, al", in("dx") abi::debug_exit::PORT, in("al") code) };
         }
+    }
+
+    /// The access control's refusals, per task that had any and in all
+    /// (read for the tasks still running now).
+    fn report_refusals(&mut self) {
+        let (mut sends, mut calls) = (0, 0);
+        for i in 0..self.loader.tasks.len() {
+            if matches!(self.loader.tasks[i].state, State::Waiting | State::Running) {
+                self.note_refusals(i);
+            }
+            let (s, c) = self.loader.tasks[i].refused;
+            (sends, calls) = (sends + s, calls + c);
+            if s + c > 0 {
+                println!(
+                    "roottask: access control: task {} ({}): {s} send(s) refused, {c} control call(s) refused",
+                    self.name(i),
+                    self.loader.sys.tasks()[i].role
+                );
+            }
+        }
+        println!("roottask: access control: {sends} send(s) and {calls} control call(s) refused in all");
     }
 
     /// Answers one message; `None`: no reply.
@@ -305,8 +384,7 @@ impl Supervisor<'_> {
                 None
             }
             label::BUDGET => {
-                let name = self.task_of(from).map_or("(unknown)", |i| self.name(i));
-                println!("roottask: task {name} used up its budget of {} ticks", m.mr[0]);
+                self.budget(from, m);
                 None
             }
             proto::GET_INFO => self.info(from).or(Some(refused())),
@@ -314,10 +392,18 @@ impl Supervisor<'_> {
             proto::SYSTEM => Some(self.system()),
             proto::TASK_INFO => self.task_info(m.mr[0]).or(Some(refused())),
             proto::EXIT => self.exited(from, m.mr[0]).or(Some(refused())),
+            proto::STOP => self.stop(from, m.mr[0]).or(Some(refused())),
             proto::GET_PORTS => self.ports(from, Fpage(m.mr[0])).or(Some(refused())),
             proto::GET_MODULE => self.module(from, &m.mr[..4]).or(Some(refused())),
             pager::NEXT_CLIENT => self.next_client(from).or(Some(refused())),
             pager::CLIENT_READY => self.client_ready(from, m).or(Some(refused())),
+            pager::CLIENT_INFO => {
+                self.client_of(from, m.mr[0]).and_then(|i| self.info(self.loader.tasks[i].thread)).or(Some(refused()))
+            }
+            pager::CLIENT_EXIT => {
+                let i = self.client_of(from, m.mr[0]);
+                i.and_then(|i| self.exited(self.loader.tasks[i].thread, m.mr[1])).or(Some(refused()))
+            }
             _ => Some(refused()),
         }
     }

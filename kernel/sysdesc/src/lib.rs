@@ -226,8 +226,8 @@ pub enum Peer {
     Task(usize),
 }
 
-/// The threads a task may send to (issue 23 enforces it): a set of
-/// [`Peer`]s.
+/// The threads a task may send to: a set of [`Peer`]s (the list the
+/// kernel enforces is [`System::send_list`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Allow {
     tasks: u32,
@@ -634,6 +634,69 @@ impl<'a> System<'a> {
             Ref::Root => ROOT,
             Ref::Task(i) => self.tasks().get(i).map_or("", |t| t.name),
         }
+    }
+
+    /// Whether task `i` is on the TS side: a TS task, or a pager that pages
+    /// at least one task and only TS tasks.
+    pub fn ts_side(&self, i: usize) -> bool {
+        match self.tasks().get(i).map(|t| t.role) {
+            Some(Role::Ts) => true,
+            Some(Role::Pager) => {
+                let clients = || self.clients(Ref::Task(i)).filter(|(_, c)| c.role != Role::Pager);
+                clients().next().is_some() && clients().all(|(_, c)| c.role == Role::Ts)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether TS-side task `i` may send to `p`: only to the TS side and
+    /// to test tasks; a pager on the TS side also to the root task and
+    /// sigma0 (its clients and its frames). Never to an RT task or a pager
+    /// of RT tasks.
+    pub fn ts_may_send(&self, i: usize, p: Peer) -> bool {
+        match p {
+            Peer::Root | Peer::Sigma0 => self.tasks().get(i).is_some_and(|t| t.role == Role::Pager),
+            Peer::Task(j) => self.ts_side(j) || self.tasks().get(j).is_some_and(|t| t.role == Role::Test),
+        }
+    }
+
+    /// The send allow list the root task gives task `i`'s address space
+    /// (`None`: no list, it may send to every space; the kernel enforces
+    /// it, see `abi::sys::allow`):
+    ///
+    /// - a task on the TS side ([`System::ts_side`]): its `allow` list, or
+    ///   without one every TS-side task and test task, in either case
+    ///   only what [`System::ts_may_send`] permits; a TS-side pager always
+    ///   has the root task and sigma0 as well;
+    /// - any other task: its `allow` list plus the root task (whose
+    ///   services, `GET_INFO`, `EXIT`, `LOOKUP`, every such task may use),
+    ///   or no list without one.
+    ///
+    /// Whatever the list, the kernel lets a task send within its own space,
+    /// to its pager and to a thread waiting for its reply; so a TS task
+    /// reaches the root task only when the root task is its pager, and
+    /// otherwise asks its pager for its description and its end.
+    pub fn send_list(&self, i: usize) -> Option<Allow> {
+        let t = self.tasks().get(i)?;
+        let mut list = Allow::NONE;
+        if self.ts_side(i) {
+            let peers = (0..self.tasks().len()).map(Peer::Task).chain([Peer::Root, Peer::Sigma0]);
+            let wanted = |p: &Peer| match t.allow {
+                Some(a) => a.contains(*p),
+                None => matches!(p, Peer::Task(_)),
+            };
+            for p in peers.filter(|p| *p != Peer::Task(i) && wanted(p) && self.ts_may_send(i, *p)) {
+                list.insert(p);
+            }
+            if t.role == Role::Pager {
+                list.insert(Peer::Root);
+                list.insert(Peer::Sigma0);
+            }
+            return Some(list);
+        }
+        let mut list = t.allow?;
+        list.insert(Peer::Root);
+        Some(list)
     }
 
     /// The name an allow entry stands for.

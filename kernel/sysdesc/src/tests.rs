@@ -488,3 +488,41 @@ fn pagers_list_what_they_spawn_and_the_image_carries_it() {
     let e = parse(&text).unwrap_err();
     assert!(matches!(e.kind, ErrorKind::WrongRole { key: "spawns", .. }), "{e:?}");
 }
+
+#[test]
+fn send_lists_keep_the_ts_side_off_the_rt_side() {
+    let task = |name: &str, role: &str, pager: &str, prio: u8, extra: &str| {
+        format!("task name={name} bin=x role={role} pager={pager} prio={prio} mcp=0 control=0 handler=root timeslice=0 budget=0 period=0 heap=0 stack=65536{extra}\n")
+    };
+    let rt = " rt_period=1000 deadline=1000 jobs=1";
+    let text = format!(
+        "{HEAD}partition name=rt colors=0-7 memory=0\npartition name=ts colors=8-15 memory=0\n{}{}{}{}{}{}{}{}",
+        task("rtp", "pager", "root", 50, " partition=rt"),
+        task("tsp", "pager", "root", 30, " partition=ts"),
+        task("rt1", "rt", "rtp", 40, rt),
+        task("ts1", "ts", "tsp", 10, ""),
+        task("ts2", "ts", "tsp", 10, " allow=ts1,rt1,root,sigma0,rtp"),
+        task("chk", "test", "root", 35, ""),
+        task("rt2", "rt", "rtp", 39, &format!("{rt} allow=rt1")),
+        task("ts3", "ts", "root", 10, " allow="),
+    );
+    let s = parse(&text).unwrap();
+    let names = |i: usize| s.send_list(i).map(|l| l.iter().map(|p| s.peer_name(p)).collect::<Vec<_>>());
+    let ts: Vec<bool> = (0..s.tasks().len()).map(|i| s.ts_side(i)).collect();
+    assert_eq!(ts, [false, true, false, true, true, false, false, true]);
+    // No list: every space (the RT pager, RT tasks, test tasks).
+    assert_eq!(names(0), None);
+    assert_eq!(names(2), None);
+    assert_eq!(names(5), None);
+    // A TS-side pager: the TS side and test tasks, the root task, sigma0.
+    assert_eq!(names(1), Some(vec!["ts1", "ts2", "chk", "ts3", "root", "sigma0"]));
+    // A TS task without a list: the TS side and test tasks, nothing else.
+    assert_eq!(names(3), Some(vec!["tsp", "ts2", "chk", "ts3"]));
+    // With a list: what it names on the TS side only.
+    assert_eq!(names(4), Some(vec!["ts1"]));
+    assert_eq!(names(7), Some(vec![]));
+    // An RT task with a list keeps the root task's services.
+    assert_eq!(names(6), Some(vec!["rt1", "root"]));
+    assert!(!s.ts_may_send(3, Peer::Root) && !s.ts_may_send(3, Peer::Task(2)) && !s.ts_may_send(3, Peer::Task(0)));
+    assert!(s.ts_may_send(1, Peer::Sigma0) && s.ts_may_send(3, Peer::Task(5)));
+}

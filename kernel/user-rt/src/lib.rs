@@ -138,8 +138,10 @@ static INFO: spin::Once<Option<abi::ipc::root::TaskInfo>> = spin::Once::new();
 #[cfg(target_os = "none")]
 static PARENT: spin::Once<abi::ThreadId> = spin::Once::new();
 
-/// Who answers this task's `GET_INFO` and `EXIT`: the root task for the
-/// tasks of the description, the pager for a task a pager spawned itself.
+/// Who answers this task's `GET_INFO`, `LOOKUP` and `EXIT`: its
+/// user-level pager when the pager answers (for the tasks it spawned
+/// itself, and for those that may not send to the root task: TS tasks, see
+/// `abi::sys::allow`), the root task otherwise.
 #[cfg(target_os = "none")]
 pub fn parent() -> abi::ThreadId {
     *PARENT.call_once(|| {
@@ -148,9 +150,10 @@ pub fn parent() -> abi::ThreadId {
     })
 }
 
-/// This task's entry of the system description, asked of the root task
-/// once (`None` for sigma0 and the root task, or if the root task does not
-/// know the caller).
+/// This task's entry of the system description, asked once: of its pager
+/// first when that is a user-level pager (which answers for the tasks it
+/// speaks for, and refuses the others), then of the root task. `None` for
+/// sigma0 and the root task, or if neither knows the caller.
 #[cfg(target_os = "none")]
 pub fn info() -> Option<&'static abi::ipc::root::TaskInfo> {
     use abi::ipc::root::{self, TaskInfo, INFO_WORDS};
@@ -168,7 +171,8 @@ pub fn info() -> Option<&'static abi::ipc::root::TaskInfo> {
         };
         let me = abi::syscall::myself().0;
         let pager = abi::syscall::thread_info(me, abi::sys::attr::PAGER).map(|(p, _)| abi::ThreadId(p));
-        let (from, m) = ask(root_task()).or_else(|| ask(pager.ok()?))?;
+        let pager = pager.ok().filter(|&p| p != root_task() && !p.is_nil());
+        let (from, m) = pager.and_then(ask).or_else(|| ask(root_task()))?;
         PARENT.call_once(|| from);
         let u = utcb();
         let mut w = [0u64; INFO_WORDS];
@@ -254,12 +258,12 @@ pub fn request_ports(base: u16, log2: u32) -> bool {
 }
 
 /// The thread id of the task named `name` (or `root`, `sigma0`), asked of
-/// the root task.
+/// the root task (through [`parent`]).
 #[cfg(target_os = "none")]
 pub fn lookup(name: &str) -> Option<abi::ThreadId> {
     use abi::ipc::{root, Tag};
     use abi::syscall::{call, Msg};
-    let m = call(root_task(), &Msg::new(Tag::new(root::LOOKUP, 4, 0), &root::name_words(name))).ok()?;
+    let m = call(parent(), &Msg::new(Tag::new(root::LOOKUP, 4, 0), &root::name_words(name))).ok()?;
     (m.tag().label() == 0).then_some(abi::ThreadId(m.mr[0]))
 }
 

@@ -97,6 +97,19 @@ pub fn init(tsc_hz: u64) {
         .expect("local APIC");
     // SAFETY: the APIC is ours; enabling it with the timer idle.
     unsafe { lapic.enable() };
+    // The 8259 pair reaches the CPU through LINT0 as ExtINT. `enable`
+    // writes 0 there (unmasked, fixed delivery of vector 0), which leaves a
+    // legacy interrupt pending until some other APIC interrupt happens to
+    // make the CPU look (so a line fired at most once per timer event).
+    const LINT0_EXTINT: u32 = 0x700;
+    if CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic()) {
+        // SAFETY: the x2APIC LVT LINT0 register of our own APIC.
+        unsafe { x86_64::registers::model_specific::Msr::new(0x835).write(LINT0_EXTINT as u64) };
+    } else {
+        // SAFETY: the xAPIC LVT LINT0 register (offset 0x350) of the
+        // register page mapped above, a naturally aligned 32-bit register.
+        unsafe { core::ptr::write_volatile((virt + 0x350) as *mut u32, LINT0_EXTINT) };
+    }
     let a = apic();
     a.deadline_mode = has_deadline;
     if !has_deadline {
