@@ -9,6 +9,7 @@ use crate::arch::trap::TrapFrame;
 use crate::arch::{apic, cpu, serial};
 use crate::thread::{k, schedule_and_resume, Kernel, State};
 use crate::{ipc, irq, kprintln, timer};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 pub const PAGE_FAULT: u64 = 14;
 pub const GENERAL_PROTECTION: u64 = 13;
@@ -103,7 +104,15 @@ extern "C" fn trap_dispatch(f: &mut TrapFrame) {
                 f.rip = resume;
                 return;
             }
-            None => kernel_fault(f),
+            None => {
+                // The test kernel's ring-0 tests fault on purpose.
+                #[cfg(feature = "ktest")]
+                if let Some(resume) = crate::ktest::expected_fault(f, cpu::cr2()) {
+                    f.rip = resume;
+                    return;
+                }
+                kernel_fault(f)
+            }
         }
     }
     let kk = k();
@@ -180,8 +189,43 @@ extern "C" fn noncanonical_return(f: &TrapFrame) -> ! {
     cpu::halt_forever()
 }
 
+/// What the NMI handler saw: how many NMIs, and where the last one hit.
+/// (The test kernel maps this page into a test thread, read-only, so the
+/// page holds nothing else there.)
+#[cfg_attr(feature = "ktest", repr(C, align(4096)))]
+#[cfg_attr(not(feature = "ktest"), repr(C))]
+pub struct NmiLog {
+    pub count: AtomicU64,
+    pub rip: AtomicU64,
+    pub cs: AtomicU64,
+    /// Where the handler's register frame was saved (on the NMI IST stack).
+    pub frame: AtomicU64,
+}
+
+pub static NMI_LOG: NmiLog =
+    NmiLog { count: AtomicU64::new(0), rip: AtomicU64::new(0), cs: AtomicU64::new(0), frame: AtomicU64::new(0) };
+
+/// Entered from the NMI stub on its IST stack, in whatever mode the NMI
+/// hit (also inside the kernel, with any lock held, or between `syscall`
+/// and its stack switch): it takes no lock, touches no kernel state but
+/// its log, and returns to where the NMI hit. No NMI source is armed by
+/// the kernel; an NMI (a watchdog, a hardware error line) is counted.
+#[no_mangle]
+extern "C" fn nmi_dispatch(f: &TrapFrame) {
+    NMI_LOG.rip.store(f.rip, Ordering::Relaxed);
+    NMI_LOG.cs.store(f.cs, Ordering::Relaxed);
+    NMI_LOG.frame.store(f as *const TrapFrame as u64, Ordering::Relaxed);
+    NMI_LOG.count.fetch_add(1, Ordering::Release);
+}
+
+/// Entered from the #DF and #MC stubs on their IST stacks: report, stop.
+#[no_mangle]
+extern "C" fn fatal_dispatch(f: &TrapFrame) -> ! {
+    kernel_fault(f)
+}
+
 fn kernel_fault(f: &TrapFrame) -> ! {
-    let r = Report { vector: f.vector, error: f.error, rip: f.rip, cr2: cpu::cr2(), user: false };
+    let r = Report { vector: f.vector, error: f.error, rip: f.rip, cr2: cpu::cr2(), user: f.from_user() };
     // The fault may have hit while the console lock was held.
     serial::break_lock();
     print(f, &r);

@@ -194,6 +194,9 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
         Err(e) => stop(format_args!("no usable Multiboot information: {e:?}")),
     };
     banner(bi);
+    let p = cpu::protection();
+    let on = |b: bool| if b { "on" } else { "off (not offered)" };
+    kprintln!("protection: SMEP {}, SMAP {}, IST stacks for NMI, #DF and #MC", on(p.smep), on(p.smap));
 
     let (img_start, img_end) = image_range();
     let mut taken: heapless::Vec<Region, 17> = heapless::Vec::new();

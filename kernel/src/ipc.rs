@@ -8,9 +8,10 @@
 //! bounded: at most one message of at most 63 words plus typed items
 //! (strings capped at `MAX_STRING`, map items by the flexpage size).
 
-use crate::mapping::CopyError;
+use crate::mapping::StringError;
 use crate::thread::{Kernel, KernelIpc, State, MAX_THREADS, USER_FLAGS_MASK};
 use crate::timer;
+use crate::umem;
 use abi::ipc::{item, label, Fpage, Tag, Timeout, MAX_MRS, REG_MRS};
 use abi::{Error, ThreadId};
 
@@ -435,9 +436,9 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
             }
             item::STRING => {
                 let (addr, len) = crate::mapping::string_item(kk, s, r, w1, w0 >> 32).map_err(|e| match e {
-                    CopyError::Failed(e) => Xfer::Failed(e),
-                    CopyError::SenderFault(a) => Xfer::Fault { thread: s, addr: a, write: false },
-                    CopyError::ReceiverFault(a) => Xfer::Fault { thread: r, addr: a, write: true },
+                    StringError::Bad(e) => Xfer::Failed(e),
+                    StringError::Fault(umem::Fault::Src(a)) => Xfer::Fault { thread: s, addr: a, write: false },
+                    StringError::Fault(umem::Fault::Dst(a)) => Xfer::Fault { thread: r, addr: a, write: true },
                 })?;
                 words[it] = (len << 32) | item::STRING;
                 words[it + 1] = addr;

@@ -15,7 +15,6 @@ use crate::arch::paging::{self, AddressSpace, Rights};
 use crate::fault::{self, Report};
 use crate::init::{self, MEMMAP, POOL, POOL_RANGE};
 use crate::kprintln;
-use crate::syscall::copy_from_user;
 use abi::kip::MemKind;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,6 +32,8 @@ const SUITE: &[(&str, TestFn)] = &[
     ("kip_describes_memory_and_modules", kip_describes_memory_and_modules),
     ("copy_from_user_rejects_bad_addresses", copy_from_user_rejects_bad_addresses),
     ("pool_exhaustion_is_an_error", pool_exhaustion_is_an_error),
+    ("smep_kernel_cannot_execute_a_user_page", smep_kernel_cannot_execute_a_user_page),
+    ("smap_kernel_cannot_read_a_user_page", smap_kernel_cannot_read_a_user_page),
 ];
 
 fn check(cond: bool, why: &'static str) -> Result<(), &'static str> {
@@ -72,6 +73,7 @@ pub fn run(which: &str) {
         "cache_model" => cache_model(),
         "cache_model_speed" => cache_model_speed(),
         "general_protection" => general_protection(),
+        "nmi" => nmi_in_user_mode(),
         // Boot on into sigma0, the root task and the image's tasks: a test
         // image that needs the test kernel's debug calls (the pagers' colour
         // checks, the fuzzer's `KTEST` checker). The root task ends the run
@@ -149,6 +151,12 @@ fn kip_describes_memory_and_modules() -> Result<(), &'static str> {
     check(kip.modules().len() == mods.len(), "KIP module count differs")
 }
 
+/// `umem::copy_in` of `buf.len()` bytes at `uaddr`: the one user-copy path.
+fn copy_from_user(space: &AddressSpace, uaddr: u64, buf: &mut [u8]) -> Result<(), abi::Error> {
+    let src = crate::umem::USlice::new(uaddr, buf.len() as u64)?;
+    crate::umem::copy_in(space, src, buf).map_err(|_| abi::Error::BadAddress)
+}
+
 fn copy_from_user_rejects_bad_addresses() -> Result<(), &'static str> {
     let mut pool = POOL.lock();
     let mut space = AddressSpace::new(&mut pool).map_err(|_| "no space")?;
@@ -196,6 +204,134 @@ fn pool_exhaustion_is_an_error() -> Result<(), &'static str> {
     check(err == crate::pool::PoolError::Exhausted, "wrong error on exhaustion")?;
     check(n == before, "pool ran out before handing out every free frame")?;
     check(pool.free_frames() == before, "frames lost after freeing")
+}
+
+/// Where a ring-0 test expects its kernel fault to resume (0: none
+/// expected), and the report of the fault that came.
+static RESUME_AT: AtomicU64 = AtomicU64::new(0);
+static CAUGHT: spin::Mutex<Option<Report>> = spin::Mutex::new(None);
+
+/// The kernel-fault path asks: is this a fault a test expects? If so it is
+/// recorded and the fault resumes where the test said.
+pub fn expected_fault(f: &crate::arch::trap::TrapFrame, cr2: u64) -> Option<u64> {
+    let resume = RESUME_AT.swap(0, Ordering::Relaxed);
+    if resume == 0 {
+        return None;
+    }
+    *CAUGHT.lock() = Some(Report { vector: f.vector, error: f.error, rip: f.rip, cr2, user: false });
+    Some(resume)
+}
+
+/// Runs `probe`, which jumps to or touches `target` (with `RESUME_AT` set
+/// to where it resumes); returns the kernel fault it raised, if any.
+fn expect_kernel_fault(probe: impl FnOnce()) -> Option<Report> {
+    *CAUGHT.lock() = None;
+    probe();
+    RESUME_AT.store(0, Ordering::Relaxed);
+    CAUGHT.lock().take()
+}
+
+/// A user address space with one page at `USER_CODE`, filled by `fill`,
+/// loaded while `f` runs (the kernel's own tables again after).
+fn with_user_page<T>(
+    rights: Rights,
+    fill: impl FnOnce(&mut [u8; 4096]),
+    f: impl FnOnce(&AddressSpace) -> T,
+) -> Result<T, &'static str> {
+    let mut pool = POOL.lock();
+    let mut space = AddressSpace::new(&mut pool).map_err(|_| "no space")?;
+    let frame = space.map_fresh(USER_CODE, rights, &mut pool).map_err(|_| "map")?;
+    drop(pool);
+    let v = paging::phys_to_virt(frame).ok_or("frame outside the direct map")?;
+    // SAFETY: `frame` is a fresh frame of this test, reached through the
+    // direct map; nothing else references it.
+    fill(unsafe { &mut *(v as *mut [u8; 4096]) });
+    space.activate();
+    let r = f(&space);
+    paging::activate_kernel();
+    space.unmap(USER_CODE);
+    space.destroy(&mut POOL.lock());
+    POOL.lock().free(frame).map_err(|_| "frame not returned")?;
+    Ok(r)
+}
+
+fn smep_kernel_cannot_execute_a_user_page() -> Result<(), &'static str> {
+    check(cpu::protection().smep, "SMEP is off (the test QEMU's -cpu max offers it)")?;
+    let exec = Rights { write: false, exec: true };
+    // The page holds `ud2`: should it ever run, that is a #UD, not a fault
+    // on the fetch, and the test fails instead of running on.
+    let caught = with_user_page(
+        exec,
+        |p| p[..2].copy_from_slice(&[0x0f, 0x0b]),
+        |_| {
+            expect_kernel_fault(|| {
+                // SAFETY: jumps to the user page; SMEP turns the fetch into
+                // a #PF, which `expected_fault` resumes at label 2.
+                unsafe {
+                    core::arch::asm!(
+                        "lea {t}, [rip + 2f]",
+                        "mov [{slot}], {t}",
+                        "jmp {target}",
+                        "2:",
+                        t = out(reg) _,
+                        slot = in(reg) RESUME_AT.as_ptr(),
+                        target = in(reg) USER_CODE,
+                    )
+                }
+            })
+        },
+    )?;
+    let r = caught.ok_or("the kernel ran a user page without a fault")?;
+    check(r.vector == fault::PAGE_FAULT, "not a page fault (did the user page's ud2 run?)")?;
+    // Present, instruction fetch, supervisor mode.
+    check(r.error == 0x11 && r.cr2 == USER_CODE && r.rip == USER_CODE, "wrong error code, address or rip")
+}
+
+fn smap_kernel_cannot_read_a_user_page() -> Result<(), &'static str> {
+    check(cpu::protection().smap, "SMAP is off (the test QEMU's -cpu max offers it)")?;
+    const VALUE: u64 = 0x5a5a_1234_8765_a5a5;
+    let data = Rights { write: true, exec: false };
+    let (caught, with_ac, copied) = with_user_page(
+        data,
+        |p| p[..8].copy_from_slice(&VALUE.to_le_bytes()),
+        |space| {
+            let caught = expect_kernel_fault(|| {
+                // SAFETY: reads the user page through its user address;
+                // SMAP turns that into a #PF, resumed at label 2.
+                unsafe {
+                    core::arch::asm!(
+                        "lea {t}, [rip + 2f]",
+                        "mov [{slot}], {t}",
+                        "mov {v}, qword ptr [{a}]",
+                        "2:",
+                        t = out(reg) _,
+                        v = out(reg) _,
+                        slot = in(reg) RESUME_AT.as_ptr(),
+                        a = in(reg) USER_CODE,
+                    )
+                }
+            });
+            // The same read with RFLAGS.AC set (what `stac` is for) passes:
+            // the fault above was SMAP's.
+            let with_ac: u64;
+            // SAFETY: the page is mapped and readable; AC is cleared again.
+            unsafe {
+                core::arch::asm!("stac", "mov {v}, qword ptr [{a}]", "clac", v = out(reg) with_ac, a = in(reg) USER_CODE)
+            };
+            // The sanctioned path reaches user memory with SMAP on.
+            let mut b = [0u8; 8];
+            let copied = copy_from_user(space, USER_CODE, &mut b).ok().map(|_| u64::from_le_bytes(b));
+            (caught, with_ac, copied)
+        },
+    )?;
+    let r = caught.ok_or("the kernel read a user page without a fault")?;
+    // Present, read, supervisor mode.
+    check(
+        r.vector == fault::PAGE_FAULT && r.error == 0x1 && r.cr2 == USER_CODE,
+        "wrong vector, error code or address",
+    )?;
+    check(with_ac == VALUE, "the read with AC set did not see the page")?;
+    check(copied == Some(VALUE), "copy_from_user failed with SMAP on")
 }
 
 static EXPECTED_RIP: AtomicU64 = AtomicU64::new(0);
@@ -251,6 +387,135 @@ fn general_protection() -> ! {
     };
     kprintln!("test general_protection_reported ... FAILED: no fault");
     finish(0, 1)
+}
+
+// The ring-3 part of the NMI test: loads known values into the
+// callee-saved registers, spins until the NMI log's count (its page mapped
+// read-only at USER_DATA) is non-zero, then checks the registers: `hlt`
+// (a #GP in ring 3, the pass the hook sees) if all are intact, `ud2` if
+// one changed or no NMI came within the spin limit.
+core::arch::global_asm!(
+    ".pushsection .text.nmi_user, \"ax\"",
+    ".global nmi_user_start",
+    ".global nmi_user_hlt",
+    ".global nmi_user_end",
+    "nmi_user_start:",
+    "movabs rbx, 0x1111111111111111",
+    "movabs rbp, 0x2222222222222222",
+    "movabs r12, 0x3333333333333333",
+    "movabs r13, 0x4444444444444444",
+    "movabs r14, 0x5555555555555555",
+    "movabs r15, 0x6666666666666666",
+    "mov rcx, {limit}",
+    "2:",
+    "cmp qword ptr [{data}], 0",
+    "jne 3f",
+    "dec rcx",
+    "jnz 2b",
+    "ud2",
+    "3:",
+    "movabs rax, 0x1111111111111111",
+    "cmp rbx, rax",
+    "jne 4f",
+    "movabs rax, 0x2222222222222222",
+    "cmp rbp, rax",
+    "jne 4f",
+    "movabs rax, 0x3333333333333333",
+    "cmp r12, rax",
+    "jne 4f",
+    "movabs rax, 0x4444444444444444",
+    "cmp r13, rax",
+    "jne 4f",
+    "movabs rax, 0x5555555555555555",
+    "cmp r14, rax",
+    "jne 4f",
+    "movabs rax, 0x6666666666666666",
+    "cmp r15, rax",
+    "jne 4f",
+    "nmi_user_hlt:",
+    "hlt",
+    "4:",
+    "ud2",
+    "nmi_user_end:",
+    ".popsection",
+    data = const USER_DATA,
+    limit = const 1u64 << 28,
+);
+
+extern "C" {
+    static nmi_user_start: u8;
+    static nmi_user_hlt: u8;
+    static nmi_user_end: u8;
+}
+
+/// An NMI that hits while a user thread runs is handled on its IST stack
+/// and the thread runs on with its registers intact: a ring-3 thread spins
+/// on the NMI log while the APIC timer, turned into an NMI source, fires.
+fn nmi_in_user_mode() -> ! {
+    match nmi_setup() {
+        Ok(never) => match never {},
+        Err(why) => {
+            kprintln!("test nmi_in_user_mode_on_its_ist_stack ... FAILED: {why}");
+            finish(0, 1)
+        }
+    }
+}
+
+fn nmi_setup() -> Result<core::convert::Infallible, &'static str> {
+    let code = (&raw const nmi_user_start) as u64;
+    let len = (&raw const nmi_user_end) as u64 - code;
+    let hlt = (&raw const nmi_user_hlt) as u64 - code;
+    check(len <= 4096, "user code longer than a page")?;
+    let log = (&raw const fault::NMI_LOG) as u64;
+    check(log.is_multiple_of(4096), "the NMI log is not page aligned")?;
+    crate::timer::init();
+    let kk = crate::thread::k();
+    let t = kk.create_thread(None, USER_UTCB, abi::ThreadId::NIL).map_err(|_| "cannot create the user thread")?;
+    let sp = kk.tcbs[t].space as usize;
+    let space = kk.spaces[sp].space.as_mut().ok_or("no space")?;
+    let mut pool = POOL.lock();
+    let f = space.map_fresh(USER_CODE, Rights { write: false, exec: true }, &mut pool).map_err(|_| "map code")?;
+    let dst = paging::phys_to_virt(f).ok_or("code frame outside the direct map")?;
+    // SAFETY: `f` is a fresh frame of this test, `len` <= 4096 bytes of
+    // kernel text are read, and the two ranges do not overlap.
+    unsafe { core::ptr::copy_nonoverlapping(code as *const u8, dst as *mut u8, len as usize) };
+    let r = Rights { write: false, exec: false };
+    space.map(USER_DATA, paging::image_phys(log), r, &mut pool).map_err(|_| "map the NMI log")?;
+    drop(pool);
+    EXPECTED_RIP.store(USER_CODE + hlt, Ordering::Relaxed);
+    NMI_BEFORE.store(fault::NMI_LOG.count.load(Ordering::Relaxed), Ordering::Relaxed);
+    fault::HOOK.call_once(|| nmi_user_hook);
+    kk.start_thread(t, USER_CODE, USER_DATA).map_err(|_| "cannot start the user thread")?;
+    kk.switch_to(t);
+    // About 16 ms of APIC time (16 ns a tick in QEMU): long after the few
+    // instructions to ring 3, long before the spin limit.
+    crate::arch::apic::nmi_after(1_000_000);
+    // SAFETY: `t`'s frame holds user selectors and a user RIP (written by
+    // start_thread) and its space is loaded by switch_to.
+    unsafe { crate::arch::trap::resume_user() }
+}
+
+static NMI_BEFORE: AtomicU64 = AtomicU64::new(0);
+
+fn nmi_user_hook(r: &Report) {
+    let log = &fault::NMI_LOG;
+    let n = log.count.load(Ordering::Acquire) - NMI_BEFORE.load(Ordering::Relaxed);
+    let (rip, cs, frame) =
+        (log.rip.load(Ordering::Relaxed), log.cs.load(Ordering::Relaxed), log.frame.load(Ordering::Relaxed));
+    let ist = crate::arch::gdt::ist_stack(crate::arch::gdt::NMI_IST);
+    let res = if !(r.user && r.vector == fault::GENERAL_PROTECTION && r.rip == EXPECTED_RIP.load(Ordering::Relaxed)) {
+        Err("the thread did not end at its hlt (no NMI, or a register changed)")
+    } else if n != 1 {
+        Err("not exactly one NMI counted")
+    } else if cs & 3 != 3 || !(USER_CODE..USER_CODE + 4096).contains(&rip) {
+        Err("the NMI did not hit in ring 3 in the thread's code")
+    } else if !ist.contains(&frame) {
+        Err("the NMI's frame was not on the NMI IST stack")
+    } else {
+        Ok(())
+    };
+    let ok = report("nmi_in_user_mode_on_its_ist_stack", res);
+    finish(ok as u32, !ok as u32)
 }
 
 /// Nothing ran for seconds: a test deadlocked. Fail the run (the caller

@@ -27,6 +27,7 @@ pub mod memmap;
 pub mod pmc;
 pub mod pool;
 pub mod sched;
+pub mod umem;
 
 #[cfg(target_os = "none")]
 pub mod arch;

@@ -7,10 +7,11 @@
 //! item is an error code, never a kernel fault. Work is bounded: a map item
 //! covers at most [`MAX_MAP_LOG2`] bytes, a string at most `MAX_STRING`.
 
-use crate::arch::paging::{self, Rights};
+use crate::arch::paging::Rights;
 use crate::init::POOL;
 use crate::mapdb::{MapDb, MapDbError, Rights as DbRights, SpaceId};
 use crate::thread::{map_err, Kernel, Space, State, MAX_THREADS};
+use crate::umem::{self, USlice};
 use abi::ipc::{item, Fpage};
 use abi::Error;
 
@@ -202,47 +203,26 @@ pub fn remove_space(kk: &mut Kernel, sp: u16) {
     }
 }
 
-/// Why a string copy stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CopyError {
-    Failed(Error),
-    /// The sender's page at this address is not readable: its pager must
-    /// map it, then the IPC is retried.
-    SenderFault(u64),
-    /// The receiver's buffer page at this address is not writable.
-    ReceiverFault(u64),
-}
-
-impl From<Error> for CopyError {
-    fn from(e: Error) -> Self {
-        CopyError::Failed(e)
-    }
-}
-
 /// Copies sender `s`'s string `[addr, addr+len)` into receiver `r`'s
 /// string buffer (`br[1]` address, `br[2]` size); returns where and how
 /// much landed.
-pub fn string_item(kk: &mut Kernel, s: usize, r: usize, addr: u64, len: u64) -> Result<(u64, u64), CopyError> {
+pub fn string_item(kk: &mut Kernel, s: usize, r: usize, addr: u64, len: u64) -> Result<(u64, u64), StringError> {
     let (rbuf, rlen) = (kk.utcb(r).br[1], kk.utcb(r).br[2]);
     if len > item::MAX_STRING || len > rlen {
-        return Err(Error::MessageOverflow.into());
+        return Err(StringError::Bad(Error::MessageOverflow));
     }
-    let mut done = 0u64;
-    while done < len {
-        let (sa, ra) =
-            (addr.checked_add(done).ok_or(Error::BadAddress)?, rbuf.checked_add(done).ok_or(Error::BadAddress)?);
-        if sa >= abi::USER_END || ra >= abi::USER_END {
-            return Err(Error::BadAddress.into());
-        }
-        let n = (4096 - (sa & 0xfff)).min(4096 - (ra & 0xfff)).min(len - done);
-        let sm = kk.space_of(s).translate(sa).filter(|m| m.user).ok_or(CopyError::SenderFault(sa))?;
-        let rm = kk.space_of(r).translate(ra).filter(|m| m.user && m.writable).ok_or(CopyError::ReceiverFault(ra))?;
-        let (sp, rp) = (paging::phys_to_virt(sm.phys), paging::phys_to_virt(rm.phys));
-        let (Some(sp), Some(rp)) = (sp, rp) else { return Err(Error::BadAddress.into()) };
-        // SAFETY: both ranges lie inside one mapped user frame each (n stops
-        // at both page ends), reached through the direct map.
-        unsafe { core::ptr::copy(sp as *const u8, rp as *mut u8, n as usize) };
-        done += n;
-    }
+    let src = USlice::new(addr, len).map_err(StringError::Bad)?;
+    let dst = USlice::new(rbuf, len).map_err(StringError::Bad)?;
+    umem::copy(kk.space_of(s), src, kk.space_of(r), dst).map_err(StringError::Fault)?;
     Ok((rbuf, len))
+}
+
+/// Why a string item did not land.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StringError {
+    /// The item is bad: its error goes back to the sender.
+    Bad(Error),
+    /// A page of one side is not there yet: that side's pager maps it,
+    /// then the IPC is retried.
+    Fault(umem::Fault),
 }

@@ -1,7 +1,6 @@
 //! System call dispatch. Every argument is checked; a bad one becomes an
 //! error code in `rax`, never a kernel panic.
 
-use crate::arch::paging::{self, AddressSpace};
 use crate::arch::serial;
 use crate::arch::trap::TrapFrame;
 use crate::thread::{k, schedule_and_resume, Kernel, State, MAX_THREADS};
@@ -9,35 +8,14 @@ use crate::{ipc, irq, timer};
 use abi::sys::{self, attr, rights};
 use abi::{Error, ThreadId};
 
-/// Copies `buf.len()` bytes from user address `uaddr` of `space`, page by
-/// page through its page tables, so an unmapped or kernel-only address is
-/// an error, not a kernel page fault.
-pub fn copy_from_user(space: &AddressSpace, uaddr: u64, buf: &mut [u8]) -> Result<(), Error> {
-    let end = uaddr.checked_add(buf.len() as u64).ok_or(Error::BadAddress)?;
-    if end > abi::USER_END {
-        return Err(Error::BadAddress);
-    }
-    let mut done = 0usize;
-    while done < buf.len() {
-        let a = uaddr + done as u64;
-        let t = space.translate(a).filter(|t| t.user).ok_or(Error::BadAddress)?;
-        let n = ((4096 - (a & 0xfff)) as usize).min(buf.len() - done);
-        let src = paging::phys_to_virt(t.phys).ok_or(Error::BadAddress)?;
-        // SAFETY: `src..src+n` lies within one mapped user frame, reached
-        // through the kernel's direct map.
-        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, buf[done..].as_mut_ptr(), n) };
-        done += n;
-    }
-    Ok(())
-}
-
 fn debug_print(kk: &Kernel, cur: usize, ptr: u64, len: u64) -> Result<u64, Error> {
     if len > sys::DEBUG_PRINT_MAX {
         return Err(Error::InvalidArgument);
     }
     let mut buf = [0u8; sys::DEBUG_PRINT_MAX as usize];
     let buf = &mut buf[..len as usize];
-    copy_from_user(kk.space_of(cur), ptr, buf)?;
+    let src = crate::umem::USlice::new(ptr, len)?;
+    crate::umem::copy_in(kk.space_of(cur), src, buf).map_err(|_| Error::BadAddress)?;
     // Control bytes other than newline and tab are replaced so a task
     // cannot drive the terminal.
     let con = serial::CONSOLE.lock();

@@ -63,6 +63,16 @@ pub const BOOTS: &[GuestBoot] = &[
             needles: &["exception #GP (general protection, vector 13) in kernel mode", "error code 0x0"],
         }],
     },
+    GuestBoot {
+        name: "nmi",
+        test: "nmi",
+        defmt: &[],
+        root_args: None,
+        expect: &[Expect {
+            name: "boot_log_names_the_protections",
+            needles: &["protection: SMEP on, SMAP on, IST stacks for NMI, #DF and #MC"],
+        }],
+    },
 ];
 
 /// An in-guest test image: the production kernel, sigma0 and the root task,

@@ -16,12 +16,14 @@ pub const SPURIOUS_VECTOR: u8 = 63;
 
 struct Apic {
     lapic: Option<LocalApic>,
+    /// The xAPIC register page (unused in x2APIC mode).
+    xapic: u64,
     deadline_mode: bool,
     /// APIC timer ticks per 2^32 TSC ticks (one-shot mode).
     apic_per_tsc: u64,
 }
 
-static mut APIC: Apic = Apic { lapic: None, deadline_mode: false, apic_per_tsc: 0 };
+static mut APIC: Apic = Apic { lapic: None, xapic: 0, deadline_mode: false, apic_per_tsc: 0 };
 
 fn apic() -> &'static mut Apic {
     let p = &raw mut APIC;
@@ -111,6 +113,7 @@ pub fn init(tsc_hz: u64) {
         unsafe { core::ptr::write_volatile((virt + 0x350) as *mut u32, LINT0_EXTINT) };
     }
     let a = apic();
+    a.xapic = virt;
     a.deadline_mode = has_deadline;
     if !has_deadline {
         // Calibrate the APIC timer against the TSC over ~10 ms.
@@ -158,6 +161,32 @@ pub fn set_deadline(deadline: u64, now: u64) {
         };
         // SAFETY: one-shot count on our own timer.
         unsafe { l.set_timer_initial(count) };
+    }
+}
+
+/// Test kernel: turns the APIC timer into a one-shot NMI source that
+/// fires after `ticks` timer ticks (divide by 16), for the NMI test. The
+/// timer stays an NMI source (the test ends the run).
+#[cfg(feature = "ktest")]
+pub fn nmi_after(ticks: u32) {
+    const LVT_TIMER: u32 = 0x320;
+    const INITIAL_COUNT: u32 = 0x380;
+    const DIVIDE: u32 = 0x3e0;
+    // One-shot mode (bits 17-18 clear), unmasked, NMI delivery (0b100 in
+    // bits 8-10); the vector field is ignored for NMIs.
+    const LVT_ONESHOT_NMI: u32 = 0x400 | 2;
+    const DIV16: u32 = 0b0011;
+    let a = apic();
+    let x2 = CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic());
+    for (reg, v) in [(LVT_TIMER, LVT_ONESHOT_NMI), (DIVIDE, DIV16), (INITIAL_COUNT, ticks)] {
+        if x2 {
+            // SAFETY: x2APIC register MSR 0x800 + offset/16 of our own APIC.
+            unsafe { x86_64::registers::model_specific::Msr::new(0x800 + reg / 16).write(v as u64) };
+        } else {
+            // SAFETY: a naturally aligned 32-bit register of the xAPIC page
+            // mapped at init.
+            unsafe { core::ptr::write_volatile((a.xapic + reg as u64) as *mut u32, v) };
+        }
     }
 }
 

@@ -10,8 +10,8 @@ use x86_64::registers::rflags::RFlags;
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
 
-/// What `swapgs` makes reachable through `%gs` on kernel entry. The field
-/// offsets are used by the entry code in `trap.rs`.
+/// What `swapgs` makes reachable through `%gs` on kernel entry. The entry
+/// code in `trap.rs` names the fields by `offset_of!`.
 #[repr(C)]
 pub struct PerCpu {
     /// End of the current thread's saved frame (`syscall` pushes there).
@@ -23,9 +23,32 @@ pub struct PerCpu {
     pub kstack_top: u64,
     /// Start of the current thread's saved frame (`exit_to_user` resumes it).
     pub frame: u64,
+    /// 1 when SMAP is on: an entry from ring 3 by interrupt or exception
+    /// then clears RFLAGS.AC (the CPU keeps the user's AC there, and AC set
+    /// in ring 0 would switch SMAP off; `clac` itself exists only where
+    /// SMAP does).
+    pub smap: u64,
 }
 
-static mut PERCPU: PerCpu = PerCpu { frame_end: 0, user_rsp: 0, kstack_top: 0, frame: 0 };
+static mut PERCPU: PerCpu = PerCpu { frame_end: 0, user_rsp: 0, kstack_top: 0, frame: 0, smap: 0 };
+
+/// The protections `init` switched on (the boot log names them).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Protection {
+    /// CR4.SMEP: ring 0 cannot execute user pages.
+    pub smep: bool,
+    /// CR4.SMAP: ring 0 cannot read or write user pages. The kernel never
+    /// does: every user access goes through `umem` (page-table walk, then
+    /// the direct map), so no code runs with RFLAGS.AC set.
+    pub smap: bool,
+}
+
+static PROTECTION: spin::Once<Protection> = spin::Once::new();
+
+/// What `init` switched on.
+pub fn protection() -> Protection {
+    PROTECTION.get().copied().unwrap_or_default()
+}
 static mut IDT: InterruptDescriptorTable = InterruptDescriptorTable::new();
 
 pub fn init() {
@@ -39,6 +62,7 @@ pub fn init() {
         Cr4::update(|f| *f |= Cr4Flags::PAGE_GLOBAL | Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
         Efer::update(|f| *f |= EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE);
     }
+    enable_protection();
     init_idt();
     init_syscall();
     set_kernel_stack_top(&raw const super::boot::BOOT_STACK as u64 + super::boot::BOOT_STACK_SIZE as u64);
@@ -46,6 +70,27 @@ pub fn init() {
     // (zero) value waits in KERNEL_GS_BASE until the first swapgs.
     GsBase::write(VirtAddr::from_ptr(&raw const PERCPU));
     KernelGsBase::write(VirtAddr::zero());
+}
+
+/// SMEP and SMAP where CPUID offers them (leaf 7, EBX bits 7 and 20).
+fn enable_protection() {
+    let ext = raw_cpuid::CpuId::new().get_extended_feature_info();
+    let p = Protection {
+        smep: ext.as_ref().is_some_and(|e| e.has_smep()),
+        smap: ext.as_ref().is_some_and(|e| e.has_smap()),
+    };
+    let mut bits = Cr4Flags::empty();
+    bits.set(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION, p.smep);
+    bits.set(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION, p.smap);
+    // SAFETY: the kernel runs only from supervisor pages (boot tables and
+    // kernel tables map nothing of its own with the user bit) and never
+    // touches a user page through a user address, so neither bit changes
+    // what the kernel does; they only turn a stray access into a fault.
+    unsafe { Cr4::update(|f| *f |= bits) };
+    let percpu = &raw mut PERCPU;
+    // SAFETY: single CPU at boot, before the first entry from ring 3.
+    unsafe { (*percpu).smap = p.smap as u64 };
+    PROTECTION.call_once(|| p);
 }
 
 fn init_idt() {
@@ -60,7 +105,10 @@ fn init_idt() {
     unsafe {
         idt.divide_error.set_handler_addr(a(0));
         idt.debug.set_handler_addr(a(1));
-        idt.non_maskable_interrupt.set_handler_addr(a(2));
+        // NMI, #DF and #MC may arrive anywhere, also between `syscall` and
+        // the stack switch (on the user's stack in ring 0): each has a
+        // stack of its own (see gdt.rs and their stubs in trap.rs).
+        idt.non_maskable_interrupt.set_handler_addr(a(2)).set_stack_index(gdt::NMI_IST);
         // `int3` from user level becomes an exception IPC, so ring 3 may
         // raise it.
         idt.breakpoint.set_handler_addr(a(3)).set_privilege_level(x86_64::PrivilegeLevel::Ring3);
@@ -68,7 +116,6 @@ fn init_idt() {
         idt.bound_range_exceeded.set_handler_addr(a(5));
         idt.invalid_opcode.set_handler_addr(a(6));
         idt.device_not_available.set_handler_addr(a(7));
-        // The IST slot is set up by gdt::init.
         idt.double_fault.set_handler_addr(a(8)).set_stack_index(gdt::DOUBLE_FAULT_IST);
         idt.invalid_tss.set_handler_addr(a(10));
         idt.segment_not_present.set_handler_addr(a(11));
@@ -77,7 +124,7 @@ fn init_idt() {
         idt.page_fault.set_handler_addr(a(14));
         idt.x87_floating_point.set_handler_addr(a(16));
         idt.alignment_check.set_handler_addr(a(17));
-        idt.machine_check.set_handler_addr(a(18));
+        idt.machine_check.set_handler_addr(a(18)).set_stack_index(gdt::MACHINE_CHECK_IST);
         idt.simd_floating_point.set_handler_addr(a(19));
         idt.virtualization.set_handler_addr(a(20));
         idt.cp_protection_exception.set_handler_addr(a(21));
@@ -93,8 +140,8 @@ fn init_idt() {
 fn init_syscall() {
     let sel = gdt::selectors();
     // The user selectors here must match the constants in trap.rs.
-    assert_eq!(sel.user_data.0, 0x1b);
-    assert_eq!(sel.user_code.0, 0x23);
+    assert_eq!(sel.user_data.0 as u64, trap::USER_SS);
+    assert_eq!(sel.user_code.0 as u64, trap::USER_CS);
     Star::write(sel.user_code, sel.user_data, sel.kernel_code, sel.kernel_data).expect("GDT order fits sysret");
     LStar::write(VirtAddr::new(trap::syscall_entry_addr()));
     // Interrupts off, direction flag clear, no single-step in the kernel,

@@ -2,9 +2,12 @@
 //!
 //! Segment order is fixed by `syscall`/`sysret`: kernel code, kernel data,
 //! then user data before user code (sysret loads SS = base + 8 and
-//! CS = base + 16). The TSS holds RSP0 (the kernel stack used when an
-//! interrupt or exception arrives from ring 3) and a separate IST stack for
-//! double faults, so a kernel stack overflow is still reported.
+//! CS = base + 16). The TSS holds RSP0 (the end of the current thread's
+//! saved frame, where an interrupt or exception from ring 3 is saved) and
+//! one IST stack each for the events that may arrive at any instruction:
+//! NMI and machine check (also between `syscall` and its stack switch,
+//! when RSP is still the user's), and double fault (a kernel stack
+//! overflow is still reported).
 
 use spin::Once;
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
@@ -14,11 +17,21 @@ use x86_64::structures::tss::TaskStateSegment;
 use x86_64::{PrivilegeLevel, VirtAddr};
 
 pub const DOUBLE_FAULT_IST: u16 = 0;
-const IST_STACK_SIZE: usize = 16 * 1024;
+pub const NMI_IST: u16 = 1;
+pub const MACHINE_CHECK_IST: u16 = 2;
+const IST_STACKS: usize = 3;
+pub const IST_STACK_SIZE: usize = 16 * 1024;
 
 #[repr(C, align(16))]
 struct IstStack([u8; IST_STACK_SIZE]);
-static mut DOUBLE_FAULT_STACK: IstStack = IstStack([0; IST_STACK_SIZE]);
+static mut IST: [IstStack; IST_STACKS] = [const { IstStack([0; IST_STACK_SIZE]) }; IST_STACKS];
+
+/// The address range of IST stack `index` (for checks: the in-guest NMI
+/// test asks whether its frame was saved there).
+pub fn ist_stack(index: u16) -> core::ops::Range<u64> {
+    let base = (&raw const IST) as u64 + index as u64 * IST_STACK_SIZE as u64;
+    base..base + IST_STACK_SIZE as u64
+}
 
 /// The TSS followed by its I/O permission bitmap (one bit per port, set =
 /// denied, plus the terminating 0xff byte). The bitmap holds the running
@@ -49,11 +62,12 @@ pub fn selectors() -> Selectors {
 
 pub fn init() {
     // SAFETY: runs once on the boot CPU before anything else uses the TSS;
-    // the IST stack is used by nothing but the double-fault handler.
+    // each IST stack is used by nothing but its own handler.
     let tss: &'static TaskStateSegment = unsafe {
-        let top = VirtAddr::from_ptr(&raw const DOUBLE_FAULT_STACK) + IST_STACK_SIZE as u64;
         let p = &raw mut TSS_IO;
-        (*p).tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = top;
+        for i in [DOUBLE_FAULT_IST, NMI_IST, MACHINE_CHECK_IST] {
+            (*p).tss.interrupt_stack_table[i as usize] = VirtAddr::new(ist_stack(i).end);
+        }
         &(*p).tss
     };
     let (gdt, sel) = GDT.call_once(|| {

@@ -1,0 +1,187 @@
+//! User memory: the one way the kernel reads or writes memory a user
+//! names (after Hubris' `USlice`).
+//!
+//! A [`USlice`] is a range of user addresses; its only constructor checks
+//! that the range does not wrap and lies below `abi::USER_END`, so nothing
+//! else turns a user address into something the kernel copies from or to.
+//! A copy walks the owning space's page tables page by page and moves the
+//! bytes through the kernel's direct map: the kernel never dereferences a
+//! user address, so SMAP stays on for every instruction (no code runs
+//! with RFLAGS.AC set) and an unmapped or kernel-only page is an error
+//! that names the side of the transfer it was on ([`Fault`]), never a
+//! kernel page fault.
+//!
+//! The range rules and the page split are hardware-free and tested on the
+//! host; the copies exist only in the bare-metal build.
+
+use abi::Error;
+
+const PAGE: u64 = 4096;
+
+/// A checked range of user addresses `[base, base + len)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct USlice {
+    base: u64,
+    len: u64,
+}
+
+impl USlice {
+    /// The range of `len` bytes at `base`, if it does not wrap and ends at
+    /// or below `abi::USER_END`; else `BadAddress`.
+    pub fn new(base: u64, len: u64) -> Result<USlice, Error> {
+        match base.checked_add(len) {
+            Some(end) if end <= abi::USER_END => Ok(USlice { base, len }),
+            _ => Err(Error::BadAddress),
+        }
+    }
+
+    pub const fn base(&self) -> u64 {
+        self.base
+    }
+
+    pub const fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The part from byte `offset` on (empty past the end).
+    fn from(&self, offset: u64) -> USlice {
+        let offset = offset.min(self.len);
+        // No overflow: offset <= len and base + len does not wrap.
+        USlice { base: self.base + offset, len: self.len - offset }
+    }
+
+    /// How many bytes from the start stay within the start's page (at
+    /// most the whole range).
+    fn in_first_page(&self) -> u64 {
+        (PAGE - (self.base & (PAGE - 1))).min(self.len)
+    }
+}
+
+/// Which side of a transfer could not be reached, and where: the page at
+/// that address is not mapped for user access (or not writable, for the
+/// destination). Its pager can map it and the transfer be retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Src(u64),
+    Dst(u64),
+}
+
+/// The steps of a copy from `src` to `dst` (`n` bytes each, at most the
+/// shorter range): `(src address, dst address, n)`, each staying within
+/// one page on both sides.
+pub fn steps(src: USlice, dst: USlice) -> impl Iterator<Item = (u64, u64, u64)> {
+    let total = src.len.min(dst.len);
+    let mut done = 0u64;
+    core::iter::from_fn(move || {
+        if done >= total {
+            return None;
+        }
+        let (s, d) = (src.from(done), dst.from(done));
+        let n = s.in_first_page().min(d.in_first_page());
+        let step = (s.base, d.base, n);
+        done += n;
+        Some(step)
+    })
+}
+
+#[cfg(target_os = "none")]
+pub use glue::*;
+
+#[cfg(target_os = "none")]
+mod glue {
+    use super::{steps, Fault, USlice};
+    use crate::arch::paging::{self, AddressSpace};
+
+    /// The direct-map address of user address `a` of `space`, if its page
+    /// is mapped for user access (and writable, where `write`).
+    fn reach(space: &AddressSpace, a: u64, write: bool) -> Option<*mut u8> {
+        let t = space.translate(a).filter(|t| t.user && (t.writable || !write))?;
+        paging::phys_to_virt(t.phys).map(|v| v as *mut u8)
+    }
+
+    /// Copies `min(src.len(), dst.len())` bytes from `src` in `src_space`
+    /// to `dst` in `dst_space`; returns the count. Stops at the first page
+    /// either side cannot reach (what was copied before stays copied).
+    pub fn copy(src_space: &AddressSpace, src: USlice, dst_space: &AddressSpace, dst: USlice) -> Result<u64, Fault> {
+        let mut done = 0u64;
+        for (s, d, n) in steps(src, dst) {
+            let from = reach(src_space, s, false).ok_or(Fault::Src(s))?;
+            let to = reach(dst_space, d, true).ok_or(Fault::Dst(d))?;
+            // SAFETY: both ranges lie inside one mapped user frame each
+            // (a step stops at both page ends), reached through the direct
+            // map; `copy` allows them to overlap (one space, one frame).
+            unsafe { core::ptr::copy(from, to, n as usize) };
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// Copies `src` of `space` into `buf` (`buf.len()` bytes, at most the
+    /// range's length).
+    pub fn copy_in(space: &AddressSpace, src: USlice, buf: &mut [u8]) -> Result<(), Fault> {
+        let mut at = 0usize;
+        for (s, _, n) in steps(src, src) {
+            let n = (n as usize).min(buf.len() - at);
+            let from = reach(space, s, false).ok_or(Fault::Src(s))?;
+            // SAFETY: `from..from+n` lies inside one mapped user frame,
+            // reached through the direct map; `buf[at..at+n]` is ours.
+            unsafe { core::ptr::copy_nonoverlapping(from, buf[at..].as_mut_ptr(), n) };
+            at += n;
+            if at == buf.len() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_must_stay_below_the_user_end_and_not_wrap() {
+        assert!(USlice::new(0, 0).is_ok());
+        assert!(USlice::new(abi::USER_END - 8, 8).is_ok());
+        assert!(USlice::new(abi::USER_END, 0).is_ok());
+        assert_eq!(USlice::new(abi::USER_END - 8, 9), Err(Error::BadAddress));
+        assert_eq!(USlice::new(abi::USER_END, 1), Err(Error::BadAddress));
+        assert_eq!(USlice::new(u64::MAX - 3, 8), Err(Error::BadAddress));
+        assert_eq!(USlice::new(u64::MAX, u64::MAX), Err(Error::BadAddress));
+        assert_eq!(USlice::new(1, u64::MAX), Err(Error::BadAddress));
+    }
+
+    #[test]
+    fn steps_stop_at_both_page_ends() {
+        let s = USlice::new(0x1ff0, 0x30).unwrap();
+        let d = USlice::new(0x5008, 0x100).unwrap();
+        let v: Vec<_> = steps(s, d).collect();
+        assert_eq!(v, vec![(0x1ff0, 0x5008, 0x10), (0x2000, 0x5018, 0x20)]);
+        let d = USlice::new(0x5ff8, 0x100).unwrap();
+        let v: Vec<_> = steps(s, d).collect();
+        assert_eq!(v, vec![(0x1ff0, 0x5ff8, 0x8), (0x1ff8, 0x6000, 0x8), (0x2000, 0x6008, 0x20)]);
+        assert_eq!(steps(s, USlice::new(0, 0).unwrap()).count(), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn steps_cover_the_shorter_range_exactly(
+            sb in 0u64..1 << 20, db in 0u64..1 << 20, sl in 0u64..20_000, dl in 0u64..20_000,
+        ) {
+            let (s, d) = (USlice::new(sb, sl).unwrap(), USlice::new(db, dl).unwrap());
+            let mut at = 0;
+            for (a, b, n) in steps(s, d) {
+                proptest::prop_assert!(n > 0 && n <= PAGE);
+                proptest::prop_assert_eq!((a, b), (sb + at, db + at));
+                proptest::prop_assert_eq!(a / PAGE, (a + n - 1) / PAGE);
+                proptest::prop_assert_eq!(b / PAGE, (b + n - 1) / PAGE);
+                at += n;
+            }
+            proptest::prop_assert_eq!(at, sl.min(dl));
+        }
+    }
+}
