@@ -62,6 +62,15 @@ build:
     cp $out/kernel {{build_dir}}/kernel-test.elf
     cargo build --release --target {{target}} -p kernel $(printf -- '-p %s ' {{bare_crates}})
     cp $out/kernel {{build_dir}}/kernel.elf
+    # The overflow-checked kernels (profile `checked`: overflow checks and
+    # debug assertions), which `just test` runs the in-guest suite on too:
+    # build/checked/ holds them beside links to everything else.
+    mkdir -p {{build_dir}}/checked
+    cargo build --profile checked --target {{target}} -p kernel --features ktest
+    cp target/{{target}}/checked/kernel {{build_dir}}/checked/kernel-test.elf
+    cargo build --profile checked --target {{target}} -p kernel
+    cp target/{{target}}/checked/kernel {{build_dir}}/checked/kernel.elf
+    for f in modules libcache_model.so libprofile_plugin.so; do ln -sfn ../$f {{build_dir}}/checked/$f; done
     # Boot modules without debug info (the boot loader copies every byte;
     # target/ keeps the full ELFs for gdb). Every binary of
     # workloads/{rt,ts}/src/bin (the RT workloads and TS loads) is one.
@@ -81,12 +90,14 @@ build:
 run *ARGS: setup build
     {{prism}} run {{ARGS}}
 
-# Host unit/property tests, then the in-guest suite under QEMU TCG.
+# Host unit/property tests, then the in-guest suite under QEMU TCG (on the production and test kernels, then on their overflow-checked builds).
 test: setup build _iso-image
     cargo test --workspace --quiet
     # report.html of a synthetic run, loaded in headless chromium
     cargo test -p wcet-reports --test browser --quiet -- --ignored
     {{prism}} test --iso {{build_dir}}/prism.iso $([ -x {{qemu10}} ] && echo --also-qemu {{qemu10}})
+    # The in-guest suite again on the overflow-checked kernels.
+    {{prism}} --build-dir {{build_dir}}/checked test
 
 # Check a system description: every error at once, binaries against build/modules (`--scenario NAME` for one).
 validate file=description *ARGS:

@@ -8,6 +8,7 @@
 //! path is one mask test. The rule itself is hardware-free and tested on
 //! the host; the kernel glue (`permits_send`, the control-call checks)
 //! exists only in the bare-metal build.
+#![deny(clippy::arithmetic_side_effects)]
 
 /// A space's send allow list and its refusal counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,13 +120,15 @@ mod glue {
     /// A send of `s` was refused: count it for its space.
     pub fn refused_send(kk: &mut Kernel, s: usize) {
         let sp = kk.tcbs[s].space as usize;
-        kk.spaces[sp].access.refused_sends += 1;
+        let a = &mut kk.spaces[sp].access;
+        a.refused_sends = a.refused_sends.saturating_add(1);
     }
 
     /// A control call of `s` was refused: count it for its space.
     pub fn refused_call(kk: &mut Kernel, s: usize) {
         let sp = kk.tcbs[s].space as usize;
-        kk.spaces[sp].access.refused_calls += 1;
+        let a = &mut kk.spaces[sp].access;
+        a.refused_calls = a.refused_calls.saturating_add(1);
     }
 
     /// May `cur` name `target` as some thread's pager, exception handler or

@@ -214,6 +214,9 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     if let Err(e) = paging::init_kernel_space(&mut POOL.lock(), ram_end) {
         stop(format_args!("kernel page tables: {e:?}"));
     }
+    if paging::phys_to_virt(pool.end.saturating_sub(1)).is_none() {
+        stop(format_args!("the kernel pool at {:#x} lies outside the direct map", pool.base));
+    }
     let pcid = paging::enable_pcid();
     kprintln!("paging: 4-level, NX, global kernel pages, PCIDs {}", if pcid { "on" } else { "off (not offered)" });
     let cmdlines: heapless::Vec<heapless::String<256>, 16> = bi.mods.iter().map(module_cmdline).collect();

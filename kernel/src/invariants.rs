@@ -117,7 +117,7 @@ fn threads_and_spaces(kk: &Kernel) -> Result<(), &'static str> {
 fn translate(kk: &Kernel, t: ThreadId, v: u64) -> Result<u64, Error> {
     let i = kk.lookup(t)?;
     let v = v & !0xfff;
-    let Some(m) = kk.space_of(i).translate(v).filter(|m| m.user) else { return Ok(0) };
+    let Some(m) = kk.space_of(i).and_then(|s| s.translate(v)).filter(|m| m.user) else { return Ok(0) };
     let rights = Rights(Rights::READ.0 | if m.writable { 2 } else { 0 } | if m.executable { 1 } else { 0 });
     let db = kk.mapdb.as_ref().and_then(|db| db.lookup(kk.tcbs[i].space, v >> 12));
     let agrees = db == Some((m.phys, rights));

@@ -5,6 +5,7 @@
 //!
 //! Ports are tracked per space, not in the mapping database: a flush of an
 //! I/O flexpage takes the ports from the caller's own space only.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::arch::gdt::{self, IOMAP_BYTES};
 use crate::arch::paging;
@@ -13,7 +14,7 @@ use crate::thread::Kernel;
 use abi::Error;
 
 fn bitmap(phys: u64) -> &'static mut [u8; IOMAP_BYTES] {
-    let v = paging::phys_to_virt(phys).expect("bitmap in the direct map");
+    let v = paging::pool_frame_virt(phys);
     // SAFETY: two contiguous pool frames owned by one space, used only from
     // the single kernel context.
     unsafe { &mut *(v as *mut [u8; IOMAP_BYTES]) }
@@ -82,15 +83,21 @@ fn set(map: &mut [u8; IOMAP_BYTES], port: u32, allow: bool) {
     }
 }
 
+/// The ports of a well-formed I/O flexpage's range (`Fpage::io_range`:
+/// `first + n <= 2^16`, so the end never saturates).
+fn ports((first, n): (u32, u32)) -> core::ops::Range<u32> {
+    first..first.saturating_add(n)
+}
+
 /// Passes the `n` ports from `first` (a well-formed I/O flexpage's range)
 /// from space `s` to space `r` (the sender must hold every one of them).
-pub fn map_ports(kk: &mut Kernel, s: u16, r: u16, (first, n): (u32, u32), grant: bool) -> Result<(), Error> {
+pub fn map_ports(kk: &mut Kernel, s: u16, r: u16, range: (u32, u32), grant: bool) -> Result<(), Error> {
     let sphys = kk.spaces[s as usize].io_bitmap;
-    if sphys == 0 || !(first..first + n).all(|p| allowed(bitmap(sphys), p)) {
+    if sphys == 0 || !ports(range).all(|p| allowed(bitmap(sphys), p)) {
         return Err(Error::NoPermission);
     }
     let rmap = ensure_bitmap(kk, r, 0xff)?;
-    for p in first..first + n {
+    for p in ports(range) {
         set(rmap, p, true);
         if grant {
             set(bitmap(sphys), p, false);
@@ -102,17 +109,17 @@ pub fn map_ports(kk: &mut Kernel, s: u16, r: u16, (first, n): (u32, u32), grant:
 }
 
 /// Takes the `n` ports from `first` away from space `sp` itself.
-pub fn unmap_own(kk: &mut Kernel, sp: u16, (first, n): (u32, u32)) -> Result<u64, Error> {
+pub fn unmap_own(kk: &mut Kernel, sp: u16, range: (u32, u32)) -> Result<u64, Error> {
     let phys = kk.spaces[sp as usize].io_bitmap;
     if phys == 0 {
         return Ok(0);
     }
     let map = bitmap(phys);
-    let mut changed = 0;
-    for p in first..first + n {
+    let mut changed = 0u64;
+    for p in ports(range) {
         if allowed(map, p) {
             set(map, p, false);
-            changed += 1;
+            changed = changed.saturating_add(1);
         }
     }
     invalidate(kk);

@@ -7,6 +7,7 @@
 //! registers, so no kernel continuation is ever kept. Every step is
 //! bounded: at most one message of at most 63 words plus typed items
 //! (strings capped at `MAX_STRING`, map items by the flexpage size).
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::mapping::StringError;
 use crate::thread::{Kernel, KernelIpc, State, MAX_THREADS, USER_FLAGS_MASK};
@@ -141,20 +142,34 @@ fn restart_after_fault(kk: &mut Kernel, t: usize, addr: u64, write: bool) {
     let f = &mut kk.tcbs[t].frame;
     // `syscall` is two bytes (0f 05); rax still holds sys::IPC and every
     // argument register is as the thread left it.
-    f.rip -= 2;
+    f.rip = f.rip.saturating_sub(2);
     f.error = 4 | if write { 2 } else { 0 };
     let err = f.error;
     kk.tcbs[t].state = State::Ready;
     page_fault(kk, t, addr, err);
 }
 
-/// The receive phase of `cur`.
+/// The receive phase of `cur`. A loop, not recursion: a sender whose
+/// source page faults is sent to its pager and the receive starts over,
+/// so the kernel stack does not grow with the number of such senders.
 fn receive(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) {
+    while let Step::Again = receive_once(kk, cur, from, rt) {}
+}
+
+/// Whether a receive is done or must start over.
+enum Step {
+    Done,
+    Again,
+}
+
+/// One attempt of `cur`'s receive phase.
+fn receive_once(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) -> Step {
     if from != ThreadId::ANY && from.as_irq().is_none() && kk.lookup(from).is_err() {
-        return set_result(kk, cur, Err(Error::InvalidThread));
+        set_result(kk, cur, Err(Error::InvalidThread));
+        return Step::Done;
     }
     if crate::irq::deliver_pending(kk, cur, from) || deliver_pending_budget(kk, cur, from) {
-        return;
+        return Step::Done;
     }
     // A sender already waiting?
     let mut prev = NONE;
@@ -180,7 +195,7 @@ fn receive(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) {
                         // The sender's source: it retries after its fault;
                         // we go on receiving.
                         restart_after_fault(kk, si, addr, write);
-                        receive(kk, cur, from, rt);
+                        return Step::Again;
                     }
                 }
                 r => {
@@ -189,16 +204,18 @@ fn receive(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) {
                     after_send(kk, si, r);
                 }
             }
-            return;
+            return Step::Done;
         }
         prev = s;
         s = kk.tcbs[si].next_sender;
     }
     if rt == Timeout::ZERO {
-        return set_result(kk, cur, Err(Error::Timeout));
+        set_result(kk, cur, Err(Error::Timeout));
+        return Step::Done;
     }
     kk.tcbs[cur].recv_from = from;
     kk.block(cur, State::RecvBlocked, deadline(rt));
+    Step::Done
 }
 
 /// Sender `s` delivered its message (result `r`); it moves on to its
@@ -397,6 +414,15 @@ impl From<Error> for Xfer {
     }
 }
 
+/// The message-register indices of the typed items of a checked tag
+/// (`words() < MAX_MRS`, an even number of typed words): each item's two
+/// words, after the untyped ones.
+fn items(tag: Tag) -> impl Iterator<Item = (usize, usize)> {
+    // Below MAX_MRS (checked before any transfer): no index saturates.
+    let first = tag.untyped().saturating_add(1);
+    (first..=tag.words()).step_by(2).map(|i| (i, i.saturating_add(1)))
+}
+
 /// Copies the message of `s` to `r`: tag, untyped words, typed items.
 fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
     let tag = Tag(mr_get(kk, s, 0));
@@ -414,8 +440,8 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
         let regs = [sf.r8, sf.r9, sf.r12, sf.r13, sf.r14, sf.r15];
         let rf = &mut kk.tcbs[r].frame;
         rf.rdx = tag.0;
-        for (i, &w) in regs.iter().enumerate().take(n) {
-            rf.set_mr(i + 1, w);
+        for (i, &w) in (1..=REG_MRS).zip(&regs).take(n) {
+            rf.set_mr(i, w);
         }
         if n > REG_MRS {
             let (su, ru) = (kk.utcb(s), kk.utcb(r));
@@ -424,11 +450,11 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
         return Ok(());
     }
     let mut words = [0u64; MAX_MRS];
-    for (i, w) in words.iter_mut().enumerate().take(n + 1) {
+    for (i, w) in words[..=n].iter_mut().enumerate() {
         *w = mr_get(kk, s, i);
     }
-    for it in (tag.untyped() + 1..=n).step_by(2) {
-        let (w0, w1) = (words[it], words[it + 1]);
+    for (it, it1) in items(tag) {
+        let (w0, w1) = (words[it], words[it1]);
         match w0 & item::KIND_MASK {
             item::MAP | item::GRANT => {
                 let window = Fpage(kk.utcb(r).br[0]);
@@ -441,14 +467,14 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
                     StringError::Fault(umem::Fault::Dst(a)) => Xfer::Fault { thread: r, addr: a, write: true },
                 })?;
                 words[it] = (len << 32) | item::STRING;
-                words[it + 1] = addr;
+                words[it1] = addr;
             }
             _ => return Err(Error::InvalidArgument.into()),
         }
     }
     let rt = &mut kk.tcbs[r].frame;
     rt.rdx = tag.0;
-    for (i, &w) in words.iter().enumerate().take(n.min(REG_MRS) + 1).skip(1) {
+    for (i, &w) in (1..=n.min(REG_MRS)).zip(&words[1..]) {
         rt.set_mr(i, w);
     }
     if n > REG_MRS {
@@ -462,8 +488,8 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
 fn consume_kernel_reply(kk: &mut Kernel, s: usize, r: usize, tag: Tag) -> Result<(), Error> {
     match kk.tcbs[r].kipc {
         KernelIpc::PageFault { .. } => {
-            for it in (tag.untyped() + 1..=tag.words()).step_by(2) {
-                let (w0, w1) = (mr_get(kk, s, it), mr_get(kk, s, it + 1));
+            for (it, it1) in items(tag) {
+                let (w0, w1) = (mr_get(kk, s, it), mr_get(kk, s, it1));
                 if matches!(w0 & item::KIND_MASK, item::MAP | item::GRANT) {
                     crate::mapping::map_item(kk, s, r, w0, Fpage(w1), Fpage::COMPLETE)?;
                 }
@@ -502,7 +528,7 @@ fn finish_kernel_ipc(kk: &mut Kernel, t: usize) {
             // faulted; otherwise the exception handler gets it.
             let ok = kk
                 .space_of(t)
-                .translate(addr)
+                .and_then(|s| s.translate(addr))
                 .is_some_and(|m| m.user && (!write || m.writable) && (!exec || m.executable));
             if ok {
                 kk.make_ready(t);
@@ -558,6 +584,9 @@ pub fn page_fault(kk: &mut Kernel, t: usize, addr: u64, error: u64) {
     ipc(kk, t, pager, pager, Timeout::NEVER, Timeout::NEVER);
 }
 
+/// The general registers an exception message carries.
+const EXCEPTION_REGS: usize = 15;
+
 /// A CPU exception in user thread `t` (not a resolvable page fault): IPC to
 /// its exception handler with the register state; stopped without one.
 pub fn exception(kk: &mut Kernel, t: usize, vector: u64, error: u64, cr2: u64) {
@@ -568,11 +597,12 @@ pub fn exception(kk: &mut Kernel, t: usize, vector: u64, error: u64, cr2: u64) {
     }
     let tc = &mut kk.tcbs[t];
     let f = tc.frame;
-    let regs = [f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15];
+    let regs: [u64; EXCEPTION_REGS] =
+        [f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15];
     tc.kipc = KernelIpc::Exception { resume: false };
-    tc.kmsg[0] = Tag::new(label::EXCEPTION, 6 + regs.len(), 0).0;
+    tc.kmsg[0] = Tag::new(label::EXCEPTION, 6 + EXCEPTION_REGS, 0).0;
     tc.kmsg[1..7].copy_from_slice(&[vector, error, f.rip, f.rsp, f.rflags, cr2]);
-    tc.kmsg[7..7 + regs.len()].copy_from_slice(&regs);
+    tc.kmsg[7..7 + EXCEPTION_REGS].copy_from_slice(&regs);
     ipc(kk, t, h, h, Timeout::NEVER, Timeout::NEVER);
 }
 
@@ -581,8 +611,8 @@ pub fn exception(kk: &mut Kernel, t: usize, vector: u64, error: u64, cr2: u64) {
 pub fn deliver_kernel_message(kk: &mut Kernel, r: usize, sender: ThreadId, lbl: u64, words: &[u64]) {
     let f = &mut kk.tcbs[r].frame;
     f.rdx = Tag::new(lbl, words.len(), 0).0;
-    for (i, &w) in words.iter().enumerate().take(REG_MRS) {
-        f.set_mr(i + 1, w);
+    for (i, &w) in (1..=REG_MRS).zip(words) {
+        f.set_mr(i, w);
     }
     f.rsi = sender.0;
     f.rax = 0;

@@ -2,6 +2,7 @@
 //! the line fires the kernel masks it and sends an IPC from the line's
 //! pseudo-thread id; the handler's reply to that id unmasks the line.
 //! Pending interrupts wait in the handler's TCB until it receives.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::arch::apic;
 use crate::ipc;

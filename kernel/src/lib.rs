@@ -18,6 +18,7 @@
 //!   and exists only in the bare-metal build, whose behaviour the in-guest
 //!   suite (`just test`) checks under QEMU.
 #![cfg_attr(target_os = "none", no_std)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod access;
 pub mod boot;

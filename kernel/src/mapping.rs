@@ -6,6 +6,13 @@
 //! kernel's direct map, so an unmapped or kernel address in a user-supplied
 //! item is an error code, never a kernel fault. Work is bounded: a map item
 //! covers at most [`MAX_MAP_LOG2`] bytes, a string at most `MAX_STRING`.
+//!
+//! The mapping database's invariants (`MapDb::check`, O(nodes)) are checked
+//! by its host property tests and, in the guest, by the fuzzer's checker
+//! (`invariants`) after every batch of calls; not after every call, which
+//! would make the overflow-checked kernel too slow for the suite's RT
+//! deadlines.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::arch::paging::Rights;
 use crate::init::POOL;
@@ -62,14 +69,13 @@ pub fn sigma0_touch(kk: &mut Kernel, v: u64) -> bool {
     let v = v & !0xfff;
     let Some(sp) = kk.sigma0_space else { return false };
     let Some(rights) = sigma0_rights(v).filter(|_| v < abi::USER_END) else { return false };
-    let Some(db) = kk.mapdb.as_mut() else { return false };
+    let (Some(db), Some(space)) = (kk.mapdb.as_mut(), kk.spaces[sp as usize].space.as_mut()) else { return false };
     if db.lookup(sp, v >> 12).is_some() {
         return true;
     }
     if db.insert_root(sp, v >> 12, v, rights).is_err() {
         return false;
     }
-    let space = kk.spaces[sp as usize].space.as_mut().expect("sigma0 space");
     if space.translate(v).is_some() || space.map(v, v, to_pt(rights), &mut POOL.lock()).is_err() {
         // The page is taken in sigma0's space (its own image) or no page
         // table could be had: sigma0 does not own it after all.
@@ -99,6 +105,11 @@ pub fn insert_root_in(db: Option<&mut MapDb<'static>>, sp: u16, v: u64, frame: u
     db.insert_root(sp, v >> 12, frame, rights).map_err(|_| Error::OutOfMemory)
 }
 
+/// The low `log2` bits set (`log2` < 64: a flexpage size field has 6 bits).
+fn low_mask(log2: u32) -> u64 {
+    1u64.checked_shl(log2).map_or(u64::MAX, |b| b.wrapping_sub(1))
+}
+
 /// Maps (or grants) sender `s`'s flexpage into receiver `r`'s `window`.
 pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, window: Fpage) -> Result<(), Error> {
     let grant = w0 & item::KIND_MASK == item::GRANT;
@@ -120,17 +131,20 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
     let send_base = w0 & !0xfff;
     let (wbase, wlog2) = if window.size_log2() == 63 { (0, USER_LOG2) } else { (window.base(), window.size_log2()) };
     let flog2 = fpage.size_log2();
-    // The part of the fpage that lands in the window, and where.
+    // The part of the fpage that lands in the window, and where. Valid
+    // flexpages lie below 2^47 (`Fpage::is_valid`): no sum below can
+    // overflow, and one that did would be a bad item, not a kernel fault.
+    let at = |base: u64, off: u64| base.checked_add(off).ok_or(Error::InvalidArgument);
     let (src, dst, log2) = if flog2 <= wlog2 {
-        let off = send_base & ((1u64 << wlog2) - 1) & !((1u64 << flog2) - 1);
-        (fpage.base(), wbase + off, flog2)
+        let off = send_base & low_mask(wlog2) & !low_mask(flog2);
+        (fpage.base(), at(wbase, off)?, flog2)
     } else {
-        let off = send_base & ((1u64 << flog2) - 1) & !((1u64 << wlog2) - 1);
-        (fpage.base() + off, wbase, wlog2.min(MAX_MAP_LOG2))
+        let off = send_base & low_mask(flog2) & !low_mask(wlog2);
+        (at(fpage.base(), off)?, wbase, wlog2.min(MAX_MAP_LOG2))
     };
     let rights = DbRights(fpage.rights() as u8);
     for p in (0..1u64 << log2).step_by(4096) {
-        let (sv, rv) = (src + p, dst + p);
+        let (sv, rv) = (at(src, p)?, at(dst, p)?);
         if rv >= abi::USER_END || is_utcb(kk, rsp, rv) || rv == abi::KIP_VADDR {
             continue;
         }
@@ -151,7 +165,7 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
             Err(MapDbError::Cycle) | Err(MapDbError::Exists) => return Err(Error::InvalidArgument),
             Err(MapDbError::Full) => return Err(Error::OutOfMemory),
         };
-        let rspace = spaces[rsp as usize].space.as_mut().expect("receiver space");
+        let Some(rspace) = spaces[rsp as usize].space.as_mut() else { return Err(Error::InvalidThread) };
         if rspace.translate(rv).is_some() {
             rspace.unmap(rv);
         }
@@ -160,10 +174,6 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
             db.unmap(rsp, rv >> 12, DbRights::ALL, true, &mut |sp, vp, r| apply(spaces, sp, vp, r));
             return Err(map_err(e));
         }
-    }
-    #[cfg(debug_assertions)]
-    if let Some(db) = kk.mapdb.as_ref() {
-        db.check().expect("mapping database invariants");
     }
     Ok(())
 }
@@ -185,13 +195,14 @@ pub fn unmap(kk: &mut Kernel, cur: usize, fpage: Fpage, include_self: bool) -> R
     let Kernel { mapdb, spaces, .. } = kk;
     let db = mapdb.as_mut().ok_or(Error::OutOfMemory)?;
     let mut n = 0u64;
+    // A valid flexpage ends at or below 2^47: the end cannot overflow.
+    let end = fpage.base().checked_add(1u64 << fpage.size_log2()).ok_or(Error::InvalidArgument)?;
     // UTCB and KIP pages are the kernel's and never in the database, so a
     // flush cannot touch them.
-    for v in (fpage.base()..fpage.base() + (1u64 << fpage.size_log2())).step_by(4096) {
-        n += db.unmap(sp, v >> 12, revoke, include_self, &mut |s, vp, r| apply(spaces, s, vp, r)) as u64;
+    for v in (fpage.base()..end).step_by(4096) {
+        let removed = db.unmap(sp, v >> 12, revoke, include_self, &mut |s, vp, r| apply(spaces, s, vp, r));
+        n = n.saturating_add(removed as u64);
     }
-    #[cfg(debug_assertions)]
-    db.check().expect("mapping database invariants");
     Ok(n)
 }
 
@@ -211,9 +222,16 @@ pub fn string_item(kk: &mut Kernel, s: usize, r: usize, addr: u64, len: u64) -> 
     if len > item::MAX_STRING || len > rlen {
         return Err(StringError::Bad(Error::MessageOverflow));
     }
+    if len == 0 {
+        // Nothing to copy: no address is looked at.
+        return Ok((rbuf, 0));
+    }
     let src = USlice::new(addr, len).map_err(StringError::Bad)?;
     let dst = USlice::new(rbuf, len).map_err(StringError::Bad)?;
-    umem::copy(kk.space_of(s), src, kk.space_of(r), dst).map_err(StringError::Fault)?;
+    let (Some(sspace), Some(rspace)) = (kk.space_of(s), kk.space_of(r)) else {
+        return Err(StringError::Bad(Error::InvalidThread));
+    };
+    umem::copy(sspace, src, rspace, dst).map_err(StringError::Fault)?;
     Ok((rbuf, len))
 }
 

@@ -1,5 +1,6 @@
 //! System call dispatch. Every argument is checked; a bad one becomes an
 //! error code in `rax`, never a kernel panic.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::arch::serial;
 use crate::arch::trap::TrapFrame;
@@ -15,7 +16,8 @@ fn debug_print(kk: &Kernel, cur: usize, ptr: u64, len: u64) -> Result<u64, Error
     let mut buf = [0u8; sys::DEBUG_PRINT_MAX as usize];
     let buf = &mut buf[..len as usize];
     let src = crate::umem::USlice::new(ptr, len)?;
-    crate::umem::copy_in(kk.space_of(cur), src, buf).map_err(|_| Error::BadAddress)?;
+    let space = kk.space_of(cur).ok_or(Error::InvalidThread)?;
+    crate::umem::copy_in(space, src, buf).map_err(|_| Error::BadAddress)?;
     // Control bytes other than newline and tab are replaced so a task
     // cannot drive the terminal.
     let con = serial::CONSOLE.lock();
@@ -298,7 +300,7 @@ extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
 #[cfg(feature = "ktest")]
 fn debug_translate(kk: &mut Kernel, cur: usize, id: ThreadId, vaddr: u64) -> Result<u64, Error> {
     let t = kk.lookup(id)?;
-    let m = kk.space_of(t).translate(vaddr).filter(|m| m.user).ok_or(Error::BadAddress)?;
+    let m = kk.space_of(t).and_then(|s| s.translate(vaddr)).filter(|m| m.user).ok_or(Error::BadAddress)?;
     kk.tcbs[cur].frame.rdx = m.writable as u64 | (m.executable as u64) << 1;
     Ok(m.phys)
 }
@@ -309,7 +311,7 @@ fn debug_translate(kk: &mut Kernel, cur: usize, id: ThreadId, vaddr: u64) -> Res
 /// anything: #GP (error code 0) at the `syscall`, to the exception handler.
 fn syscall_cannot_return(kk: &mut Kernel, cur: usize) {
     // `syscall` is two bytes (0f 05), as in `ipc::restart_after_fault`.
-    kk.tcbs[cur].frame.rip -= 2;
+    kk.tcbs[cur].frame.rip = kk.tcbs[cur].frame.rip.saturating_sub(2);
     ipc::exception(kk, cur, crate::fault::GENERAL_PROTECTION, 0, 0);
 }
 

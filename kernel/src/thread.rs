@@ -10,6 +10,7 @@
 //! - `Ready` threads are in the ready queues (blocked threads may linger
 //!   there and are dropped lazily when the scheduler meets them).
 //! - A thread blocked in a send is in exactly one receiver's sender queue.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::arch::cpu;
 use crate::arch::paging::{self, AddressSpace, MapError, Rights};
@@ -162,6 +163,12 @@ impl Tcb {
 const _: () = assert!(core::mem::offset_of!(Tcb, frame) == 0);
 const _: () = assert!(core::mem::size_of::<TrapFrame>().is_multiple_of(16));
 
+/// The PCID of space slot `sp` (0 is the kernel's own tables').
+fn pcid_of(sp: usize) -> u16 {
+    const _: () = assert!(MAX_SPACES < 4096, "PCIDs have 12 bits");
+    (sp as u16).saturating_add(1)
+}
+
 pub struct Space {
     pub space: Option<AddressSpace>,
     pub threads: u32,
@@ -252,13 +259,15 @@ impl Kernel {
         false
     }
 
-    pub fn space_of(&self, i: usize) -> &AddressSpace {
-        self.spaces[self.tcbs[i].space as usize].space.as_ref().expect("thread in a live space")
+    /// Thread `i`'s address space (a live thread's space is always live;
+    /// `None` only for a free slot).
+    pub fn space_of(&self, i: usize) -> Option<&AddressSpace> {
+        self.spaces[self.tcbs[i].space as usize].space.as_ref()
     }
 
     /// The thread's UTCB, through the kernel's direct map.
     pub fn utcb(&self, i: usize) -> &'static mut Utcb {
-        let v = paging::phys_to_virt(self.tcbs[i].utcb_phys).expect("UTCB frame mapped");
+        let v = paging::pool_frame_virt(self.tcbs[i].utcb_phys);
         // SAFETY: the UTCB frame belongs to this thread for its lifetime;
         // the kernel touches it only from the single kernel context.
         unsafe { &mut *(v as *mut Utcb) }
@@ -271,42 +280,43 @@ impl Kernel {
             return Err(Error::InvalidArgument);
         }
         let slot = (1..MAX_THREADS).find(|&i| self.tcbs[i].state == State::Free).ok_or(Error::NoResources)?;
+        let rw = Rights { write: true, exec: false };
         let mut pool = POOL.lock();
-        let (sp, fresh) = match same_space_as {
-            Some(t) => (self.tcbs[t].space as usize, false),
+        // Nothing is installed until every step that can fail is done, so
+        // no error path has anything to undo: a new space is built aside.
+        let (sp, frame) = match same_space_as {
+            Some(t) => {
+                let sp = self.tcbs[t].space as usize;
+                let space = self.spaces[sp].space.as_mut().ok_or(Error::InvalidThread)?;
+                if space.translate(utcb).is_some() {
+                    return Err(Error::InvalidArgument);
+                }
+                (sp, space.map_fresh(utcb, rw, &mut pool).map_err(map_err)?)
+            }
             None => {
                 let sp = (0..MAX_SPACES).find(|&s| self.spaces[s].space.is_none()).ok_or(Error::NoResources)?;
-                let mut space = AddressSpace::with_pcid(&mut pool, sp as u16 + 1).map_err(|_| Error::OutOfMemory)?;
+                let mut space = AddressSpace::with_pcid(&mut pool, pcid_of(sp)).map_err(|_| Error::OutOfMemory)?;
                 let kip = paging::image_phys(&raw const crate::init::KIP as u64);
-                if let Err(e) = space.map(abi::KIP_VADDR, kip, Rights { write: false, exec: false }, &mut pool) {
-                    // The pool ran out: the new space's tables go back.
-                    space.destroy(&mut pool);
-                    return Err(map_err(e));
+                let ro = Rights { write: false, exec: false };
+                // (The UTCB is not at the KIP's address: checked above.)
+                let mapped =
+                    space.map(abi::KIP_VADDR, kip, ro, &mut pool).and_then(|_| space.map_fresh(utcb, rw, &mut pool));
+                match mapped {
+                    Ok(frame) => {
+                        self.spaces[sp].space = Some(space);
+                        (sp, frame)
+                    }
+                    Err(e) => {
+                        // The pool ran out: the new space's tables go back.
+                        space.destroy(&mut pool);
+                        return Err(map_err(e));
+                    }
                 }
-                self.spaces[sp].space = Some(space);
-                (sp, true)
-            }
-        };
-        let space = self.spaces[sp].space.as_mut().expect("space just checked");
-        if space.translate(utcb).is_some() {
-            drop(pool);
-            if fresh {
-                self.release_space(sp);
-            }
-            return Err(Error::InvalidArgument);
-        }
-        let frame = match space.map_fresh(utcb, Rights { write: true, exec: false }, &mut pool) {
-            Ok(f) => f,
-            Err(e) => {
-                drop(pool);
-                if fresh {
-                    self.release_space(sp);
-                }
-                return Err(map_err(e));
             }
         };
         drop(pool);
-        self.spaces[sp].threads += 1;
+        // At most MAX_THREADS threads: no overflow.
+        self.spaces[sp].threads = self.spaces[sp].threads.saturating_add(1);
         let version = self.tcbs[slot].version;
         self.tcbs[slot] = Tcb::empty();
         let t = &mut self.tcbs[slot];
@@ -345,7 +355,7 @@ impl Kernel {
         }
         if self.spaces[sp].io_bitmap != 0 {
             let _ = pool.free(self.spaces[sp].io_bitmap);
-            let _ = pool.free(self.spaces[sp].io_bitmap + 4096);
+            let _ = pool.free(self.spaces[sp].io_bitmap.saturating_add(4096));
             self.spaces[sp].io_bitmap = 0;
             crate::io::invalidate(self);
         }
@@ -401,7 +411,7 @@ impl Kernel {
             space.unmap(utcb);
         }
         let _ = POOL.lock().free(utcb_phys);
-        self.spaces[sp].threads -= 1;
+        self.spaces[sp].threads = self.spaces[sp].threads.saturating_sub(1);
         if self.spaces[sp].threads == 0 {
             self.release_space(sp);
         }
@@ -409,7 +419,7 @@ impl Kernel {
         t.state = State::Free;
         // Versions stay below 2^31 so that an id returned in rax never
         // reads as an error code.
-        t.version = if t.version >= 0x7fff_ffff { 1 } else { t.version + 1 };
+        t.version = if t.version >= 0x7fff_ffff { 1 } else { t.version.saturating_add(1) };
         if self.current == Some(i) {
             self.current = None;
         }
@@ -457,13 +467,19 @@ impl Kernel {
     pub fn switch_to(&mut self, i: usize) {
         let prev = self.current.replace(i);
         if let Some(p) = prev.filter(|&p| p != i && self.tcbs[p].state == State::Ready) {
-            self.tcbs[p].preemptions += 1;
+            self.tcbs[p].preemptions = self.tcbs[p].preemptions.saturating_add(1);
         }
         let t = &mut self.tcbs[i];
         cpu::set_current_frame(&raw mut t.frame);
         if self.loaded_space != t.space {
             self.loaded_space = t.space;
-            self.spaces[t.space as usize].space.as_mut().expect("live space").activate();
+            match self.spaces[t.space as usize].space.as_mut() {
+                Some(space) => space.activate(),
+                // Never (a live thread's space is live); were it so, the
+                // thread would run with no user mappings and fault, rather
+                // than in the last thread's space.
+                None => paging::activate_kernel(),
+            }
         }
         let (sp, utcb) = (t.space, t.utcb_vaddr);
         // On every switch to another thread: a thread can zero its own FS
@@ -532,7 +548,7 @@ pub fn schedule_and_resume() -> ! {
         }
         crate::timer::arm_idle(kk);
         #[cfg(feature = "ktest")]
-        if crate::timer::now() - idle_since > 5 * crate::timer::tsc_hz() {
+        if crate::timer::now().saturating_sub(idle_since) > crate::timer::tsc_hz().saturating_mul(5) {
             crate::kprintln!("*** idle for 5 s; threads:");
             dump_threads(kk);
             crate::ktest::idle_too_long();

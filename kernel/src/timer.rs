@@ -6,6 +6,7 @@
 //! end, its budget end, and the earliest IPC timeout or budget
 //! replenishment of any thread (`earliest`, a lower bound kept in O(1) on
 //! the IPC path and recomputed exactly on every tick).
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::arch::apic;
 use crate::ipc;
@@ -72,7 +73,7 @@ pub fn account(kk: &mut Kernel, cur: usize) {
         t.budget_left = t.budget_left.saturating_sub(used);
         if t.budget_left == 0 && t.state == State::Ready {
             // Off the CPU while it could run: a preemption.
-            t.preemptions += 1;
+            t.preemptions = t.preemptions.saturating_add(1);
             kk.block(cur, State::BudgetWait, 0);
             note_deadline(kk.tcbs[cur].next_replenish);
             ipc::notify_budget(kk, cur);
@@ -131,7 +132,7 @@ pub fn arm_idle(_kk: &Kernel) {
     let n = now();
     let deadline = *earliest();
     #[cfg(feature = "ktest")]
-    let deadline = deadline.min(n + tsc_hz());
+    let deadline = deadline.min(n.saturating_add(tsc_hz()));
     program(deadline, n);
 }
 

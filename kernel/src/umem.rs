@@ -13,6 +13,7 @@
 //!
 //! The range rules and the page split are hardware-free and tested on the
 //! host; the copies exist only in the bare-metal build.
+#![deny(clippy::arithmetic_side_effects)]
 
 use abi::Error;
 
@@ -50,14 +51,14 @@ impl USlice {
     /// The part from byte `offset` on (empty past the end).
     fn from(&self, offset: u64) -> USlice {
         let offset = offset.min(self.len);
-        // No overflow: offset <= len and base + len does not wrap.
-        USlice { base: self.base + offset, len: self.len - offset }
+        // Neither saturates: offset <= len, and base + len does not wrap.
+        USlice { base: self.base.saturating_add(offset), len: self.len.saturating_sub(offset) }
     }
 
     /// How many bytes from the start stay within the start's page (at
     /// most the whole range).
     fn in_first_page(&self) -> u64 {
-        (PAGE - (self.base & (PAGE - 1))).min(self.len)
+        PAGE.saturating_sub(self.base % PAGE).min(self.len)
     }
 }
 
@@ -83,7 +84,8 @@ pub fn steps(src: USlice, dst: USlice) -> impl Iterator<Item = (u64, u64, u64)> 
         let (s, d) = (src.from(done), dst.from(done));
         let n = s.in_first_page().min(d.in_first_page());
         let step = (s.base, d.base, n);
-        done += n;
+        // At most `total`: no overflow.
+        done = done.saturating_add(n);
         Some(step)
     })
 }
@@ -115,7 +117,7 @@ mod glue {
             // (a step stops at both page ends), reached through the direct
             // map; `copy` allows them to overlap (one space, one frame).
             unsafe { core::ptr::copy(from, to, n as usize) };
-            done += n;
+            done = done.saturating_add(n);
         }
         Ok(done)
     }
@@ -125,12 +127,12 @@ mod glue {
     pub fn copy_in(space: &AddressSpace, src: USlice, buf: &mut [u8]) -> Result<(), Fault> {
         let mut at = 0usize;
         for (s, _, n) in steps(src, src) {
-            let n = (n as usize).min(buf.len() - at);
+            let n = (n as usize).min(buf.len().saturating_sub(at));
             let from = reach(space, s, false).ok_or(Fault::Src(s))?;
             // SAFETY: `from..from+n` lies inside one mapped user frame,
             // reached through the direct map; `buf[at..at+n]` is ours.
             unsafe { core::ptr::copy_nonoverlapping(from, buf[at..].as_mut_ptr(), n) };
-            at += n;
+            at = at.saturating_add(n);
             if at == buf.len() {
                 break;
             }
@@ -140,6 +142,7 @@ mod glue {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

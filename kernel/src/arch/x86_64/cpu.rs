@@ -100,8 +100,8 @@ fn init_idt() {
     // SAFETY: see above.
     let idt = unsafe { &mut *idt_ptr };
     let a = |v: usize| VirtAddr::new(trap::stub(v));
-    // SAFETY (all entries): each stub is the entry point for its own vector
-    // and ends in iretq on the stack it was given.
+    // SAFETY: (all entries) each stub is the entry point for its own
+    // vector and ends in iretq on the stack it was given.
     unsafe {
         idt.divide_error.set_handler_addr(a(0));
         idt.debug.set_handler_addr(a(1));

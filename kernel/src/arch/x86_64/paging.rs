@@ -47,6 +47,13 @@ pub fn phys_to_virt(p: u64) -> Option<u64> {
     (p < PHYS_LIMIT.load(Ordering::Relaxed)).then(|| p + PHYS_OFFSET.load(Ordering::Relaxed))
 }
 
+/// Kernel virtual address of a frame of the kernel pool. Needs no check:
+/// boot places the pool inside the direct map (`init` stops otherwise),
+/// and the pool hands out only its own frames.
+pub fn pool_frame_virt(p: u64) -> u64 {
+    p.wrapping_add(PHYS_OFFSET.load(Ordering::Relaxed))
+}
+
 /// Physical address of a kernel-image symbol.
 pub fn image_phys(v: u64) -> u64 {
     v - KERNEL_VMA
