@@ -17,7 +17,7 @@
 use crate::arch::paging::Rights;
 use crate::init::POOL;
 use crate::mapdb::{MapDb, MapDbError, Rights as DbRights, SpaceId};
-use crate::thread::{map_err, Kernel, Space, State, MAX_THREADS};
+use crate::thread::{map_err, Kernel, Space};
 use crate::umem::{self, USlice};
 use abi::ipc::{item, Fpage};
 use abi::Error;
@@ -25,15 +25,6 @@ use abi::Error;
 /// Largest flexpage a single map item may name (16 MiB = 4096 pages).
 pub const MAX_MAP_LOG2: u32 = 24;
 const USER_LOG2: u32 = 47;
-
-/// Is `v` the UTCB page of a thread in space `sp`? (UTCBs are the kernel's
-/// and are never replaced or granted away.)
-fn is_utcb(kk: &Kernel, sp: u16, v: u64) -> bool {
-    (1..MAX_THREADS).any(|i| {
-        let t = &kk.tcbs[i];
-        t.state != State::Free && t.space == sp && t.utcb_vaddr == v
-    })
-}
 
 /// Applies one mapping-database change to the page tables.
 fn apply(spaces: &mut [Space], sp: SpaceId, vpage: u64, r: Option<DbRights>) {
@@ -145,7 +136,13 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
     let rights = DbRights(fpage.rights() as u8);
     for p in (0..1u64 << log2).step_by(4096) {
         let (sv, rv) = (at(src, p)?, at(dst, p)?);
-        if rv >= abi::USER_END || is_utcb(kk, rsp, rv) || rv == abi::KIP_VADDR {
+        if rv >= abi::USER_END {
+            continue;
+        }
+        // UTCBs and the KIP are the kernel's: never replaced (one walk of
+        // the receiver's tables, whatever the number of threads).
+        let Some(rspace) = kk.spaces[rsp as usize].space.as_ref() else { return Err(Error::InvalidThread) };
+        if rspace.translate(rv).is_some_and(|m| m.kernel_owned) {
             continue;
         }
         if Some(ssp) == kk.sigma0_space {
@@ -166,9 +163,9 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
             Err(MapDbError::Full) => return Err(Error::OutOfMemory),
         };
         let Some(rspace) = spaces[rsp as usize].space.as_mut() else { return Err(Error::InvalidThread) };
-        if rspace.translate(rv).is_some() {
-            rspace.unmap(rv);
-        }
+        // Whatever was mapped at `rv` (the database removed its own entry
+        // for it already) goes.
+        rspace.unmap(rv);
         if let Err(e) = rspace.map(rv, frame, to_pt(eff), &mut POOL.lock()) {
             // No page table: undo the database entry so both agree.
             db.unmap(rsp, rv >> 12, DbRights::ALL, true, &mut |sp, vp, r| apply(spaces, sp, vp, r));

@@ -291,7 +291,7 @@ impl Kernel {
                 if space.translate(utcb).is_some() {
                     return Err(Error::InvalidArgument);
                 }
-                (sp, space.map_fresh(utcb, rw, &mut pool).map_err(map_err)?)
+                (sp, space.map_fresh_kernel_owned(utcb, rw, &mut pool).map_err(map_err)?)
             }
             None => {
                 let sp = (0..MAX_SPACES).find(|&s| self.spaces[s].space.is_none()).ok_or(Error::NoResources)?;
@@ -299,8 +299,9 @@ impl Kernel {
                 let kip = paging::image_phys(&raw const crate::init::KIP as u64);
                 let ro = Rights { write: false, exec: false };
                 // (The UTCB is not at the KIP's address: checked above.)
-                let mapped =
-                    space.map(abi::KIP_VADDR, kip, ro, &mut pool).and_then(|_| space.map_fresh(utcb, rw, &mut pool));
+                let mapped = space
+                    .map_kernel_owned(abi::KIP_VADDR, kip, ro, &mut pool)
+                    .and_then(|_| space.map_fresh_kernel_owned(utcb, rw, &mut pool));
                 match mapped {
                     Ok(frame) => {
                         self.spaces[sp].space = Some(space);

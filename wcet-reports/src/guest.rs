@@ -187,6 +187,7 @@ pub const IMAGES: &[GuestImage] = &[
             "random_syscalls_from_unprivileged_thread",
             "fpu_state_switched_lazily_per_thread",
             "map_grant_and_rights_restriction",
+            "map_never_replaces_a_utcb_or_the_kip",
             "recursive_flush_sigma0_a_b_task",
             "rights_reduction_write_revoked",
             "fault_without_pager_to_exception_handler",

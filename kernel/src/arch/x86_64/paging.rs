@@ -201,7 +201,15 @@ pub struct Translation {
     pub user: bool,
     pub executable: bool,
     pub global: bool,
+    /// A page the kernel put into a user space and keeps (a UTCB, the
+    /// KIP): never replaced or passed on by map, grant or flush.
+    pub kernel_owned: bool,
 }
+
+/// The software-available leaf bit that marks a kernel-owned user page, so
+/// that "is this a UTCB or the KIP?" is part of the page-table walk a map
+/// makes anyway: O(1), whatever the number of threads.
+const KERNEL_OWNED: F = F::BIT_9;
 
 fn translate_in(pml4: u64, v: u64) -> Option<Translation> {
     let v = VirtAddr::try_new(v).ok()?;
@@ -214,6 +222,7 @@ fn translate_in(pml4: u64, v: u64) -> Option<Translation> {
             user: flags.contains(F::USER_ACCESSIBLE),
             executable: !flags.contains(F::NO_EXECUTE),
             global: flags.contains(F::GLOBAL),
+            kernel_owned: flags.contains(KERNEL_OWNED),
         }),
         _ => None,
     }
@@ -361,10 +370,25 @@ impl AddressSpace {
 
     /// Maps the user page at `v` onto `frame`.
     pub fn map(&mut self, v: u64, frame: u64, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
+        self.map_flags(v, frame, user_flags(rights), pool)
+    }
+
+    /// Maps a kernel-owned page (a UTCB, the KIP) at `v` onto `frame`:
+    /// marked so that map, grant and flush leave it alone.
+    pub fn map_kernel_owned(
+        &mut self,
+        v: u64,
+        frame: u64,
+        rights: Rights,
+        pool: &mut FramePool,
+    ) -> Result<(), MapError> {
+        self.map_flags(v, frame, user_flags(rights) | KERNEL_OWNED, pool)
+    }
+
+    fn map_flags(&mut self, v: u64, frame: u64, flags: F, pool: &mut FramePool) -> Result<(), MapError> {
         if v >= abi::USER_END || !v.is_multiple_of(4096) || !frame.is_multiple_of(4096) {
             return Err(MapError::BadAddress);
         }
-        let flags = user_flags(rights);
         // SAFETY: our own PML4; the mapper only edits the user half here.
         let mut pt = unsafe { table(self.pml4) };
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
@@ -387,8 +411,17 @@ impl AddressSpace {
 
     /// Allocates, zeroes and maps a fresh frame at `v`; returns the frame.
     pub fn map_fresh(&mut self, v: u64, rights: Rights, pool: &mut FramePool) -> Result<u64, MapError> {
+        self.map_fresh_flags(v, user_flags(rights), pool)
+    }
+
+    /// [`Self::map_fresh`] of a kernel-owned page (a UTCB).
+    pub fn map_fresh_kernel_owned(&mut self, v: u64, rights: Rights, pool: &mut FramePool) -> Result<u64, MapError> {
+        self.map_fresh_flags(v, user_flags(rights) | KERNEL_OWNED, pool)
+    }
+
+    fn map_fresh_flags(&mut self, v: u64, flags: F, pool: &mut FramePool) -> Result<u64, MapError> {
         let f = zeroed_frame(pool)?;
-        if let Err(e) = self.map(v, f, rights, pool) {
+        if let Err(e) = self.map_flags(v, f, flags, pool) {
             // No page table for it (the pool ran out): the frame goes back.
             let _ = pool.free(f);
             return Err(e);

@@ -88,6 +88,7 @@ const OP_IO: u64 = 7; // MR1 port: `in` from it (exception if not allowed)
 const OP_RECV_IO: u64 = 8; // receive an I/O map from the root
 const OP_SERIAL: u64 = 9; // print a line through COM1 ports (user-level driver)
 const OP_REQ_FRAME: u64 = 10; // MR1 frame, MR2 window: ask sigma0 for that frame -> reply label
+const OP_UTCB: u64 = 11; // -> the actor's UTCB address
 
 fn root() -> ThreadId {
     ThreadId(ROOT.load(SeqCst))
@@ -161,6 +162,7 @@ extern "C" fn actor() -> ! {
                 sc::utcb().br[0] = Fpage::COMPLETE.0;
                 receive(root(), Timeout::NEVER).is_ok() as u64
             }
+            OP_UTCB => sc::utcb() as *const abi::ipc::Utcb as u64,
             OP_SERIAL => {
                 serial_line("user-level serial driver: hello through I/O ports the root task granted");
                 1
@@ -258,6 +260,24 @@ fn rights_reduction() -> TestResult {
     delete(&[a, b])
 }
 
+/// UTCBs and the KIP are the kernel's pages in a user space: a map item
+/// aimed at one lands nowhere (the receive succeeds, the page stays).
+fn map_never_replaces_a_utcb_or_the_kip() -> TestResult {
+    let (a, b) = (new_actor()?, new_actor()?);
+    check(cmd(a, OP_REQ, &[win(10)])? != 0, "sigma0 gave no frame")?;
+    cmd(a, OP_WRITE, &[win(10), 0x7777])?;
+    let kip_word = cmd(b, OP_READ, &[abi::KIP_VADDR])?;
+    let utcb = cmd(b, OP_UTCB, &[])?;
+    // The UTCB's second word is the thread's own id.
+    check(cmd(b, OP_READ, &[utcb + 8])? == b.0, "the actor's UTCB does not hold its id")?;
+    map(a, b, win(10), abi::KIP_VADDR, rights::ALL, false)?;
+    check(cmd(b, OP_READ, &[abi::KIP_VADDR])? == kip_word, "a map item replaced the KIP")?;
+    map(a, b, win(10), utcb, rights::ALL, false)?;
+    check(cmd(b, OP_READ, &[utcb + 8])? == b.0, "a map item replaced a UTCB")?;
+    check(cmd(b, OP_UTCB, &[])? == utcb, "the actor lost its UTCB")?;
+    delete(&[a, b])
+}
+
 extern "C" fn no_pager_toucher() -> ! {
     read(DATA + 0x7777_0000);
     sc::thread_exit(0)
@@ -346,8 +366,9 @@ pub fn run() -> u32 {
     SERVER.store(rt::sigma0().0, SeqCst);
     let tp = spawn(me(), test_pager, 50, ThreadId::NIL).expect("test pager");
     TEST_PAGER.store(tp.0, SeqCst);
-    let tests: [Test; 6] = [
+    let tests: [Test; 7] = [
         ("map_grant_and_rights_restriction", map_grant_and_rights),
+        ("map_never_replaces_a_utcb_or_the_kip", map_never_replaces_a_utcb_or_the_kip),
         ("recursive_flush_sigma0_a_b_task", recursive_flush_three_levels),
         ("rights_reduction_write_revoked", rights_reduction),
         ("fault_without_pager_to_exception_handler", fault_without_pager_to_exception_handler),

@@ -392,6 +392,18 @@ mod bench {
         yields::<C>("yield_two_spaces", c, ThreadId::NIL);
     }
 
+    /// The main thread, which the idle threads wait for (it never sends).
+    static MAIN: AtomicU64 = AtomicU64::new(0);
+
+    /// A thread that exists and does nothing: blocked for good in a
+    /// receive (`idle_threads=N` starts N of them, so that the figures show
+    /// what, if anything, grows with the number of threads).
+    extern "C" fn idle_thread() -> ! {
+        loop {
+            let _ = receive(ThreadId(MAIN.load(SeqCst)), Timeout::NEVER);
+        }
+    }
+
     /// Every benchmark: its name, the plain run and the marked (profiled) run.
     type Bench = (&'static str, fn(&Ctx), fn(&Ctx));
 
@@ -414,6 +426,14 @@ mod bench {
         let me = sc::myself().0;
         if sc::thread_info(me, abi::sys::attr::PRIORITY).map(|(p, _)| p) != Ok(PRIO) {
             println!("bench: this task must run at priority {PRIO} (its yield partners do)");
+        }
+        MAIN.store(me.0, SeqCst);
+        let idle = user_rt::info().and_then(|i| i.arg("idle_threads")).and_then(|v| v.parse::<usize>().ok());
+        for _ in 0..idle.unwrap_or(0) {
+            spawn(me, idle_thread, 10, ThreadId::NIL).expect("idle thread");
+        }
+        if let Some(n) = idle {
+            println!("bench: {n} idle threads besides the benchmarks' own");
         }
         let pager = spawn(me, rt::pager, 50, ThreadId::NIL).expect("pager");
         let server = spawn(ThreadId::NIL, server, 40, pager).expect("server");
