@@ -3,36 +3,18 @@
 use crate::arch::paging;
 use crate::arch::{cpu, serial};
 use crate::boot::multiboot::{self, BootInfo, PhysRead};
-use crate::kip::KipPage;
 use crate::memmap::{MemMap, Region};
-use crate::pool::FramePool;
-use crate::{kprintln, task, thread};
+use crate::state::{BOOTINFO, KIP, MEMMAP, POOL, POOL_RANGE, ROOT_THREAD};
+use crate::{kprintln, task, thread, trap};
 use abi::kip::{Kip, MemKind};
-use spin::Mutex;
 
 /// Default size of the kernel memory pool (page tables, mapping-database
 /// nodes, I/O bitmaps, UTCBs); `kmem=MiB` on the command line sets it.
 pub const KERNEL_POOL_SIZE: u64 = 16 << 20;
 
-pub static POOL: Mutex<FramePool> = Mutex::new(FramePool::empty());
-pub static mut KIP: KipPage = KipPage(Kip::new());
-/// The memory map and boot information, kept for the in-guest tests.
-pub static MEMMAP: spin::Once<MemMap> = spin::Once::new();
-pub static BOOTINFO: spin::Once<BootInfo> = spin::Once::new();
-pub static POOL_RANGE: spin::Once<Region> = spin::Once::new();
-/// The root task's first thread (sigma0's where no root task runs).
-pub static ROOT_THREAD: spin::Once<abi::ThreadId> = spin::Once::new();
-
 extern "C" {
     static __image_start_phys: u8;
     static __bss_end_phys: u8;
-}
-
-/// The KIP, once boot has filled it (it is never written afterwards).
-pub fn kip() -> &'static Kip {
-    let p = &raw const KIP;
-    // SAFETY: written only in `kstart` before any caller can run.
-    unsafe { &(*p).0 }
 }
 
 /// Physical memory as the kernel can currently see it.
@@ -275,7 +257,7 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
         }
     }
     defmt::info!("modules started, {=usize} kernel pool frames left", POOL.lock().free_frames());
-    thread::schedule_and_resume()
+    trap::schedule_and_resume()
 }
 
 /// Loads boot module `m` into a new space and starts its first thread:

@@ -3,8 +3,8 @@
 //! invariants, reads the pool level and looks up single mappings. None of
 //! this is compiled into the production kernel (`just test` checks its ELF).
 
-use crate::init::POOL;
 use crate::mapdb::Rights;
+use crate::state::POOL;
 use crate::thread::{Kernel, State, MAX_SPACES, MAX_THREADS};
 use abi::sys::ktest;
 use abi::{Error, ThreadId};

@@ -9,7 +9,7 @@
 
 use crate::arch::gdt::{self, IOMAP_BYTES};
 use crate::arch::paging;
-use crate::init::POOL;
+use crate::state::POOL;
 use crate::thread::Kernel;
 use abi::Error;
 

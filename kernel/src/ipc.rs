@@ -592,7 +592,7 @@ const EXCEPTION_REGS: usize = 15;
 pub fn exception(kk: &mut Kernel, t: usize, vector: u64, error: u64, cr2: u64) {
     let h = kk.tcbs[t].exc_handler;
     if h.is_nil() || kk.lookup(h).is_err() {
-        crate::fault::report_user(&kk.tcbs[t].frame, vector, error, cr2);
+        crate::crash::report_user(&kk.tcbs[t].frame, vector, error, cr2);
         return stop(kk, t, "unhandled exception (no exception handler)");
     }
     let tc = &mut kk.tcbs[t];

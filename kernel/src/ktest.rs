@@ -12,9 +12,11 @@
 
 use crate::arch::cpu;
 use crate::arch::paging::{self, AddressSpace, Rights};
-use crate::fault::{self, Report};
-use crate::init::{self, MEMMAP, POOL, POOL_RANGE};
+use crate::crash::{self, Report};
+use crate::init;
 use crate::kprintln;
+use crate::state::{self, MEMMAP, POOL, POOL_RANGE};
+use crate::trap;
 use abi::kip::MemKind;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -94,7 +96,7 @@ fn memory_map_sane() -> Result<(), &'static str> {
     for a in (start..end).step_by(4096) {
         check(map.kind_of(a) == Some(MemKind::Kernel), "kernel image page not marked Kernel")?;
     }
-    for m in &init::BOOTINFO.get().ok_or("no boot info")?.mods {
+    for m in &state::BOOTINFO.get().ok_or("no boot info")?.mods {
         for a in (m.start & !0xfff..m.end).step_by(4096) {
             check(map.kind_of(a) == Some(MemKind::Module), "module page not marked Module")?;
         }
@@ -141,13 +143,13 @@ fn boot_identity_map_removed() -> Result<(), &'static str> {
 }
 
 fn kip_describes_memory_and_modules() -> Result<(), &'static str> {
-    let kip = init::kip();
+    let kip = state::kip();
     check(kip.magic == abi::kip::KIP_MAGIC, "bad KIP magic")?;
     let map = MEMMAP.get().ok_or("no memory map")?;
     check(kip.mem_regions().len() == map.regions().len(), "KIP memory map length differs")?;
     let usable: u64 = kip.mem_regions().iter().filter(|r| r.kind == MemKind::Usable as u32).map(|r| r.size).sum();
     check(usable == map.total(MemKind::Usable), "KIP usable total differs")?;
-    let mods = &init::BOOTINFO.get().ok_or("no boot info")?.mods;
+    let mods = &state::BOOTINFO.get().ok_or("no boot info")?.mods;
     check(kip.modules().len() == mods.len(), "KIP module count differs")
 }
 
@@ -282,7 +284,7 @@ fn smep_kernel_cannot_execute_a_user_page() -> Result<(), &'static str> {
         },
     )?;
     let r = caught.ok_or("the kernel ran a user page without a fault")?;
-    check(r.vector == fault::PAGE_FAULT, "not a page fault (did the user page's ud2 run?)")?;
+    check(r.vector == crash::PAGE_FAULT, "not a page fault (did the user page's ud2 run?)")?;
     // Present, instruction fetch, supervisor mode.
     check(r.error == 0x11 && r.cr2 == USER_CODE && r.rip == USER_CODE, "wrong error code, address or rip")
 }
@@ -327,7 +329,7 @@ fn smap_kernel_cannot_read_a_user_page() -> Result<(), &'static str> {
     let r = caught.ok_or("the kernel read a user page without a fault")?;
     // Present, read, supervisor mode.
     check(
-        r.vector == fault::PAGE_FAULT && r.error == 0x1 && r.cr2 == USER_CODE,
+        r.vector == crash::PAGE_FAULT && r.error == 0x1 && r.cr2 == USER_CODE,
         "wrong vector, error code or address",
     )?;
     check(with_ac == VALUE, "the read with AC set did not see the page")?;
@@ -338,10 +340,10 @@ static EXPECTED_RIP: AtomicU64 = AtomicU64::new(0);
 const UNMAPPED_KERNEL_ADDR: u64 = 0xFFFF_FFFF_0000_0000;
 
 fn page_fault() -> ! {
-    fault::HOOK.call_once(|| {
+    crash::HOOK.call_once(|| {
         |r: &Report| {
             let want = EXPECTED_RIP.load(Ordering::Relaxed);
-            let ok = r.vector == fault::PAGE_FAULT
+            let ok = r.vector == crash::PAGE_FAULT
                 && r.cr2 == UNMAPPED_KERNEL_ADDR
                 && r.error == 0x2
                 && r.rip == want
@@ -366,10 +368,10 @@ fn page_fault() -> ! {
 }
 
 fn general_protection() -> ! {
-    fault::HOOK.call_once(|| {
+    crash::HOOK.call_once(|| {
         |r: &Report| {
             let want = EXPECTED_RIP.load(Ordering::Relaxed);
-            let ok = r.vector == fault::GENERAL_PROTECTION && r.error == 0 && r.rip == want && !r.user;
+            let ok = r.vector == crash::GENERAL_PROTECTION && r.error == 0 && r.rip == want && !r.user;
             expect_fault("general_protection_reported", ok)
         }
     });
@@ -466,7 +468,7 @@ fn nmi_setup() -> Result<core::convert::Infallible, &'static str> {
     let len = (&raw const nmi_user_end) as u64 - code;
     let hlt = (&raw const nmi_user_hlt) as u64 - code;
     check(len <= 4096, "user code longer than a page")?;
-    let log = (&raw const fault::NMI_LOG) as u64;
+    let log = (&raw const trap::NMI_LOG) as u64;
     check(log.is_multiple_of(4096), "the NMI log is not page aligned")?;
     crate::timer::init();
     let kk = crate::thread::k();
@@ -483,8 +485,8 @@ fn nmi_setup() -> Result<core::convert::Infallible, &'static str> {
     space.map(USER_DATA, paging::image_phys(log), r, &mut pool).map_err(|_| "map the NMI log")?;
     drop(pool);
     EXPECTED_RIP.store(USER_CODE + hlt, Ordering::Relaxed);
-    NMI_BEFORE.store(fault::NMI_LOG.count.load(Ordering::Relaxed), Ordering::Relaxed);
-    fault::HOOK.call_once(|| nmi_user_hook);
+    NMI_BEFORE.store(trap::NMI_LOG.count.load(Ordering::Relaxed), Ordering::Relaxed);
+    crash::HOOK.call_once(|| nmi_user_hook);
     kk.start_thread(t, USER_CODE, USER_DATA).map_err(|_| "cannot start the user thread")?;
     kk.switch_to(t);
     // About 16 ms of APIC time (16 ns a tick in QEMU): long after the few
@@ -498,12 +500,12 @@ fn nmi_setup() -> Result<core::convert::Infallible, &'static str> {
 static NMI_BEFORE: AtomicU64 = AtomicU64::new(0);
 
 fn nmi_user_hook(r: &Report) {
-    let log = &fault::NMI_LOG;
+    let log = &trap::NMI_LOG;
     let n = log.count.load(Ordering::Acquire) - NMI_BEFORE.load(Ordering::Relaxed);
     let (rip, cs, frame) =
         (log.rip.load(Ordering::Relaxed), log.cs.load(Ordering::Relaxed), log.frame.load(Ordering::Relaxed));
     let ist = crate::arch::gdt::ist_stack(crate::arch::gdt::NMI_IST);
-    let res = if !(r.user && r.vector == fault::GENERAL_PROTECTION && r.rip == EXPECTED_RIP.load(Ordering::Relaxed)) {
+    let res = if !(r.user && r.vector == crash::GENERAL_PROTECTION && r.rip == EXPECTED_RIP.load(Ordering::Relaxed)) {
         Err("the thread did not end at its hlt (no NMI, or a register changed)")
     } else if n != 1 {
         Err("not exactly one NMI counted")
@@ -700,7 +702,7 @@ fn cache_model_user(base: u64) -> Result<core::convert::Infallible, &'static str
     }
     drop(pool);
     EXPECTED_RIP.store(USER_CODE + hlt, Ordering::Relaxed);
-    fault::HOOK.call_once(|| cache_model_user_hook);
+    crash::HOOK.call_once(|| cache_model_user_hook);
     kk.start_thread(t, USER_CODE, USER_DATA).map_err(|_| "cannot start the user thread")?;
     kk.switch_to(t);
     // SAFETY: `t`'s frame holds user selectors and a user RIP (written by
@@ -710,7 +712,7 @@ fn cache_model_user(base: u64) -> Result<core::convert::Infallible, &'static str
 
 /// The ring-3 pattern ended with `hlt` at the expected address.
 fn cache_model_user_hook(r: &Report) {
-    let ok = r.user && r.vector == fault::GENERAL_PROTECTION && r.rip == EXPECTED_RIP.load(Ordering::Relaxed);
+    let ok = r.user && r.vector == crash::GENERAL_PROTECTION && r.rip == EXPECTED_RIP.load(Ordering::Relaxed);
     report("cache_model_user_pattern", if ok { Ok(()) } else { Err("the ring-3 pattern did not end at its hlt") });
     finish(1 + ok as u32, !ok as u32)
 }

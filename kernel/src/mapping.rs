@@ -15,8 +15,8 @@
 #![deny(clippy::arithmetic_side_effects)]
 
 use crate::arch::paging::Rights;
-use crate::init::POOL;
 use crate::mapdb::{MapDb, MapDbError, Rights as DbRights, SpaceId};
+use crate::state::POOL;
 use crate::thread::{map_err, Kernel, Space};
 use crate::umem::{self, USlice};
 use abi::ipc::{item, Fpage};
@@ -46,7 +46,7 @@ fn to_pt(r: DbRights) -> Rights {
 /// The rights sigma0 has on physical page `v`: everything on usable RAM,
 /// read-only on boot modules (it loads them), none elsewhere.
 fn sigma0_rights(v: u64) -> Option<DbRights> {
-    match crate::init::MEMMAP.get()?.kind_of(v)? {
+    match crate::state::MEMMAP.get()?.kind_of(v)? {
         abi::kip::MemKind::Usable => Some(DbRights::ALL),
         abi::kip::MemKind::Module => Some(DbRights::READ),
         _ => None,

@@ -4,7 +4,8 @@
 
 use crate::arch::serial;
 use crate::arch::trap::TrapFrame;
-use crate::thread::{k, schedule_and_resume, Kernel, State, MAX_THREADS};
+use crate::thread::{k, Kernel, State, MAX_THREADS};
+use crate::trap::schedule_and_resume;
 use crate::{ipc, irq, timer};
 use abi::sys::{self, attr, rights};
 use abi::{Error, ThreadId};
@@ -312,7 +313,7 @@ fn debug_translate(kk: &mut Kernel, cur: usize, id: ThreadId, vaddr: u64) -> Res
 fn syscall_cannot_return(kk: &mut Kernel, cur: usize) {
     // `syscall` is two bytes (0f 05), as in `ipc::restart_after_fault`.
     kk.tcbs[cur].frame.rip = kk.tcbs[cur].frame.rip.saturating_sub(2);
-    ipc::exception(kk, cur, crate::fault::GENERAL_PROTECTION, 0, 0);
+    ipc::exception(kk, cur, crate::crash::GENERAL_PROTECTION, 0, 0);
 }
 
 const _: () = assert!(MAX_THREADS <= 128, "pending_budget is a u128 bitmask");

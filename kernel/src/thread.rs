@@ -12,11 +12,10 @@
 //! - A thread blocked in a send is in exactly one receiver's sender queue.
 #![deny(clippy::arithmetic_side_effects)]
 
-use crate::arch::cpu;
 use crate::arch::paging::{self, AddressSpace, MapError, Rights};
 use crate::arch::trap::TrapFrame;
-use crate::init::POOL;
 use crate::sched::ReadyQueues;
+use crate::state::POOL;
 use abi::ipc::{Timeout, Utcb};
 use abi::{Error, ThreadId};
 
@@ -197,7 +196,7 @@ pub struct Kernel {
     /// Whose I/O bitmap is in the TSS (`u16::MAX`: nobody's, all denied).
     pub loaded_io: u16,
     /// The space whose page tables CR3 holds, to skip redundant switches.
-    loaded_space: u16,
+    pub loaded_space: u16,
 }
 
 static mut KERNEL: Kernel = Kernel {
@@ -296,7 +295,7 @@ impl Kernel {
             None => {
                 let sp = (0..MAX_SPACES).find(|&s| self.spaces[s].space.is_none()).ok_or(Error::NoResources)?;
                 let mut space = AddressSpace::with_pcid(&mut pool, pcid_of(sp)).map_err(|_| Error::OutOfMemory)?;
-                let kip = paging::image_phys(&raw const crate::init::KIP as u64);
+                let kip = paging::image_phys(&raw const crate::state::KIP as u64);
                 let ro = Rights { write: false, exec: false };
                 // (The UTCB is not at the KIP's address: checked above.)
                 let mapped = space
@@ -335,115 +334,12 @@ impl Kernel {
         Ok(slot)
     }
 
-    /// Tears a space down: every mapping it has (and everything derived
-    /// from them, in any space) is flushed, its page tables and I/O bitmap go
-    /// back to the pool.
-    fn release_space(&mut self, sp: usize) {
-        crate::mapping::remove_space(self, sp as u16);
-        if self.sigma0_space == Some(sp as u16) {
-            // The slot may be reused: a new space must not inherit sigma0's
-            // idempotent access to all of RAM.
-            self.sigma0_space = None;
-        }
-        let mut pool = POOL.lock();
-        if let Some(space) = self.spaces[sp].space.take() {
-            if self.loaded_space == sp as u16 {
-                // Never free the live tables: fall back to the kernel's.
-                paging::activate_kernel();
-                self.loaded_space = u16::MAX;
-            }
-            space.destroy(&mut pool);
-        }
-        if self.spaces[sp].io_bitmap != 0 {
-            let _ = pool.free(self.spaces[sp].io_bitmap);
-            let _ = pool.free(self.spaces[sp].io_bitmap.saturating_add(4096));
-            self.spaces[sp].io_bitmap = 0;
-            crate::io::invalidate(self);
-        }
-        crate::access::released_space(self, sp as u16);
-        self.spaces[sp].threads = 0;
-    }
-
-    /// Sets the user-visible start state and makes the thread ready.
-    pub fn start_thread(&mut self, i: usize, ip: u64, sp: u64) -> Result<(), Error> {
-        if ip >= abi::USER_END || sp >= abi::USER_END {
-            return Err(Error::InvalidArgument);
-        }
-        if matches!(self.tcbs[i].state, State::SendBlocked | State::RecvBlocked) {
-            crate::ipc::cancel(self, i);
-        }
-        let sel = crate::arch::gdt::selectors();
-        let t = &mut self.tcbs[i];
-        t.frame = TrapFrame {
-            rip: ip,
-            cs: sel.user_code.0 as u64,
-            rflags: USER_RFLAGS,
-            rsp: sp,
-            ss: sel.user_data.0 as u64,
-            ..TrapFrame::zero()
-        };
-        t.kipc = KernelIpc::None;
-        t.restart_recv_only = false;
-        t.slice_left = t.timeslice;
-        t.budget_left = t.budget;
-        self.make_ready(i);
-        Ok(())
-    }
-
-    /// Deletes thread `i`: it leaves every queue, partners waiting on it
-    /// get `Aborted`, and its id becomes stale.
-    pub fn delete_thread(&mut self, i: usize) {
-        // Whoever `i` controlled is controlled by `i`'s chief from now on.
-        let chief = self.tcbs[i].chief;
-        for j in 1..MAX_THREADS {
-            if self.tcbs[j].chief == Some(i as u16) {
-                self.tcbs[j].chief = chief;
-            }
-        }
-        crate::ipc::cancel(self, i);
-        crate::ipc::abort_waiters(self, i);
-        self.ready.remove(i);
-        if self.fpu_owner == Some(i) {
-            self.fpu_owner = None;
-        }
-        let sp = self.tcbs[i].space as usize;
-        let (utcb, utcb_phys) = (self.tcbs[i].utcb_vaddr, self.tcbs[i].utcb_phys);
-        if let Some(space) = self.spaces[sp].space.as_mut() {
-            space.unmap(utcb);
-        }
-        let _ = POOL.lock().free(utcb_phys);
-        self.spaces[sp].threads = self.spaces[sp].threads.saturating_sub(1);
-        if self.spaces[sp].threads == 0 {
-            self.release_space(sp);
-        }
-        let t = &mut self.tcbs[i];
-        t.state = State::Free;
-        // Versions stay below 2^31 so that an id returned in rax never
-        // reads as an error code.
-        t.version = if t.version >= 0x7fff_ffff { 1 } else { t.version.saturating_add(1) };
-        if self.current == Some(i) {
-            self.current = None;
-        }
-        if (1..MAX_THREADS).all(|j| self.tcbs[j].state == State::Free) {
-            crate::kprintln!("all threads ended; idling.");
-        }
-    }
-
     pub fn make_ready(&mut self, i: usize) {
         let t = &mut self.tcbs[i];
         t.state = State::Ready;
         t.wake_at = 0;
         let prio = t.prio;
         self.ready.enqueue(i, prio);
-    }
-
-    /// Blocks thread `i` in `state` until `wake_at` (0: no timeout).
-    pub fn block(&mut self, i: usize, state: State, wake_at: u64) {
-        let t = &mut self.tcbs[i];
-        t.state = state;
-        t.wake_at = wake_at;
-        crate::timer::note_deadline(wake_at);
-        // Lazy dequeue: the scheduler drops it when it meets it.
     }
 
     /// Highest-priority ready thread, dropping blocked ones met on the way.
@@ -462,37 +358,6 @@ impl Kernel {
         }
         None
     }
-
-    /// Loads thread `i`'s context into the CPU (frame pointers, address
-    /// space, UTCB pointer, FPU trap) without leaving the kernel.
-    pub fn switch_to(&mut self, i: usize) {
-        let prev = self.current.replace(i);
-        if let Some(p) = prev.filter(|&p| p != i && self.tcbs[p].state == State::Ready) {
-            self.tcbs[p].preemptions = self.tcbs[p].preemptions.saturating_add(1);
-        }
-        let t = &mut self.tcbs[i];
-        cpu::set_current_frame(&raw mut t.frame);
-        if self.loaded_space != t.space {
-            self.loaded_space = t.space;
-            match self.spaces[t.space as usize].space.as_mut() {
-                Some(space) => space.activate(),
-                // Never (a live thread's space is live); were it so, the
-                // thread would run with no user mappings and fault, rather
-                // than in the last thread's space.
-                None => paging::activate_kernel(),
-            }
-        }
-        let (sp, utcb) = (t.space, t.utcb_vaddr);
-        // On every switch to another thread: a thread can zero its own FS
-        // base (by loading FS), and that must not leak into the next one.
-        if prev != Some(i) {
-            cpu::set_fs_base(utcb);
-        }
-        if self.loaded_io != sp {
-            crate::io::load(self, sp);
-        }
-        cpu::set_fpu_trap(self.fpu_owner != Some(i));
-    }
 }
 
 /// RFLAGS every user thread runs with: interrupts on, reserved bit 1.
@@ -505,56 +370,5 @@ pub fn map_err(e: MapError) -> Error {
     match e {
         MapError::OutOfMemory => Error::OutOfMemory,
         MapError::AlreadyMapped | MapError::BadAddress => Error::InvalidArgument,
-    }
-}
-
-/// Prints every live thread's scheduling and IPC state (the test kernel
-/// calls it when the system has been idle for long: a deadlock report).
-pub fn dump_threads(kk: &Kernel) {
-    for i in 1..MAX_THREADS {
-        let t = &kk.tcbs[i];
-        if t.state == State::Free {
-            continue;
-        }
-        crate::kprintln!(
-            "  thread {:#x}: {:?} prio {} space {} send_to {:#x} recv_from {:#x} wake_at {} kipc {:?} {:x?} rip {:#x}",
-            kk.id_of(i).0,
-            t.state,
-            t.prio,
-            t.space,
-            t.send_to.0,
-            t.recv_from.0,
-            t.wake_at,
-            t.kipc,
-            &t.kmsg[1..7],
-            t.frame.rip
-        );
-    }
-}
-
-/// Picks the next thread and resumes it; idles with interrupts on while
-/// nothing is ready. Never returns.
-pub fn schedule_and_resume() -> ! {
-    #[cfg(feature = "ktest")]
-    let idle_since = crate::timer::now();
-    loop {
-        let kk = k();
-        if let Some(i) = kk.pick() {
-            kk.switch_to(i);
-            crate::timer::arm(kk, i);
-            // SAFETY: `i`'s frame holds user selectors and a user RIP
-            // (written only by start_thread, the entry path and sanitized
-            // exception replies), and its space is loaded.
-            unsafe { crate::arch::trap::resume_user() }
-        }
-        crate::timer::arm_idle(kk);
-        #[cfg(feature = "ktest")]
-        if crate::timer::now().saturating_sub(idle_since) > crate::timer::tsc_hz().saturating_mul(5) {
-            crate::kprintln!("*** idle for 5 s; threads:");
-            dump_threads(kk);
-            crate::ktest::idle_too_long();
-        }
-        cpu::wait_for_interrupt();
-        crate::timer::tick(k());
     }
 }

@@ -12,16 +12,12 @@ use crate::arch::apic;
 use crate::ipc;
 use crate::thread::{Kernel, State, MAX_THREADS};
 
-static mut TSC_HZ: u64 = 0;
-static mut EARLIEST: u64 = u64::MAX;
-static mut ARMED: u64 = u64::MAX;
-static mut DISPATCHED_AT: u64 = 0;
+use crate::state::{ARMED, DISPATCHED_AT, EARLIEST, TSC_HZ};
 
 /// The clock: TSC ticks.
 #[inline]
 pub fn now() -> u64 {
-    // SAFETY: rdtsc has no side effects (user mode may read it too).
-    unsafe { core::arch::x86_64::_rdtsc() }
+    crate::arch::cpu::tsc()
 }
 
 pub fn tsc_hz() -> u64 {
@@ -36,7 +32,7 @@ pub fn init() -> u64 {
     let p = &raw mut TSC_HZ;
     // SAFETY: boot, single CPU.
     unsafe { *p = hz };
-    apic::init(hz);
+    apic::init(hz, &mut crate::state::POOL.lock());
     hz
 }
 
@@ -156,4 +152,15 @@ pub fn fired() {
     let p = &raw mut ARMED;
     // SAFETY: kernel context only.
     unsafe { *p = u64::MAX };
+}
+
+impl Kernel {
+    /// Blocks thread `i` in `state` until `wake_at` (0: no timeout).
+    pub fn block(&mut self, i: usize, state: State, wake_at: u64) {
+        let t = &mut self.tcbs[i];
+        t.state = state;
+        t.wake_at = wake_at;
+        note_deadline(wake_at);
+        // Lazy dequeue: the scheduler drops it when it meets it.
+    }
 }

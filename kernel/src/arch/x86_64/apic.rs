@@ -75,17 +75,17 @@ pub fn tsc_frequency() -> u64 {
             return f.processor_base_frequency() as u64 * 1_000_000;
         }
     }
-    let t0 = crate::timer::now();
+    let t0 = super::cpu::tsc();
     pit_wait_ms(20);
-    (crate::timer::now() - t0) * 50
+    (super::cpu::tsc() - t0) * 50
 }
 
 /// Starts the local APIC with its timer masked until first armed.
-pub fn init(tsc_hz: u64) {
+pub fn init(tsc_hz: u64, pool: &mut crate::pool::FramePool) {
     // The xAPIC register page (x2APIC uses MSRs instead).
     // SAFETY: reading the APIC base MSR has no side effects.
     let base = unsafe { x2apic::lapic::xapic_base() };
-    let virt = paging::map_mmio(base).expect("APIC page mapped");
+    let virt = paging::map_mmio(base, pool).expect("APIC page mapped");
     let has_deadline = CpuId::new().get_feature_info().is_some_and(|f| f.has_tsc_deadline());
     let mut lapic = LocalApicBuilder::new()
         .timer_vector(TIMER_VECTOR as usize)
@@ -120,12 +120,12 @@ pub fn init(tsc_hz: u64) {
         // SAFETY: one-shot count on our own timer.
         unsafe {
             lapic.set_timer_initial(u32::MAX);
-            let t0 = crate::timer::now();
-            while crate::timer::now() - t0 < tsc_hz / 100 {
+            let t0 = super::cpu::tsc();
+            while super::cpu::tsc() - t0 < tsc_hz / 100 {
                 core::hint::spin_loop();
             }
             let done = u32::MAX - lapic.timer_current();
-            let dt = crate::timer::now() - t0;
+            let dt = super::cpu::tsc() - t0;
             lapic.set_timer_initial(0);
             a.apic_per_tsc = ((done as u128) << 32).checked_div(dt as u128).unwrap_or(0) as u64;
         }

@@ -330,6 +330,13 @@ pub fn set_user_pmc(on: bool) {
     unsafe { Cr4::update(|f| f.set(Cr4Flags::PERFORMANCE_MONITOR_COUNTER, on)) };
 }
 
+/// The time stamp counter (TSC ticks; the kernel's clock, `timer::now`).
+#[inline]
+pub fn tsc() -> u64 {
+    // SAFETY: rdtsc has no side effects (user mode may read it too).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 pub fn cr2() -> u64 {
     x86_64::registers::control::Cr2::read_raw()
 }

@@ -167,13 +167,12 @@ pub fn init_kernel_space(pool: &mut FramePool, ram_end: u64) -> Result<(), MapEr
 
 /// Maps one page of device registers (uncached) at `PHYS_MAP + phys` in
 /// the kernel half, shared by every space; returns its virtual address.
-pub fn map_mmio(phys: u64) -> Result<u64, MapError> {
+pub fn map_mmio(phys: u64, pool: &mut FramePool) -> Result<u64, MapError> {
     let phys = phys & !0xfff;
     let v = PHYS_MAP + phys;
     if kernel_translate(v).is_some() {
         return Ok(v);
     }
-    let mut pool = crate::init::POOL.lock();
     // SAFETY: the kernel PML4 is live; this adds one supervisor-only,
     // non-executable, uncached leaf for a device page that is not RAM.
     let mut pt = unsafe { table(KERNEL_PML4.load(Ordering::Relaxed)) };
@@ -186,7 +185,7 @@ pub fn map_mmio(phys: u64) -> Result<u64, MapError> {
             PhysFrame::containing_address(PhysAddr::new(phys)),
             flags,
             F::PRESENT | F::WRITABLE,
-            &mut PoolAlloc(&mut pool),
+            &mut PoolAlloc(pool),
         )?
         .flush()
     };

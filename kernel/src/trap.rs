@@ -1,89 +1,18 @@
-//! Exceptions and interrupts. A user page fault goes to the pager, any
-//! other user exception to the exception handler, both as IPC; one that no
-//! user-level handler will see is reported on the console (vector, name,
-//! error code, RIP, CR2, mode, registers) and stops the thread. A kernel
-//! fault is reported the same way and stops the kernel cleanly: never a
-//! silent triple fault.
+//! The trap dispatcher: exceptions, interrupts, NMIs and the fatal
+//! #DF/#MC, as the entry stubs (`arch::trap`) hand them over. A user page
+//! fault goes to the pager, any other user exception to the exception
+//! handler, both as IPC; one that no user-level handler will see is
+//! reported on the console (`crash`) and stops the thread. A kernel fault
+//! is reported the same way and stops the kernel cleanly: never a silent
+//! triple fault.
 
+use crate::arch::paging;
 use crate::arch::trap::TrapFrame;
 use crate::arch::{apic, cpu, serial};
-use crate::thread::{k, schedule_and_resume, Kernel, State};
+use crate::crash::{print, Report, GENERAL_PROTECTION, INVALID_OPCODE, PAGE_FAULT};
+use crate::thread::{k, Kernel, State, MAX_THREADS};
 use crate::{ipc, irq, kprintln, timer};
 use core::sync::atomic::{AtomicU64, Ordering};
-
-pub const PAGE_FAULT: u64 = 14;
-pub const GENERAL_PROTECTION: u64 = 13;
-pub const INVALID_OPCODE: u64 = 6;
-
-/// Mnemonic and name of exception `v`.
-pub fn name(v: u64) -> (&'static str, &'static str) {
-    match v {
-        0 => ("#DE", "divide error"),
-        1 => ("#DB", "debug"),
-        2 => ("NMI", "non-maskable interrupt"),
-        3 => ("#BP", "breakpoint"),
-        4 => ("#OF", "overflow"),
-        5 => ("#BR", "bound range exceeded"),
-        6 => ("#UD", "invalid opcode"),
-        7 => ("#NM", "device not available"),
-        8 => ("#DF", "double fault"),
-        10 => ("#TS", "invalid TSS"),
-        11 => ("#NP", "segment not present"),
-        12 => ("#SS", "stack-segment fault"),
-        13 => ("#GP", "general protection"),
-        14 => ("#PF", "page fault"),
-        16 => ("#MF", "x87 floating-point"),
-        17 => ("#AC", "alignment check"),
-        18 => ("#MC", "machine check"),
-        19 => ("#XM", "SIMD floating-point"),
-        20 => ("#VE", "virtualization"),
-        21 => ("#CP", "control protection"),
-        _ => ("#??", "reserved"),
-    }
-}
-
-/// What the report says, kept for whoever checks it (the in-guest tests).
-#[derive(Clone, Copy, Debug)]
-pub struct Report {
-    pub vector: u64,
-    pub error: u64,
-    pub rip: u64,
-    pub cr2: u64,
-    pub user: bool,
-}
-
-/// Called with every fault report before the fault is handled; the test
-/// kernel installs a checker here (it exists only in the test kernel).
-#[cfg(feature = "ktest")]
-pub static HOOK: spin::Once<fn(&Report)> = spin::Once::new();
-
-fn print(f: &TrapFrame, r: &Report) {
-    let (mn, name) = name(r.vector);
-    let mode = if r.user { "user" } else { "kernel" };
-    kprintln!("*** exception {mn} ({name}, vector {}) in {mode} mode", r.vector);
-    kprintln!("    error code {:#x}  rip {:#018x}  cr2 {:#018x}", r.error, r.rip, r.cr2);
-    if r.vector == PAGE_FAULT {
-        let e = r.error;
-        kprintln!(
-            "    page fault: {} access, {}, from {} mode{}",
-            if e & 16 != 0 {
-                "instruction fetch"
-            } else if e & 2 != 0 {
-                "write"
-            } else {
-                "read"
-            },
-            if e & 1 != 0 { "protection violation" } else { "page not present" },
-            if e & 4 != 0 { "user" } else { "supervisor" },
-            if e & 8 != 0 { ", reserved bit set" } else { "" }
-        );
-    }
-    kprintln!("    rsp {:#018x}  rflags {:#x}  cs {:#x}  ss {:#x}", f.rsp, f.rflags, f.cs, f.ss);
-    kprintln!("    rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}", f.rax, f.rbx, f.rcx, f.rdx);
-    kprintln!("    rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}", f.rsi, f.rdi, f.rbp, f.r8);
-    kprintln!("    r9  {:#018x} r10 {:#018x} r11 {:#018x} r12 {:#018x}", f.r9, f.r10, f.r11, f.r12);
-    kprintln!("    r13 {:#018x} r14 {:#018x} r15 {:#018x}", f.r13, f.r14, f.r15);
-}
 
 /// Entered from the exception and interrupt stubs. From ring 3 the frame
 /// is the current thread's (in its TCB) and this never returns; from ring 0
@@ -168,17 +97,6 @@ fn fpu_switch(kk: &mut Kernel, cur: usize) {
     kk.fpu_owner = Some(cur);
 }
 
-/// Reports a user exception that no user-level handler will see (the IPC
-/// layer calls this when it finds no pager or exception handler to take it).
-pub fn report_user(f: &TrapFrame, vector: u64, error: u64, cr2: u64) {
-    let r = Report { vector, error, rip: f.rip, cr2, user: true };
-    print(f, &r);
-    #[cfg(feature = "ktest")]
-    if let Some(hook) = HOOK.get() {
-        hook(&r);
-    }
-}
-
 /// `exit_to_user` met a non-canonical user RIP, which no frame may hold
 /// (see `exit_to_user` in trap.rs): stop before returning through it.
 #[no_mangle]
@@ -230,9 +148,93 @@ fn kernel_fault(f: &TrapFrame) -> ! {
     serial::break_lock();
     print(f, &r);
     #[cfg(feature = "ktest")]
-    if let Some(hook) = HOOK.get() {
+    if let Some(hook) = crate::crash::HOOK.get() {
         hook(&r);
     }
     kprintln!("*** kernel stopped.");
     cpu::halt_forever()
+}
+
+impl Kernel {
+    /// Loads thread `i`'s context into the CPU (frame pointers, address
+    /// space, UTCB pointer, FPU trap) without leaving the kernel.
+    pub fn switch_to(&mut self, i: usize) {
+        let prev = self.current.replace(i);
+        if let Some(p) = prev.filter(|&p| p != i && self.tcbs[p].state == State::Ready) {
+            self.tcbs[p].preemptions = self.tcbs[p].preemptions.saturating_add(1);
+        }
+        let t = &mut self.tcbs[i];
+        cpu::set_current_frame(&raw mut t.frame);
+        if self.loaded_space != t.space {
+            self.loaded_space = t.space;
+            match self.spaces[t.space as usize].space.as_mut() {
+                Some(space) => space.activate(),
+                // Never (a live thread's space is live); were it so, the
+                // thread would run with no user mappings and fault, rather
+                // than in the last thread's space.
+                None => paging::activate_kernel(),
+            }
+        }
+        let (sp, utcb) = (t.space, t.utcb_vaddr);
+        // On every switch to another thread: a thread can zero its own FS
+        // base (by loading FS), and that must not leak into the next one.
+        if prev != Some(i) {
+            cpu::set_fs_base(utcb);
+        }
+        if self.loaded_io != sp {
+            crate::io::load(self, sp);
+        }
+        cpu::set_fpu_trap(self.fpu_owner != Some(i));
+    }
+}
+
+/// Prints every live thread's scheduling and IPC state (the test kernel
+/// calls it when the system has been idle for long: a deadlock report).
+pub fn dump_threads(kk: &Kernel) {
+    for i in 1..MAX_THREADS {
+        let t = &kk.tcbs[i];
+        if t.state == State::Free {
+            continue;
+        }
+        crate::kprintln!(
+            "  thread {:#x}: {:?} prio {} space {} send_to {:#x} recv_from {:#x} wake_at {} kipc {:?} {:x?} rip {:#x}",
+            kk.id_of(i).0,
+            t.state,
+            t.prio,
+            t.space,
+            t.send_to.0,
+            t.recv_from.0,
+            t.wake_at,
+            t.kipc,
+            &t.kmsg[1..7],
+            t.frame.rip
+        );
+    }
+}
+
+/// Picks the next thread and resumes it; idles with interrupts on while
+/// nothing is ready. Never returns.
+pub fn schedule_and_resume() -> ! {
+    #[cfg(feature = "ktest")]
+    let idle_since = crate::timer::now();
+    loop {
+        let kk = k();
+        if let Some(i) = kk.pick() {
+            kk.switch_to(i);
+            crate::timer::arm(kk, i);
+            // SAFETY: `i`'s frame holds user selectors and a user RIP
+            // (written only by start_thread, the entry path and sanitized
+            // exception replies), and its space is loaded.
+            unsafe { crate::arch::trap::resume_user() }
+        }
+        crate::timer::arm_idle(kk);
+        #[cfg(feature = "ktest")]
+        if crate::timer::now().saturating_sub(idle_since) > crate::timer::tsc_hz().saturating_mul(5) {
+            crate::kprintln!("*** idle for 5 s; threads:");
+            dump_threads(kk);
+            crate::ktest::idle_too_long();
+        }
+        cpu::wait_for_interrupt();
+        crate::timer::tick(k());
+    }
 }
