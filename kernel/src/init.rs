@@ -5,7 +5,7 @@ use crate::arch::{cpu, serial};
 use crate::boot::multiboot::{self, BootInfo, PhysRead};
 use crate::memmap::{MemMap, Region};
 use crate::state::{BOOTINFO, KIP, MEMMAP, POOL, POOL_RANGE, ROOT_THREAD};
-use crate::{kprintln, task, thread, trap};
+use crate::{dispatch, kprintln, task, thread};
 use abi::kip::{Kip, MemKind};
 
 /// Default size of the kernel memory pool (page tables, mapping-database
@@ -257,7 +257,7 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
         }
     }
     defmt::info!("modules started, {=usize} kernel pool frames left", POOL.lock().free_frames());
-    trap::schedule_and_resume()
+    dispatch::schedule_and_resume()
 }
 
 /// Loads boot module `m` into a new space and starts its first thread:

@@ -4,8 +4,8 @@
 
 use crate::arch::serial;
 use crate::arch::trap::TrapFrame;
+use crate::dispatch::schedule_and_resume;
 use crate::thread::{k, Kernel, State, MAX_THREADS};
-use crate::trap::schedule_and_resume;
 use crate::{ipc, irq, timer};
 use abi::sys::{self, attr, rights};
 use abi::{Error, ThreadId};
