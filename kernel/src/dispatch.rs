@@ -3,7 +3,7 @@
 //! ring 3; idles while nothing is ready. Every kernel entry ends here.
 
 use crate::arch::{cpu, paging};
-use crate::thread::{k, Kernel, State, MAX_THREADS};
+use crate::thread::{with_kernel, Kernel, State, MAX_THREADS};
 
 impl Kernel {
     /// Loads thread `i`'s context into the CPU (frame pointers, address
@@ -62,29 +62,38 @@ pub fn dump_threads(kk: &Kernel) {
     }
 }
 
+/// Switches to the next thread, if one is ready (and arms the timer for
+/// it); false if none is.
+#[inline(always)]
+fn switch_to_next(kk: &mut Kernel) -> bool {
+    let Some(i) = kk.pick() else { return false };
+    kk.switch_to(i);
+    crate::timer::arm(kk, i);
+    true
+}
+
 /// Picks the next thread and resumes it; idles with interrupts on while
 /// nothing is ready. Never returns.
 pub fn schedule_and_resume() -> ! {
     #[cfg(feature = "ktest")]
     let idle_since = crate::timer::now();
     loop {
-        let kk = k();
-        if let Some(i) = kk.pick() {
-            kk.switch_to(i);
-            crate::timer::arm(kk, i);
-            // SAFETY: `i`'s frame holds user selectors and a user RIP
-            // (written only by start_thread, the entry path and sanitized
-            // exception replies), and its space is loaded.
+        if with_kernel(switch_to_next) {
+            // SAFETY: the picked thread's frame holds user selectors and a
+            // user RIP (written only by start_thread, the entry path and
+            // sanitized exception replies), and its space is loaded.
             unsafe { crate::arch::trap::resume_user() }
         }
-        crate::timer::arm_idle(kk);
-        #[cfg(feature = "ktest")]
-        if crate::timer::now().saturating_sub(idle_since) > crate::timer::tsc_hz().saturating_mul(5) {
-            crate::kprintln!("*** idle for 5 s; threads:");
-            dump_threads(kk);
-            crate::ktest::idle_too_long();
-        }
+        with_kernel(|kk| {
+            crate::timer::arm_idle(kk);
+            #[cfg(feature = "ktest")]
+            if crate::timer::now().saturating_sub(idle_since) > crate::timer::tsc_hz().saturating_mul(5) {
+                crate::kprintln!("*** idle for 5 s; threads:");
+                dump_threads(kk);
+                crate::ktest::idle_too_long();
+            }
+        });
         cpu::wait_for_interrupt();
-        crate::timer::tick(k());
+        with_kernel(crate::timer::tick);
     }
 }

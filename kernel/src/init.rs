@@ -161,7 +161,7 @@ fn init_mapdb() {
         let i = core::slice::from_raw_parts_mut((v + node_bytes as u64) as *mut u32, index_len);
         (n, i)
     };
-    thread::k().mapdb = Some(MapDb::new(nodes_s, index_s));
+    thread::with_kernel(|kk| kk.mapdb = Some(MapDb::new(nodes_s, index_s)));
     kprintln!("mapping database: {nodes} nodes in {frames} pool frames");
 }
 
@@ -266,13 +266,16 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
 /// loader maps becomes a root of the mapping database, so the module can
 /// map its own pages onwards.
 fn start_module(m: &abi::kip::Module, pager: Option<abi::ThreadId>) -> abi::ThreadId {
+    thread::with_kernel(|kk| start_module_in(kk, m, pager))
+}
+
+fn start_module_in(kk: &mut thread::Kernel, m: &abi::kip::Module, pager: Option<abi::ThreadId>) -> abi::ThreadId {
     let Some(bytes) = paging::phys_to_virt(m.phys_base) else {
         stop(format_args!("module \"{}\" at {:#x} is outside RAM", m.name(), m.phys_base))
     };
     // SAFETY: the module's frames are reserved in the map and mapped in the
     // direct map; nothing writes them.
     let image = unsafe { core::slice::from_raw_parts(bytes as *const u8, m.size as usize) };
-    let kk = thread::k();
     let t = kk
         .create_thread(None, abi::ROOT_UTCB, pager.unwrap_or(abi::ThreadId::NIL))
         .unwrap_or_else(|e| stop(format_args!("cannot create a thread for \"{}\": {e:?}", m.name())));

@@ -5,7 +5,7 @@
 use crate::arch::serial;
 use crate::arch::trap::TrapFrame;
 use crate::dispatch::schedule_and_resume;
-use crate::thread::{k, Kernel, State, MAX_THREADS};
+use crate::thread::{with_kernel, Kernel, State, MAX_THREADS};
 use crate::{ipc, irq, timer};
 use abi::sys::{self, attr, rights};
 use abi::{Error, ThreadId};
@@ -268,8 +268,15 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
 /// in its TCB (`_frame` points there).
 #[no_mangle]
 extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
-    let kk = k();
-    let Some(cur) = kk.current else { schedule_and_resume() };
+    with_kernel(syscall_of_current);
+    schedule_and_resume()
+}
+
+/// The system call of the current thread; its result lands in its saved
+/// registers.
+#[inline(always)]
+fn syscall_of_current(kk: &mut Kernel) {
+    let Some(cur) = kk.current else { return };
     if kk.tcbs[cur].frame.rip >= abi::USER_END {
         syscall_cannot_return(kk, cur);
     } else if let Some(r) = dispatch(kk, cur) {
@@ -293,7 +300,6 @@ extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
     if kk.tcbs[cur].state != State::Free {
         timer::account(kk, cur);
     }
-    schedule_and_resume()
 }
 
 /// `DEBUG_TRANSLATE` (test kernel only): the physical address behind user

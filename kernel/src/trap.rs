@@ -10,7 +10,7 @@ use crate::arch::trap::TrapFrame;
 use crate::arch::{apic, cpu, serial};
 use crate::crash::{print, Report, GENERAL_PROTECTION, INVALID_OPCODE, PAGE_FAULT};
 use crate::dispatch::schedule_and_resume;
-use crate::thread::{k, Kernel, State};
+use crate::thread::{with_kernel, Kernel, State};
 use crate::{ipc, irq, kprintln, timer};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,20 +44,20 @@ extern "C" fn trap_dispatch(f: &mut TrapFrame) {
             }
         }
     }
-    let kk = k();
-    let Some(cur) = kk.current else { schedule_and_resume() };
-    if v < 32 {
-        user_exception(kk, cur, f.vector, f.error);
-    }
-    if kk.tcbs[cur].state != State::Free {
-        timer::account(kk, cur);
-    }
+    with_kernel(|kk| {
+        let Some(cur) = kk.current else { return };
+        if v < 32 {
+            user_exception(kk, cur, f.vector, f.error);
+        }
+        if kk.tcbs[cur].state != State::Free {
+            timer::account(kk, cur);
+        }
+    });
     schedule_and_resume()
 }
 
 fn interrupt(v: u64) {
-    let kk = k();
-    match v as u8 {
+    with_kernel(|kk| match v as u8 {
         apic::TIMER_VECTOR => {
             apic::eoi();
             timer::fired();
@@ -67,7 +67,7 @@ fn interrupt(v: u64) {
         apic::ERROR_VECTOR => apic::eoi(),
         x if (apic::IRQ_BASE..apic::IRQ_BASE + 16).contains(&x) => irq::interrupt(kk, (x - apic::IRQ_BASE) as u32),
         _ => apic::eoi(),
-    }
+    })
 }
 
 fn user_exception(kk: &mut Kernel, cur: usize, vector: u64, error: u64) {
