@@ -109,6 +109,7 @@ pub fn tick(kk: &mut Kernel) {
 }
 
 /// Programs the timer for the thread about to run (`i`).
+#[inline]
 pub fn arm(kk: &Kernel, i: usize) {
     let n = now();
     let p = &raw mut DISPATCHED_AT;
