@@ -464,38 +464,20 @@ fn nmi_in_user_mode() -> ! {
 }
 
 fn nmi_setup() -> Result<core::convert::Infallible, &'static str> {
-    let code = (&raw const nmi_user_start) as u64;
-    let len = (&raw const nmi_user_end) as u64 - code;
-    let hlt = (&raw const nmi_user_hlt) as u64 - code;
-    check(len <= 4096, "user code longer than a page")?;
     let log = (&raw const trap::NMI_LOG) as u64;
     check(log.is_multiple_of(4096), "the NMI log is not page aligned")?;
     crate::timer::init();
-    crate::thread::with_kernel(|kk| -> Result<(), &'static str> {
-        let t = kk.create_thread(None, USER_UTCB, abi::ThreadId::NIL).map_err(|_| "cannot create the user thread")?;
-        let sp = kk.tcbs[t].space as usize;
-        let space = kk.spaces[sp].space.as_mut().ok_or("no space")?;
-        let mut pool = POOL.lock();
-        let f = space.map_fresh(USER_CODE, Rights { write: false, exec: true }, &mut pool).map_err(|_| "map code")?;
-        let dst = paging::phys_to_virt(f).ok_or("code frame outside the direct map")?;
-        // SAFETY: `f` is a fresh frame of this test, `len` <= 4096 bytes of
-        // kernel text are read, and the two ranges do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(code as *const u8, dst as *mut u8, len as usize) };
+    NMI_BEFORE.store(trap::NMI_LOG.count.load(Ordering::Relaxed), Ordering::Relaxed);
+    let code = [&raw const nmi_user_start, &raw const nmi_user_hlt, &raw const nmi_user_end].map(|p| p as u64);
+    start_user_test(code, nmi_user_hook, |space, pool| {
         let r = Rights { write: false, exec: false };
-        space.map(USER_DATA, paging::image_phys(log), r, &mut pool).map_err(|_| "map the NMI log")?;
-        drop(pool);
-        EXPECTED_RIP.store(USER_CODE + hlt, Ordering::Relaxed);
-        NMI_BEFORE.store(trap::NMI_LOG.count.load(Ordering::Relaxed), Ordering::Relaxed);
-        crash::HOOK.call_once(|| nmi_user_hook);
-        kk.start_thread(t, USER_CODE, USER_DATA).map_err(|_| "cannot start the user thread")?;
-        kk.switch_to(t);
-        Ok(())
+        space.map(USER_DATA, paging::image_phys(log), r, pool).map_err(|_| "map the NMI log")
     })?;
     // About 16 ms of APIC time (16 ns a tick in QEMU): long after the few
     // instructions to ring 3, long before the spin limit.
     crate::arch::apic::nmi_after(1_000_000);
-    // SAFETY: `t`'s frame holds user selectors and a user RIP (written by
-    // start_thread) and its space is loaded by switch_to.
+    // SAFETY: the test thread's frame holds user selectors and a user RIP
+    // (written by start_thread) and its space is loaded by switch_to.
     unsafe { crate::arch::trap::resume_user() }
 }
 
@@ -679,15 +661,18 @@ extern "C" {
     static cache_model_user_end: u8;
 }
 
-/// Starts a ring-3 thread running the code above, with its data pages on
-/// the frames `base + 2 * 4096 + k * COLOR_STRIDE` (color 2, untouched by
-/// the kernel part). Returns only on a setup error.
-fn cache_model_user(base: u64) -> Result<core::convert::Infallible, &'static str> {
-    let code = (&raw const cache_model_user_start) as u64;
-    let len = (&raw const cache_model_user_end) as u64 - code;
-    let hlt = (&raw const cache_model_user_hlt) as u64 - code;
+/// Makes a ring-3 test thread ready to resume (the current thread, its
+/// space loaded): the code `[start, end)` of `code = [start, hlt, end]`
+/// copied to a page at `USER_CODE`, its data mapped by `data`, and `hook`
+/// to check the report of the `hlt` it ends with (at `EXPECTED_RIP`).
+fn start_user_test(
+    [start, hlt, end]: [u64; 3],
+    hook: fn(&Report),
+    data: impl FnOnce(&mut AddressSpace, &mut crate::pool::FramePool) -> Result<(), &'static str>,
+) -> Result<(), &'static str> {
+    let len = end - start;
     check(len <= 4096, "user code longer than a page")?;
-    crate::thread::with_kernel(|kk| -> Result<(), &'static str> {
+    crate::thread::with_kernel(|kk| {
         let t = kk.create_thread(None, USER_UTCB, abi::ThreadId::NIL).map_err(|_| "cannot create the user thread")?;
         let sp = kk.tcbs[t].space as usize;
         let space = kk.spaces[sp].space.as_mut().ok_or("no space")?;
@@ -696,21 +681,32 @@ fn cache_model_user(base: u64) -> Result<core::convert::Infallible, &'static str
         let dst = paging::phys_to_virt(f).ok_or("code frame outside the direct map")?;
         // SAFETY: `f` is a fresh frame of this test, `len` <= 4096 bytes of
         // kernel text are read, and the two ranges do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(code as *const u8, dst as *mut u8, len as usize) };
-        for k in 0..USER_PAGES {
-            let frame = base + 2 * 4096 + k * COLOR_STRIDE;
-            let r = Rights { write: false, exec: false };
-            space.map(USER_DATA + k * 4096, frame, r, &mut pool).map_err(|_| "map data")?;
-        }
+        unsafe { core::ptr::copy_nonoverlapping(start as *const u8, dst as *mut u8, len as usize) };
+        data(space, &mut pool)?;
         drop(pool);
-        EXPECTED_RIP.store(USER_CODE + hlt, Ordering::Relaxed);
-        crash::HOOK.call_once(|| cache_model_user_hook);
+        EXPECTED_RIP.store(USER_CODE + (hlt - start), Ordering::Relaxed);
+        crash::HOOK.call_once(|| hook);
         kk.start_thread(t, USER_CODE, USER_DATA).map_err(|_| "cannot start the user thread")?;
         kk.switch_to(t);
         Ok(())
+    })
+}
+
+/// Starts a ring-3 thread running the code above, with its data pages on
+/// the frames `base + 2 * 4096 + k * COLOR_STRIDE` (color 2, untouched by
+/// the kernel part). Returns only on a setup error.
+fn cache_model_user(base: u64) -> Result<core::convert::Infallible, &'static str> {
+    let code = [&raw const cache_model_user_start, &raw const cache_model_user_hlt, &raw const cache_model_user_end];
+    start_user_test(code.map(|p| p as u64), cache_model_user_hook, |space, pool| {
+        for k in 0..USER_PAGES {
+            let frame = base + 2 * 4096 + k * COLOR_STRIDE;
+            let r = Rights { write: false, exec: false };
+            space.map(USER_DATA + k * 4096, frame, r, pool).map_err(|_| "map data")?;
+        }
+        Ok(())
     })?;
-    // SAFETY: `t`'s frame holds user selectors and a user RIP (written by
-    // start_thread) and its space is loaded by switch_to.
+    // SAFETY: the test thread's frame holds user selectors and a user RIP
+    // (written by start_thread) and its space is loaded by switch_to.
     unsafe { crate::arch::trap::resume_user() }
 }
 
