@@ -1,5 +1,8 @@
 //! Threads: the TCB table, unique versioned ids, address spaces, the
-//! scheduler's view of threads, and switching the CPU to a thread.
+//! scheduler's view of threads, and the one door to them
+//! ([`with_kernel`]). Starting and deleting threads is in `control`,
+//! switching the CPU to one in `dispatch`, blocking in `timer` (each adds
+//! to `impl Kernel` from its own layer).
 //!
 //! Invariants:
 //! - A TCB slot is `Free` exactly when no valid id names it; deleting a
