@@ -736,6 +736,10 @@ impl Fuzzer {
             attr::RIGHTS if v & !sys::rights::ALL != 0 => invalid,
             attr::RIGHTS if v & !self.held != 0 => Expect::err(Error::NoPermission),
             attr::RIGHTS => Expect::is(0),
+            // A change of the allow list, with random words: a forged or
+            // dead thread id, an unknown operation or one beyond the
+            // caller's own list are refused, a valid one is made.
+            attr::ALLOW => Expect::anything(),
             _ => invalid,
         };
         let expect = match child {
@@ -755,7 +759,7 @@ impl Fuzzer {
             }
             _ => (self.dead_id(), false),
         };
-        let what = if self.rng.chance(1, 5) { values::word(&mut self.rng) } else { self.rng.below(9) };
+        let what = if self.rng.chance(1, 5) { values::word(&mut self.rng) } else { self.rng.below(attr::REFUSED + 2) };
         let expect = if !known {
             Expect::err(Error::InvalidThread)
         } else if matches!(what, attr::PAGER | attr::EXCEPTION_HANDLER | attr::TIMESLICE | attr::BUDGET) {
@@ -763,7 +767,8 @@ impl Fuzzer {
             // u64::MAX): returned in rax, a value of 2^63 or more reads as an
             // error code.
             Expect::anything()
-        } else if what <= attr::SPACE {
+        } else if what <= attr::SPACE || matches!(what, attr::PREEMPTIONS | attr::ALLOW | attr::REFUSED) {
+            // Counts, a space number, an allow list: small values.
             Expect::any_ok()
         } else {
             Expect::err(Error::InvalidArgument)
