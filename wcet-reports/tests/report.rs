@@ -197,6 +197,30 @@ fn a_truncated_capture_gives_a_partial_report_marked_incomplete() {
     assert_eq!(csv.lines().count(), 1 + 600 + p.jobs_received);
 }
 
+#[test]
+fn a_run_of_chosen_scenarios_is_complete_and_reports_only_those() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = SyntheticSource { jobs: 40, seed: 7, line_delay: Duration::ZERO };
+    let mut scenarios = wcet::default_scenarios(Duration::from_secs(60), |s| Some(synthetic_layout(s)));
+    scenarios.retain(|p| p.name != "shared");
+    let plan = Plan {
+        description_file: PathBuf::from("workloads/configs/test.toml"),
+        description_text: DESCRIPTION.into(),
+        scenarios,
+        out_root: tmp.path().to_path_buf(),
+        options: Options::default(),
+    };
+    let done = wcet::run(&src, &plan).unwrap();
+    assert!(done.summary.complete);
+    assert!(done.summary.scenarios.shared.is_none());
+    assert_eq!(done.summary.scenarios.alone.as_ref().unwrap().jobs_received, 40);
+    assert_eq!(done.summary.scenarios.partitioned.as_ref().unwrap().status, "complete");
+    // Dropping a planned scenario's console from the capture makes it incomplete.
+    let cap = damaged(&done.dir, &tmp.path().join("cut"), "alone", |_| String::new());
+    let s = report::build(&cap, &tmp.path().join("cut-report"), &Options::default()).unwrap();
+    assert!(!s.complete);
+}
+
 /// A record line with a valid checksum for a header of another scenario.
 fn header_line(scenario: &str) -> String {
     let mut s = String::new();
