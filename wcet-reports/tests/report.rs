@@ -323,9 +323,17 @@ fn a_report_never_overwrites_or_writes_into_an_existing_folder() {
     assert!(report::build(&cap, &other, &Options::default()).is_err());
     assert_eq!(std::fs::read_to_string(other.join("keep.txt")).unwrap(), "mine");
     assert_eq!(files(&run), before);
+    // An empty folder holds nothing to overwrite.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    report::build(&cap, &empty, &Options::default()).unwrap();
+    assert!(empty.join("report.html").is_file() && empty.join("capture/run.json").is_file());
     // A taken timestamp gets a suffix; a real folder called `latest` is not replaced.
     let stamp = run.file_name().unwrap().to_str().unwrap();
-    assert_eq!(report::new_folder(tmp.path(), "test", stamp), tmp.path().join(format!("test/{stamp}-2")));
+    let taken = tmp.path().join("test");
+    assert_eq!(report::new_folder(&taken, stamp).unwrap(), taken.join(format!("{stamp}-2")));
+    assert_eq!(report::new_folder(&taken, stamp).unwrap(), taken.join(format!("{stamp}-3")));
+    assert_eq!(files(&run), before);
     let d = tmp.path().join("x/1");
     std::fs::create_dir_all(tmp.path().join("x/latest")).unwrap();
     std::fs::create_dir_all(&d).unwrap();
