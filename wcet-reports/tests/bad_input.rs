@@ -167,3 +167,51 @@ fn no_subcommand_overwrites_or_deletes_an_existing_report() {
         assert!(after.get(k) == Some(v), "{} changed or went away", k.display());
     }
 }
+
+/// Three short runs (one per scenario) as a serial console would show them.
+fn three_runs() -> Vec<String> {
+    use record::{Header, Job, PmcSet, Writer};
+    let mut s = String::from("GRUB loading\n");
+    for scenario in ["alone", "shared", "partitioned"] {
+        let h = Header { scenario, mode: "bare", tsc_hz: 1_000_000_000, pmc: PmcSet::NONE, tasks: 1 };
+        let mut w = Writer::begin(&mut s, &h).unwrap();
+        w.task(&mut s, "matmul", 4).unwrap();
+        for job in 0..4 {
+            let t = 1000 * u64::from(job);
+            w.job(&mut s, &Job { job, release: t, start: t + 5, end: t + 50, ..Job::default() }).unwrap();
+        }
+        w.finish(&mut s).unwrap();
+        s.push_str("reboot\n");
+    }
+    s.lines().map(String::from).collect()
+}
+
+proptest::proptest! {
+    /// `prism capture --serial` cuts a stream into its runs: whatever the
+    /// damage (lines lost, repeated, cut or mixed with noise), it never
+    /// panics, and every console it keeps holds a run of its scenario.
+    #[test]
+    fn a_damaged_serial_stream_splits_into_runs_of_their_scenario(
+        damage in proptest::collection::vec((0u8..4, 0usize..10_000), 0..30)
+    ) {
+        let mut lines = three_runs();
+        for (kind, at) in damage {
+            let i = at % lines.len().max(1);
+            match (kind, lines.is_empty()) {
+                (_, true) => lines.push("noise".into()),
+                (0, _) => drop(lines.remove(i)),
+                (1, _) => lines.insert(i, lines[i].clone()),
+                (2, _) => {
+                    let cut = at % (lines[i].len() + 1);
+                    lines[i] = lines[i].get(..cut).unwrap_or("").to_string();
+                }
+                _ => lines.insert(i, format!("noise @prism-rec {at}")),
+            }
+        }
+        let (runs, _notes) = wcet_reports::capture::split_serial(&(lines.join("\n") + "\n"));
+        for (name, text) in &runs {
+            let st = record::read::read(text);
+            proptest::prop_assert!(st.runs.iter().any(|r| r.scenario() == Some(name.as_str())), "{name}: {text}");
+        }
+    }
+}
