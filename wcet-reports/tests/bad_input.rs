@@ -4,9 +4,11 @@
 //! (`wcet`, `report`, `capture`, `compare`) writes into, over or away an
 //! existing report folder.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+mod common;
+use common::tree;
 
 fn prism(args: &[&std::ffi::OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_prism")).args(args).output().unwrap()
@@ -45,26 +47,6 @@ fn each_bad_description_gives_its_error_with_file_line_and_key() {
             .collect();
         assert_eq!(errors, [want.as_str()], "{}", f.display());
     }
-}
-
-/// Every file under `dir`, by relative path (a link by its target).
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-            if p.is_symlink() {
-                out.insert(rel, std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes());
-            } else if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// The report folders under `root/<name>/` (not `latest`).

@@ -1,7 +1,6 @@
 //! The report pipeline end to end on synthetic runs: rebuilds, damaged
 //! captures, self-contained HTML, no overwrites.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,6 +9,9 @@ use wcet_reports::capture::{self, Capture};
 use wcet_reports::report::{self, Options};
 use wcet_reports::source::{synthetic_layout, SyntheticSource};
 use wcet_reports::wcet::{self, Plan};
+
+mod common;
+use common::tree;
 
 const DESCRIPTION: &str = "# synthetic test description\n[[partition]]\nname = \"rt\"\ncolors = \"0-7\"\n";
 
@@ -24,23 +26,6 @@ fn synthetic_run(root: &Path, jobs: u32) -> PathBuf {
         options: Options::default(),
     };
     wcet::run(&src, &plan).unwrap().dir
-}
-
-/// Every file under `dir`, by relative path.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 fn summary(dir: &Path) -> serde_json::Value {
@@ -97,7 +82,7 @@ fn a_run_writes_every_file_and_report_dir_rebuilds_it_identically() {
 
     let rebuilt = tmp.path().join("rebuilt");
     report::build(&capture::load(&run).unwrap(), &rebuilt, &Options::default()).unwrap();
-    let (a, b) = (files(&run), files(&rebuilt));
+    let (a, b) = (tree(&run), tree(&rebuilt));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (k, v) in &a {
         assert!(v == &b[k], "{} differs after the rebuild", k.display());
@@ -445,7 +430,7 @@ fn a_report_never_overwrites_or_writes_into_an_existing_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let run = synthetic_run(tmp.path(), 50);
     let cap = capture::load(&run).unwrap();
-    let before = files(&run);
+    let before = tree(&run);
     let e = format!("{:#}", report::build(&cap, &run, &Options::default()).unwrap_err());
     assert!(e.contains("never written into an existing folder"), "{e}");
     let other = tmp.path().join("other");
@@ -453,7 +438,7 @@ fn a_report_never_overwrites_or_writes_into_an_existing_folder() {
     std::fs::write(other.join("keep.txt"), "mine").unwrap();
     assert!(report::build(&cap, &other, &Options::default()).is_err());
     assert_eq!(std::fs::read_to_string(other.join("keep.txt")).unwrap(), "mine");
-    assert_eq!(files(&run), before);
+    assert_eq!(tree(&run), before);
     // An empty folder holds nothing to overwrite.
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -464,7 +449,7 @@ fn a_report_never_overwrites_or_writes_into_an_existing_folder() {
     let taken = tmp.path().join("test");
     assert_eq!(report::new_folder(&taken, stamp).unwrap(), taken.join(format!("{stamp}-2")));
     assert_eq!(report::new_folder(&taken, stamp).unwrap(), taken.join(format!("{stamp}-3")));
-    assert_eq!(files(&run), before);
+    assert_eq!(tree(&run), before);
     let d = tmp.path().join("x/1");
     std::fs::create_dir_all(tmp.path().join("x/latest")).unwrap();
     std::fs::create_dir_all(&d).unwrap();
