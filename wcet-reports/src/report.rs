@@ -5,8 +5,9 @@
 //! The report is a pure function of the capture (no clock, no host
 //! probing), so `prism report DIR` rebuilds it byte for byte. Files are
 //! created with `create_new`: a report never overwrites anything, and a
-//! folder that exists is never written into (except the fresh folder of
-//! the run that is being reported, which holds only its `capture/`).
+//! folder that holds anything is never written into (except the fresh
+//! folder of the run that is being reported, which holds only its
+//! `capture/`). [`new_folder`] makes report folders atomically.
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -482,7 +483,10 @@ pub fn build(cap: &Capture, out: &Path, opts: &Options) -> Result<Summary> {
     match entries {
         0 => copy_capture(cap, &own)?,
         1 if holds_cap => {}
-        _ => bail!("{}: exists and holds files; a report is never written into an existing folder", out.display()),
+        _ => bail!(
+            "{}: exists and holds files; a report is never written into a folder that holds anything",
+            out.display()
+        ),
     }
     let m = analyse(cap, opts)?;
     create(&out.join("jobs.csv"), jobs_csv(&m).as_bytes())?;

@@ -69,7 +69,7 @@ pub struct WcetArgs {
 pub struct ReportArgs {
     /// A capture folder, or a report folder (its `capture/` is used).
     dir: PathBuf,
-    /// The new report folder (must not exist; default: `<DIR>-rebuilt-<timestamp>`).
+    /// The new report folder (must not exist, or be empty; default: `<DIR>-rebuilt-<timestamp>` beside DIR).
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]

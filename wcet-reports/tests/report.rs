@@ -432,7 +432,7 @@ fn a_report_never_overwrites_or_writes_into_an_existing_folder() {
     let cap = capture::load(&run).unwrap();
     let before = tree(&run);
     let e = format!("{:#}", report::build(&cap, &run, &Options::default()).unwrap_err());
-    assert!(e.contains("never written into an existing folder"), "{e}");
+    assert!(e.contains("exists and holds files; a report is never written into a folder"), "{e}");
     let other = tmp.path().join("other");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("keep.txt"), "mine").unwrap();
