@@ -650,11 +650,14 @@ pub fn deadlines_met(console: &str, tasks: &[(&str, u32)]) -> (bool, String) {
         let jobs: Vec<_> = run.jobs.iter().filter(|j| usize::from(j.task) == t).collect();
         let misses = jobs.iter().filter(|j| j.deadline_miss).count();
         let worst = jobs.iter().map(|j| j.tsc_cycles()).max().unwrap_or(0);
-        let response = jobs.iter().map(|j| j.end.saturating_sub(j.release)).max().unwrap_or(0);
+        let response = jobs.iter().map(|j| j.response()).max().unwrap_or(0);
+        // The latest start after its release, and which job: where a
+        // response time comes from when the job time did not grow.
+        let (delay, late) = jobs.iter().map(|j| (j.start.saturating_sub(j.release), j.job)).max().unwrap_or((0, 0));
         ok &= jobs.len() == want as usize && misses == 0;
         let us = |ticks: u64| if hz == 0 { f64::NAN } else { ticks as f64 * 1e6 / hz as f64 };
         parts.push(format!(
-            "{name}: {} of {want} jobs, {misses} deadline miss(es), worst job {worst} ticks ({:.1} us), worst response {response} ticks ({:.1} us)",
+            "{name}: {} of {want} jobs, {misses} deadline miss(es), worst job {worst} ticks ({:.1} us), worst response {response} ticks ({:.1} us), latest start {delay} ticks after its release (job {late})",
             jobs.len(),
             us(worst),
             us(response)

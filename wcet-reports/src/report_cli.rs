@@ -83,7 +83,7 @@ impl WcetArgs {
 pub struct ReportArgs {
     /// A capture folder, or a report folder (its `capture/` is used).
     dir: PathBuf,
-    /// The new report folder (must not exist; default: `<DIR>-rebuilt-<timestamp>`).
+    /// The new report folder (must not exist, or be empty; default: `<DIR>-rebuilt-<timestamp>` beside DIR).
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -332,12 +332,9 @@ pub fn report(a: ReportArgs) -> Result<()> {
                 if base.ends_with("capture") { base.parent().map(Path::to_path_buf).unwrap_or(base) } else { base };
             let name = base.file_name().map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
             let (stamp, _) = wcet::now();
-            base.with_file_name(format!("{name}-rebuilt-{stamp}"))
+            report::new_folder(base.parent().unwrap_or(Path::new(".")), &format!("{name}-rebuilt-{stamp}"))?
         }
     };
-    if out.exists() {
-        bail!("{}: exists; a report is never written into an existing folder", out.display());
-    }
     let summary = report::build(&cap, &out, &a.hist.options())?;
     finish(&out, &summary);
     eprintln!("report: rebuilt in {:.2} s", start.elapsed().as_secs_f64());
@@ -427,7 +424,7 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
     }
     let (stamp, started) = wcet::now();
     let name = a.description.as_deref().map_or_else(|| "capture".into(), wcet::description_name);
-    let dir = report::new_folder(&a.out_root, &name, &stamp);
+    let dir = report::new_folder(&a.out_root.join(&name), &stamp)?;
     let info = RunInfo {
         schema: capture::SCHEMA.into(),
         description: name,
