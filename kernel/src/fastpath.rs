@@ -28,8 +28,10 @@
 //!    consumed by the kernel).
 //! 7. Nothing is pending for the caller's receive: no queued sender (open
 //!    receive), no interrupt, no budget notification.
-//! 8. The general scheduler would run `d` next: no queued thread above
-//!    `d`'s priority (then `pick` takes the woken receiver directly).
+//! 8. The general scheduler would run `d` next ([`runs_next`]): no ready
+//!    thread queued above `d`'s priority, and none at it either if blocked
+//!    threads had to be dropped from the queues above (then `pick` runs
+//!    the head of `d`'s level, not `d`).
 //! 9. The time the caller ran since its dispatch leaves its time slice and
 //!    its budget unexhausted (else the general path's accounting rotates
 //!    it or blocks it on its budget).
@@ -62,6 +64,30 @@ use abi::ipc::{Tag, Timeout, MAX_MRS, REG_MRS};
 use abi::{sys, ThreadId};
 
 const NONE: u16 = u16::MAX;
+
+/// Would the general scheduler run the woken receiver `d` next (the
+/// caller `cur` blocked)? `Kernel::pick` switches to `d` directly when no
+/// thread is queued above it; otherwise it drops the blocked threads it
+/// meets at the top (lazy dequeue: done here as it would be there) and runs
+/// the first ready one, which must then be `d` (queued at its level's tail
+/// by the general path, so first only if no ready thread is ahead of it).
+fn runs_next(kk: &mut Kernel, cur: usize, d: usize) -> bool {
+    let prio = kk.tcbs[d].prio;
+    if kk.ready.highest_level().is_none_or(|p| p <= prio) {
+        return true;
+    }
+    while let Some(i) = kk.ready.highest() {
+        if i == d || kk.ready.highest_level().is_some_and(|p| p < prio) {
+            return true;
+        }
+        // The caller counts as blocked: it is about to be.
+        if kk.tcbs[i].state == State::Ready && i != cur {
+            return false;
+        }
+        kk.ready.remove(i);
+    }
+    true
+}
 
 /// The fast path for the current thread `cur`; returns when the general
 /// path must handle the call, never returns when it took it.
@@ -107,10 +133,11 @@ pub fn ipc(kk: &mut Kernel, cur: usize) {
         return;
     }
     // 8.
-    if kk.ready.highest_level().is_some_and(|p| p > r.prio) {
+    if !runs_next(kk, cur, d) {
         return;
     }
     // 9.
+    let c = &kk.tcbs[cur];
     let now = timer::now();
     let used = timer::used_since_dispatch(now);
     if used >= c.slice_left || (c.budget > 0 && used >= c.budget_left) {
@@ -128,30 +155,19 @@ pub fn ipc(kk: &mut Kernel, cur: usize) {
     c.state = State::RecvBlocked;
     c.wake_at = 0;
     c.fastpath_ipcs += 1;
-    let sf = c.frame;
+    let sf = &c.frame;
+    let words = [sf.r8, sf.r9, sf.r12, sf.r13, sf.r14, sf.r15];
     let rf = &mut kk.tcbs[d].frame;
     rf.rdx = tag.0;
     rf.rsi = me.0;
     rf.rax = 0;
     // Exactly the words sent, as the general path copies them: the
     // receiver's other registers keep their values.
-    if n >= 1 {
-        rf.r8 = sf.r8;
-    }
-    if n >= 2 {
-        rf.r9 = sf.r9;
-    }
-    if n >= 3 {
-        rf.r12 = sf.r12;
-    }
-    if n >= 4 {
-        rf.r13 = sf.r13;
-    }
-    if n >= 5 {
-        rf.r14 = sf.r14;
-    }
-    if n >= 6 {
-        rf.r15 = sf.r15;
+    let dst = [&mut rf.r8, &mut rf.r9, &mut rf.r12, &mut rf.r13, &mut rf.r14, &mut rf.r15];
+    for (i, (d, w)) in dst.into_iter().zip(words).enumerate() {
+        if i < n {
+            *d = w;
+        }
     }
     if n > REG_MRS {
         let (su, ru) = (kk.utcb(cur), kk.utcb(d));
