@@ -50,10 +50,13 @@ pub enum State {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelIpc {
     None,
+    /// `resolved` is set when the pager's reply was one map item that
+    /// installed the page with the access that faulted (no re-walk then).
     PageFault {
         addr: u64,
         write: bool,
         exec: bool,
+        resolved: bool,
     },
     /// `resume` is set when the handler's reply fixed the thread up.
     Exception {

@@ -378,6 +378,49 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Maps the user page at `v` onto `frame` in one walk, replacing any
+    /// mapping it had (whose TLB entry is then flushed, or the space marked
+    /// for a flush at its next switch); missing tables are made on the way.
+    /// The map item's path: one walk answers "mapped already?" and writes.
+    pub fn set(&mut self, v: u64, frame: u64, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
+        if v >= abi::USER_END || !v.is_multiple_of(4096) || !frame.is_multiple_of(4096) {
+            return Err(MapError::BadAddress);
+        }
+        const ADDR: u64 = 0x000f_ffff_ffff_f000;
+        let parents = (F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE).bits();
+        let entry = |table: u64, shift: u32| {
+            let t = phys_to_virt(table).expect("page table in the direct map") as *mut u64;
+            // SAFETY: `table` is a page-table frame of this space; the
+            // index is below 512.
+            unsafe { t.add(((v >> shift) & 511) as usize) }
+        };
+        let mut table = self.pml4;
+        for shift in [39, 30, 21] {
+            let e = entry(table, shift);
+            // SAFETY: `e` points into a live table of this space (above).
+            let mut val = unsafe { *e };
+            if val & 1 == 0 {
+                val = zeroed_frame(pool)? | parents;
+                // SAFETY: as above; a fresh, zeroed table is linked in.
+                unsafe { *e = val };
+            } else if val & F::HUGE_PAGE.bits() != 0 {
+                return Err(MapError::AlreadyMapped);
+            }
+            table = val & ADDR;
+        }
+        let e = entry(table, 12);
+        // SAFETY: the leaf entry of `v` in this space's tables.
+        let old = unsafe { core::ptr::replace(e, frame | user_flags(rights).bits()) };
+        if old & 1 != 0 {
+            if current_root() == self.pml4 {
+                x86_64::instructions::tlb::flush(VirtAddr::new(v));
+            } else {
+                self.tlb_stale = true;
+            }
+        }
+        Ok(())
+    }
+
     /// Allocates, zeroes and maps a fresh frame at `v`; returns the frame.
     pub fn map_fresh(&mut self, v: u64, rights: Rights, pool: &mut FramePool) -> Result<u64, MapError> {
         let f = zeroed_frame(pool)?;
