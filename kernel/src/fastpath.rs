@@ -71,11 +71,17 @@ const NONE: u16 = u16::MAX;
 /// meets at the top (lazy dequeue: done here as it would be there) and runs
 /// the first ready one, which must then be `d` (queued at its level's tail
 /// by the general path, so first only if no ready thread is ahead of it).
+#[inline]
 fn runs_next(kk: &mut Kernel, cur: usize, d: usize) -> bool {
     let prio = kk.tcbs[d].prio;
-    if kk.ready.highest_level().is_none_or(|p| p <= prio) {
-        return true;
-    }
+    kk.ready.highest_level().is_none_or(|p| p <= prio) || first_ready_after_drops(kk, cur, d, prio)
+}
+
+/// `pick`'s loop, for [`runs_next`]: is `d` the first ready thread once
+/// the blocked ones at the top are dropped?
+#[cold]
+#[inline(never)]
+fn first_ready_after_drops(kk: &mut Kernel, cur: usize, d: usize, prio: u8) -> bool {
     while let Some(i) = kk.ready.highest() {
         if i == d || kk.ready.highest_level().is_some_and(|p| p < prio) {
             return true;
