@@ -169,11 +169,23 @@ pub fn ipc(kk: &mut Kernel, cur: usize) {
     rf.rax = 0;
     // Exactly the words sent, as the general path copies them: the
     // receiver's other registers keep their values.
-    let dst = [&mut rf.r8, &mut rf.r9, &mut rf.r12, &mut rf.r13, &mut rf.r14, &mut rf.r15];
-    for (i, (d, w)) in dst.into_iter().zip(words).enumerate() {
-        if i < n {
-            *d = w;
-        }
+    if n > 0 {
+        rf.r8 = words[0];
+    }
+    if n > 1 {
+        rf.r9 = words[1];
+    }
+    if n > 2 {
+        rf.r12 = words[2];
+    }
+    if n > 3 {
+        rf.r13 = words[3];
+    }
+    if n > 4 {
+        rf.r14 = words[4];
+    }
+    if n > 5 {
+        rf.r15 = words[5];
     }
     if n > REG_MRS {
         let (su, ru) = (kk.utcb(cur), kk.utcb(d));
