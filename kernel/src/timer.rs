@@ -127,7 +127,7 @@ pub fn arm(kk: &Kernel, i: usize) {
 
 /// [`arm`] with the TSC already read (`n`): the IPC fast path reads it
 /// once per entry.
-#[inline]
+#[inline(always)]
 pub fn arm_at(kk: &Kernel, i: usize, n: u64) {
     let p = &raw mut DISPATCHED_AT;
     // SAFETY: kernel context only.
@@ -154,6 +154,7 @@ pub fn arm_idle(_kk: &Kernel) {
 /// that is still ahead and not later than needed stays: firing early only
 /// costs a tick that re-arms, while reprogramming on every kernel exit
 /// would cost a timer write on the IPC path.
+#[inline]
 fn program(deadline: u64, now: u64) {
     let p = &raw mut ARMED;
     // SAFETY: kernel context only.
