@@ -447,6 +447,7 @@ impl Kernel {
     }
 
     /// Highest-priority ready thread, dropping blocked ones met on the way.
+    #[inline]
     pub fn pick(&mut self) -> Option<usize> {
         // A thread the fast path switched to is in no queue: it joins its
         // level's tail before anything is picked (no-op if queued).

@@ -143,6 +143,7 @@ static mut FPU_TRAP: bool = false;
 /// Sets CR0.TS so that the next FPU/SSE instruction traps (#NM), which is
 /// when the FPU state is switched (lazily: IPC and threads that never use
 /// the FPU pay nothing).
+#[inline]
 pub fn set_fpu_trap(on: bool) {
     let p = &raw mut FPU_TRAP;
     // SAFETY: single CPU, kernel context only.
