@@ -39,8 +39,8 @@
 //! # The switch
 //!
 //! The message words go from the caller's saved registers into the
-//! receiver's (MR1..MR6, exactly the `n` sent, as the general path copies
-//! them), MR7..MRn from UTCB to UTCB. Neither thread touches a ready
+//! receiver's (MR1..MR6, exactly the `n` sent) and MR7..MRn from UTCB to
+//! UTCB, by the general path's own `ipc::copy_untyped`. Neither thread touches a ready
 //! queue: the caller is blocked (a stale queue entry of it is dropped
 //! lazily, as in the general path) and the receiver runs without being
 //! queued; `Kernel::pick` queues it when it leaves the CPU still ready.
@@ -60,7 +60,7 @@
 
 use crate::thread::{Kernel, KernelIpc, State};
 use crate::timer;
-use abi::ipc::{Tag, Timeout, MAX_MRS, REG_MRS};
+use abi::ipc::{Tag, Timeout, MAX_MRS};
 use abi::{sys, ThreadId};
 
 const NONE: u16 = u16::MAX;
@@ -161,36 +161,10 @@ pub fn ipc(kk: &mut Kernel, cur: usize) {
     c.state = State::RecvBlocked;
     c.wake_at = 0;
     c.fastpath_ipcs += 1;
-    let sf = &c.frame;
-    let words = [sf.r8, sf.r9, sf.r12, sf.r13, sf.r14, sf.r15];
+    crate::ipc::copy_untyped(kk, cur, d, tag, false);
     let rf = &mut kk.tcbs[d].frame;
-    rf.rdx = tag.0;
     rf.rsi = me.0;
     rf.rax = 0;
-    // Exactly the words sent, as the general path copies them: the
-    // receiver's other registers keep their values.
-    if n > 0 {
-        rf.r8 = words[0];
-    }
-    if n > 1 {
-        rf.r9 = words[1];
-    }
-    if n > 2 {
-        rf.r12 = words[2];
-    }
-    if n > 3 {
-        rf.r13 = words[3];
-    }
-    if n > 4 {
-        rf.r14 = words[4];
-    }
-    if n > 5 {
-        rf.r15 = words[5];
-    }
-    if n > REG_MRS {
-        let (su, ru) = (kk.utcb(cur), kk.utcb(d));
-        ru.mr[REG_MRS + 1..=n].copy_from_slice(&su.mr[REG_MRS + 1..=n]);
-    }
     let r = &mut kk.tcbs[d];
     r.state = State::Ready;
     r.wake_at = 0;

@@ -409,26 +409,7 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
     }
     let kernel = kk.tcbs[s].kipc != KernelIpc::None;
     if tag.typed() == 0 && (!kernel || n < kk.tcbs[s].kmsg.len()) {
-        // Untyped only: registers, then one copy into the receiver's UTCB;
-        // a kernel message (page fault, exception) goes from the sender's
-        // `kmsg` straight there.
-        let st = &kk.tcbs[s];
-        let (sf, km) = (&st.frame, &st.kmsg);
-        let regs = if kernel {
-            [km[1], km[2], km[3], km[4], km[5], km[6]]
-        } else {
-            [sf.r8, sf.r9, sf.r12, sf.r13, sf.r14, sf.r15]
-        };
-        let rf = &mut kk.tcbs[r].frame;
-        rf.rdx = tag.0;
-        for (i, &w) in regs.iter().enumerate().take(n) {
-            rf.set_mr(i + 1, w);
-        }
-        if n > REG_MRS {
-            let ru = kk.utcb(r);
-            let src = if kernel { &kk.tcbs[s].kmsg[REG_MRS + 1..=n] } else { &kk.utcb(s).mr[REG_MRS + 1..=n] };
-            ru.mr[REG_MRS + 1..=n].copy_from_slice(src);
-        }
+        copy_untyped(kk, s, r, tag, kernel);
         return Ok(());
     }
     let mut words = [0u64; MAX_MRS];
@@ -464,6 +445,53 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
         u.mr[REG_MRS + 1..=n].copy_from_slice(&words[REG_MRS + 1..=n]);
     }
     Ok(())
+}
+
+/// Copies the `tag.untyped()` words of an untyped message from `s` to
+/// `r` (the general path and the fast path): the registers, then one copy
+/// into the receiver's UTCB; a kernel message (page fault, exception) goes
+/// from the sender's `kmsg` straight there. Exactly the words sent: the
+/// receiver's other registers keep their values. `kernel`: `s` sends a
+/// kernel message (`kipc` not `None`), whose words are in `kmsg`.
+#[inline(always)]
+pub fn copy_untyped(kk: &mut Kernel, s: usize, r: usize, tag: Tag, kernel: bool) {
+    let n = tag.untyped();
+    let st = &kk.tcbs[s];
+    let (sf, km) = (&st.frame, &st.kmsg);
+    let regs = if kernel {
+        [km[1], km[2], km[3], km[4], km[5], km[6]]
+    } else {
+        [sf.r8, sf.r9, sf.r12, sf.r13, sf.r14, sf.r15]
+    };
+    let rf = &mut kk.tcbs[r].frame;
+    rf.rdx = tag.0;
+    // One test per word (a loop over `set_mr` costs a match per word).
+    let dst = [&mut rf.r8, &mut rf.r9, &mut rf.r12, &mut rf.r13, &mut rf.r14, &mut rf.r15];
+    let [d1, d2, d3, d4, d5, d6] = dst;
+    let [w1, w2, w3, w4, w5, w6] = regs;
+    if n >= 1 {
+        *d1 = w1;
+    }
+    if n >= 2 {
+        *d2 = w2;
+    }
+    if n >= 3 {
+        *d3 = w3;
+    }
+    if n >= 4 {
+        *d4 = w4;
+    }
+    if n >= 5 {
+        *d5 = w5;
+    }
+    if n >= 6 {
+        *d6 = w6;
+    }
+    if n > REG_MRS {
+        let ru = kk.utcb(r);
+        let src = if kernel { &kk.tcbs[s].kmsg[REG_MRS + 1..=n] } else { &kk.utcb(s).mr[REG_MRS + 1..=n] };
+        ru.mr[REG_MRS + 1..=n].copy_from_slice(src);
+    }
 }
 
 /// Handles the reply a pager or exception handler sent to thread `r`.

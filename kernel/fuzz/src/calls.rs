@@ -736,6 +736,7 @@ impl Fuzzer {
             attr::RIGHTS if v & !sys::rights::ALL != 0 => invalid,
             attr::RIGHTS if v & !self.held != 0 => Expect::err(Error::NoPermission),
             attr::RIGHTS => Expect::is(0),
+            attr::FASTPATH if v <= 1 => Expect::is(0),
             _ => invalid,
         };
         let expect = match child {
@@ -763,7 +764,7 @@ impl Fuzzer {
             // u64::MAX): returned in rax, a value of 2^63 or more reads as an
             // error code.
             Expect::anything()
-        } else if what <= attr::SPACE {
+        } else if what <= attr::SPACE || what == attr::FASTPATH {
             Expect::any_ok()
         } else {
             Expect::err(Error::InvalidArgument)
