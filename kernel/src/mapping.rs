@@ -99,7 +99,15 @@ pub fn insert_root_in(db: Option<&mut MapDb<'static>>, sp: u16, v: u64, frame: u
 }
 
 /// Maps (or grants) sender `s`'s flexpage into receiver `r`'s `window`.
-pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, window: Fpage) -> Result<(), Error> {
+/// Returns the last page it installed (receiver address, rights), if any.
+pub fn map_item(
+    kk: &mut Kernel,
+    s: usize,
+    r: usize,
+    w0: u64,
+    fpage: Fpage,
+    window: Fpage,
+) -> Result<Option<(u64, DbRights)>, Error> {
     let grant = w0 & item::KIND_MASK == item::GRANT;
     let (ssp, rsp) = (kk.tcbs[s].space, kk.tcbs[r].space);
     if fpage.is_io() {
@@ -107,7 +115,7 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
         if window.0 == 0 {
             return Err(Error::MessageOverflow);
         }
-        return crate::io::map_ports(kk, ssp, rsp, ports, grant);
+        return crate::io::map_ports(kk, ssp, rsp, ports, grant).map(|_| None);
     }
     if !fpage.is_valid() || fpage.size_log2() > MAX_MAP_LOG2 {
         return Err(Error::InvalidArgument);
@@ -128,6 +136,7 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
         (fpage.base() + off, wbase, wlog2.min(MAX_MAP_LOG2))
     };
     let rights = DbRights(fpage.rights() as u8);
+    let mut last = None;
     for p in (0..1u64 << log2).step_by(4096) {
         let (sv, rv) = (src + p, dst + p);
         if rv >= abi::USER_END || is_utcb(kk, rsp, rv) || rv == abi::KIP_VADDR {
@@ -151,20 +160,18 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
             Err(MapDbError::Full) => return Err(Error::OutOfMemory),
         };
         let rspace = spaces[rsp as usize].space.as_mut().expect("receiver space");
-        if rspace.translate(rv).is_some() {
-            rspace.unmap(rv);
-        }
-        if let Err(e) = rspace.map(rv, frame, to_pt(eff), &mut POOL.lock()) {
+        if let Err(e) = rspace.set(rv, frame, to_pt(eff), &mut POOL.lock()) {
             // No page table: undo the database entry so both agree.
             db.unmap(rsp, rv >> 12, DbRights::ALL, true, &mut |sp, vp, r| apply(spaces, sp, vp, r));
             return Err(map_err(e));
         }
+        last = Some((rv, eff));
     }
     #[cfg(debug_assertions)]
     if let Some(db) = kk.mapdb.as_ref() {
         db.check().expect("mapping database invariants");
     }
-    Ok(())
+    Ok(last)
 }
 
 /// The `UNMAP` call: flush `fpage` of the caller's space.

@@ -80,6 +80,7 @@ enum Config {
     Mcp(u8),
     Rights(u8),
     Allow(crate::access::Change),
+    Fastpath(bool),
 }
 
 /// Checks a `THREAD_CONFIG` request of `cur` against its own limits.
@@ -105,6 +106,7 @@ fn decode_config(kk: &Kernel, cur: usize, what: u64, v: u64, v2: u64) -> Result<
         attr::RIGHTS if v & !rights::ALL != 0 => return Err(Error::InvalidArgument),
         attr::RIGHTS if v & !(caller.rights as u64) != 0 => return Err(Error::NoPermission),
         attr::RIGHTS => Config::Rights(v as u8),
+        attr::FASTPATH if v <= 1 => Config::Fastpath(v == 1),
         _ => return Err(Error::InvalidArgument),
     })
 }
@@ -143,6 +145,7 @@ fn apply_config(kk: &mut Kernel, t: usize, c: Config) {
         Config::Mcp(m) => kk.tcbs[t].mcp = m,
         Config::Rights(r) => kk.tcbs[t].rights = r,
         Config::Allow(c) => crate::access::apply(kk, t, c),
+        Config::Fastpath(on) => kk.tcbs[t].fastpath = on,
     }
 }
 
@@ -167,6 +170,7 @@ fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u
         attr::RIGHTS => tc.rights as u64,
         attr::SPACE => tc.space as u64,
         attr::PREEMPTIONS => tc.preemptions,
+        attr::FASTPATH => tc.fastpath_ipcs,
         attr::ALLOW | attr::REFUSED => {
             let a = kk.spaces[tc.space as usize].access;
             let (v, second) = match what {
@@ -289,6 +293,7 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
 extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
     let kk = k();
     let Some(cur) = kk.current else { schedule_and_resume() };
+    crate::fastpath::ipc(kk, cur);
     if kk.tcbs[cur].frame.rip >= abi::USER_END {
         syscall_cannot_return(kk, cur);
     } else if let Some(r) = dispatch(kk, cur) {

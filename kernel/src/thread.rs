@@ -8,7 +8,9 @@
 //!   CPU saves it on every entry (RSP0 points at its end). There are no
 //!   per-thread kernel stacks: the kernel never blocks inside a call.
 //! - `Ready` threads are in the ready queues (blocked threads may linger
-//!   there and are dropped lazily when the scheduler meets them).
+//!   there and are dropped lazily when the scheduler meets them), except
+//!   the current thread after an IPC fast-path switch (`crate::fastpath`),
+//!   which joins its queue when the scheduler next runs.
 //! - A thread blocked in a send is in exactly one receiver's sender queue.
 
 use crate::arch::cpu;
@@ -48,10 +50,13 @@ pub enum State {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelIpc {
     None,
+    /// `resolved` is set when the pager's reply was one map item that
+    /// installed the page with the access that faulted (no re-walk then).
     PageFault {
         addr: u64,
         write: bool,
         exec: bool,
+        resolved: bool,
     },
     /// `resume` is set when the handler's reply fixed the thread up.
     Exception {
@@ -117,6 +122,10 @@ pub struct Tcb {
     /// Times the thread was taken off the CPU while it could still run
     /// (`abi::sys::attr::PREEMPTIONS`).
     pub preemptions: u64,
+    /// Its IPCs may take the fast path (`crate::fastpath`), and how many
+    /// did (`abi::sys::attr::FASTPATH`).
+    pub fastpath: bool,
+    pub fastpath_ipcs: u64,
 }
 
 impl Tcb {
@@ -155,6 +164,8 @@ impl Tcb {
             pending_irq: 0,
             pending_budget: 0,
             preemptions: 0,
+            fastpath: true,
+            fastpath_ipcs: 0,
         }
     }
 }
@@ -436,7 +447,13 @@ impl Kernel {
     }
 
     /// Highest-priority ready thread, dropping blocked ones met on the way.
+    #[inline]
     pub fn pick(&mut self) -> Option<usize> {
+        // A thread the fast path switched to is in no queue: it joins its
+        // level's tail before anything is picked (no-op if queued).
+        if let Some(c) = self.current.filter(|&c| self.tcbs[c].state == State::Ready) {
+            self.ready.enqueue(c, self.tcbs[c].prio);
+        }
         if let Some(d) = self.direct.take() {
             let t = &self.tcbs[d];
             if t.state == State::Ready && self.ready.highest_level().is_none_or(|p| t.prio >= p) {
@@ -454,6 +471,7 @@ impl Kernel {
 
     /// Loads thread `i`'s context into the CPU (frame pointers, address
     /// space, UTCB pointer, FPU trap) without leaving the kernel.
+    #[inline(always)]
     pub fn switch_to(&mut self, i: usize) {
         let prev = self.current.replace(i);
         if let Some(p) = prev.filter(|&p| p != i && self.tcbs[p].state == State::Ready) {
