@@ -110,6 +110,7 @@ mod glue {
     }
 
     /// May thread `s` send to thread `d` (both live)? See `abi::sys::allow`.
+    #[inline(always)]
     pub fn permits_send(kk: &Kernel, s: usize, d: usize) -> bool {
         let (from, to) = (kk.tcbs[s].space, kk.tcbs[d].space);
         let id = kk.id_of(d);

@@ -8,6 +8,7 @@ use crate::thread::{with_kernel, Kernel, State, MAX_THREADS};
 impl Kernel {
     /// Loads thread `i`'s context into the CPU (frame pointers, address
     /// space, UTCB pointer, FPU trap) without leaving the kernel.
+    #[inline(always)]
     pub fn switch_to(&mut self, i: usize) {
         let prev = self.current.replace(i);
         if let Some(p) = prev.filter(|&p| p != i && self.tcbs[p].state == State::Ready) {

@@ -26,6 +26,7 @@ static mut CONTENT: u16 = u16::MAX;
 /// Makes space `sp`'s ports the ones in effect: a space without ports just
 /// switches the TSS bitmap off (no copy); a space with ports copies its
 /// bitmap only if the TSS holds another space's.
+#[inline(always)]
 pub fn load(kk: &mut Kernel, sp: u16) {
     let phys = kk.spaces[sp as usize].io_bitmap;
     let c = &raw mut CONTENT;

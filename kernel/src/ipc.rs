@@ -434,19 +434,9 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
         // A reply to a kernel-sent message: the kernel consumes it.
         return Ok(consume_kernel_reply(kk, s, r, tag)?);
     }
-    if tag.typed() == 0 && kk.tcbs[s].kipc == KernelIpc::None {
-        // Untyped only: registers, then one UTCB-to-UTCB copy.
-        let sf = &kk.tcbs[s].frame;
-        let regs = [sf.r8, sf.r9, sf.r12, sf.r13, sf.r14, sf.r15];
-        let rf = &mut kk.tcbs[r].frame;
-        rf.rdx = tag.0;
-        for (i, &w) in (1..=REG_MRS).zip(&regs).take(n) {
-            rf.set_mr(i, w);
-        }
-        if n > REG_MRS {
-            let (su, ru) = (kk.utcb(s), kk.utcb(r));
-            ru.mr[REG_MRS + 1..=n].copy_from_slice(&su.mr[REG_MRS + 1..=n]);
-        }
+    let kernel = kk.tcbs[s].kipc != KernelIpc::None;
+    if tag.typed() == 0 && (!kernel || n < kk.tcbs[s].kmsg.len()) {
+        copy_untyped(kk, s, r, tag, kernel);
         return Ok(());
     }
     let mut words = [0u64; MAX_MRS];
@@ -484,16 +474,74 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
     Ok(())
 }
 
+/// Copies the `tag.untyped()` words of an untyped message from `s` to
+/// `r` (the general path and the fast path): the registers, then one copy
+/// into the receiver's UTCB; a kernel message (page fault, exception) goes
+/// from the sender's `kmsg` straight there. Exactly the words sent: the
+/// receiver's other registers keep their values. `kernel`: `s` sends a
+/// kernel message (`kipc` not `None`), whose words are in `kmsg`.
+#[inline(always)]
+pub fn copy_untyped(kk: &mut Kernel, s: usize, r: usize, tag: Tag, kernel: bool) {
+    let n = tag.untyped();
+    let st = &kk.tcbs[s];
+    let (sf, km) = (&st.frame, &st.kmsg);
+    let regs = if kernel {
+        [km[1], km[2], km[3], km[4], km[5], km[6]]
+    } else {
+        [sf.r8, sf.r9, sf.r12, sf.r13, sf.r14, sf.r15]
+    };
+    let rf = &mut kk.tcbs[r].frame;
+    rf.rdx = tag.0;
+    // One test per word (a loop over `set_mr` costs a match per word).
+    let dst = [&mut rf.r8, &mut rf.r9, &mut rf.r12, &mut rf.r13, &mut rf.r14, &mut rf.r15];
+    let [d1, d2, d3, d4, d5, d6] = dst;
+    let [w1, w2, w3, w4, w5, w6] = regs;
+    if n >= 1 {
+        *d1 = w1;
+    }
+    if n >= 2 {
+        *d2 = w2;
+    }
+    if n >= 3 {
+        *d3 = w3;
+    }
+    if n >= 4 {
+        *d4 = w4;
+    }
+    if n >= 5 {
+        *d5 = w5;
+    }
+    if n >= 6 {
+        *d6 = w6;
+    }
+    if n > REG_MRS {
+        let ru = kk.utcb(r);
+        let src = if kernel { &kk.tcbs[s].kmsg[REG_MRS + 1..=n] } else { &kk.utcb(s).mr[REG_MRS + 1..=n] };
+        ru.mr[REG_MRS + 1..=n].copy_from_slice(src);
+    }
+}
+
 /// Handles the reply a pager or exception handler sent to thread `r`.
 fn consume_kernel_reply(kk: &mut Kernel, s: usize, r: usize, tag: Tag) -> Result<(), Error> {
     match kk.tcbs[r].kipc {
-        KernelIpc::PageFault { .. } => {
+        KernelIpc::PageFault { addr, write, exec, .. } => {
+            let mut last = None;
             for (it, it1) in items(tag) {
                 let (w0, w1) = (mr_get(kk, s, it), mr_get(kk, s, it1));
                 if matches!(w0 & item::KIND_MASK, item::MAP | item::GRANT) {
-                    crate::mapping::map_item(kk, s, r, w0, Fpage(w1), Fpage::COMPLETE)?;
+                    last = crate::mapping::map_item(kk, s, r, w0, Fpage(w1), Fpage::COMPLETE)?;
                 }
             }
+            // One item whose last page is the faulting one, with its access:
+            // the page tables hold exactly that (`finish_kernel_ipc` need
+            // not walk them again).
+            let resolved = tag.typed() == 2
+                && last.is_some_and(|(v, rights): (u64, crate::mapdb::Rights)| {
+                    v == addr & !0xfff
+                        && (!write || rights.contains(crate::mapdb::Rights::WRITE))
+                        && (!exec || rights.contains(crate::mapdb::Rights::EXEC))
+                });
+            kk.tcbs[r].kipc = KernelIpc::PageFault { addr, write, exec, resolved };
             Ok(())
         }
         KernelIpc::Exception { .. } => {
@@ -523,13 +571,14 @@ fn finish_kernel_ipc(kk: &mut Kernel, t: usize) {
     let kind = kk.tcbs[t].kipc;
     kk.tcbs[t].kipc = KernelIpc::None;
     match kind {
-        KernelIpc::PageFault { addr, write, exec } => {
+        KernelIpc::PageFault { addr, write, exec, resolved } => {
             // Resolved only if the page is now mapped with the access that
             // faulted; otherwise the exception handler gets it.
-            let ok = kk
-                .space_of(t)
-                .and_then(|s| s.translate(addr))
-                .is_some_and(|m| m.user && (!write || m.writable) && (!exec || m.executable));
+            let ok = resolved
+                || kk
+                    .space_of(t)
+                    .and_then(|s| s.translate(addr))
+                    .is_some_and(|m| m.user && (!write || m.writable) && (!exec || m.executable));
             if ok {
                 kk.make_ready(t);
             } else {
@@ -579,7 +628,7 @@ pub fn page_fault(kk: &mut Kernel, t: usize, addr: u64, error: u64) {
     let exec = error & 16 != 0;
     let access = 4 | if write { 2 } else { 0 } | if exec { 1 } else { 0 };
     let tc = &mut kk.tcbs[t];
-    tc.kipc = KernelIpc::PageFault { addr, write, exec };
+    tc.kipc = KernelIpc::PageFault { addr, write, exec, resolved: false };
     tc.kmsg[..4].copy_from_slice(&[Tag::new(label::PAGE_FAULT, 3, 0).0, addr, tc.frame.rip, access]);
     ipc(kk, t, pager, pager, Timeout::NEVER, Timeout::NEVER);
 }

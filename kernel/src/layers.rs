@@ -15,7 +15,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("state", &["state", "console", "log"]),
     ("objects", &["thread", "umem", "access"]),
     ("operations", &["ipc", "mapping", "io", "irq", "timer", "pmc", "crash", "control"]),
-    ("entry", &["syscall", "trap", "dispatch", "init", "task", "ktest", "invariants", "layers"]),
+    ("entry", &["syscall", "trap", "dispatch", "fastpath", "init", "task", "ktest", "invariants", "layers"]),
 ];
 
 /// Macros exported at the crate root, by the module that defines them.

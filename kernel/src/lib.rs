@@ -75,11 +75,13 @@ pub mod pmc;
 #[cfg(target_os = "none")]
 pub mod timer;
 
-// Entry points: system-call dispatch, trap dispatch, the dispatcher every
-// entry ends in, boot (and the root task's loader), the test kernel's
-// ring-0 tests and debug calls.
+// Entry points: system-call dispatch (and its IPC fast path), trap
+// dispatch, the dispatcher every entry ends in, boot (and the root task's
+// loader), the test kernel's ring-0 tests and debug calls.
 #[cfg(target_os = "none")]
 pub mod dispatch;
+#[cfg(target_os = "none")]
+pub mod fastpath;
 #[cfg(target_os = "none")]
 pub mod init;
 #[cfg(all(target_os = "none", feature = "ktest"))]

@@ -102,7 +102,15 @@ fn low_mask(log2: u32) -> u64 {
 }
 
 /// Maps (or grants) sender `s`'s flexpage into receiver `r`'s `window`.
-pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, window: Fpage) -> Result<(), Error> {
+/// Returns the last page it installed (receiver address, rights), if any.
+pub fn map_item(
+    kk: &mut Kernel,
+    s: usize,
+    r: usize,
+    w0: u64,
+    fpage: Fpage,
+    window: Fpage,
+) -> Result<Option<(u64, DbRights)>, Error> {
     let grant = w0 & item::KIND_MASK == item::GRANT;
     let (ssp, rsp) = (kk.tcbs[s].space, kk.tcbs[r].space);
     if fpage.is_io() {
@@ -110,7 +118,7 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
         if window.0 == 0 {
             return Err(Error::MessageOverflow);
         }
-        return crate::io::map_ports(kk, ssp, rsp, ports, grant);
+        return crate::io::map_ports(kk, ssp, rsp, ports, grant).map(|_| None);
     }
     if !fpage.is_valid() || fpage.size_log2() > MAX_MAP_LOG2 {
         return Err(Error::InvalidArgument);
@@ -134,6 +142,7 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
         (at(fpage.base(), off)?, wbase, wlog2.min(MAX_MAP_LOG2))
     };
     let rights = DbRights(fpage.rights() as u8);
+    let mut last = None;
     for p in (0..1u64 << log2).step_by(4096) {
         let (sv, rv) = (at(src, p)?, at(dst, p)?);
         if rv >= abi::USER_END {
@@ -163,16 +172,16 @@ pub fn map_item(kk: &mut Kernel, s: usize, r: usize, w0: u64, fpage: Fpage, wind
             Err(MapDbError::Full) => return Err(Error::OutOfMemory),
         };
         let Some(rspace) = spaces[rsp as usize].space.as_mut() else { return Err(Error::InvalidThread) };
-        // Whatever was mapped at `rv` (the database removed its own entry
-        // for it already) goes.
-        rspace.unmap(rv);
-        if let Err(e) = rspace.map(rv, frame, to_pt(eff), &mut POOL.lock()) {
+        // One walk: whatever was mapped at `rv` (the database removed its
+        // own entry for it already) is replaced.
+        if let Err(e) = rspace.set(rv, frame, to_pt(eff), &mut POOL.lock()) {
             // No page table: undo the database entry so both agree.
             db.unmap(rsp, rv >> 12, DbRights::ALL, true, &mut |sp, vp, r| apply(spaces, sp, vp, r));
             return Err(map_err(e));
         }
+        last = Some((rv, eff));
     }
-    Ok(())
+    Ok(last)
 }
 
 /// The `UNMAP` call: flush `fpage` of the caller's space.

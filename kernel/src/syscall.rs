@@ -61,6 +61,7 @@ enum Config {
     Mcp(u8),
     Rights(u8),
     Allow(crate::access::Change),
+    Fastpath(bool),
 }
 
 /// Checks a `THREAD_CONFIG` request of `cur` against its own limits.
@@ -86,6 +87,7 @@ fn decode_config(kk: &Kernel, cur: usize, what: u64, v: u64, v2: u64) -> Result<
         attr::RIGHTS if v & !rights::ALL != 0 => return Err(Error::InvalidArgument),
         attr::RIGHTS if v & !(caller.rights as u64) != 0 => return Err(Error::NoPermission),
         attr::RIGHTS => Config::Rights(v as u8),
+        attr::FASTPATH if v <= 1 => Config::Fastpath(v == 1),
         _ => return Err(Error::InvalidArgument),
     })
 }
@@ -124,6 +126,7 @@ fn apply_config(kk: &mut Kernel, t: usize, c: Config) {
         Config::Mcp(m) => kk.tcbs[t].mcp = m,
         Config::Rights(r) => kk.tcbs[t].rights = r,
         Config::Allow(c) => crate::access::apply(kk, t, c),
+        Config::Fastpath(on) => kk.tcbs[t].fastpath = on,
     }
 }
 
@@ -148,6 +151,7 @@ fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u
         attr::RIGHTS => tc.rights as u64,
         attr::SPACE => tc.space as u64,
         attr::PREEMPTIONS => tc.preemptions,
+        attr::FASTPATH => tc.fastpath_ipcs,
         attr::ALLOW | attr::REFUSED => {
             let a = kk.spaces[tc.space as usize].access;
             let (v, second) = match what {
@@ -268,6 +272,12 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
 /// in its TCB (`_frame` points there).
 #[no_mangle]
 extern "C" fn syscall_dispatch(_frame: *mut TrapFrame) -> ! {
+    if with_kernel(|kk| kk.current.is_some_and(|cur| crate::fastpath::ipc(kk, cur))) {
+        // SAFETY: the fast path switched to a thread blocked in an IPC
+        // system call: its frame holds user selectors, a user RIP and
+        // sanitized RFLAGS, and `switch_to` loaded its space.
+        unsafe { crate::arch::trap::resume_user() }
+    }
     with_kernel(syscall_of_current);
     schedule_and_resume()
 }

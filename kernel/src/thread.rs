@@ -11,7 +11,9 @@
 //!   CPU saves it on every entry (RSP0 points at its end). There are no
 //!   per-thread kernel stacks: the kernel never blocks inside a call.
 //! - `Ready` threads are in the ready queues (blocked threads may linger
-//!   there and are dropped lazily when the scheduler meets them).
+//!   there and are dropped lazily when the scheduler meets them), except
+//!   the current thread after an IPC fast-path switch (`crate::fastpath`),
+//!   which joins its queue when the scheduler next runs.
 //! - A thread blocked in a send is in exactly one receiver's sender queue.
 #![deny(clippy::arithmetic_side_effects)]
 
@@ -51,10 +53,13 @@ pub enum State {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelIpc {
     None,
+    /// `resolved` is set when the pager's reply was one map item that
+    /// installed the page with the access that faulted (no re-walk then).
     PageFault {
         addr: u64,
         write: bool,
         exec: bool,
+        resolved: bool,
     },
     /// `resume` is set when the handler's reply fixed the thread up.
     Exception {
@@ -120,6 +125,10 @@ pub struct Tcb {
     /// Times the thread was taken off the CPU while it could still run
     /// (`abi::sys::attr::PREEMPTIONS`).
     pub preemptions: u64,
+    /// Its IPCs may take the fast path (`crate::fastpath`), and how many
+    /// did (`abi::sys::attr::FASTPATH`).
+    pub fastpath: bool,
+    pub fastpath_ipcs: u64,
 }
 
 impl Tcb {
@@ -158,6 +167,8 @@ impl Tcb {
             pending_irq: 0,
             pending_budget: 0,
             preemptions: 0,
+            fastpath: true,
+            fastpath_ipcs: 0,
         }
     }
 }
@@ -366,7 +377,13 @@ impl Kernel {
     }
 
     /// Highest-priority ready thread, dropping blocked ones met on the way.
+    #[inline]
     pub fn pick(&mut self) -> Option<usize> {
+        // A thread the fast path switched to is in no queue: it joins its
+        // level's tail before anything is picked (no-op if queued).
+        if let Some(c) = self.current.filter(|&c| self.tcbs[c].state == State::Ready) {
+            self.ready.enqueue(c, self.tcbs[c].prio);
+        }
         if let Some(d) = self.direct.take() {
             let t = &self.tcbs[d];
             if t.state == State::Ready && self.ready.highest_level().is_none_or(|p| t.prio >= p) {

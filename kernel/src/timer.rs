@@ -108,10 +108,25 @@ pub fn tick(kk: &mut Kernel) {
     *earliest() = next;
 }
 
+/// TSC ticks since the running thread was dispatched (what `account`
+/// would charge it at `n`).
+#[inline]
+pub fn used_since_dispatch(n: u64) -> u64 {
+    let p = &raw const DISPATCHED_AT;
+    // SAFETY: kernel context only.
+    n.saturating_sub(unsafe { *p })
+}
+
 /// Programs the timer for the thread about to run (`i`).
 #[inline]
 pub fn arm(kk: &Kernel, i: usize) {
-    let n = now();
+    arm_at(kk, i, now());
+}
+
+/// [`arm`] with the TSC already read (`n`): the IPC fast path reads it
+/// once per entry.
+#[inline(always)]
+pub fn arm_at(kk: &Kernel, i: usize, n: u64) {
     let p = &raw mut DISPATCHED_AT;
     // SAFETY: kernel context only.
     unsafe { *p = n };
@@ -137,6 +152,7 @@ pub fn arm_idle(_kk: &Kernel) {
 /// that is still ahead and not later than needed stays: firing early only
 /// costs a tick that re-arms, while reprogramming on every kernel exit
 /// would cost a timer write on the IPC path.
+#[inline]
 fn program(deadline: u64, now: u64) {
     let p = &raw mut ARMED;
     // SAFETY: kernel context only.

@@ -175,7 +175,12 @@ pub fn run_prism(
     boot.cmdline = image.cmdline.clone();
     boot.modules = image.module_args();
     boot.extra = extra.to_vec();
-    let o = boot.run_captured(Duration::from_secs(900), Some(&|s: &str| s.contains("bench done")))?;
+    // A profiled run must end by itself (the root task's verdict): the
+    // profile plugin writes its file in QEMU's exit handlers, which a
+    // killed QEMU never runs.
+    let done = |s: &str| s.contains("bench done");
+    let stop: Option<&dyn Fn(&str) -> bool> = if profile.is_some() { None } else { Some(&done) };
+    let o = boot.run_captured(Duration::from_secs(900), stop)?;
     let lines: Vec<String> = o.lines.iter().map(|(_, l)| l.clone()).collect();
     parse_prism_console(&lines).with_context(|| format!("Prism under {accel}"))
 }
@@ -410,17 +415,7 @@ pub fn render_markdown(r: &Report) -> String {
 /// Writes `bench.json` and `bench.md` into a new folder `dir/<timestamp>`
 /// (`-2`, `-3`, ... if that exists: an earlier run is never overwritten).
 pub fn write_report(dir: &Path, r: &Report) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut n = 1;
-    let out = loop {
-        let name = if n == 1 { r.timestamp.clone() } else { format!("{}-{n}", r.timestamp) };
-        let p = dir.join(name);
-        match std::fs::create_dir(&p) {
-            Ok(()) => break p,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
-            Err(e) => return Err(e).with_context(|| format!("creating {}", p.display())),
-        }
-    };
+    let out = crate::report::new_folder(dir, &r.timestamp)?;
     std::fs::write(out.join("bench.json"), serde_json::to_string_pretty(r)? + "\n")?;
     std::fs::write(out.join("bench.md"), render_markdown(r))?;
     Ok(out)

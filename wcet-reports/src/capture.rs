@@ -184,8 +184,9 @@ pub fn split_serial(text: &str) -> (Vec<(String, String)>, Vec<String>) {
     let mut from = 0usize;
     for r in &stream.runs {
         let (a, b) = r.lines;
-        let chunk = lines[from.min(lines.len())..b.min(lines.len())].join("\n") + "\n";
-        from = b;
+        let end = b.min(lines.len());
+        let chunk = lines[from.min(end)..end].join("\n") + "\n";
+        from = end;
         match r.scenario() {
             Some(s) if SCENARIOS.contains(&s) => {
                 if let Some(prev) = out.iter_mut().find(|(n, _)| n == s) {

@@ -50,8 +50,20 @@ pub struct Source {
 }
 
 impl Source {
+    /// Reads a description; text that is not UTF-8 is an error naming
+    /// the line and column of the first bad byte.
     pub fn read(path: &Path) -> Result<Source> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let (good, bad) = e.as_bytes().split_at(e.utf8_error().valid_up_to());
+            let before = Source { path: PathBuf::new(), text: String::from_utf8_lossy(good).into_owned() };
+            let (line, col) = before.line_col(good.len());
+            anyhow!(
+                "{}:{line}:{col}: error: byte 0x{:02x} is not UTF-8 (a description is UTF-8 TOML)",
+                path.display(),
+                bad.first().copied().unwrap_or_default()
+            )
+        })?;
         Ok(Source { path: path.to_path_buf(), text })
     }
 
@@ -211,11 +223,14 @@ pub fn port_range(text: &str, ports: &mut sysdesc::Ports) -> Result<(), String> 
     if !count.is_power_of_two() || base > u16::MAX as u32 {
         return Err(bad());
     }
+    if !base.is_multiple_of(count) {
+        return Err(format!("`{text}`: the base is not a multiple of the count {count}"));
+    }
+    if base + count > 0x1_0000 {
+        return Err(format!("`{text}`: runs past port 0xffff"));
+    }
     if !ports.insert(base as u16, count.trailing_zeros() as u8) {
-        return Err(format!(
-            "`{text}`: misaligned, past port 0xffff, or more than {} ranges",
-            sysdesc::MAX_PORT_RANGES
-        ));
+        return Err(format!("`{text}`: more than {} ranges", sysdesc::MAX_PORT_RANGES));
     }
     Ok(())
 }
@@ -326,7 +341,11 @@ fn resolve(d: &mut Diags, src: &Source, scenario: Scenario, opts: &Options) -> O
     let (root, errors) = DeTable::parse_recoverable(&src.text);
     if !errors.is_empty() {
         for e in errors {
-            d.error(e.span().unwrap_or(0..0), "", format!("TOML: {}", e.message()));
+            let span = e.span().unwrap_or(0..0);
+            // The text it is about, where that is a short word (`duplicate key` names no key).
+            let at = src.text.get(span.clone()).filter(|t| !t.is_empty() && t.len() <= 40 && !t.contains('\n'));
+            let at = at.map_or(String::new(), |t| format!(" (`{t}`)"));
+            d.error(span, "", format!("TOML: {}{at}", e.message()));
         }
         return None;
     }

@@ -23,6 +23,14 @@ enum Cmd {
     /// Boot a system image (sigma0, the root task and the tasks its description
     /// names) and show the serial console (Ctrl-A X quits).
     Run {
+        /// A system description (`.toml`): its `--scenario` is validated, written
+        /// to `build/images/wcet/<name>/<scenario>/system` and booted. (To capture
+        /// every job of every scenario and write the report: `prism wcet`.)
+        #[arg(conflicts_with = "system")]
+        description: Option<PathBuf>,
+        /// The scenario of DESCRIPTION to boot.
+        #[arg(long, default_value = "partitioned", value_parser = scenario_name, requires = "description")]
+        scenario: Scenario,
         /// The compact system description (a file called `system`).
         #[arg(long, default_value = DEFAULT_SYSTEM)]
         system: PathBuf,
@@ -280,7 +288,22 @@ fn main() -> Result<()> {
     let root = cli.build_dir.join("modules/sigma0").display().to_string();
     let cache = cli.build_dir.join("accel");
     match cli.cmd {
-        Cmd::Run { system, cmdline, seconds } => {
+        Cmd::Run { description, scenario, system, cmdline, seconds } => {
+            let system = match description {
+                Some(d) => {
+                    let src = description::Source::read(&d)?;
+                    let (system, _, desc) = report_cli::scenario_image(&cli.build_dir, &src, scenario)?;
+                    eprintln!(
+                        "prism: {} ({scenario}) -> {}: {} partition(s), {} task(s)",
+                        d.display(),
+                        system.display(),
+                        desc.partitions.len(),
+                        desc.tasks.len()
+                    );
+                    system
+                }
+                None => system,
+            };
             let (accel, why) = qemu::choose_accel(&kernel, &root, &cache)?;
             eprintln!(
                 "prism: {}, accelerator {accel} ({why}); booting {}",

@@ -5,8 +5,9 @@
 //! The report is a pure function of the capture (no clock, no host
 //! probing), so `prism report DIR` rebuilds it byte for byte. Files are
 //! created with `create_new`: a report never overwrites anything, and a
-//! folder that exists is never written into (except the fresh folder of
-//! the run that is being reported, which holds only its `capture/`).
+//! folder that holds anything is never written into (except the fresh
+//! folder of the run that is being reported, which holds only its
+//! `capture/`). [`new_folder`] makes report folders atomically.
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -335,7 +336,10 @@ fn analyse(cap: &Capture, opts: &Options) -> Result<Model> {
         })
         .filter(|&v| v / width >= buckets as u64)
         .count() as u64;
-    let complete = data.len() == SCENARIOS.len() && data.iter().all(ScenarioData::complete);
+    // Complete when every scenario the run planned (all three, or those
+    // `--scenario` chose) came back whole.
+    let complete =
+        !data.is_empty() && data.len() == cap.info.scenarios.len() && data.iter().all(ScenarioData::complete);
     let summary = Summary {
         schema: SCHEMA.into(),
         description: cap.info.description.clone(),
@@ -468,20 +472,24 @@ fn series(m: &Model) -> Vec<(usize, Series)> {
     out
 }
 
-/// Builds the report of `cap` in `out`. `out` must not exist, or be the
-/// folder that holds `cap` as its `capture/` and nothing else.
+/// Builds the report of `cap` in `out`. `out` must not exist, be empty
+/// (e.g. made by [`new_folder`]), or be the folder that holds `cap` as its
+/// `capture/` and nothing else.
 pub fn build(cap: &Capture, out: &Path, opts: &Options) -> Result<Summary> {
     let own = out.join("capture");
-    if out.exists() {
-        let entries: Vec<_> = std::fs::read_dir(out)?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
-        let same = own.canonicalize().ok() == cap.dir.canonicalize().ok();
-        if !(same && entries.len() == 1) {
-            bail!("{}: exists; a report is never written into an existing folder", out.display());
-        }
-    } else {
+    if !out.exists() {
         std::fs::create_dir_all(out.parent().unwrap_or(Path::new(".")))?;
         std::fs::create_dir(out).with_context(|| format!("{}: cannot create", out.display()))?;
-        copy_capture(cap, &own)?;
+    }
+    let entries = std::fs::read_dir(out).with_context(|| format!("{}: cannot read the folder", out.display()))?.count();
+    let holds_cap = own.canonicalize().ok() == cap.dir.canonicalize().ok();
+    match entries {
+        0 => copy_capture(cap, &own)?,
+        1 if holds_cap => {}
+        _ => bail!(
+            "{}: exists and holds files; a report is never written into a folder that holds anything",
+            out.display()
+        ),
     }
     let m = analyse(cap, opts)?;
     create(&out.join("jobs.csv"), jobs_csv(&m).as_bytes())?;
@@ -930,17 +938,20 @@ fn inline(s: &str) -> String {
     out
 }
 
-/// A new report folder `root/<description>/<stamp>` (suffixed `-2`, `-3`
-/// ... if taken), not yet created.
-pub fn new_folder(root: &Path, description: &str, stamp: &str) -> PathBuf {
-    let base = root.join(description);
-    let mut dir = base.join(stamp);
-    let mut n = 2;
-    while dir.exists() {
-        dir = base.join(format!("{stamp}-{n}"));
-        n += 1;
+/// Creates the new folder `parent/name` (suffixed `-2`, `-3` ... while
+/// taken, also by a run that started in the same second) and returns it:
+/// an earlier report is never written into.
+pub fn new_folder(parent: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create", parent.display()))?;
+    let mut n = 1;
+    loop {
+        let dir = if n == 1 { parent.join(name) } else { parent.join(format!("{name}-{n}")) };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot create", dir.display())),
+        }
     }
-    dir
 }
 
 /// Points `root/<description>/latest` at `dir` (replacing an older link,

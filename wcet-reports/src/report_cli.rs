@@ -43,6 +43,9 @@ pub struct WcetArgs {
     /// Replay the console files of an earlier capture or report folder.
     #[arg(long, value_name = "DIR")]
     pub replay: Option<PathBuf>,
+    /// Run only this scenario (repeatable; default: alone, shared and partitioned).
+    #[arg(long = "scenario", value_name = "SCENARIO", value_parser = ["alone", "shared", "partitioned"])]
+    scenarios: Vec<String>,
     /// Seconds before a scenario's run is stopped and marked incomplete.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -65,11 +68,22 @@ pub struct WcetArgs {
     hist: HistArgs,
 }
 
+impl WcetArgs {
+    /// Whether `--scenario` asks for this scenario (all of them without it).
+    fn wanted(&self, scenario: &str) -> bool {
+        self.scenarios.is_empty() || self.scenarios.iter().any(|s| s == scenario)
+    }
+
+    fn only(&self, plans: Vec<ScenarioPlan>) -> Vec<ScenarioPlan> {
+        plans.into_iter().filter(|p| self.wanted(&p.name)).collect()
+    }
+}
+
 #[derive(Args)]
 pub struct ReportArgs {
     /// A capture folder, or a report folder (its `capture/` is used).
     dir: PathBuf,
-    /// The new report folder (must not exist; default: `<DIR>-rebuilt-<timestamp>`).
+    /// The new report folder (must not exist, or be empty; default: `<DIR>-rebuilt-<timestamp>` beside DIR).
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -122,12 +136,12 @@ fn finish(dir: &Path, summary: &report::Summary) {
 
 /// One scenario's image: its compact description written to
 /// `build/images/wcet/<description>/<scenario>/system`, and its colours.
-fn scenario_image(
-    a: &WcetArgs,
+pub fn scenario_image(
+    build_dir: &Path,
     src: &description::Source,
     scenario: sysdesc::Scenario,
 ) -> Result<(PathBuf, capture::Layout, description::Description)> {
-    let opts = description::Options { modules: Some(a.build_dir.join("modules")), ..Default::default() };
+    let opts = description::Options { modules: Some(build_dir.join("modules")), ..Default::default() };
     let c = description::check(src, scenario, &opts);
     for d in &c.diagnostics {
         if d.severity == description::Severity::Error {
@@ -137,7 +151,7 @@ fn scenario_image(
     let Some(desc) = c.description else {
         bail!("{}: {} error(s) in scenario {scenario}; nothing was run", src.path.display(), c.errors());
     };
-    let dir = a.build_dir.join("images/wcet").join(wcet::description_name(&a.description)).join(scenario.as_str());
+    let dir = build_dir.join("images/wcet").join(wcet::description_name(&src.path)).join(scenario.as_str());
     std::fs::create_dir_all(&dir)?;
     let system = dir.join("system");
     std::fs::write(&system, desc.compact()?).with_context(|| format!("writing {}", system.display()))?;
@@ -188,9 +202,19 @@ fn wcet_qemu(a: &WcetArgs, text: String) -> Result<wcet::Done> {
     let src = description::Source::read(&a.description)?;
     let mut images = Vec::new();
     for s in [sysdesc::Scenario::Alone, sysdesc::Scenario::Shared, sysdesc::Scenario::Partitioned] {
-        images.push((s.as_str().to_string(), scenario_image(a, &src, s)?));
+        if a.wanted(s.as_str()) {
+            images.push((s.as_str().to_string(), scenario_image(&a.build_dir, &src, s)?));
+        }
     }
-    let profile = images[0].1 .2.cache.strip_prefix("profile ").unwrap_or("embedded").to_string();
+    let profile = images
+        .first()
+        .context("no scenario to run")?
+        .1
+         .2
+        .cache
+        .strip_prefix("profile ")
+        .unwrap_or("embedded")
+        .to_string();
     let q = qemu::Qemu::selected();
     eprintln!(
         "prism wcet: mode {mode} ({label}){}, {}",
@@ -271,7 +295,7 @@ pub fn wcet(a: WcetArgs) -> Result<()> {
         let plan = Plan {
             description_file: a.description.clone(),
             description_text: text,
-            scenarios: wcet::default_scenarios(timeout, |s| Some(wcet_reports::source::synthetic_layout(s))),
+            scenarios: a.only(wcet::default_scenarios(timeout, |s| Some(wcet_reports::source::synthetic_layout(s)))),
             out_root: a.out_root.clone(),
             options: a.hist.options(),
         };
@@ -285,7 +309,8 @@ pub fn wcet(a: WcetArgs) -> Result<()> {
         let plan = Plan {
             description_file: PathBuf::from(&src.capture.info.description_file),
             description_text: src.capture.description_text.clone(),
-            scenarios: wcet::default_scenarios(timeout, |s| layouts.iter().find(|r| r.name == s)?.layout.clone()),
+            scenarios: a
+                .only(wcet::default_scenarios(timeout, |s| layouts.iter().find(|r| r.name == s)?.layout.clone())),
             out_root: a.out_root.clone(),
             options: a.hist.options(),
         };
@@ -307,12 +332,9 @@ pub fn report(a: ReportArgs) -> Result<()> {
                 if base.ends_with("capture") { base.parent().map(Path::to_path_buf).unwrap_or(base) } else { base };
             let name = base.file_name().map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
             let (stamp, _) = wcet::now();
-            base.with_file_name(format!("{name}-rebuilt-{stamp}"))
+            report::new_folder(base.parent().unwrap_or(Path::new(".")), &format!("{name}-rebuilt-{stamp}"))?
         }
     };
-    if out.exists() {
-        bail!("{}: exists; a report is never written into an existing folder", out.display());
-    }
     let summary = report::build(&cap, &out, &a.hist.options())?;
     finish(&out, &summary);
     eprintln!("report: rebuilt in {:.2} s", start.elapsed().as_secs_f64());
@@ -402,7 +424,7 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
     }
     let (stamp, started) = wcet::now();
     let name = a.description.as_deref().map_or_else(|| "capture".into(), wcet::description_name);
-    let dir = report::new_folder(&a.out_root, &name, &stamp);
+    let dir = report::new_folder(&a.out_root.join(&name), &stamp)?;
     let info = RunInfo {
         schema: capture::SCHEMA.into(),
         description: name,

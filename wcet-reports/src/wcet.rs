@@ -119,7 +119,7 @@ pub fn description_name(file: &Path) -> String {
 pub fn run(source: &dyn GuestSource, plan: &Plan) -> Result<Done> {
     let (stamp, started) = now();
     let name = description_name(&plan.description_file);
-    let dir = report::new_folder(&plan.out_root, &name, &stamp);
+    let dir = report::new_folder(&plan.out_root.join(&name), &stamp)?;
     let results = run_all(source, &plan.scenarios);
     let mut files = Vec::new();
     let mut scenarios = Vec::new();

@@ -1,7 +1,6 @@
 //! The report pipeline end to end on synthetic runs: rebuilds, damaged
 //! captures, self-contained HTML, no overwrites.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,6 +9,9 @@ use wcet_reports::capture::{self, Capture};
 use wcet_reports::report::{self, Options};
 use wcet_reports::source::{synthetic_layout, SyntheticSource};
 use wcet_reports::wcet::{self, Plan};
+
+mod common;
+use common::tree;
 
 const DESCRIPTION: &str = "# synthetic test description\n[[partition]]\nname = \"rt\"\ncolors = \"0-7\"\n";
 
@@ -26,29 +28,12 @@ fn synthetic_run(root: &Path, jobs: u32) -> PathBuf {
     wcet::run(&src, &plan).unwrap().dir
 }
 
-/// Every file under `dir`, by relative path.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
 
 /// A copy of `run`'s capture with the console of `scenario` replaced by `f(text)`.
-fn damaged(run: &Path, into: &Path, scenario: &str, f: impl Fn(&str) -> String) -> Capture {
+fn damaged<T: AsRef<[u8]>>(run: &Path, into: &Path, scenario: &str, f: impl Fn(&str) -> T) -> Capture {
     let src = run.join("capture");
     std::fs::create_dir_all(into).unwrap();
     for e in std::fs::read_dir(&src).unwrap() {
@@ -97,7 +82,7 @@ fn a_run_writes_every_file_and_report_dir_rebuilds_it_identically() {
 
     let rebuilt = tmp.path().join("rebuilt");
     report::build(&capture::load(&run).unwrap(), &rebuilt, &Options::default()).unwrap();
-    let (a, b) = (files(&run), files(&rebuilt));
+    let (a, b) = (tree(&run), tree(&rebuilt));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (k, v) in &a {
         assert!(v == &b[k], "{} differs after the rebuild", k.display());
@@ -197,6 +182,30 @@ fn a_truncated_capture_gives_a_partial_report_marked_incomplete() {
     assert_eq!(csv.lines().count(), 1 + 600 + p.jobs_received);
 }
 
+#[test]
+fn a_run_of_chosen_scenarios_is_complete_and_reports_only_those() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = SyntheticSource { jobs: 40, seed: 7, line_delay: Duration::ZERO };
+    let mut scenarios = wcet::default_scenarios(Duration::from_secs(60), |s| Some(synthetic_layout(s)));
+    scenarios.retain(|p| p.name != "shared");
+    let plan = Plan {
+        description_file: PathBuf::from("workloads/configs/test.toml"),
+        description_text: DESCRIPTION.into(),
+        scenarios,
+        out_root: tmp.path().to_path_buf(),
+        options: Options::default(),
+    };
+    let done = wcet::run(&src, &plan).unwrap();
+    assert!(done.summary.complete);
+    assert!(done.summary.scenarios.shared.is_none());
+    assert_eq!(done.summary.scenarios.alone.as_ref().unwrap().jobs_received, 40);
+    assert_eq!(done.summary.scenarios.partitioned.as_ref().unwrap().status, "complete");
+    // Dropping a planned scenario's console from the capture makes it incomplete.
+    let cap = damaged(&done.dir, &tmp.path().join("cut"), "alone", |_| String::new());
+    let s = report::build(&cap, &tmp.path().join("cut-report"), &Options::default()).unwrap();
+    assert!(!s.complete);
+}
+
 /// A record line with a valid checksum for a header of another scenario.
 fn header_line(scenario: &str) -> String {
     let mut s = String::new();
@@ -205,63 +214,194 @@ fn header_line(scenario: &str) -> String {
     s.trim_end().to_string()
 }
 
+/// `body` (a record line up to its checksum) with its checksum: a line
+/// that passes the line check but says something wrong.
+fn signed(body: &str) -> String {
+    format!("{body} *{:08x}", crc32fast::hash(body.as_bytes()))
+}
+
+/// Record line `l` with field `i` (after the prefix and kind) set to `v`, signed again.
+fn with_field(l: &str, i: usize, v: &str) -> String {
+    let body = l.rsplit_once(" *").unwrap().0;
+    let mut f: Vec<&str> = body.split(' ').collect();
+    f[i + 2] = v;
+    signed(&f.join(" "))
+}
+
 #[test]
 fn corrupted_capture_streams_each_give_their_specific_error() {
     let tmp = tempfile::tempdir().unwrap();
     let run = synthetic_run(tmp.path(), 200);
-    let job_lines = |t: &str| -> Vec<usize> {
-        t.lines().enumerate().filter(|(_, l)| l.starts_with("@prism-rec J ")).map(|(i, _)| i).collect()
+    let console = std::fs::read_to_string(run.join("capture/alone.console.log")).unwrap();
+    let index = |kind: &str| -> Vec<usize> {
+        console
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(&format!("@prism-rec {kind} ")))
+            .map(|(i, _)| i)
+            .collect()
     };
-    type Mutation = Box<dyn Fn(&str) -> String>;
-    let edit = |f: fn(&mut Vec<String>, &[usize])| -> Mutation {
-        Box::new(move |t: &str| {
-            let idx = job_lines(t);
-            let mut l: Vec<String> = t.lines().map(String::from).collect();
-            f(&mut l, &idx);
-            l.join("\n")
-        })
+    let (j, h, e) = (index("J"), index("H")[0], index("E")[0]);
+    // The problem names the console file and, for a line, its number.
+    let at = |i: usize, what: &str| format!("alone.console.log: line {}: {what}", i + 1);
+    type Mutation = Box<dyn Fn(&mut Vec<Vec<u8>>)>;
+    let set = |i: usize, f: fn(&str) -> String| -> Mutation {
+        Box::new(move |l: &mut Vec<Vec<u8>>| l[i] = f(std::str::from_utf8(&l[i]).unwrap()).into_bytes())
     };
-    let cases: Vec<(&str, Mutation, &str)> = vec![
+    // (what, mutation, words of the problem, jobs the report still holds)
+    let cases: Vec<(&str, Mutation, String, usize)> = vec![
         (
             "flipped digit",
-            edit(|l, j| {
-                let line = &mut l[j[10]];
-                let at = line.find(" 0 0 ").unwrap_or(20);
-                line.replace_range(at..at + 3, " 9 ");
+            set(j[10], |l| {
+                let at = l.find(" 0 0 ").unwrap_or(20);
+                let mut l = l.to_string();
+                l.replace_range(at..at + 3, " 9 ");
+                l
             }),
-            "fails its checksum",
+            at(j[10], "record fails its checksum (dropped)"),
+            199,
         ),
-        ("lost line", edit(|l, j| drop(l.remove(j[42]))), "1 job(s) missing: 42"),
-        ("repeated line", edit(|l, j| l.insert(j[5] + 1, l[j[5]].clone())), "duplicate of job 5"),
-        ("cut before trailer", edit(|l, j| l.truncate(j[150])), "stream truncated"),
+        (
+            "console text inside a record line",
+            set(j[7], |l| format!("{}kernel: tick{}", &l[..40], &l[40..])),
+            at(j[7], "record fails its checksum (dropped)"),
+            199,
+        ),
+        (
+            "bytes that are not UTF-8 in a record line",
+            {
+                let i = j[8];
+                Box::new(move |l: &mut Vec<Vec<u8>>| l[i][30] = 0xff)
+            },
+            at(j[8], "record fails its checksum (dropped)"),
+            199,
+        ),
+        (
+            "wrong magic",
+            set(j[9], |l| l.replacen("@prism-rec", "@prism-rek", 1)),
+            "alone.console.log: task matmul: 1 job(s) missing: 9".into(),
+            199,
+        ),
+        (
+            "lost line",
+            {
+                let i = j[42];
+                Box::new(move |l: &mut Vec<Vec<u8>>| drop(l.remove(i)))
+            },
+            "1 job(s) missing: 42".into(),
+            199,
+        ),
+        (
+            "repeated line",
+            {
+                let i = j[5];
+                Box::new(move |l: &mut Vec<Vec<u8>>| l.insert(i + 1, l[i].clone()))
+            },
+            at(j[5] + 1, "duplicate of job 5 of task matmul"),
+            200,
+        ),
+        (
+            "job of a task no task line names",
+            set(j[11], |l| with_field(l, 0, "9")),
+            at(j[11], "job of unknown task 9 (dropped)"),
+            199,
+        ),
+        (
+            "job number beyond the task's count",
+            set(j[12], |l| with_field(l, 1, "500")),
+            at(j[12], "job 500 of task matmul, which has jobs 0..200 (dropped)"),
+            199,
+        ),
+        (
+            "TSC going backwards",
+            set(j[13], |l| with_field(l, 4, "1")),
+            at(j[13], "job 13 of task matmul: TSC not monotone"),
+            200,
+        ),
+        (
+            "cut before trailer",
+            {
+                let i = j[150];
+                Box::new(move |l: &mut Vec<Vec<u8>>| l.truncate(i))
+            },
+            format!("stream truncated: no trailer after the last record (line {})", j[149] + 1),
+            150,
+        ),
+        (
+            "trailer counts another number of jobs",
+            set(e, |l| with_field(l, 0, "201")),
+            at(e, "trailer counts 201 job record(s), 200 arrived"),
+            200,
+        ),
+        (
+            "wrong format version",
+            set(h, |l| with_field(l, 0, "2")),
+            at(h, "record format version 2, this reader knows 1 (run skipped)"),
+            0,
+        ),
         (
             "wrong scenario header",
-            edit(|l, _| {
-                let h = l.iter().position(|x| x.starts_with("@prism-rec H ")).unwrap();
-                l[h] = header_line("shared");
-            }),
-            "header mismatch: run of scenario \"shared\", expected \"alone\"",
+            Box::new(move |l: &mut Vec<Vec<u8>>| l[h] = header_line("shared").into_bytes()),
+            "header mismatch: run of scenario \"shared\", expected \"alone\"".into(),
+            200,
         ),
-        ("reordered lines", edit(|l, j| l.swap(j[3], j[4])), "trailer checksum does not match"),
+        (
+            "reordered lines",
+            {
+                let (a, b) = (j[3], j[4]);
+                Box::new(move |l: &mut Vec<Vec<u8>>| l.swap(a, b))
+            },
+            at(e, "trailer checksum does not match the records"),
+            200,
+        ),
         (
             "lost header",
-            edit(|l, _| {
-                let h = l.iter().position(|x| x.starts_with("@prism-rec H ")).unwrap();
-                l.remove(h);
-            }),
-            "records without a run header",
+            Box::new(move |l: &mut Vec<Vec<u8>>| drop(l.remove(h))),
+            "records without a run header".into(),
+            200,
         ),
-        ("no records at all", Box::new(|_: &str| "kernel panic\n".to_string()), "no job records"),
+        (
+            "no records at all",
+            Box::new(|l: &mut Vec<Vec<u8>>| *l = vec![b"kernel panic".to_vec()]),
+            "alone.console.log: no job records".into(),
+            0,
+        ),
+        ("empty console", Box::new(|l: &mut Vec<Vec<u8>>| l.clear()), "alone.console.log: no job records".into(), 0),
     ];
-    for (i, (name, f, want)) in cases.iter().enumerate() {
-        let cap = damaged(&run, &tmp.path().join(format!("case{i}")), "alone", f);
-        let s = report::build(&cap, &tmp.path().join(format!("case{i}-report")), &Options::default())
-            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let csv_rows = |out: &Path, scenario: &str| {
+        let csv = std::fs::read_to_string(out.join("jobs.csv")).unwrap();
+        csv.lines().filter(|l| l.starts_with(&format!("{scenario},"))).count()
+    };
+    for (i, (name, f, want, kept)) in cases.iter().enumerate() {
+        let cap = damaged(&run, &tmp.path().join(format!("case{i}")), "alone", |t| {
+            let mut l: Vec<Vec<u8>> = t.lines().map(|x| x.as_bytes().to_vec()).collect();
+            f(&mut l);
+            l.join(&b'\n')
+        });
+        let out = tmp.path().join(format!("case{i}-report"));
+        let s = report::build(&cap, &out, &Options::default()).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let a = s.scenarios.alone.as_ref().unwrap();
         assert_ne!(a.status, "complete", "{name}");
         assert!(!s.complete, "{name}");
-        assert!(a.problems.iter().any(|p| p.contains(want)), "{name}: want {want:?} in {:?}", a.problems);
+        assert!(a.problems.iter().any(|p| p.contains(want.as_str())), "{name}: want {want:?} in {:?}", a.problems);
+        // What arrived is still in the report, and the other scenarios are whole.
+        assert_eq!((a.jobs_received, csv_rows(&out, "alone")), (*kept, *kept), "{name}: {:?}", a.problems);
+        assert_eq!(csv_rows(&out, "shared"), 200, "{name}");
+        assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("**INCOMPLETE RUN**"), "{name}");
     }
+    // Console output between the records (even bytes that are not UTF-8, and
+    // text that almost looks like a record) is no error: the run is complete.
+    let cap = damaged(&run, &tmp.path().join("noise"), "alone", |t| {
+        let mut out = Vec::new();
+        for l in t.lines() {
+            out.extend_from_slice(l.as_bytes());
+            out.extend_from_slice(b"\nts-load: \xff\xfe spinning\n@prism-re J 0 0\n");
+        }
+        out
+    });
+    let s = report::build(&cap, &tmp.path().join("noise-report"), &Options::default()).unwrap();
+    let a = s.scenarios.alone.as_ref().unwrap();
+    assert_eq!((a.status.as_str(), a.jobs_received), ("complete", 200), "{:?}", a.problems);
 }
 
 #[test]
@@ -314,18 +454,26 @@ fn a_report_never_overwrites_or_writes_into_an_existing_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let run = synthetic_run(tmp.path(), 50);
     let cap = capture::load(&run).unwrap();
-    let before = files(&run);
+    let before = tree(&run);
     let e = format!("{:#}", report::build(&cap, &run, &Options::default()).unwrap_err());
-    assert!(e.contains("never written into an existing folder"), "{e}");
+    assert!(e.contains("exists and holds files; a report is never written into a folder"), "{e}");
     let other = tmp.path().join("other");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("keep.txt"), "mine").unwrap();
     assert!(report::build(&cap, &other, &Options::default()).is_err());
     assert_eq!(std::fs::read_to_string(other.join("keep.txt")).unwrap(), "mine");
-    assert_eq!(files(&run), before);
+    assert_eq!(tree(&run), before);
+    // An empty folder holds nothing to overwrite.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    report::build(&cap, &empty, &Options::default()).unwrap();
+    assert!(empty.join("report.html").is_file() && empty.join("capture/run.json").is_file());
     // A taken timestamp gets a suffix; a real folder called `latest` is not replaced.
     let stamp = run.file_name().unwrap().to_str().unwrap();
-    assert_eq!(report::new_folder(tmp.path(), "test", stamp), tmp.path().join(format!("test/{stamp}-2")));
+    let taken = tmp.path().join("test");
+    assert_eq!(report::new_folder(&taken, stamp).unwrap(), taken.join(format!("{stamp}-2")));
+    assert_eq!(report::new_folder(&taken, stamp).unwrap(), taken.join(format!("{stamp}-3")));
+    assert_eq!(tree(&run), before);
     let d = tmp.path().join("x/1");
     std::fs::create_dir_all(tmp.path().join("x/latest")).unwrap();
     std::fs::create_dir_all(&d).unwrap();

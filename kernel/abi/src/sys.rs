@@ -153,6 +153,11 @@ pub mod attr {
     /// (`NoPermission` from `THREAD_CREATE`, `THREAD_DELETE`,
     /// `THREAD_START`, `THREAD_CONFIG`, `IRQ_ATTACH` or `PMC`) in `rdx`.
     pub const REFUSED: u64 = 10;
+    /// The IPC fast path (see the kernel's `fastpath` module): `THREAD_INFO`
+    /// gives how many of the thread's IPCs it completed; `THREAD_CONFIG`
+    /// with `rdx` = 0 turns it off for the thread's IPCs, 1 on again (the
+    /// default), so a test can run one scenario through both paths.
+    pub const FASTPATH: u64 = 11;
 }
 
 /// IPC access control: who may send to whom.

@@ -160,6 +160,7 @@ fn init_syscall() {
 /// Makes `frame` the current thread's saved state: the next entry from ring
 /// 3 saves there, and `exit_to_user` resumes from there. The frame's end
 /// must be 16-byte aligned (the CPU aligns RSP0 before pushing).
+#[inline]
 pub fn set_current_frame(frame: *mut trap::TrapFrame) {
     let end = frame as u64 + core::mem::size_of::<trap::TrapFrame>() as u64;
     debug_assert!(end.is_multiple_of(16));
@@ -189,6 +190,7 @@ static mut FPU_TRAP: bool = false;
 /// Sets CR0.TS so that the next FPU/SSE instruction traps (#NM), which is
 /// when the FPU state is switched (lazily: IPC and threads that never use
 /// the FPU pay nothing).
+#[inline]
 pub fn set_fpu_trap(on: bool) {
     let p = &raw mut FPU_TRAP;
     // SAFETY: single CPU, kernel context only.

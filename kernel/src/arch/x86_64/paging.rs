@@ -408,6 +408,63 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// The leaf entry of user page `v`, in one walk of this space's tables:
+    /// missing tables are made from `pool` if given, else `None` (as for a
+    /// huge page on the way, which user spaces never have).
+    fn leaf(&mut self, v: u64, mut pool: Option<&mut FramePool>) -> Result<Option<*mut u64>, MapError> {
+        const ADDR: u64 = 0x000f_ffff_ffff_f000;
+        let parents = (F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE).bits();
+        let entry = |table: u64, shift: u32| {
+            let t = phys_to_virt(table).expect("page table in the direct map") as *mut u64;
+            // SAFETY: `table` is a page-table frame of this space; the
+            // index is below 512.
+            unsafe { t.add(((v >> shift) & 511) as usize) }
+        };
+        let mut table = self.pml4;
+        for shift in [39, 30, 21] {
+            let e = entry(table, shift);
+            // SAFETY: `e` points into a live table of this space (above).
+            let mut val = unsafe { *e };
+            if val & F::PRESENT.bits() == 0 {
+                let Some(pool) = pool.as_deref_mut() else { return Ok(None) };
+                val = zeroed_frame(pool)? | parents;
+                // SAFETY: as above; a fresh, zeroed table is linked in.
+                unsafe { *e = val };
+            } else if val & F::HUGE_PAGE.bits() != 0 {
+                return Ok(None);
+            }
+            table = val & ADDR;
+        }
+        Ok(Some(entry(table, 12)))
+    }
+
+    /// A present entry of `v` was changed: flush it from the TLB if this
+    /// space is loaded, else mark the space for a flush at its next switch.
+    fn changed(&mut self, v: u64) {
+        if current_root() == self.pml4 {
+            x86_64::instructions::tlb::flush(VirtAddr::new(v));
+        } else {
+            self.tlb_stale = true;
+        }
+    }
+
+    /// Maps the user page at `v` onto `frame` in one walk, replacing any
+    /// mapping it had (whose TLB entry is then flushed, or the space marked
+    /// for a flush at its next switch); missing tables are made on the way.
+    /// The map item's path: one walk answers "mapped already?" and writes.
+    pub fn set(&mut self, v: u64, frame: u64, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
+        if v >= abi::USER_END || !v.is_multiple_of(4096) || !frame.is_multiple_of(4096) {
+            return Err(MapError::BadAddress);
+        }
+        let e = self.leaf(v, Some(pool))?.ok_or(MapError::AlreadyMapped)?;
+        // SAFETY: the leaf entry of `v` in this space's tables.
+        let old = unsafe { core::ptr::replace(e, frame | user_flags(rights).bits()) };
+        if old & F::PRESENT.bits() != 0 {
+            self.changed(v);
+        }
+        Ok(())
+    }
+
     /// Allocates, zeroes and maps a fresh frame at `v`; returns the frame.
     pub fn map_fresh(&mut self, v: u64, rights: Rights, pool: &mut FramePool) -> Result<u64, MapError> {
         self.map_fresh_flags(v, user_flags(rights), pool)
@@ -434,12 +491,14 @@ impl AddressSpace {
         if v >= abi::USER_END {
             return None;
         }
-        // SAFETY: our own PML4; only a user-half leaf entry is cleared.
-        let mut pt = unsafe { table(self.pml4) };
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
-        let (frame, flush) = pt.unmap(page).ok()?;
-        self.after_change(flush);
-        Some(frame.start_address().as_u64())
+        let e = self.leaf(v & !0xfff, None).ok()??;
+        // SAFETY: the leaf entry of `v` in this space's tables.
+        let old = unsafe { core::ptr::replace(e, 0) };
+        if old & F::PRESENT.bits() == 0 {
+            return None;
+        }
+        self.changed(v & !0xfff);
+        Some(old & 0x000f_ffff_ffff_f000)
     }
 
     pub fn translate(&self, v: u64) -> Option<Translation> {

@@ -34,6 +34,10 @@ const BATCH: u64 = 500;
 /// The fuzzing threads: 0 unprivileged, 1 privileged (with the rights to
 /// control threads and route interrupts, and this MCP).
 const P_MCP: u64 = 50;
+/// The privileged fuzzer's rights: what the fuzz task holds (its
+/// description's `control` and `irq`; the PMC right is not one a
+/// description gives), so the most it may pass on.
+const P_RIGHTS: u64 = abi::sys::rights::CONTROL | abi::sys::rights::IRQ;
 const FUZZERS: usize = 2;
 
 /// Where the progress frame is mapped in the fuzzing threads' spaces.
@@ -431,7 +435,7 @@ fn fuzz_main(i: usize) -> ! {
         peer_window: PEER_WINDOW,
     };
     let seed = SEED.load(SeqCst);
-    let (held, mcp) = if i == 1 { (abi::sys::rights::ALL, P_MCP) } else { (0, 0) };
+    let (held, mcp) = if i == 1 { (P_RIGHTS, P_MCP) } else { (0, 0) };
     let mut f = Fuzzer::new(seed, i as u64, me, held, mcp, layout, checker(), ThreadId(STALE.load(SeqCst)));
     let progress = PROGRESS_VA as *mut u64;
     loop {
@@ -1002,7 +1006,7 @@ fn start_fuzzer(entry: extern "C" fn() -> !, privileged: bool) -> Result<ThreadI
     sc::thread_config(t, attr::EXCEPTION_HANDLER, me().0, 0)?;
     sc::thread_config(t, attr::PRIORITY, 30, 0)?;
     if privileged {
-        sc::thread_config(t, attr::RIGHTS, abi::sys::rights::ALL, 0)?;
+        sc::thread_config(t, attr::RIGHTS, P_RIGHTS, 0)?;
         sc::thread_config(t, attr::MCP, P_MCP, 0)?;
     }
     sc::thread_start(t, entry as *const () as u64, rt::stack())?;
