@@ -75,8 +75,16 @@ fn user_exception(kk: &mut Kernel, cur: usize, vector: u64, error: u64) {
     if vector == 7 {
         return fpu_switch(kk, cur);
     }
-    if vector == PAGE_FAULT {
+    // A page fault from ring 3 whose error code says supervisor access
+    // (U/S clear) is one the CPU made on the thread's behalf: QEMU TCG with
+    // SMAP on pops an `iretq` frame that way (hardware pops it as a user
+    // access). No pager can resolve it, since the page is mapped for the
+    // user, so it goes to the exception handler instead of looping
+    // through the pager.
+    if vector == PAGE_FAULT && error & 4 != 0 {
         ipc::page_fault(kk, cur, cr2, error);
+    } else if vector == PAGE_FAULT {
+        ipc::exception(kk, cur, vector, error, cr2);
     } else {
         ipc::exception(kk, cur, vector, error, 0);
     }

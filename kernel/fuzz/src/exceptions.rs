@@ -88,7 +88,9 @@ pub const KINDS: [Kind; 44] = [
     k("int 0xff", &[GP], gate!(0xff)),
     k("load from non-canonical", &[GP], &[0]),
     k("mov ss, kernel selector", &[GP], &[0x10]),
-    k("iretq with a null frame", &[GP], &[0]),
+    // QEMU TCG with SMAP on pops the frame as a supervisor access: #PF
+    // with error code 1 (present, read, supervisor) on the user's stack.
+    k("iretq with a null frame", &[GP, PF], &[0, 1]),
     k("push with non-canonical rsp", &[SS, GP], &[0]),
     k("load from kernel half", &[PF], &[]),
     k("store to the KIP", &[PF], &[]),
