@@ -458,11 +458,11 @@ mod tests {
         assert_eq!(t, format!("Empirical exceedance per job (1 - CDF); pWCET withheld: {why}"));
         assert!(!t.contains("fitted"), "{t}");
         // Some fitted, some withheld: which is which.
-        let other = series("shared", Tail::Withheld("sample too small".into()));
+        let small = series("partitioned", Tail::Withheld("sample too small".into()));
         assert_eq!(
-            title(&[&a, &wa, &other]),
-            "Exceedance per job (1 - CDF), fitted pWCET tails of alone; pWCET withheld for alone, shared: see the \
-             pWCET tables"
+            title(&[&a, &ws, &small]),
+            "Exceedance per job (1 - CDF), fitted pWCET tails of alone; pWCET withheld for shared, partitioned: see \
+             the pWCET tables"
         );
     }
 }

@@ -315,7 +315,7 @@ impl HostInfo {
         }
         if self.smp_vcpus != 1 {
             return Err(format!(
-                "job windows and the cache model follow one vCPU; run QEMU with -smp 1 (got {} vCPUs)",
+                "Prism's plugins follow one vCPU (its job windows, one core's caches); run QEMU with -smp 1 (got {} vCPUs)",
                 self.smp_vcpus
             ));
         }
@@ -326,8 +326,9 @@ impl HostInfo {
 /// The body of every plugin's `qemu_plugin_install` (the one
 /// [`declare_plugin!`] writes): reads QEMU's arguments and `qemu_info_t`,
 /// checks the host ([`HostInfo::check`] on the generation this QEMU
-/// exports) and runs the plugin's own install function `plugin` on them; an error is
-/// printed as `NAME: error: ...` and refuses the plugin (QEMU then stops).
+/// exports) and runs the plugin's own install function `plugin` on them;
+/// an error is printed as `NAME: error: ...` and refuses the plugin (QEMU
+/// then stops).
 ///
 /// # Safety
 /// `info` must be null or the `qemu_info_t` QEMU passed, and `argv` must
