@@ -20,10 +20,21 @@ const SIZE: (u32, u32) = (900, 480);
 pub struct Series {
     pub label: String,
     pub values: Vec<u64>,
-    /// Fitted tail `P(X > x)` per job, for the exceedance plot.
-    pub tail: Option<Box<dyn Fn(f64) -> f64>>,
-    /// Largest x the fitted tail should be drawn to (its pWCET at 1e-12).
-    pub tail_end: Option<f64>,
+    /// Its pWCET tail, for the exceedance plot.
+    pub tail: Tail,
+}
+
+/// A series' pWCET tail: fitted, or withheld and why.
+pub enum Tail {
+    Fitted {
+        /// `P(X > x)` per job.
+        exceedance: Box<dyn Fn(f64) -> f64>,
+        /// The largest x to draw it to (its pWCET at 1e-12).
+        end: f64,
+    },
+    /// No pWCET for this series (`prism wcet` withholds it when the EVT
+    /// gates fail); the reason.
+    Withheld(String),
 }
 
 /// Scenario colours: alone, shared, partitioned, then more.
@@ -163,10 +174,46 @@ impl Plot for Histogram<'_> {
     }
 }
 
-/// Empirical exceedance `1 - CDF` on a log scale with the fitted tails.
+/// Empirical exceedance `1 - CDF` on a log scale with the fitted tails
+/// (of the series whose pWCET is not withheld).
 pub struct Exceedance<'a> {
     pub unit: String,
     pub series: Vec<(usize, &'a Series)>,
+}
+
+impl Exceedance<'_> {
+    /// What the plot draws: the fitted tails, or only the empirical
+    /// exceedance and why the pWCET is withheld (the reason once if every
+    /// withheld series has the same one).
+    pub fn title(&self) -> String {
+        let mut fitted = Vec::new();
+        let mut withheld = Vec::new();
+        let mut reasons: Vec<&str> = Vec::new();
+        for (_, s) in &self.series {
+            match &s.tail {
+                Tail::Fitted { .. } => fitted.push(s.label.as_str()),
+                Tail::Withheld(why) => {
+                    withheld.push(s.label.as_str());
+                    if !reasons.contains(&why.as_str()) {
+                        reasons.push(why);
+                    }
+                }
+            }
+        }
+        let why = match reasons[..] {
+            [one] => one,
+            _ => "see the pWCET tables",
+        };
+        match (fitted.is_empty(), withheld.is_empty()) {
+            (_, true) => "Exceedance per job (1 - CDF) and fitted pWCET tails".into(),
+            (true, false) => format!("Empirical exceedance per job (1 - CDF); pWCET withheld: {why}"),
+            (false, false) => format!(
+                "Exceedance per job (1 - CDF), fitted pWCET tails of {}; pWCET withheld for {}: {why}",
+                fitted.join(", "),
+                withheld.join(", ")
+            ),
+        }
+    }
 }
 
 impl Plot for Exceedance<'_> {
@@ -175,13 +222,15 @@ impl Plot for Exceedance<'_> {
         let (lo, hi) = span(&self.series);
         let (lo, mut hi) = (lo as f64, hi as f64);
         for (_, s) in &self.series {
-            if let Some(e) = s.tail_end.filter(|e| e.is_finite()) {
-                hi = hi.max(e);
+            if let Tail::Fitted { end, .. } = s.tail {
+                if end.is_finite() {
+                    hi = hi.max(end);
+                }
             }
         }
         let hi = if hi > lo { hi + (hi - lo) * 0.03 } else { lo + 1.0 };
         let mut chart = ChartBuilder::on(root)
-            .caption("Exceedance per job (1 - CDF) and fitted pWCET tails", ("sans-serif", 20))
+            .caption(self.title(), ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
@@ -204,11 +253,11 @@ impl Plot for Exceedance<'_> {
                 )?
                 .label(format!("{} (observed)", s.label))
                 .legend(move |(x, y)| Circle::new((x + 7, y), 3, col.filled()));
-            if let (Some(tail), Some(end)) = (&s.tail, s.tail_end) {
-                let start = v[v.len() * 9 / 10] as f64;
+            if let Tail::Fitted { exceedance, end } = &s.tail {
+                let (start, end) = (v[v.len() * 9 / 10] as f64, *end);
                 let pts: Vec<(f64, f64)> = (0..=200)
                     .map(|i| start + (end - start) * i as f64 / 200.0)
-                    .map(|x| (x, tail(x)))
+                    .map(|x| (x, exceedance(x)))
                     .filter(|(_, p)| *p > 1e-13 && p.is_finite())
                     .collect();
                 chart
@@ -365,8 +414,7 @@ mod tests {
         let s = Series {
             label: "alone".into(),
             values: (0..200).map(|i| 1000 + (i * 37) % 101).collect(),
-            tail: None,
-            tail_end: None,
+            tail: Tail::Withheld("sample too small".into()),
         };
         let png = render(
             &Histogram { title: "t".into(), unit: "cycles".into(), series: vec![(0, &s)], log: false },
@@ -386,6 +434,36 @@ mod tests {
         let empty = render(&ColorMap { rows: vec![] }, &dir, "e").unwrap();
         assert_ne!(png2, empty);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn series(label: &str, tail: Tail) -> Series {
+        Series { label: label.into(), values: vec![1, 2, 3], tail }
+    }
+
+    fn fitted() -> Tail {
+        Tail::Fitted { exceedance: Box::new(|x| (-x).exp()), end: 10.0 }
+    }
+
+    #[test]
+    fn the_exceedance_title_says_what_is_drawn() {
+        let title = |s: &[&Series]| {
+            Exceedance { unit: "cycles".into(), series: s.iter().enumerate().map(|(i, s)| (i, *s)).collect() }.title()
+        };
+        let (a, p) = (series("alone", fitted()), series("partitioned", fitted()));
+        assert_eq!(title(&[&a, &p]), "Exceedance per job (1 - CDF) and fitted pWCET tails");
+        // Every fit withheld: no word of fitted tails, and the reason.
+        let why = "the i.i.d. tests failed (runs p = 0.001)";
+        let (wa, ws) = (series("alone", Tail::Withheld(why.into())), series("shared", Tail::Withheld(why.into())));
+        let t = title(&[&wa, &ws]);
+        assert_eq!(t, format!("Empirical exceedance per job (1 - CDF); pWCET withheld: {why}"));
+        assert!(!t.contains("fitted"), "{t}");
+        // Some fitted, some withheld: which is which.
+        let small = series("partitioned", Tail::Withheld("sample too small".into()));
+        assert_eq!(
+            title(&[&a, &ws, &small]),
+            "Exceedance per job (1 - CDF), fitted pWCET tails of alone; pWCET withheld for shared, partitioned: see \
+             the pWCET tables"
+        );
     }
 }
 

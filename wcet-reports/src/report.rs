@@ -18,10 +18,10 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::capture::{self, by_task, Capture, Layout, ScenarioData, SCENARIOS};
+use crate::capture::{self, by_task, Capture, Layout, Platform, ScenarioData, SCENARIOS};
 use crate::evt::{self, Pwcet, EXCEEDANCES};
 use crate::histogram;
-use crate::plot::{self, Series};
+use crate::plot::{self, Series, Tail};
 use crate::stats::{MeanMax, Stats};
 
 /// Version tag of `summary.json`.
@@ -44,12 +44,10 @@ impl Default for Options {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PlatformOut {
-    pub machine: String,
-    pub cpu: String,
-    pub cores: usize,
-    pub mode: String,
-    pub accel: String,
-    pub qemu: Option<String>,
+    /// As the capture's `run.json` says (its fields stand at this level in
+    /// `summary.json`).
+    #[serde(flatten)]
+    pub run: Platform,
     /// From the run headers (`None`: unknown).
     pub tsc_hz: Option<u64>,
     /// Counters the guest offered (empty: none, "not available").
@@ -306,14 +304,8 @@ fn analyse(cap: &Capture, opts: &Options) -> Result<Model> {
         data.iter().filter_map(|d| d.records.as_ref()?.header.as_ref()).collect();
     let tsc_hz = headers.iter().map(|h| h.tsc_hz).find(|&f| f > 0);
     let pmc = headers.first().map(|h| h.pmc.iter().map(|c| c.name().to_string()).collect()).unwrap_or_default();
-    let p = &cap.info.platform;
     let platform = PlatformOut {
-        machine: p.machine.clone(),
-        cpu: p.cpu.clone(),
-        cores: p.cores,
-        mode: p.mode.clone(),
-        accel: p.accel.clone(),
-        qemu: p.qemu.clone(),
+        run: cap.info.platform.clone(),
         tsc_hz,
         pmc,
         guest_mode: headers.first().map(|h| h.mode.clone()),
@@ -454,19 +446,23 @@ fn series(m: &Model) -> Vec<(usize, Series)> {
             let values = metric_values(d, &jobs, m.model_metric);
             let name = d.records.as_ref().map_or_else(|| t.to_string(), |r| r.task_name(t));
             let task = s.and_then(|s| s.tasks.iter().find(|x| x.name == name));
-            let cv = task
-                .and_then(|t| t.pwcet.as_ref())
-                .filter(|p| p.withheld.is_none())
-                .and_then(|p| p.mbpta_cv.params.clone());
-            let tail_end = cv.as_ref().map(|c| c.pwcet(EXCEEDANCES[3]));
-            let tail: Option<Box<dyn Fn(f64) -> f64>> =
-                cv.map(|c| Box::new(move |x| c.exceedance(x)) as Box<dyn Fn(f64) -> f64>);
+            let tail = match task.and_then(|t| t.pwcet.as_ref()) {
+                None => Tail::Withheld("no jobs".into()),
+                Some(p) => match (&p.withheld, &p.mbpta_cv.params, &p.mbpta_cv.withheld) {
+                    (Some(why), _, _) => Tail::Withheld(why.clone()),
+                    (None, Some(c), _) => {
+                        let (c, end) = (c.clone(), c.pwcet(EXCEEDANCES[3]));
+                        Tail::Fitted { exceedance: Box::new(move |x| c.exceedance(x)), end }
+                    }
+                    (None, None, why) => Tail::Withheld(why.clone().unwrap_or_else(|| "no MBPTA-CV fit".into())),
+                },
+            };
             let label = if m.data.iter().map(|d| d.tasks().len()).max().unwrap_or(0) > 1 {
                 format!("{}/{name}", d.run.name)
             } else {
                 d.run.name.clone()
             };
-            out.push((ci, Series { label, values, tail, tail_end }));
+            out.push((ci, Series { label, values, tail }));
         }
     }
     out
@@ -534,11 +530,7 @@ pub fn build(cap: &Capture, out: &Path, opts: &Options) -> Result<Summary> {
             plot::render(&o, &plots, "overlay")?,
         ));
         let e = plot::Exceedance { unit: unit.clone(), series: all.clone() };
-        images.push((
-            "exceedance".into(),
-            "Exceedance (1 - CDF) with fitted pWCET tails".into(),
-            plot::render(&e, &plots, "exceedance")?,
-        ));
+        images.push(("exceedance".into(), e.title(), plot::render(&e, &plots, "exceedance")?));
         let t = plot::TimeSeries { unit: unit.clone(), series: all };
         images.push(("timeseries".into(), "Job time per job".into(), plot::render(&t, &plots, "timeseries")?));
     }
@@ -614,11 +606,11 @@ pub fn table(s: &Summary) -> String {
         "{} ({}), {} mode, {} on {} ({}), {}:\n",
         s.description,
         s.metric.unit,
-        s.platform.mode,
-        s.platform.accel,
-        s.platform.machine,
-        s.platform.cpu,
-        s.platform.qemu.as_deref().unwrap_or("no QEMU")
+        s.platform.run.mode,
+        s.platform.run.accel,
+        s.platform.run.machine,
+        s.platform.run.cpu,
+        s.platform.run.qemu.as_deref().unwrap_or("no QEMU")
     );
     t.push_str(&line(&head));
     t.push('\n');
@@ -706,15 +698,15 @@ fn markdown(s: &Summary, images: &[(String, String, Vec<u8>)]) -> String {
             "**INCOMPLETE RUN**: some data is missing or damaged; see *Problems*. Everything captured is shown.\n\n",
         );
     }
-    let p = &s.platform;
+    let (p, run) = (&s.platform, &s.platform.run);
     let _ = writeln!(m, "| run | |\n|---|---|");
     for (k, v) in [
         ("started", s.started.clone()),
-        ("machine", p.machine.clone()),
-        ("CPU", format!("{} ({} cores)", p.cpu, p.cores)),
-        ("mode", p.mode.clone()),
-        ("accelerator", p.accel.clone()),
-        ("QEMU", p.qemu.clone().unwrap_or_else(|| "none".into())),
+        ("machine", run.machine.clone()),
+        ("CPU", format!("{} ({} cores)", run.cpu, run.cores)),
+        ("mode", run.mode.clone()),
+        ("accelerator", run.accel.clone()),
+        ("QEMU", run.qemu.clone().unwrap_or_else(|| "none".into())),
         ("TSC", p.tsc_hz.map_or("unknown".into(), |f| format!("{f} Hz"))),
         ("PMC", if p.pmc.is_empty() { "not available".into() } else { p.pmc.join(", ") }),
         ("description", format!("`{}` (sha256 {})", s.config.file, s.config.sha256)),
@@ -722,7 +714,7 @@ fn markdown(s: &Summary, images: &[(String, String, Vec<u8>)]) -> String {
     ] {
         let _ = writeln!(m, "| {k} | {v} |");
     }
-    if p.mode == "tcg" {
+    if run.mode == "tcg" {
         m.push_str("\nPlain TCG: these figures prove the pipeline, never the cache effect.\n");
     }
     m.push_str("\n## Summary\n\n");

@@ -1,6 +1,7 @@
 //! Minimal ring-3 runtime for boot modules: the `_start` entry point, a
-//! panic handler, `print!`/`println!` through the kernel debug console, and
-//! a task's view of its own entry in the system description.
+//! panic handler, `print!`/`println!` through the kernel debug console, a
+//! task's view of its own entry in the system description, and starting
+//! threads of its own ([`thread::NewThread`]).
 //!
 //! A module names its main function with [`entry!`]; `_start` aligns the
 //! stack, calls it and, when it returns, tells the root task that the task
@@ -12,6 +13,8 @@ pub use abi;
 use core::fmt::{self, Write};
 
 pub mod test;
+#[cfg(target_os = "none")]
+pub mod thread;
 #[cfg(target_os = "none")]
 pub mod ts;
 

@@ -26,14 +26,12 @@
 //! `qemu_plugin_translate_vaddr`, which could. The CSV's first line says
 //! `inputs=data`.
 
-use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::ffi::{c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use abi::marker::Marker;
-use plugin_api::{
-    resolve, Core, MemCb, MemInfo, Opaque, PluginId, PluginU64, QemuInfo, CB_NO_REGS, INLINE_ADD_U64, MEM_RW,
-};
+use plugin_api::{resolve, Core, MemCb, MemInfo, Opaque, PluginId, PluginU64, CB_NO_REGS, INLINE_ADD_U64, MEM_RW};
 pub use plugin_api::{Generation, HostInfo, SUPPORTED};
 
 use crate::config::{parse_args, Args};
@@ -140,16 +138,6 @@ fn state() -> std::sync::MutexGuard<'static, Option<State>> {
     STATE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Refuses a QEMU or a machine configuration the model does not support;
-/// `generation` is what [`Generation::detect`] found in the executable.
-pub fn check_host(h: &HostInfo, generation: Option<Generation>) -> Result<Generation, String> {
-    let g = h.check(generation)?;
-    if h.smp_vcpus != 1 {
-        return Err(format!("the model simulates one core's caches; run QEMU with -smp 1 (got {} vCPUs)", h.smp_vcpus));
-    }
-    Ok(g)
-}
-
 /// The CSV's first line: what produced it and which inputs the run had.
 pub fn meta_line(args: &Args, generation: Generation, qemu_api: (i32, i32)) -> String {
     format!(
@@ -162,16 +150,13 @@ pub fn meta_line(args: &Args, generation: Generation, qemu_api: (i32, i32)) -> S
     )
 }
 
-fn install(id: PluginId, info: &QemuInfo, args: &[String]) -> Result<(), String> {
-    // SAFETY: QEMU passed `info` to qemu_plugin_install, which runs now.
-    let host = unsafe { HostInfo::of(info) };
-    let generation = check_host(&host, Generation::of_this_qemu())?;
+/// Parses `key=value` arguments (see [`crate::config::parse_args`]),
+/// resolves the calls and registers the callbacks, on a host
+/// `plugin_api` checked.
+fn install(id: PluginId, host: &HostInfo, generation: Generation, args: &[String]) -> Result<(), String> {
     let args = parse_args(args)?;
-    // SAFETY: check_host found that QEMU serves `generation`.
-    let api = unsafe { Api::resolve(generation) }?;
-    if API.set(api).is_err() {
-        return Err("plugin installed twice in one QEMU".into());
-    }
+    // SAFETY: `HostInfo::check` found that QEMU serves `generation`.
+    let api = plugin_api::keep(&API, unsafe { Api::resolve(generation) }?)?;
     let model = Model::new(args.config.clone());
     if args.verbose {
         eprintln!(
@@ -182,35 +167,12 @@ fn install(id: PluginId, info: &QemuInfo, args: &[String]) -> Result<(), String>
         );
     }
     *state() = Some(State { model, args, qemu_api: (host.version_min, host.version_cur) });
-    let api = API.get().ok_or("API table missing")?;
-    // SAFETY: `id` is the id QEMU gave this plugin; the callbacks are
-    // `extern "C"` functions with the prototypes the API expects, and they
-    // live as long as the loaded library.
-    unsafe {
-        (api.core.register_vcpu_tb_trans_cb)(id, on_tb_trans);
-        (api.core.register_atexit_cb)(id, on_exit, std::ptr::null_mut());
-    }
+    // SAFETY: `id` is the id QEMU gave this plugin.
+    unsafe { api.core.register(id, on_tb_trans, on_exit) };
     Ok(())
 }
 
-plugin_api::declare_plugin_version!();
-
-/// Entry point: checks the QEMU, parses `key=value` arguments (see
-/// [`crate::config::parse_args`]) and registers the callbacks.
-///
-/// # Safety
-/// Called by QEMU only, with a valid `info` and `argc` NUL-terminated
-/// strings in `argv`.
-#[no_mangle]
-pub unsafe extern "C" fn qemu_plugin_install(
-    id: PluginId,
-    info: *const QemuInfo,
-    argc: c_int,
-    argv: *const *const c_char,
-) -> c_int {
-    // SAFETY: QEMU's arguments, as the caller guarantees.
-    unsafe { plugin_api::install("cache-model", info, argc, argv, |info, args| install(id, info, args)) }
-}
+plugin_api::declare_plugin!("cache-model", install);
 
 /// Memory-callback user data: the [`Source`] of the instruction.
 const fn source_tag(s: Source) -> *mut c_void {
@@ -337,20 +299,6 @@ extern "C" fn on_exit(_id: PluginId, _ud: *mut c_void) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn host(min: i32, cur: i32) -> HostInfo {
-        HostInfo { target: "x86_64".into(), version_min: min, version_cur: cur, system: true, smp_vcpus: 1 }
-    }
-
-    /// The shared checks are `plugin_api`'s (tested there); the model adds
-    /// one vCPU.
-    #[test]
-    fn the_model_wants_one_vcpu_on_top_of_the_shared_checks() {
-        let g = Some(Generation::V1);
-        assert_eq!(check_host(&host(0, 1), g), Ok(Generation::V1));
-        assert!(check_host(&host(2, 4), g).unwrap_err().contains("plugin API 2..=4"));
-        assert!(check_host(&HostInfo { smp_vcpus: 2, ..host(0, 1) }, g).unwrap_err().contains("-smp 1"));
-    }
 
     #[test]
     fn meta_line_names_qemu_api_and_inputs() {

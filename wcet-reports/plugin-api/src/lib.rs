@@ -11,7 +11,7 @@
 //! `dlopen` and refuses a version outside its `min..=cur`. A constructor in
 //! `.init_array`, which `dlopen` runs before QEMU reads the symbol, looks at
 //! which calls the QEMU executable exports ([`Generation::detect`]) and sets
-//! the version to the generation found ([`declare_plugin_version!`]). So one
+//! the version to the generation found ([`declare_plugin!`]). So one
 //! build loads on QEMU 7.2 (API 1) as on 10.x (API 4, minimum 2).
 //!
 //! The bindings are hand-written rather than the `qemu-plugin` crate, which
@@ -19,6 +19,7 @@
 //! per build.
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+use std::sync::OnceLock;
 
 use abi::marker::Marker;
 
@@ -196,6 +197,19 @@ impl Core {
         }
     }
 
+    /// Registers a plugin's translation and exit callbacks.
+    ///
+    /// # Safety
+    /// `id` must be the id QEMU passed to this plugin's `qemu_plugin_install`.
+    pub unsafe fn register(&self, id: PluginId, on_tb_trans: TbTransCb, on_exit: UdataCb) {
+        // SAFETY: the caller's id; the callbacks are `extern "C"` functions
+        // of the prototypes the API expects, living as long as the library.
+        unsafe {
+            (self.register_vcpu_tb_trans_cb)(id, on_tb_trans);
+            (self.register_atexit_cb)(id, on_exit, std::ptr::null_mut());
+        }
+    }
+
     /// The 8 bytes of `insn` if it is 8 bytes long.
     ///
     /// # Safety
@@ -275,7 +289,8 @@ impl HostInfo {
 
     /// The checks every Prism plugin needs: a generation this crate knows
     /// that QEMU accepts, full-system x86 emulation (markers are x86
-    /// instructions).
+    /// instructions) on one vCPU (a job window is one vCPU's, and the cache
+    /// model simulates one core's caches).
     pub fn check(&self, generation: Option<Generation>) -> Result<Generation, String> {
         let offered = format!("this QEMU offers plugin API {}..={}", self.version_min, self.version_cur);
         let Some(g) = generation else {
@@ -298,23 +313,33 @@ impl HostInfo {
                 self.target
             ));
         }
+        if self.smp_vcpus != 1 {
+            return Err(format!(
+                "Prism's plugins follow one vCPU (its job windows, one core's caches); run QEMU with -smp 1 (got {} vCPUs)",
+                self.smp_vcpus
+            ));
+        }
         Ok(g)
     }
 }
 
-/// The body of a plugin's `qemu_plugin_install`: reads QEMU's arguments
-/// and runs `install` on them; an error is printed as `NAME: error: ...`
-/// and refuses the plugin (QEMU then stops).
+/// The body of every plugin's `qemu_plugin_install` (the one
+/// [`declare_plugin!`] writes): reads QEMU's arguments and `qemu_info_t`,
+/// checks the host ([`HostInfo::check`] on the generation this QEMU
+/// exports) and runs the plugin's own install function `plugin` on them;
+/// an error is printed as `NAME: error: ...` and refuses the plugin (QEMU
+/// then stops).
 ///
 /// # Safety
 /// `info` must be null or the `qemu_info_t` QEMU passed, and `argv` must
 /// hold `argc` valid NUL-terminated strings.
 pub unsafe fn install(
     name: &str,
+    id: PluginId,
     info: *const QemuInfo,
     argc: c_int,
     argv: *const *const c_char,
-    install: impl FnOnce(&QemuInfo, &[String]) -> Result<(), String>,
+    plugin: impl FnOnce(PluginId, &HostInfo, Generation, &[String]) -> Result<(), String>,
 ) -> c_int {
     let mut args = Vec::new();
     for i in 0..usize::try_from(argc).unwrap_or(0) {
@@ -327,7 +352,9 @@ pub unsafe fn install(
         eprintln!("{name}: QEMU passed no qemu_info_t");
         return -1;
     };
-    match install(info, &args) {
+    // SAFETY: `info` is the qemu_info_t of this qemu_plugin_install call.
+    let host = unsafe { HostInfo::of(info) };
+    match host.check(Generation::of_this_qemu()).and_then(|g| plugin(id, &host, g, &args)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("{name}: error: {e}");
@@ -336,12 +363,28 @@ pub unsafe fn install(
     }
 }
 
-/// Declares the exported `qemu_plugin_version` of a plugin `cdylib`, set
-/// when `dlopen` loads the library (before QEMU reads it) to the
-/// generation of the QEMU that loads it. Use once per plugin crate.
+/// Keeps a plugin's resolved calls in `cell` for the life of the process;
+/// a second install in one QEMU is refused.
+pub fn keep<T>(cell: &'static OnceLock<T>, calls: T) -> Result<&'static T, String> {
+    let mut first = false;
+    let kept = cell.get_or_init(|| {
+        first = true;
+        calls
+    });
+    first.then_some(kept).ok_or_else(|| "plugin installed twice in one QEMU".into())
+}
+
+/// Declares a plugin `cdylib`'s two exported symbols, once per plugin
+/// crate:
+/// * `qemu_plugin_version`, set when `dlopen` loads the library (before
+///   QEMU reads it) to the generation of the QEMU that loads it;
+/// * `qemu_plugin_install`, which runs [`install`] with the plugin's
+///   `NAME` (the prefix of its messages) and its own install function
+///   `fn(PluginId, &HostInfo, Generation, &[String]) -> Result<(), String>`,
+///   called once the host passed [`HostInfo::check`].
 #[macro_export]
-macro_rules! declare_plugin_version {
-    () => {
+macro_rules! declare_plugin {
+    ($name:literal, $install:path) => {
         /// QEMU's plugin loader checks this before calling
         /// `qemu_plugin_install`; `DETECT` sets it to the generation of the
         /// QEMU that loads us. An `AtomicI32` has the layout of a C `int`.
@@ -361,6 +404,23 @@ macro_rules! declare_plugin_version {
         #[used]
         #[link_section = ".init_array"]
         static DETECT: extern "C" fn() = detect_at_load;
+
+        /// QEMU's entry point: checks the QEMU, then runs the plugin's
+        /// install function on its `key=value` arguments.
+        ///
+        /// # Safety
+        /// Called by QEMU only, with a valid `info` and `argc`
+        /// NUL-terminated strings in `argv`.
+        #[no_mangle]
+        pub unsafe extern "C" fn qemu_plugin_install(
+            id: $crate::PluginId,
+            info: *const $crate::QemuInfo,
+            argc: std::ffi::c_int,
+            argv: *const *const std::ffi::c_char,
+        ) -> std::ffi::c_int {
+            // SAFETY: QEMU's arguments, as the caller guarantees.
+            unsafe { $crate::install($name, id, info, argc, argv, $install) }
+        }
     };
 }
 
@@ -414,6 +474,15 @@ mod tests {
         let g = Some(Generation::V1);
         assert!(HostInfo { system: false, ..host(0, 1) }.check(g).unwrap_err().contains("full-system"));
         assert!(HostInfo { target: "aarch64".into(), ..host(0, 1) }.check(g).unwrap_err().contains("x86"));
+        assert!(HostInfo { smp_vcpus: 2, ..host(0, 1) }.check(g).unwrap_err().contains("-smp 1 (got 2 vCPUs)"));
+    }
+
+    #[test]
+    fn a_second_install_is_refused_and_keeps_the_first_calls() {
+        static CELL: OnceLock<u32> = OnceLock::new();
+        assert_eq!(keep(&CELL, 1), Ok(&1));
+        assert_eq!(keep(&CELL, 2).unwrap_err(), "plugin installed twice in one QEMU");
+        assert_eq!(CELL.get(), Some(&1));
     }
 
     #[test]

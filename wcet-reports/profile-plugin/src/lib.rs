@@ -22,12 +22,12 @@
 //! inline scoreboard adds would lift that.
 
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::ffi::{c_uint, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use abi::marker::Marker;
-use plugin_api::{Core, HostInfo, Opaque, PluginId, QemuInfo, CB_NO_REGS};
+use plugin_api::{Core, Generation, HostInfo, Opaque, PluginId, CB_NO_REGS};
 
 /// The plugin's arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,43 +170,19 @@ fn state() -> std::sync::MutexGuard<'static, Option<(Profile, Args)>> {
     STATE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-plugin_api::declare_plugin_version!();
-
-fn install(id: PluginId, info: &QemuInfo, args: &[String]) -> Result<(), String> {
-    // SAFETY: QEMU passed `info` to qemu_plugin_install, which runs now.
-    let host = unsafe { HostInfo::of(info) };
-    let generation = host.check(plugin_api::Generation::of_this_qemu())?;
-    if host.smp_vcpus != 1 {
-        return Err(format!("windows are per vCPU; run QEMU with -smp 1 (got {} vCPUs)", host.smp_vcpus));
-    }
+/// Parses the arguments, resolves the calls and registers the
+/// callbacks, on a host `plugin_api` checked.
+fn install(id: PluginId, _host: &HostInfo, generation: Generation, args: &[String]) -> Result<(), String> {
     let args = parse_args(args)?;
-    // SAFETY: `check` found that QEMU serves `generation`.
-    let core = unsafe { Core::resolve(generation) }?;
+    // SAFETY: `HostInfo::check` found that QEMU serves `generation`.
+    let core = plugin_api::keep(&CORE, unsafe { Core::resolve(generation) }?)?;
     *state() = Some((Profile::new(args.skip, args.keep), args));
-    let core = CORE.get_or_init(|| core);
-    // SAFETY: `id` is ours; the callbacks have the prototypes the API expects.
-    unsafe {
-        (core.register_vcpu_tb_trans_cb)(id, on_tb_trans);
-        (core.register_atexit_cb)(id, on_exit, std::ptr::null_mut());
-    }
+    // SAFETY: `id` is the id QEMU gave this plugin.
+    unsafe { core.register(id, on_tb_trans, on_exit) };
     Ok(())
 }
 
-/// Entry point.
-///
-/// # Safety
-/// Called by QEMU only, with a valid `info` and `argc` NUL-terminated
-/// strings in `argv`.
-#[no_mangle]
-pub unsafe extern "C" fn qemu_plugin_install(
-    id: PluginId,
-    info: *const QemuInfo,
-    argc: c_int,
-    argv: *const *const c_char,
-) -> c_int {
-    // SAFETY: QEMU's arguments, as the caller guarantees.
-    unsafe { plugin_api::install("profile-plugin", info, argc, argv, |info, args| install(id, info, args)) }
-}
+plugin_api::declare_plugin!("profile-plugin", install);
 
 extern "C" fn on_tb_trans(_id: PluginId, tb: *mut Opaque) {
     let Some(core) = CORE.get() else { return };

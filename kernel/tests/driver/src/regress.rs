@@ -9,6 +9,7 @@ use abi::syscall::{self as sc, receive, send, Msg};
 use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use suite::rt::{self, same_page, spawn};
+use user_rt::thread::NewThread;
 
 static TESTER: AtomicU64 = AtomicU64::new(0);
 static PAGER: AtomicU64 = AtomicU64::new(0);
@@ -166,11 +167,10 @@ extern "C" fn receiving_handler() -> ! {
 
 /// A thread in a fresh empty space whose first instruction fetch faults.
 fn faulting_thread(pager: ThreadId, handler: ThreadId) -> Result<ThreadId, &'static str> {
-    let a = sc::thread_create(ThreadId::NIL, rt::utcb_addr(), pager).map_err(|_| "create")?;
-    sc::thread_config(a, attr::EXCEPTION_HANDLER, handler.0, 0).map_err(|_| "handler")?;
-    sc::thread_config(a, attr::PRIORITY, 40, 0).map_err(|_| "prio")?;
-    sc::thread_start(a, 0x1000_0000, 0x1000_0000).map_err(|_| "start")?;
-    Ok(a)
+    NewThread::new(ThreadId::NIL, rt::utcb_addr(), pager, 40)
+        .handler(handler)
+        .start(0x1000_0000, 0x1000_0000)
+        .map_err(|_| "start the faulting thread")
 }
 
 fn pager_dies_with_fault_queued() -> TestResult {
@@ -418,10 +418,10 @@ fn syscall_at_end_of_user_half() -> TestResult {
     }
     CODE_FRAME.store(f, SeqCst);
     let pager = spawn(me(), last_page_pager, 45, ThreadId::NIL).map_err(|_| "spawn pager")?;
-    let x = sc::thread_create(ThreadId::NIL, rt::utcb_addr(), pager).map_err(|_| "create")?;
-    sc::thread_config(x, attr::EXCEPTION_HANDLER, me().0, 0).map_err(|_| "handler")?;
-    sc::thread_config(x, attr::PRIORITY, 20, 0).map_err(|_| "prio")?;
-    sc::thread_start(x, LAST_PAGE + at, 0).map_err(|_| "start")?;
+    let x = NewThread::new(ThreadId::NIL, rt::utcb_addr(), pager, 20)
+        .handler(me())
+        .start(LAST_PAGE + at, 0)
+        .map_err(|_| "start the thread on the last page")?;
     let first = receive(x, Timeout::ticks(ms(100)));
     let second = receive(x, Timeout::ticks(ms(2)));
     sc::thread_delete(x).map_err(|_| "delete")?;

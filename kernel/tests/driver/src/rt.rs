@@ -4,10 +4,10 @@
 //! binary can run in spaces that start out empty.
 
 use abi::ipc::{map_item, rights, Fpage, Tag};
-use abi::sys::attr;
 use abi::syscall::{self, reply_wait, Msg};
 use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use user_rt::thread::NewThread;
 
 pub const STACK_SIZE: usize = 8 * 1024;
 /// Stacks are never reused (a test run starts fewer threads than this).
@@ -44,10 +44,7 @@ pub fn utcb_addr() -> u64 {
 /// Starts `entry` as a new thread in the space of `space_of` (`NIL`: a new
 /// space) with priority `prio` and pager `pager`.
 pub fn spawn(space_of: ThreadId, entry: extern "C" fn() -> !, prio: u64, pager: ThreadId) -> Result<ThreadId, Error> {
-    let t = syscall::thread_create(space_of, utcb_addr(), pager)?;
-    syscall::thread_config(t, attr::PRIORITY, prio, 0)?;
-    syscall::thread_start(t, entry as *const () as u64, stack())?;
-    Ok(t)
+    NewThread::new(space_of, utcb_addr(), pager, prio).start_fn(entry, stack())
 }
 
 /// Receives from anyone until a message arrives intact.

@@ -15,7 +15,7 @@
 //! at the start).
 
 use abi::ipc::{label, map_item, rights, Fpage, Tag, Timeout};
-use abi::sys::{attr, ktest};
+use abi::sys::ktest;
 use abi::syscall::{self as sc, receive, send, Msg};
 use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -24,6 +24,7 @@ use fuzz::model::{self, Key, Model, Op, Outcome};
 use fuzz::{Call, Case, Fuzzer, Layout};
 use suite::rt::{self, same_page, spawn};
 use user_rt::println;
+use user_rt::thread::NewThread;
 
 fn me() -> ThreadId {
     sc::myself().0
@@ -371,17 +372,18 @@ extern "C" fn probe() -> ! {
 /// thread's state; Ok if it is clean or could not be created (tables full).
 fn fpu_probe() -> Result<(), u64> {
     PROBE_RESULT.store(0, SeqCst);
-    let Ok(t) = sc::thread_create(ThreadId::NIL, PROBE_UTCB, ThreadId(PAGER.load(SeqCst))) else { return Ok(()) };
-    let started = sc::thread_config(t, attr::EXCEPTION_HANDLER, checker().0, 0)
-        .and_then(|_| sc::thread_config(t, attr::PRIORITY, 45, 0))
-        .and_then(|_| sc::thread_start(t, probe as *const () as u64, (&raw const PROBE_STACK) as u64 + 8192 - 8));
+    let Ok(t) = NewThread::new(ThreadId::NIL, PROBE_UTCB, ThreadId(PAGER.load(SeqCst)), 45)
+        .handler(checker())
+        .start_fn(probe, (&raw const PROBE_STACK) as u64 + 8192 - 8)
+    else {
+        return Ok(());
+    };
     let r = PROBE_RESULT.load(SeqCst);
     let _ = sc::thread_delete(t);
-    match (started, r) {
-        (Ok(()), 0x100) => Ok(()),
+    match r {
+        0x100 => Ok(()),
         // 0: the probe did not get to its end.
-        (Ok(()), r) => Err(r),
-        _ => Ok(()),
+        r => Err(r),
     }
 }
 
@@ -773,12 +775,8 @@ extern "C" fn actor() -> ! {
 }
 
 fn start_actor(k: usize) -> Result<ThreadId, Error> {
-    let t = sc::thread_create(ThreadId::NIL, ACTOR_UTCB, ThreadId(PAGER.load(SeqCst)))?;
-    sc::thread_config(t, attr::EXCEPTION_HANDLER, me().0, 0)?;
-    sc::thread_config(t, attr::PRIORITY, 35, 0)?;
     let stack = (&raw const ACTOR_STACKS) as u64 + (k as u64 + 1) * 8192 - 8;
-    sc::thread_start(t, actor as *const () as u64, stack)?;
-    Ok(t)
+    NewThread::new(ThreadId::NIL, ACTOR_UTCB, ThreadId(PAGER.load(SeqCst)), 35).handler(me()).start_fn(actor, stack)
 }
 
 /// The model's root pages: eight of this task's own (it is their root in
@@ -993,24 +991,15 @@ fn serve_batch(fuzzers: &[ThreadId; FUZZERS], i: usize) -> Result<(), u64> {
 /// The partner: in a space of its own, above the fuzzing threads'
 /// priority (so it is back in its receive before the sender goes on).
 fn start_partner() -> Result<ThreadId, Error> {
-    let t = sc::thread_create(ThreadId::NIL, rt::utcb_addr(), ThreadId(PAGER.load(SeqCst)))?;
-    sc::thread_config(t, attr::EXCEPTION_HANDLER, me().0, 0)?;
-    sc::thread_config(t, attr::PRIORITY, 35, 0)?;
-    sc::thread_start(t, partner as *const () as u64, rt::stack())?;
-    Ok(t)
+    NewThread::new(ThreadId::NIL, rt::utcb_addr(), ThreadId(PAGER.load(SeqCst)), 35)
+        .handler(me())
+        .start_fn(partner, rt::stack())
 }
 
 fn start_fuzzer(entry: extern "C" fn() -> !, privileged: bool) -> Result<ThreadId, Error> {
-    let pager = ThreadId(PAGER.load(SeqCst));
-    let t = sc::thread_create(ThreadId::NIL, rt::utcb_addr(), pager)?;
-    sc::thread_config(t, attr::EXCEPTION_HANDLER, me().0, 0)?;
-    sc::thread_config(t, attr::PRIORITY, 30, 0)?;
-    if privileged {
-        sc::thread_config(t, attr::RIGHTS, P_RIGHTS, 0)?;
-        sc::thread_config(t, attr::MCP, P_MCP, 0)?;
-    }
-    sc::thread_start(t, entry as *const () as u64, rt::stack())?;
-    Ok(t)
+    let t = NewThread::new(ThreadId::NIL, rt::utcb_addr(), ThreadId(PAGER.load(SeqCst)), 30).handler(me());
+    let t = if privileged { t.privileged(P_RIGHTS, P_MCP) } else { t };
+    t.start_fn(entry, rt::stack())
 }
 
 /// Runs the fuzzer for `calls` calls (0: until stopped from outside);
