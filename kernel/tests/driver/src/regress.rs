@@ -2,7 +2,7 @@
 //! on the kernel (issue 16), one per case, each reproducing the case as it
 //! was found. Run by the in-guest suite after the IPC and memory tests.
 
-use crate::tests::{budget_spinner, check, me, ms, report, sleep, Test, TestResult, BUDGET_SPIN};
+use crate::tests::{budget_spinner, check, me, ms, report, settle, sleep, Test, TestResult, BUDGET_SPIN};
 use abi::ipc::{label, map_item, rights, Fpage, Tag, Timeout};
 use abi::sys::{self, attr};
 use abi::syscall::{self as sc, receive, send, Msg};
@@ -107,24 +107,21 @@ fn nt_flag_from_ring3() -> TestResult {
     NT_STEPS.store(0, SeqCst);
     // YIELD to a thread of the same priority that has never run.
     nt_pair(nt_yield)?;
-    sleep(ms(5));
-    check(NT_FRESH_RAN.load(SeqCst) == 1 && NT_STEPS.load(SeqCst) == 1, "yield with NT set")?;
+    let nt_done = |n| settle(1000, || NT_FRESH_RAN.load(SeqCst) == n && NT_STEPS.load(SeqCst) == n);
+    check(nt_done(1), "yield with NT set")?;
     // A receive with a short timeout while a fresh thread is ready.
     nt_pair(nt_receive)?;
-    sleep(ms(5));
-    check(NT_FRESH_RAN.load(SeqCst) == 2 && NT_STEPS.load(SeqCst) == 2, "receive with NT set")?;
+    check(nt_done(2), "receive with NT set")?;
     // The other entries: a timer interrupt (time slice end) and an
     // exception from ring 3 with NT set.
     let s = nt_pair(nt_spin)?;
     sc::thread_config(s, attr::TIMESLICE, ms(1), 0).map_err(|_| "timeslice")?;
-    sleep(ms(10));
-    check(NT_FRESH_RAN.load(SeqCst) == 3 && NT_STEPS.load(SeqCst) == 3, "preemption with NT set")?;
+    check(nt_done(3), "preemption with NT set")?;
     let f = spawn(me(), nt_fault, 20, ThreadId::NIL).map_err(|_| "spawn faulter")?;
     let h = spawn(me(), nt_handler, 20, ThreadId::NIL).map_err(|_| "spawn handler")?;
     sc::thread_config(f, attr::EXCEPTION_HANDLER, h.0, 0).map_err(|_| "handler")?;
-    sleep(ms(5));
-    check(NT_SEEN_FLAGS.load(SeqCst) & NT != 0, "the exception message lost the thread's NT flag")?;
-    check(NT_STEPS.load(SeqCst) == 4, "exception with NT set")
+    check(settle(1000, || NT_STEPS.load(SeqCst) == 4), "exception with NT set")?;
+    check(NT_SEEN_FLAGS.load(SeqCst) & NT != 0, "the exception message lost the thread's NT flag")
 }
 
 // ---- A pager that dies with faults queued on it ----

@@ -35,6 +35,20 @@ pub fn sleep(ticks: u64) {
     let _ = receive(me(), Timeout::ticks(ticks));
 }
 
+/// Sleeps a millisecond at a time until `done` holds or `limit_ms` have
+/// passed; says whether it held. For outcomes that other threads reach in
+/// their own time: under plain TCG on a loaded host a fixed sleep can end
+/// before the guest has run the few instructions the outcome needs.
+pub fn settle(limit_ms: u64, done: impl Fn() -> bool) -> bool {
+    for _ in 0..limit_ms {
+        if done() {
+            return true;
+        }
+        sleep(ms(1));
+    }
+    done()
+}
+
 static PAGER: AtomicU64 = AtomicU64::new(0);
 static ECHO: AtomicU64 = AtomicU64::new(0);
 
