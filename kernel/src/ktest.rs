@@ -156,7 +156,7 @@ fn kip_describes_memory_and_modules() -> Result<(), &'static str> {
 /// `umem::copy_in` of `buf.len()` bytes at `uaddr`: the one user-copy path.
 fn copy_from_user(space: &AddressSpace, uaddr: u64, buf: &mut [u8]) -> Result<(), abi::Error> {
     let src = crate::umem::USlice::new(uaddr, buf.len() as u64)?;
-    crate::umem::copy_in(space, src, buf).map_err(|_| abi::Error::BadAddress)
+    Ok(crate::umem::copy_in(space, src, buf)?)
 }
 
 fn copy_from_user_rejects_bad_addresses() -> Result<(), &'static str> {

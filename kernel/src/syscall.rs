@@ -18,7 +18,7 @@ fn debug_print(kk: &Kernel, cur: usize, ptr: u64, len: u64) -> Result<u64, Error
     let buf = &mut buf[..len as usize];
     let src = crate::umem::USlice::new(ptr, len)?;
     let space = kk.space_of(cur).ok_or(Error::InvalidThread)?;
-    crate::umem::copy_in(space, src, buf).map_err(|_| Error::BadAddress)?;
+    crate::umem::copy_in(space, src, buf)?;
     // Control bytes other than newline and tab are replaced so a task
     // cannot drive the terminal.
     let con = serial::CONSOLE.lock();
