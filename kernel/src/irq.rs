@@ -22,17 +22,20 @@ fn handlers() -> &'static mut [ThreadId; LINES] {
     unsafe { &mut *p }
 }
 
-/// Routes `line` to `handler` (NIL detaches and masks it).
-pub fn attach(kk: &mut Kernel, line: u64, handler: ThreadId) -> Result<(), Error> {
+/// Line `line` as one a thread may attach to (`InvalidArgument` past the
+/// last line, and for the cascade).
+pub fn line(line: u64) -> Result<u32, Error> {
     if line >= LINES as u64 || line as u32 == CASCADE {
         return Err(Error::InvalidArgument);
     }
-    if !handler.is_nil() {
-        kk.lookup(handler)?;
-    }
+    Ok(line as u32)
+}
+
+/// Routes checked `line` ([`line`]) to `handler` (NIL detaches and masks
+/// it; otherwise a live thread, checked by the caller).
+pub fn attach(line: u32, handler: ThreadId) {
     handlers()[line as usize] = handler;
     apic::pic_set_masked(line as u8, handler.is_nil());
-    Ok(())
 }
 
 /// Line `line` fired.

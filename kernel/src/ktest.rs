@@ -686,7 +686,10 @@ fn start_user_test(
         drop(pool);
         EXPECTED_RIP.store(USER_CODE + (hlt - start), Ordering::Relaxed);
         crash::HOOK.call_once(|| hook);
-        kk.start_thread(t, USER_CODE, USER_DATA).map_err(|_| "cannot start the user thread")?;
+        kk.start_thread(
+            t,
+            crate::control::Entry::new(USER_CODE, USER_DATA).map_err(|_| "cannot start the user thread")?,
+        );
         kk.switch_to(t);
         Ok(())
     })
