@@ -7,7 +7,7 @@ use crate::arch::trap::TrapFrame;
 use crate::dispatch::schedule_and_resume;
 use crate::thread::{with_kernel, Kernel, State, MAX_THREADS};
 use crate::{control, ipc, timer};
-use abi::sys::{self, attr, rights};
+use abi::sys::{self, attr};
 use abi::{Error, ThreadId};
 
 fn debug_print(kk: &Kernel, cur: usize, ptr: u64, len: u64) -> Result<u64, Error> {
@@ -104,7 +104,7 @@ fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
         #[cfg(feature = "ktest")]
         sys::DEBUG_TRANSLATE => debug_translate(kk, cur, ThreadId(f.rdi), f.rsi),
         #[cfg(feature = "ktest")]
-        sys::KTEST => control::holds(kk, cur, rights::CONTROL)
+        sys::KTEST => control::holds(kk, cur, sys::rights::CONTROL)
             .and_then(|_| crate::invariants::debug_call(kk, f.rdi, f.rsi, f.rdx)),
         _ => Err(Error::NoSuchCall),
     };
