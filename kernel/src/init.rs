@@ -301,8 +301,9 @@ fn start_module_in(kk: &mut thread::Kernel, m: &abi::kip::Module, pager: Option<
         tc.mcp = abi::sys::MAX_PRIORITY as u8;
         tc.rights = abi::sys::rights::ALL as u8;
     }
-    if let Err(e) = kk.start_thread(t, entry, abi::ROOT_STACK_TOP) {
-        stop(format_args!("cannot start \"{}\": {e:?}", m.name()));
+    match crate::control::Entry::new(entry, abi::ROOT_STACK_TOP) {
+        Ok(at) => kk.start_thread(t, at),
+        Err(e) => stop(format_args!("cannot start \"{}\": {e:?}", m.name())),
     }
     let id = kk.id_of(t);
     kprintln!("starting \"{}\" at {:#x} in ring 3 (thread {:#x})", m.name(), entry, id.0);

@@ -9,10 +9,9 @@
 //! (strings capped at `MAX_STRING`, map items by the flexpage size).
 #![deny(clippy::arithmetic_side_effects)]
 
-use crate::mapping::StringError;
 use crate::thread::{Kernel, KernelIpc, State, MAX_THREADS, USER_FLAGS_MASK};
 use crate::timer;
-use crate::umem;
+use crate::umem::{self, Side, Xfer};
 use abi::ipc::{item, label, Fpage, Tag, Timeout, MAX_MRS, REG_MRS};
 use abi::{Error, ThreadId};
 
@@ -80,9 +79,10 @@ pub fn ipc(kk: &mut Kernel, cur: usize, to: ThreadId, from: ThreadId, st: Timeou
             let me = kk.id_of(cur);
             if accepts(kk, d, me) {
                 match transfer(kk, cur, d) {
-                    Err(Xfer::Fault { thread, addr, write }) => {
-                        restart_after_fault(kk, thread, addr, write);
-                        if thread == d {
+                    Err(Xfer::Fault(f)) => {
+                        let receiver = f.side == Side::Receiver;
+                        restart_after_fault(kk, if receiver { d } else { cur }, f);
+                        if receiver {
                             // The receiver left its receive to take the
                             // fault; wait for it like for any busy receiver.
                             block_sender(kk, cur, d, to, from, st, rt);
@@ -126,16 +126,16 @@ fn block_sender(kk: &mut Kernel, cur: usize, d: usize, to: ThreadId, from: Threa
 fn xfer_error(x: Xfer) -> Error {
     match x {
         Xfer::Failed(e) => e,
-        Xfer::Fault { .. } => Error::BadAddress,
+        Xfer::Fault(f) => f.into(),
     }
 }
 
-/// Thread `t` (blocked in or executing an IPC system call) takes a page
-/// fault at `addr` for a string copy: its `syscall` is rewound so that the
-/// IPC runs again once its pager has mapped the page. A receiver (`write`)
-/// is past its send phase, so only its receive phase is run again.
-fn restart_after_fault(kk: &mut Kernel, t: usize, addr: u64, write: bool) {
-    kk.tcbs[t].restart_recv_only = write;
+/// Thread `t` (blocked in or executing an IPC system call), one side of a
+/// string copy, takes page fault `fault`: its `syscall` is rewound so that
+/// the IPC runs again once its pager has mapped the page. A receiver is
+/// past its send phase, so only its receive phase is run again.
+fn restart_after_fault(kk: &mut Kernel, t: usize, fault: umem::Fault) {
+    kk.tcbs[t].restart_recv_only = fault.side == Side::Receiver;
     if matches!(kk.tcbs[t].state, State::SendBlocked | State::RecvBlocked) {
         cancel(kk, t);
     }
@@ -143,10 +143,9 @@ fn restart_after_fault(kk: &mut Kernel, t: usize, addr: u64, write: bool) {
     // `syscall` is two bytes (0f 05); rax still holds sys::IPC and every
     // argument register is as the thread left it.
     f.rip = f.rip.saturating_sub(2);
-    f.error = 4 | if write { 2 } else { 0 };
-    let err = f.error;
+    f.error = fault.error_code();
     kk.tcbs[t].state = State::Ready;
-    page_fault(kk, t, addr, err);
+    page_fault(kk, t, fault.addr, fault.error_code());
 }
 
 /// The receive phase of `cur`. A loop, not recursion: a sender whose
@@ -180,8 +179,8 @@ fn receive_once(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) -> Ste
         if from == ThreadId::ANY || from == sid {
             unlink_sender(kk, cur, prev, si);
             match transfer(kk, si, cur) {
-                Err(Xfer::Fault { thread, addr, write }) => {
-                    if thread == cur {
+                Err(Xfer::Fault(f)) => {
+                    if f.side == Side::Receiver {
                         // Our own buffer: put the sender back at the head
                         // and rewind our receive.
                         let head = kk.tcbs[cur].senders_head;
@@ -190,11 +189,11 @@ fn receive_once(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) -> Ste
                         if head == NONE {
                             kk.tcbs[cur].senders_tail = si as u16;
                         }
-                        restart_after_fault(kk, cur, addr, write);
+                        restart_after_fault(kk, cur, f);
                     } else {
                         // The sender's source: it retries after its fault;
                         // we go on receiving.
-                        restart_after_fault(kk, si, addr, write);
+                        restart_after_fault(kk, si, f);
                         return Step::Again;
                     }
                 }
@@ -394,26 +393,6 @@ fn mr_get(kk: &Kernel, s: usize, i: usize) -> u64 {
     }
 }
 
-/// Why a transfer did not complete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Xfer {
-    Failed(Error),
-    /// Thread `thread` must take a page fault at `addr` (a string item
-    /// touched an unmapped page); the IPC is retried after its pager
-    /// resolved it.
-    Fault {
-        thread: usize,
-        addr: u64,
-        write: bool,
-    },
-}
-
-impl From<Error> for Xfer {
-    fn from(e: Error) -> Self {
-        Xfer::Failed(e)
-    }
-}
-
 /// The message-register indices of the typed items of a checked tag
 /// (`words() < MAX_MRS`, an even number of typed words): each item's two
 /// words, after the untyped ones.
@@ -451,11 +430,7 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
                 crate::mapping::map_item(kk, s, r, w0, Fpage(w1), window)?;
             }
             item::STRING => {
-                let (addr, len) = crate::mapping::string_item(kk, s, r, w1, w0 >> 32).map_err(|e| match e {
-                    StringError::Bad(e) => Xfer::Failed(e),
-                    StringError::Fault(umem::Fault::Src(a)) => Xfer::Fault { thread: s, addr: a, write: false },
-                    StringError::Fault(umem::Fault::Dst(a)) => Xfer::Fault { thread: r, addr: a, write: true },
-                })?;
+                let (addr, len) = crate::mapping::string_item(kk, s, r, w1, w0 >> 32)?;
                 words[it] = (len << 32) | item::STRING;
                 words[it1] = addr;
             }

@@ -9,37 +9,43 @@ use crate::ipc;
 use crate::thread::Kernel;
 use abi::ipc::label;
 use abi::{Error, ThreadId};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub const LINES: usize = 16;
 /// The master-slave cascade, never a device.
 const CASCADE: u32 = 2;
 
-static mut HANDLERS: [ThreadId; LINES] = [ThreadId::NIL; LINES];
+/// Each line's handler (a `ThreadId`; NIL: none). Atomics rather than a
+/// `static mut` behind a `&'static mut` accessor: on one CPU a relaxed load
+/// or store is a plain `mov`, with no `unsafe` and no `&mut` to hand out.
+static HANDLERS: [AtomicU64; LINES] = [const { AtomicU64::new(ThreadId::NIL.0) }; LINES];
 
-fn handlers() -> &'static mut [ThreadId; LINES] {
-    let p = &raw mut HANDLERS;
-    // SAFETY: kernel context only, single CPU.
-    unsafe { &mut *p }
+/// The handler of `line` (below `LINES`).
+fn handler(line: usize) -> ThreadId {
+    ThreadId(HANDLERS[line].load(Relaxed))
 }
 
-/// Routes `line` to `handler` (NIL detaches and masks it).
-pub fn attach(kk: &mut Kernel, line: u64, handler: ThreadId) -> Result<(), Error> {
+/// Line `line` as one a thread may attach to (`InvalidArgument` past the
+/// last line, and for the cascade).
+pub fn line(line: u64) -> Result<u32, Error> {
     if line >= LINES as u64 || line as u32 == CASCADE {
         return Err(Error::InvalidArgument);
     }
-    if !handler.is_nil() {
-        kk.lookup(handler)?;
-    }
-    handlers()[line as usize] = handler;
+    Ok(line as u32)
+}
+
+/// Routes checked `line` ([`line`]) to `handler` (NIL detaches and masks
+/// it; otherwise a live thread, checked by the caller).
+pub fn attach(line: u32, handler: ThreadId) {
+    HANDLERS[line as usize].store(handler.0, Relaxed);
     apic::pic_set_masked(line as u8, handler.is_nil());
-    Ok(())
 }
 
 /// Line `line` fired.
 pub fn interrupt(kk: &mut Kernel, line: u32) {
     apic::pic_set_masked(line as u8, true);
     apic::pic_eoi(line as u8);
-    let Ok(h) = kk.lookup(handlers()[line as usize]) else { return };
+    let Ok(h) = kk.lookup(handler(line as usize)) else { return };
     let src = ThreadId::irq(line);
     if ipc::accepts(kk, h, src) {
         ipc::deliver_kernel_message(kk, h, src, label::IRQ, &[line as u64]);
@@ -50,7 +56,7 @@ pub fn interrupt(kk: &mut Kernel, line: u32) {
 
 /// The handler `cur` replied to the pseudo-thread of `line`: unmask it.
 pub fn ack(kk: &mut Kernel, cur: usize, line: u32) -> Result<(), Error> {
-    if line as usize >= LINES || kk.lookup(handlers()[line as usize]) != Ok(cur) {
+    if line as usize >= LINES || kk.lookup(handler(line as usize)) != Ok(cur) {
         return Err(Error::NoPermission);
     }
     apic::pic_set_masked(line as u8, false);

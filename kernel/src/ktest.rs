@@ -156,7 +156,7 @@ fn kip_describes_memory_and_modules() -> Result<(), &'static str> {
 /// `umem::copy_in` of `buf.len()` bytes at `uaddr`: the one user-copy path.
 fn copy_from_user(space: &AddressSpace, uaddr: u64, buf: &mut [u8]) -> Result<(), abi::Error> {
     let src = crate::umem::USlice::new(uaddr, buf.len() as u64)?;
-    crate::umem::copy_in(space, src, buf).map_err(|_| abi::Error::BadAddress)
+    Ok(crate::umem::copy_in(space, src, buf)?)
 }
 
 fn copy_from_user_rejects_bad_addresses() -> Result<(), &'static str> {
@@ -686,7 +686,10 @@ fn start_user_test(
         drop(pool);
         EXPECTED_RIP.store(USER_CODE + (hlt - start), Ordering::Relaxed);
         crash::HOOK.call_once(|| hook);
-        kk.start_thread(t, USER_CODE, USER_DATA).map_err(|_| "cannot start the user thread")?;
+        kk.start_thread(
+            t,
+            crate::control::Entry::new(USER_CODE, USER_DATA).map_err(|_| "cannot start the user thread")?,
+        );
         kk.switch_to(t);
         Ok(())
     })

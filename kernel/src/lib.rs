@@ -28,6 +28,7 @@
 // Library: hardware-free data structures and rules, host-tested; they use
 // only each other (`kip` fills a KIP from a `memmap`).
 pub mod boot;
+pub mod door;
 pub mod kip;
 pub mod mapdb;
 pub mod memmap;

@@ -18,7 +18,7 @@ use crate::arch::paging::Rights;
 use crate::mapdb::{MapDb, MapDbError, Rights as DbRights, SpaceId};
 use crate::state::POOL;
 use crate::thread::{map_err, Kernel, Space};
-use crate::umem::{self, USlice};
+use crate::umem::{self, USlice, Xfer};
 use abi::ipc::{item, Fpage};
 use abi::Error;
 
@@ -223,30 +223,20 @@ pub fn remove_space(kk: &mut Kernel, sp: u16) {
 /// Copies sender `s`'s string `[addr, addr+len)` into receiver `r`'s
 /// string buffer (`br[1]` address, `br[2]` size); returns where and how
 /// much landed.
-pub fn string_item(kk: &mut Kernel, s: usize, r: usize, addr: u64, len: u64) -> Result<(u64, u64), StringError> {
+pub fn string_item(kk: &mut Kernel, s: usize, r: usize, addr: u64, len: u64) -> Result<(u64, u64), Xfer> {
     let (rbuf, rlen) = (kk.utcb(r).br[1], kk.utcb(r).br[2]);
     if len > item::MAX_STRING || len > rlen {
-        return Err(StringError::Bad(Error::MessageOverflow));
+        return Err(Error::MessageOverflow.into());
     }
     if len == 0 {
         // Nothing to copy: no address is looked at.
         return Ok((rbuf, 0));
     }
-    let src = USlice::new(addr, len).map_err(StringError::Bad)?;
-    let dst = USlice::new(rbuf, len).map_err(StringError::Bad)?;
+    let src = USlice::new(addr, len)?;
+    let dst = USlice::new(rbuf, len)?;
     let (Some(sspace), Some(rspace)) = (kk.space_of(s), kk.space_of(r)) else {
-        return Err(StringError::Bad(Error::InvalidThread));
+        return Err(Error::InvalidThread.into());
     };
-    umem::copy(sspace, src, rspace, dst).map_err(StringError::Fault)?;
+    umem::copy(sspace, src, rspace, dst)?;
     Ok((rbuf, len))
-}
-
-/// Why a string item did not land.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StringError {
-    /// The item is bad: its error goes back to the sender.
-    Bad(Error),
-    /// A page of one side is not there yet: that side's pager maps it,
-    /// then the IPC is retried.
-    Fault(umem::Fault),
 }

@@ -37,11 +37,19 @@ pub fn kip() -> &'static Kip {
     unsafe { &(*p).0 }
 }
 
-/// `timer`: TSC ticks per second (written once at boot).
-pub static mut TSC_HZ: u64 = 0;
-/// `timer`: a lower bound of the earliest IPC timeout or replenishment.
-pub static mut EARLIEST: u64 = u64::MAX;
-/// `timer`: the deadline the APIC timer is armed for.
-pub static mut ARMED: u64 = u64::MAX;
-/// `timer`: when the running thread was dispatched (TSC).
-pub static mut DISPATCHED_AT: u64 = 0;
+/// `timer`: the clock's bookkeeping. Atomics rather than `static mut`s or
+/// fields of the thread table: the IPC fast path and the timer interrupt
+/// read and write them beside the table, and on one CPU a relaxed load or
+/// store is the plain `mov` a `static mut` would be, with no `unsafe` and
+/// no `&mut` to hand out.
+pub mod clock {
+    use core::sync::atomic::AtomicU64;
+    /// TSC ticks per second (written once at boot).
+    pub static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+    /// A lower bound of the earliest IPC timeout or replenishment.
+    pub static EARLIEST: AtomicU64 = AtomicU64::new(u64::MAX);
+    /// The deadline the APIC timer is armed for.
+    pub static ARMED: AtomicU64 = AtomicU64::new(u64::MAX);
+    /// When the running thread was dispatched (TSC).
+    pub static DISPATCHED_AT: AtomicU64 = AtomicU64::new(0);
+}

@@ -227,36 +227,26 @@ static mut KERNEL: Kernel = Kernel {
     loaded_space: u16::MAX,
 };
 
-/// Someone is inside [`with_kernel`] (kept where the check runs).
-#[cfg(debug_assertions)]
-static IN_KERNEL: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// The reentrancy check of [`with_kernel`].
+static DOOR: crate::door::Door = crate::door::Door::new();
 
 /// The one door to the thread table (after Hubris' `with_task_table`):
 /// runs `f` with it. The reference cannot outlive `f`, so no caller keeps
 /// one; the entry points (system call, trap, dispatcher, boot) each open
 /// the door once, and the dispatcher leaves before it resumes a thread.
 /// A second entry while one is open would be two live `&mut` to the same
-/// TCBs: the overflow-checked kernel (debug assertions, which `just test`
-/// runs the whole in-guest suite on) stops with a panic there; the release
-/// kernel, on the IPC hot path, does not pay for the check.
+/// TCBs: the overflow-checked kernel stops with a panic there
+/// ([`crate::door`], whose host test shows the check firing).
 #[inline(always)]
 pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
-    #[cfg(debug_assertions)]
-    {
-        use core::sync::atomic::Ordering::Relaxed;
-        // One CPU, interrupts off in the kernel: a plain load and store
-        // do; the NMI handler never enters.
-        assert!(!IN_KERNEL.load(Relaxed), "kernel state entered twice");
-        IN_KERNEL.store(true, Relaxed);
-    }
-    let p = &raw mut KERNEL;
-    // SAFETY: one CPU, interrupts off in the kernel, and entries open the
-    // door only at their top (checked above where debug assertions are
-    // on): no other reference to KERNEL is live while `f` runs.
-    let r = f(unsafe { &mut *p });
-    #[cfg(debug_assertions)]
-    IN_KERNEL.store(false, core::sync::atomic::Ordering::Relaxed);
-    r
+    DOOR.pass(|| {
+        let p = &raw mut KERNEL;
+        // SAFETY: one CPU, interrupts off in the kernel, and entries open
+        // the door only at their top (checked by `DOOR` where debug
+        // assertions are on): no other reference to KERNEL is live while
+        // `f` runs.
+        f(unsafe { &mut *p })
+    })
 }
 
 impl Kernel {

@@ -12,7 +12,8 @@ use crate::arch::apic;
 use crate::ipc;
 use crate::thread::{Kernel, State, MAX_THREADS};
 
-use crate::state::{ARMED, DISPATCHED_AT, EARLIEST, TSC_HZ};
+use crate::state::clock::{ARMED, DISPATCHED_AT, EARLIEST, TSC_HZ};
+use core::sync::atomic::Ordering::Relaxed;
 
 /// The clock: TSC ticks.
 #[inline]
@@ -21,31 +22,21 @@ pub fn now() -> u64 {
 }
 
 pub fn tsc_hz() -> u64 {
-    let p = &raw const TSC_HZ;
-    // SAFETY: written once at boot.
-    unsafe { *p }
+    TSC_HZ.load(Relaxed)
 }
 
 /// Measures the TSC frequency and starts the APIC timer.
 pub fn init() -> u64 {
     let hz = apic::tsc_frequency();
-    let p = &raw mut TSC_HZ;
-    // SAFETY: boot, single CPU.
-    unsafe { *p = hz };
+    TSC_HZ.store(hz, Relaxed);
     apic::init(hz, &mut crate::state::POOL.lock());
     hz
 }
 
-fn earliest() -> &'static mut u64 {
-    let p = &raw mut EARLIEST;
-    // SAFETY: kernel context only, single CPU.
-    unsafe { &mut *p }
-}
-
 /// A thread got a deadline (timeout or replenishment) at `t`.
 pub fn note_deadline(t: u64) {
-    if t != 0 && t < *earliest() {
-        *earliest() = t;
+    if t != 0 && t < EARLIEST.load(Relaxed) {
+        EARLIEST.store(t, Relaxed);
     }
 }
 
@@ -53,11 +44,8 @@ pub fn note_deadline(t: u64) {
 /// budget. Called on every kernel entry from a thread.
 pub fn account(kk: &mut Kernel, cur: usize) {
     let n = now();
-    let p = &raw mut DISPATCHED_AT;
-    // SAFETY: kernel context only.
-    let used = n.saturating_sub(unsafe { *p });
-    // SAFETY: as above.
-    unsafe { *p = n };
+    let used = n.saturating_sub(DISPATCHED_AT.load(Relaxed));
+    DISPATCHED_AT.store(n, Relaxed);
     let t = &mut kk.tcbs[cur];
     t.slice_left = t.slice_left.saturating_sub(used);
     if t.slice_left == 0 {
@@ -105,16 +93,14 @@ pub fn tick(kk: &mut Kernel) {
             next = next.min(kk.tcbs[i].next_replenish);
         }
     }
-    *earliest() = next;
+    EARLIEST.store(next, Relaxed);
 }
 
 /// TSC ticks since the running thread was dispatched (what `account`
 /// would charge it at `n`).
 #[inline]
 pub fn used_since_dispatch(n: u64) -> u64 {
-    let p = &raw const DISPATCHED_AT;
-    // SAFETY: kernel context only.
-    n.saturating_sub(unsafe { *p })
+    n.saturating_sub(DISPATCHED_AT.load(Relaxed))
 }
 
 /// Programs the timer for the thread about to run (`i`).
@@ -127,11 +113,9 @@ pub fn arm(kk: &Kernel, i: usize) {
 /// once per entry.
 #[inline(always)]
 pub fn arm_at(kk: &Kernel, i: usize, n: u64) {
-    let p = &raw mut DISPATCHED_AT;
-    // SAFETY: kernel context only.
-    unsafe { *p = n };
+    DISPATCHED_AT.store(n, Relaxed);
     let t = &kk.tcbs[i];
-    let mut deadline = (*earliest()).min(n.saturating_add(t.slice_left.max(1)));
+    let mut deadline = EARLIEST.load(Relaxed).min(n.saturating_add(t.slice_left.max(1)));
     if t.budget > 0 {
         deadline = deadline.min(n.saturating_add(t.budget_left.max(1)));
     }
@@ -142,7 +126,7 @@ pub fn arm_at(kk: &Kernel, i: usize, n: u64) {
 /// kernel, a one-second watchdog tick that reports deadlocks).
 pub fn arm_idle(_kk: &Kernel) {
     let n = now();
-    let deadline = *earliest();
+    let deadline = EARLIEST.load(Relaxed);
     #[cfg(feature = "ktest")]
     let deadline = deadline.min(n.saturating_add(tsc_hz()));
     program(deadline, n);
@@ -154,21 +138,17 @@ pub fn arm_idle(_kk: &Kernel) {
 /// would cost a timer write on the IPC path.
 #[inline]
 fn program(deadline: u64, now: u64) {
-    let p = &raw mut ARMED;
-    // SAFETY: kernel context only.
-    let armed = unsafe { &mut *p };
-    if *armed <= deadline && *armed > now {
+    let armed = ARMED.load(Relaxed);
+    if armed <= deadline && armed > now {
         return;
     }
-    *armed = deadline;
+    ARMED.store(deadline, Relaxed);
     apic::set_deadline(deadline, now);
 }
 
 /// The timer fired: forget the armed deadline so the next arm programs it.
 pub fn fired() {
-    let p = &raw mut ARMED;
-    // SAFETY: kernel context only.
-    unsafe { *p = u64::MAX };
+    ARMED.store(u64::MAX, Relaxed);
 }
 
 impl Kernel {

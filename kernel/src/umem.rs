@@ -8,8 +8,8 @@
 //! bytes through the kernel's direct map: the kernel never dereferences a
 //! user address, so SMAP stays on for every instruction (no code runs
 //! with RFLAGS.AC set) and an unmapped or kernel-only page is an error
-//! that names the side of the transfer it was on ([`Fault`]), never a
-//! kernel page fault.
+//! that names the side of the transfer it was on and why ([`Fault`]),
+//! never a kernel page fault.
 //!
 //! The range rules and the page split are hardware-free and tested on the
 //! host; the copies exist only in the bare-metal build.
@@ -62,13 +62,73 @@ impl USlice {
     }
 }
 
-/// Which side of a transfer could not be reached, and where: the page at
-/// that address is not mapped for user access (or not writable, for the
-/// destination). Its pager can map it and the transfer be retried.
+/// The side of a transfer: where the bytes come from (the sender of a
+/// message; the user in a copy into the kernel) or where they go (the
+/// receiver).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    Src(u64),
-    Dst(u64),
+pub enum Side {
+    Sender,
+    Receiver,
+}
+
+/// Why a side's page could not be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// Not mapped for user access.
+    NotMapped,
+    /// Mapped, but read-only where the transfer writes.
+    NotWritable,
+}
+
+/// A transfer fault (after Hubris' `InteractFault`): the one error of
+/// every copy from or to user memory, saying which side faulted, at which
+/// address, and why. The side's pager can map the page and the transfer
+/// be retried. (A range that wraps or reaches past `abi::USER_END` is
+/// refused before any side is touched, when its [`USlice`] is built.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub side: Side,
+    pub addr: u64,
+    pub why: Why,
+}
+
+impl Fault {
+    /// The x86 page-fault error code of the faulting side's access: a user
+    /// access (U), a write on the receiving side (W), to a present page
+    /// where it was not writable (P).
+    pub const fn error_code(&self) -> u64 {
+        let write = matches!(self.side, Side::Receiver);
+        let present = matches!(self.why, Why::NotWritable);
+        4 | (write as u64) << 1 | present as u64
+    }
+}
+
+/// What the caller of a copy nobody pages in sees.
+impl From<Fault> for Error {
+    fn from(_: Fault) -> Error {
+        Error::BadAddress
+    }
+}
+
+/// Why a message transfer did not complete: an error for the partners, or
+/// a fault of one side, which takes it to its pager before the IPC is
+/// retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Xfer {
+    Failed(Error),
+    Fault(Fault),
+}
+
+impl From<Error> for Xfer {
+    fn from(e: Error) -> Xfer {
+        Xfer::Failed(e)
+    }
+}
+
+impl From<Fault> for Xfer {
+    fn from(f: Fault) -> Xfer {
+        Xfer::Fault(f)
+    }
 }
 
 /// The steps of a copy from `src` to `dst` (`n` bytes each, at most the
@@ -95,14 +155,19 @@ pub use glue::*;
 
 #[cfg(target_os = "none")]
 mod glue {
-    use super::{steps, Fault, USlice};
+    use super::{steps, Fault, Side, USlice, Why};
     use crate::arch::paging::{self, AddressSpace};
 
-    /// The direct-map address of user address `a` of `space`, if its page
-    /// is mapped for user access (and writable, where `write`).
-    fn reach(space: &AddressSpace, a: u64, write: bool) -> Option<*mut u8> {
-        let t = space.translate(a).filter(|t| t.user && (t.writable || !write))?;
-        paging::phys_to_virt(t.phys).map(|v| v as *mut u8)
+    /// The direct-map address of user address `a` of `space` on `side` of
+    /// a transfer: its page must be mapped for user access, and writable
+    /// on the receiving side.
+    fn reach(space: &AddressSpace, a: u64, side: Side) -> Result<*mut u8, Fault> {
+        let fault = |why| Fault { side, addr: a, why };
+        let t = space.translate(a).filter(|t| t.user).ok_or(fault(Why::NotMapped))?;
+        if side == Side::Receiver && !t.writable {
+            return Err(fault(Why::NotWritable));
+        }
+        paging::phys_to_virt(t.phys).map(|v| v as *mut u8).ok_or(fault(Why::NotMapped))
     }
 
     /// Copies `min(src.len(), dst.len())` bytes from `src` in `src_space`
@@ -111,8 +176,8 @@ mod glue {
     pub fn copy(src_space: &AddressSpace, src: USlice, dst_space: &AddressSpace, dst: USlice) -> Result<u64, Fault> {
         let mut done = 0u64;
         for (s, d, n) in steps(src, dst) {
-            let from = reach(src_space, s, false).ok_or(Fault::Src(s))?;
-            let to = reach(dst_space, d, true).ok_or(Fault::Dst(d))?;
+            let from = reach(src_space, s, Side::Sender)?;
+            let to = reach(dst_space, d, Side::Receiver)?;
             // SAFETY: both ranges lie inside one mapped user frame each
             // (a step stops at both page ends), reached through the direct
             // map; `copy` allows them to overlap (one space, one frame).
@@ -123,12 +188,12 @@ mod glue {
     }
 
     /// Copies `src` of `space` into `buf` (`buf.len()` bytes, at most the
-    /// range's length).
+    /// range's length); the user is the sending side.
     pub fn copy_in(space: &AddressSpace, src: USlice, buf: &mut [u8]) -> Result<(), Fault> {
         let mut at = 0usize;
         for (s, _, n) in steps(src, src) {
             let n = (n as usize).min(buf.len().saturating_sub(at));
-            let from = reach(space, s, false).ok_or(Fault::Src(s))?;
+            let from = reach(space, s, Side::Sender)?;
             // SAFETY: `from..from+n` lies inside one mapped user frame,
             // reached through the direct map; `buf[at..at+n]` is ours.
             unsafe { core::ptr::copy_nonoverlapping(from, buf[at..].as_mut_ptr(), n) };
@@ -168,6 +233,15 @@ mod tests {
         let v: Vec<_> = steps(s, d).collect();
         assert_eq!(v, vec![(0x1ff0, 0x5ff8, 0x8), (0x1ff8, 0x6000, 0x8), (0x2000, 0x6008, 0x20)]);
         assert_eq!(steps(s, USlice::new(0, 0).unwrap()).count(), 0);
+    }
+
+    #[test]
+    fn a_fault_gives_the_access_its_side_made() {
+        let f = |side, why| Fault { side, addr: 0x1000, why }.error_code();
+        assert_eq!(f(Side::Sender, Why::NotMapped), 0b100);
+        assert_eq!(f(Side::Receiver, Why::NotMapped), 0b110);
+        assert_eq!(f(Side::Receiver, Why::NotWritable), 0b111);
+        assert_eq!(Error::from(Fault { side: Side::Sender, addr: 0, why: Why::NotMapped }), Error::BadAddress);
     }
 
     proptest::proptest! {

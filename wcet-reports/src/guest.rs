@@ -210,6 +210,9 @@ pub const IMAGES: &[GuestImage] = &[
             "regress_budget_with_longest_period",
             "regress_huge_timeout_does_not_wrap",
             "regress_syscall_at_end_of_user_half",
+            "control_refused_config_changes_nothing",
+            "control_refused_irq_attach_keeps_the_line",
+            "control_refused_create_leaks_nothing",
         ],
         expect: &[Expect {
             name: "user_level_serial_driver_output",

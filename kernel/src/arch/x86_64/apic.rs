@@ -5,7 +5,7 @@
 
 use super::paging;
 use raw_cpuid::CpuId;
-use x2apic::lapic::{LocalApic, LocalApicBuilder, TimerDivide, TimerMode};
+use x2apic::lapic::{LocalApicBuilder, TimerDivide, TimerMode};
 use x86_64::instructions::port::Port;
 
 /// Interrupt vectors: legacy IRQ `n` arrives at `IRQ_BASE + n`.
@@ -14,8 +14,14 @@ pub const TIMER_VECTOR: u8 = 48;
 pub const ERROR_VECTOR: u8 = 49;
 pub const SPURIOUS_VECTOR: u8 = 63;
 
+/// What [`init`] found and calibrated. Written once at boot and only read
+/// afterwards, so a shared reference does: the registers are written
+/// through MSRs or the MMIO page ([`write_reg`]), never through a `&mut`
+/// to this (nor to the `x2apic` crate's `LocalApic`, which `init` uses
+/// only to enable the APIC).
 struct Apic {
-    lapic: Option<LocalApic>,
+    /// x2APIC mode (MSRs) rather than xAPIC (the register page).
+    x2apic: bool,
     /// The xAPIC register page (unused in x2APIC mode).
     xapic: u64,
     deadline_mode: bool,
@@ -23,12 +29,24 @@ struct Apic {
     apic_per_tsc: u64,
 }
 
-static mut APIC: Apic = Apic { lapic: None, xapic: 0, deadline_mode: false, apic_per_tsc: 0 };
+static APIC: spin::Once<Apic> = spin::Once::new();
 
-fn apic() -> &'static mut Apic {
-    let p = &raw mut APIC;
-    // SAFETY: kernel context only, single CPU.
-    unsafe { &mut *p }
+/// Register offsets (xAPIC page; x2APIC MSR `0x800 + offset / 16`; the
+/// test kernel's `nmi_after` has two more).
+const EOI: u32 = 0xb0;
+const LINT0: u32 = 0x350;
+const INITIAL_COUNT: u32 = 0x380;
+
+/// Writes local APIC register `reg` (one of the offsets above).
+fn write_reg(a: &Apic, reg: u32, v: u32) {
+    if a.x2apic {
+        // SAFETY: x2APIC register MSR 0x800 + offset/16 of our own APIC.
+        unsafe { x86_64::registers::model_specific::Msr::new(0x800 + reg / 16).write(v as u64) };
+    } else {
+        // SAFETY: a naturally aligned 32-bit register of the xAPIC page
+        // mapped at init.
+        unsafe { core::ptr::write_volatile((a.xapic + reg as u64) as *mut u32, v) };
+    }
 }
 
 fn pit_wait_ms(ms: u32) {
@@ -99,22 +117,18 @@ pub fn init(tsc_hz: u64, pool: &mut crate::pool::FramePool) {
         .expect("local APIC");
     // SAFETY: the APIC is ours; enabling it with the timer idle.
     unsafe { lapic.enable() };
+    let mut a = Apic {
+        x2apic: CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic()),
+        xapic: virt,
+        deadline_mode: has_deadline,
+        apic_per_tsc: 0,
+    };
     // The 8259 pair reaches the CPU through LINT0 as ExtINT. `enable`
     // writes 0 there (unmasked, fixed delivery of vector 0), which leaves a
     // legacy interrupt pending until some other APIC interrupt happens to
     // make the CPU look (so a line fired at most once per timer event).
     const LINT0_EXTINT: u32 = 0x700;
-    if CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic()) {
-        // SAFETY: the x2APIC LVT LINT0 register of our own APIC.
-        unsafe { x86_64::registers::model_specific::Msr::new(0x835).write(LINT0_EXTINT as u64) };
-    } else {
-        // SAFETY: the xAPIC LVT LINT0 register (offset 0x350) of the
-        // register page mapped above, a naturally aligned 32-bit register.
-        unsafe { core::ptr::write_volatile((virt + 0x350) as *mut u32, LINT0_EXTINT) };
-    }
-    let a = apic();
-    a.xapic = virt;
-    a.deadline_mode = has_deadline;
+    write_reg(&a, LINT0, LINT0_EXTINT);
     if !has_deadline {
         // Calibrate the APIC timer against the TSC over ~10 ms.
         // SAFETY: one-shot count on our own timer.
@@ -130,24 +144,24 @@ pub fn init(tsc_hz: u64, pool: &mut crate::pool::FramePool) {
             a.apic_per_tsc = ((done as u128) << 32).checked_div(dt as u128).unwrap_or(0) as u64;
         }
     }
-    a.lapic = Some(lapic);
+    APIC.call_once(|| a);
     remap_pic();
 }
 
 /// Which timer the CPU offers, for the banner.
 pub fn mode() -> &'static str {
-    match (apic().deadline_mode, CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic())) {
-        (true, true) => "x2APIC, TSC-deadline",
-        (true, false) => "xAPIC, TSC-deadline",
-        (false, true) => "x2APIC, one-shot",
-        (false, false) => "xAPIC, one-shot",
+    match APIC.get().map(|a| (a.deadline_mode, a.x2apic)) {
+        Some((true, true)) => "x2APIC, TSC-deadline",
+        Some((true, false)) => "xAPIC, TSC-deadline",
+        Some((false, true)) => "x2APIC, one-shot",
+        Some((false, false)) => "xAPIC, one-shot",
+        None => "not started",
     }
 }
 
 /// Fires the timer interrupt at TSC time `deadline` (`u64::MAX`: never).
 pub fn set_deadline(deadline: u64, now: u64) {
-    let a = apic();
-    let Some(l) = a.lapic.as_mut() else { return };
+    let Some(a) = APIC.get() else { return };
     if a.deadline_mode {
         let d = if deadline == u64::MAX { 0 } else { deadline.max(now + 1) };
         // SAFETY: IA32_TSC_DEADLINE only arms our own timer.
@@ -159,8 +173,7 @@ pub fn set_deadline(deadline: u64, now: u64) {
             let dt = deadline.saturating_sub(now).max(1) as u128;
             ((dt * a.apic_per_tsc as u128) >> 32).clamp(1, u32::MAX as u128) as u32
         };
-        // SAFETY: one-shot count on our own timer.
-        unsafe { l.set_timer_initial(count) };
+        write_reg(a, INITIAL_COUNT, count);
     }
 }
 
@@ -170,30 +183,21 @@ pub fn set_deadline(deadline: u64, now: u64) {
 #[cfg(feature = "ktest")]
 pub fn nmi_after(ticks: u32) {
     const LVT_TIMER: u32 = 0x320;
-    const INITIAL_COUNT: u32 = 0x380;
     const DIVIDE: u32 = 0x3e0;
     // One-shot mode (bits 17-18 clear), unmasked, NMI delivery (0b100 in
     // bits 8-10); the vector field is ignored for NMIs.
     const LVT_ONESHOT_NMI: u32 = 0x400 | 2;
     const DIV16: u32 = 0b0011;
-    let a = apic();
-    let x2 = CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic());
+    let Some(a) = APIC.get() else { return };
     for (reg, v) in [(LVT_TIMER, LVT_ONESHOT_NMI), (DIVIDE, DIV16), (INITIAL_COUNT, ticks)] {
-        if x2 {
-            // SAFETY: x2APIC register MSR 0x800 + offset/16 of our own APIC.
-            unsafe { x86_64::registers::model_specific::Msr::new(0x800 + reg / 16).write(v as u64) };
-        } else {
-            // SAFETY: a naturally aligned 32-bit register of the xAPIC page
-            // mapped at init.
-            unsafe { core::ptr::write_volatile((a.xapic + reg as u64) as *mut u32, v) };
-        }
+        write_reg(a, reg, v);
     }
 }
 
+/// Acknowledges the interrupt being handled.
 pub fn eoi() {
-    if let Some(l) = apic().lapic.as_mut() {
-        // SAFETY: acknowledges the interrupt being handled.
-        unsafe { l.end_of_interrupt() };
+    if let Some(a) = APIC.get() {
+        write_reg(a, EOI, 0);
     }
 }
 

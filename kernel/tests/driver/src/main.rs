@@ -11,6 +11,8 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+mod control;
+#[cfg(target_os = "none")]
 mod fastpath;
 #[cfg(target_os = "none")]
 mod memtests;

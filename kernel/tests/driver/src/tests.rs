@@ -561,7 +561,11 @@ pub fn run() -> u32 {
         ("random_syscalls_from_unprivileged_thread", random_syscalls_survived),
         ("fpu_state_switched_lazily_per_thread", fpu_state_per_thread),
     ];
-    let failed = report(&tests) + crate::fastpath::run(pager) + crate::memtests::run() + crate::regress::run(pager);
+    let failed = report(&tests)
+        + crate::fastpath::run(pager)
+        + crate::memtests::run()
+        + crate::regress::run(pager)
+        + crate::control::run();
     let ran = RAN.load(SeqCst);
     println!("test-driver: {} of {ran} suite tests passed", ran - failed as u64);
     failed
