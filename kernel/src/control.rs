@@ -8,12 +8,13 @@
 use crate::arch::paging;
 use crate::arch::trap::TrapFrame;
 use crate::state::POOL;
-use crate::thread::{Kernel, KernelIpc, State, MAX_THREADS, USER_RFLAGS};
+use crate::thread::{Kernel, KernelIpc, State, USER_RFLAGS};
+use crate::types::{Link, Slot, SpaceIdx};
 use abi::Error;
 
 impl Kernel {
     /// Sets the user-visible start state and makes the thread ready.
-    pub fn start_thread(&mut self, i: usize, ip: u64, sp: u64) -> Result<(), Error> {
+    pub fn start_thread(&mut self, i: Slot, ip: u64, sp: u64) -> Result<(), Error> {
         if ip >= abi::USER_END || sp >= abi::USER_END {
             return Err(Error::InvalidArgument);
         }
@@ -40,11 +41,11 @@ impl Kernel {
 
     /// Deletes thread `i`: it leaves every queue, partners waiting on it
     /// get `Aborted`, and its id becomes stale.
-    pub fn delete_thread(&mut self, i: usize) {
+    pub fn delete_thread(&mut self, i: Slot) {
         // Whoever `i` controlled is controlled by `i`'s chief from now on.
         let chief = self.tcbs[i].chief;
-        for j in 1..MAX_THREADS {
-            if self.tcbs[j].chief == Some(i as u16) {
+        for j in Slot::threads() {
+            if self.tcbs[j].chief == Some(i) {
                 self.tcbs[j].chief = chief;
             }
         }
@@ -54,7 +55,7 @@ impl Kernel {
         if self.fpu_owner == Some(i) {
             self.fpu_owner = None;
         }
-        let sp = self.tcbs[i].space as usize;
+        let sp = self.tcbs[i].space;
         let (utcb, utcb_phys) = (self.tcbs[i].utcb_vaddr, self.tcbs[i].utcb_phys);
         if let Some(space) = self.spaces[sp].space.as_mut() {
             space.unmap(utcb);
@@ -72,7 +73,7 @@ impl Kernel {
         if self.current == Some(i) {
             self.current = None;
         }
-        if (1..MAX_THREADS).all(|j| self.tcbs[j].state == State::Free) {
+        if Slot::threads().all(|j| self.tcbs[j].state == State::Free) {
             crate::kprintln!("all threads ended; idling.");
         }
     }
@@ -80,19 +81,19 @@ impl Kernel {
     /// Tears a space down: every mapping it has (and everything derived
     /// from them, in any space) is flushed, its page tables and I/O bitmap go
     /// back to the pool.
-    fn release_space(&mut self, sp: usize) {
-        crate::mapping::remove_space(self, sp as u16);
-        if self.sigma0_space == Some(sp as u16) {
+    fn release_space(&mut self, sp: SpaceIdx) {
+        crate::mapping::remove_space(self, sp);
+        if self.sigma0_space == Some(sp) {
             // The slot may be reused: a new space must not inherit sigma0's
             // idempotent access to all of RAM.
             self.sigma0_space = None;
         }
         let mut pool = POOL.lock();
         if let Some(space) = self.spaces[sp].space.take() {
-            if self.loaded_space == sp as u16 {
+            if self.loaded_space.is(sp) {
                 // Never free the live tables: fall back to the kernel's.
                 paging::activate_kernel();
-                self.loaded_space = u16::MAX;
+                self.loaded_space = Link::NONE;
             }
             space.destroy(&mut pool);
         }
@@ -102,7 +103,7 @@ impl Kernel {
             self.spaces[sp].io_bitmap = 0;
             crate::io::invalidate(self);
         }
-        crate::access::released_space(self, sp as u16);
+        crate::access::released_space(self, sp);
         self.spaces[sp].threads = 0;
     }
 }

@@ -280,13 +280,13 @@ fn start_module_in(kk: &mut thread::Kernel, m: &abi::kip::Module, pager: Option<
         .create_thread(None, abi::ROOT_UTCB, pager.unwrap_or(abi::ThreadId::NIL))
         .unwrap_or_else(|e| stop(format_args!("cannot create a thread for \"{}\": {e:?}", m.name())));
     let sp = kk.tcbs[t].space;
-    let mut space = kk.spaces[sp as usize].space.take().expect("fresh space");
+    let mut space = kk.spaces[sp].space.take().expect("fresh space");
     let mut db_full = false;
     let entry = task::load(&mut space, image, &mut POOL.lock(), &mut |v, f, r| {
         db_full |= crate::mapping::insert_root_in(kk.mapdb.as_mut(), sp, v, f, r).is_err();
     })
     .unwrap_or_else(|e| stop(format_args!("cannot load \"{}\": {e:?}", m.name())));
-    kk.spaces[sp as usize].space = Some(space);
+    kk.spaces[sp].space = Some(space);
     if db_full {
         stop(format_args!("mapping database too small for \"{}\"", m.name()));
     }

@@ -674,7 +674,7 @@ fn start_user_test(
     check(len <= 4096, "user code longer than a page")?;
     crate::thread::with_kernel(|kk| {
         let t = kk.create_thread(None, USER_UTCB, abi::ThreadId::NIL).map_err(|_| "cannot create the user thread")?;
-        let sp = kk.tcbs[t].space as usize;
+        let sp = kk.tcbs[t].space;
         let space = kk.spaces[sp].space.as_mut().ok_or("no space")?;
         let mut pool = POOL.lock();
         let f = space.map_fresh(USER_CODE, Rights { write: false, exec: true }, &mut pool).map_err(|_| "map code")?;

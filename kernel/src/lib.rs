@@ -26,13 +26,15 @@
 // two modules of one layer use each other, the line says why.
 
 // Library: hardware-free data structures and rules, host-tested; they use
-// only each other (`kip` fills a KIP from a `memmap`).
+// only each other (`kip` fills a KIP from a `memmap`; `types` holds the
+// slot, space and address types every layer passes).
 pub mod boot;
 pub mod kip;
 pub mod mapdb;
 pub mod memmap;
 pub mod pool;
 pub mod sched;
+pub mod types;
 
 // Arch: the x86_64 mechanisms, a leaf: handed what it needs (a frame pool
 // for page tables, the clock it calibrates against), it uses nothing of

@@ -6,11 +6,12 @@ use crate::arch::serial;
 use crate::arch::trap::TrapFrame;
 use crate::dispatch::schedule_and_resume;
 use crate::thread::{with_kernel, Kernel, State, MAX_THREADS};
+use crate::types::Slot;
 use crate::{ipc, irq, timer};
 use abi::sys::{self, attr, rights};
 use abi::{Error, ThreadId};
 
-fn debug_print(kk: &Kernel, cur: usize, ptr: u64, len: u64) -> Result<u64, Error> {
+fn debug_print(kk: &Kernel, cur: Slot, ptr: u64, len: u64) -> Result<u64, Error> {
     if len > sys::DEBUG_PRINT_MAX {
         return Err(Error::InvalidArgument);
     }
@@ -30,7 +31,7 @@ fn debug_print(kk: &Kernel, cur: usize, ptr: u64, len: u64) -> Result<u64, Error
 }
 
 /// The caller holds `right` (an `abi::sys::rights` bit).
-fn holds(kk: &Kernel, cur: usize, right: u64) -> Result<(), Error> {
+fn holds(kk: &Kernel, cur: Slot, right: u64) -> Result<(), Error> {
     if kk.tcbs[cur].rights as u64 & right != 0 {
         Ok(())
     } else {
@@ -40,7 +41,7 @@ fn holds(kk: &Kernel, cur: usize, right: u64) -> Result<(), Error> {
 
 /// The target of a control call: a thread the caller controls, or the
 /// caller itself where `allow_self`. The caller must hold `CONTROL`.
-fn controlled(kk: &Kernel, cur: usize, id: ThreadId, allow_self: bool) -> Result<usize, Error> {
+fn controlled(kk: &Kernel, cur: Slot, id: ThreadId, allow_self: bool) -> Result<Slot, Error> {
     holds(kk, cur, rights::CONTROL)?;
     let t = kk.lookup(id)?;
     if (allow_self && t == cur) || kk.controls(cur, t) {
@@ -65,7 +66,7 @@ enum Config {
 }
 
 /// Checks a `THREAD_CONFIG` request of `cur` against its own limits.
-fn decode_config(kk: &Kernel, cur: usize, what: u64, v: u64, v2: u64) -> Result<Config, Error> {
+fn decode_config(kk: &Kernel, cur: Slot, what: u64, v: u64, v2: u64) -> Result<Config, Error> {
     let caller = &kk.tcbs[cur];
     let within_mcp = |p: u64| {
         if p > sys::MAX_PRIORITY {
@@ -92,7 +93,7 @@ fn decode_config(kk: &Kernel, cur: usize, what: u64, v: u64, v2: u64) -> Result<
     })
 }
 
-fn apply_config(kk: &mut Kernel, t: usize, c: Config) {
+fn apply_config(kk: &mut Kernel, t: Slot, c: Config) {
     match c {
         Config::Pager(p) => kk.tcbs[t].pager = p,
         Config::Handler(h) => kk.tcbs[t].exc_handler = h,
@@ -131,7 +132,7 @@ fn apply_config(kk: &mut Kernel, t: usize, c: Config) {
 }
 
 /// `THREAD_INFO`: an attribute of the caller or of a thread it controls.
-fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u64, Error> {
+fn thread_info(kk: &mut Kernel, cur: Slot, id: ThreadId, what: u64) -> Result<u64, Error> {
     let t = kk.lookup(id)?;
     if t != cur && !kk.controls(cur, t) {
         return Err(Error::NoPermission);
@@ -149,11 +150,11 @@ fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u
         }
         attr::MCP => tc.mcp as u64,
         attr::RIGHTS => tc.rights as u64,
-        attr::SPACE => tc.space as u64,
+        attr::SPACE => tc.space.index() as u64,
         attr::PREEMPTIONS => tc.preemptions,
         attr::FASTPATH => tc.fastpath_ipcs,
         attr::ALLOW | attr::REFUSED => {
-            let a = kk.spaces[tc.space as usize].access;
+            let a = kk.spaces[tc.space].access;
             let (v, second) = match what {
                 attr::ALLOW => (a.mask() as u64, a.is_unrestricted() as u64),
                 _ => (a.refused_sends, a.refused_calls),
@@ -168,7 +169,7 @@ fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u
 
 /// `PMC`: what the counters count, or (with the right) program them; the
 /// [`abi::pmc::PmcInfo`] goes back in `rax`, `rsi`, `rdx`.
-fn pmc(kk: &mut Kernel, cur: usize, op: u64, mask: u64) -> Result<u64, Error> {
+fn pmc(kk: &mut Kernel, cur: Slot, op: u64, mask: u64) -> Result<u64, Error> {
     let info = match op {
         abi::pmc::INFO => crate::pmc::hw::info(),
         abi::pmc::PROGRAM if mask & !abi::pmc::ALL_EVENTS != 0 => return Err(Error::InvalidArgument),
@@ -186,7 +187,7 @@ fn pmc(kk: &mut Kernel, cur: usize, op: u64, mask: u64) -> Result<u64, Error> {
 
 fn thread_create(
     kk: &mut Kernel,
-    cur: usize,
+    cur: Slot,
     same_space_as: ThreadId,
     utcb: u64,
     pager: ThreadId,
@@ -209,12 +210,12 @@ fn thread_create(
     }
     let prio = kk.tcbs[cur].mcp.min(crate::thread::DEFAULT_PRIORITY);
     let tc = &mut kk.tcbs[t];
-    tc.chief = Some(cur as u16);
+    tc.chief = Some(cur);
     tc.prio = prio;
     Ok(kk.id_of(t).0)
 }
 
-fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
+fn dispatch(kk: &mut Kernel, cur: Slot) -> Option<Result<u64, Error>> {
     // IPC, the hot path, reads its registers where they are.
     if kk.tcbs[cur].frame.rax == sys::IPC {
         ipc::sys_ipc(kk, cur);
@@ -315,7 +316,7 @@ fn syscall_of_current(kk: &mut Kernel) {
 /// `DEBUG_TRANSLATE` (test kernel only): the physical address behind user
 /// address `vaddr` of `id`'s space, flags in `rdx`.
 #[cfg(feature = "ktest")]
-fn debug_translate(kk: &mut Kernel, cur: usize, id: ThreadId, vaddr: u64) -> Result<u64, Error> {
+fn debug_translate(kk: &mut Kernel, cur: Slot, id: ThreadId, vaddr: u64) -> Result<u64, Error> {
     let t = kk.lookup(id)?;
     let m = kk.space_of(t).and_then(|s| s.translate(vaddr)).filter(|m| m.user).ok_or(Error::BadAddress)?;
     kk.tcbs[cur].frame.rdx = m.writable as u64 | (m.executable as u64) << 1;
@@ -326,7 +327,7 @@ fn debug_translate(kk: &mut Kernel, cur: usize, id: ThreadId, vaddr: u64) -> Res
 /// is the first non-canonical one, and no return there is safe (see
 /// `exit_to_user`). The instruction faults instead, before it does
 /// anything: #GP (error code 0) at the `syscall`, to the exception handler.
-fn syscall_cannot_return(kk: &mut Kernel, cur: usize) {
+fn syscall_cannot_return(kk: &mut Kernel, cur: Slot) {
     // `syscall` is two bytes (0f 05), as in `ipc::restart_after_fault`.
     kk.tcbs[cur].frame.rip = kk.tcbs[cur].frame.rip.saturating_sub(2);
     ipc::exception(kk, cur, crate::crash::GENERAL_PROTECTION, 0, 0);

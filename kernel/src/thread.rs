@@ -21,16 +21,15 @@ use crate::arch::paging::{self, AddressSpace, MapError, Rights};
 use crate::arch::trap::TrapFrame;
 use crate::sched::ReadyQueues;
 use crate::state::POOL;
+use crate::types::{Link, PerSlot, PerSpace, Slot, SpaceIdx};
+pub use crate::types::{MAX_SPACES, MAX_THREADS};
 use abi::ipc::{Timeout, Utcb};
 use abi::{Error, ThreadId};
 
-pub const MAX_THREADS: usize = 128;
-pub const MAX_SPACES: usize = 32;
 /// Priority of threads that were not given one.
 pub const DEFAULT_PRIORITY: u8 = 16;
 /// Default time slice (TSC ticks); the timer code rescales it at boot.
 pub const DEFAULT_TIMESLICE: u64 = 10_000_000;
-const NONE: u16 = u16::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -81,7 +80,7 @@ pub struct Tcb {
     pub fpu_used: bool,
     pub version: u32,
     pub state: State,
-    pub space: u16,
+    pub space: SpaceIdx,
     pub prio: u8,
     /// Maximum controlled priority: the highest priority or MCP this thread
     /// may give a thread it controls (see `abi::sys::attr`).
@@ -90,7 +89,7 @@ pub struct Tcb {
     pub rights: u8,
     /// The thread that created this one (it and its chiefs control it);
     /// `None` for the threads the kernel starts.
-    pub chief: Option<u16>,
+    pub chief: Option<Slot>,
     pub timeslice: u64,
     pub slice_left: u64,
     /// Budget per period (0: unlimited) and its accounting.
@@ -109,10 +108,10 @@ pub struct Tcb {
     pub recv_from: ThreadId,
     pub recv_timeout: Timeout,
     pub wake_at: u64,
-    /// Queue of threads blocked sending to this one (slot indices).
-    pub senders_head: u16,
-    pub senders_tail: u16,
-    pub next_sender: u16,
+    /// Queue of threads blocked sending to this one.
+    pub senders_head: Link<Slot>,
+    pub senders_tail: Link<Slot>,
+    pub next_sender: Link<Slot>,
     pub kipc: KernelIpc,
     pub kmsg: [u64; 24],
     /// The thread's IPC was rewound for a page fault after its send phase
@@ -139,7 +138,7 @@ impl Tcb {
             fpu_used: false,
             version: 1,
             state: State::Free,
-            space: 0,
+            space: SpaceIdx::ZERO,
             prio: 0,
             mcp: 0,
             rights: 0,
@@ -158,9 +157,9 @@ impl Tcb {
             recv_from: ThreadId::NIL,
             recv_timeout: Timeout::NEVER,
             wake_at: 0,
-            senders_head: NONE,
-            senders_tail: NONE,
-            next_sender: NONE,
+            senders_head: Link::NONE,
+            senders_tail: Link::NONE,
+            next_sender: Link::NONE,
             kipc: KernelIpc::None,
             kmsg: [0; 24],
             restart_recv_only: false,
@@ -176,12 +175,6 @@ impl Tcb {
 const _: () = assert!(core::mem::offset_of!(Tcb, frame) == 0);
 const _: () = assert!(core::mem::size_of::<TrapFrame>().is_multiple_of(16));
 
-/// The PCID of space slot `sp` (0 is the kernel's own tables').
-fn pcid_of(sp: usize) -> u16 {
-    const _: () = assert!(MAX_SPACES < 4096, "PCIDs have 12 bits");
-    (sp as u16).saturating_add(1)
-}
-
 pub struct Space {
     pub space: Option<AddressSpace>,
     pub threads: u32,
@@ -194,37 +187,41 @@ pub struct Space {
 
 /// All kernel state that threads and IPC share.
 pub struct Kernel {
-    pub tcbs: [Tcb; MAX_THREADS],
-    pub spaces: [Space; MAX_SPACES],
+    pub tcbs: PerSlot<Tcb>,
+    pub spaces: PerSpace<Space>,
     pub ready: ReadyQueues<MAX_THREADS>,
     /// The thread the CPU runs (or last ran, while idle).
-    pub current: Option<usize>,
-    pub fpu_owner: Option<usize>,
+    pub current: Option<Slot>,
+    pub fpu_owner: Option<Slot>,
     /// The receiver an IPC just woke: the scheduler switches to it directly
     /// when nothing of higher priority is ready (the IPC fast path).
-    pub direct: Option<usize>,
+    pub direct: Option<Slot>,
     /// The mapping database (storage carved from the kernel pool at boot).
     pub mapdb: Option<crate::mapdb::MapDb<'static>>,
     /// sigma0's space: idempotent (virtual = physical) over usable RAM.
-    pub sigma0_space: Option<u16>,
-    /// Whose I/O bitmap is in the TSS (`u16::MAX`: nobody's, all denied).
-    pub loaded_io: u16,
-    /// The space whose page tables CR3 holds, to skip redundant switches.
-    pub loaded_space: u16,
+    pub sigma0_space: Option<SpaceIdx>,
+    /// Whose I/O bitmap is in the TSS (`NONE`: nobody's, all denied, or
+    /// not known: reload at the next switch).
+    pub loaded_io: Link<SpaceIdx>,
+    /// The space whose page tables CR3 holds, to skip redundant switches
+    /// (`NONE`: the kernel's own).
+    pub loaded_space: Link<SpaceIdx>,
 }
 
 static mut KERNEL: Kernel = Kernel {
-    tcbs: [const { Tcb::empty() }; MAX_THREADS],
-    spaces: [const { Space { space: None, threads: 0, io_bitmap: 0, access: crate::access::Access::UNRESTRICTED } };
-        MAX_SPACES],
+    tcbs: PerSlot([const { Tcb::empty() }; MAX_THREADS]),
+    spaces: PerSpace(
+        [const { Space { space: None, threads: 0, io_bitmap: 0, access: crate::access::Access::UNRESTRICTED } };
+            MAX_SPACES],
+    ),
     ready: ReadyQueues::new(),
     current: None,
     fpu_owner: None,
     direct: None,
     mapdb: None,
     sigma0_space: None,
-    loaded_io: u16::MAX,
-    loaded_space: u16::MAX,
+    loaded_io: Link::NONE,
+    loaded_space: Link::NONE,
 };
 
 /// Someone is inside [`with_kernel`] (kept where the check runs).
@@ -260,14 +257,14 @@ pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 }
 
 impl Kernel {
-    pub fn id_of(&self, i: usize) -> ThreadId {
-        ThreadId::new(i as u32, self.tcbs[i].version)
+    pub fn id_of(&self, i: Slot) -> ThreadId {
+        ThreadId::new(i.index() as u32, self.tcbs[i].version)
     }
 
     /// The slot of a valid, live thread id.
-    pub fn lookup(&self, t: ThreadId) -> Result<usize, Error> {
-        let i = t.index() as usize;
-        if i == 0 || i >= MAX_THREADS || t.as_irq().is_some() {
+    pub fn lookup(&self, t: ThreadId) -> Result<Slot, Error> {
+        let i = Slot::new(t.index() as usize).ok_or(Error::InvalidThread)?;
+        if i == Slot::ZERO || t.as_irq().is_some() {
             return Err(Error::InvalidThread);
         }
         let tcb = &self.tcbs[i];
@@ -280,12 +277,12 @@ impl Kernel {
     /// Does `caller` control thread `t`: is it `t`'s chief, or its chief's
     /// chief, and so on? (Chief links never form a cycle: a thread's chief
     /// existed before it, and deletion reparents.)
-    pub fn controls(&self, caller: usize, t: usize) -> bool {
+    pub fn controls(&self, caller: Slot, t: Slot) -> bool {
         let mut c = self.tcbs[t].chief;
         for _ in 0..MAX_THREADS {
             match c {
-                Some(x) if x as usize == caller => return true,
-                Some(x) => c = self.tcbs[x as usize].chief,
+                Some(x) if x == caller => return true,
+                Some(x) => c = self.tcbs[x].chief,
                 None => return false,
             }
         }
@@ -294,12 +291,12 @@ impl Kernel {
 
     /// Thread `i`'s address space (a live thread's space is always live;
     /// `None` only for a free slot).
-    pub fn space_of(&self, i: usize) -> Option<&AddressSpace> {
-        self.spaces[self.tcbs[i].space as usize].space.as_ref()
+    pub fn space_of(&self, i: Slot) -> Option<&AddressSpace> {
+        self.spaces[self.tcbs[i].space].space.as_ref()
     }
 
     /// The thread's UTCB, through the kernel's direct map.
-    pub fn utcb(&self, i: usize) -> &'static mut Utcb {
+    pub fn utcb(&self, i: Slot) -> &'static mut Utcb {
         let v = paging::pool_frame_virt(self.tcbs[i].utcb_phys);
         // SAFETY: the UTCB frame belongs to this thread for its lifetime;
         // the kernel touches it only from the single kernel context.
@@ -308,18 +305,18 @@ impl Kernel {
 
     /// Creates a thread in the space of `same_space_as` (or a new space),
     /// with its UTCB mapped at `utcb`. It stays `Inactive` until started.
-    pub fn create_thread(&mut self, same_space_as: Option<usize>, utcb: u64, pager: ThreadId) -> Result<usize, Error> {
+    pub fn create_thread(&mut self, same_space_as: Option<Slot>, utcb: u64, pager: ThreadId) -> Result<Slot, Error> {
         if utcb == 0 || !utcb.is_multiple_of(4096) || utcb >= abi::USER_END || utcb == abi::KIP_VADDR {
             return Err(Error::InvalidArgument);
         }
-        let slot = (1..MAX_THREADS).find(|&i| self.tcbs[i].state == State::Free).ok_or(Error::NoResources)?;
+        let slot = Slot::threads().find(|&i| self.tcbs[i].state == State::Free).ok_or(Error::NoResources)?;
         let rw = Rights { write: true, exec: false };
         let mut pool = POOL.lock();
         // Nothing is installed until every step that can fail is done, so
         // no error path has anything to undo: a new space is built aside.
         let (sp, frame) = match same_space_as {
             Some(t) => {
-                let sp = self.tcbs[t].space as usize;
+                let sp = self.tcbs[t].space;
                 let space = self.spaces[sp].space.as_mut().ok_or(Error::InvalidThread)?;
                 if space.translate(utcb).is_some() {
                     return Err(Error::InvalidArgument);
@@ -327,8 +324,8 @@ impl Kernel {
                 (sp, space.map_fresh_kernel_owned(utcb, rw, &mut pool).map_err(map_err)?)
             }
             None => {
-                let sp = (0..MAX_SPACES).find(|&s| self.spaces[s].space.is_none()).ok_or(Error::NoResources)?;
-                let mut space = AddressSpace::with_pcid(&mut pool, pcid_of(sp)).map_err(|_| Error::OutOfMemory)?;
+                let sp = SpaceIdx::all().find(|&s| self.spaces[s].space.is_none()).ok_or(Error::NoResources)?;
+                let mut space = AddressSpace::with_pcid(&mut pool, sp.pcid()).map_err(|_| Error::OutOfMemory)?;
                 let kip = paging::image_phys(&raw const crate::state::KIP as u64);
                 let ro = Rights { write: false, exec: false };
                 // (The UTCB is not at the KIP's address: checked above.)
@@ -356,7 +353,7 @@ impl Kernel {
         let t = &mut self.tcbs[slot];
         t.version = version;
         t.state = State::Inactive;
-        t.space = sp as u16;
+        t.space = sp;
         t.prio = DEFAULT_PRIORITY;
         t.pager = pager;
         t.utcb_vaddr = utcb;
@@ -368,7 +365,7 @@ impl Kernel {
         Ok(slot)
     }
 
-    pub fn make_ready(&mut self, i: usize) {
+    pub fn make_ready(&mut self, i: Slot) {
         let t = &mut self.tcbs[i];
         t.state = State::Ready;
         t.wake_at = 0;
@@ -378,7 +375,7 @@ impl Kernel {
 
     /// Highest-priority ready thread, dropping blocked ones met on the way.
     #[inline]
-    pub fn pick(&mut self) -> Option<usize> {
+    pub fn pick(&mut self) -> Option<Slot> {
         // A thread the fast path switched to is in no queue: it joins its
         // level's tail before anything is picked (no-op if queued).
         if let Some(c) = self.current.filter(|&c| self.tcbs[c].state == State::Ready) {

@@ -1,0 +1,442 @@
+//! The kernel's index and address types: thread slots, space indices,
+//! the links between slots, and physical and virtual addresses. Every one
+//! is a `#[repr(transparent)]` wrapper of the integer it replaces, so it
+//! costs nothing at run time; what it buys is that a slot cannot be passed
+//! where a space index is wanted, nor a physical address where a virtual
+//! one is, and that a value is range-checked once, where it is made.
+//!
+//! - [`Slot`]: a TCB slot, always `< MAX_THREADS` (made by [`Slot::new`],
+//!   which checks it, so indexing a [`PerSlot`] table with one never
+//!   fails).
+//! - [`SpaceIdx`]: an address-space slot, always `< MAX_SPACES`.
+//! - [`Link`]: a slot or space index or none, in two bytes: the queue and
+//!   list links (sender queues, ready queues) and the "which space is
+//!   loaded" marks. `Option<Slot>` would take four bytes (a `u16` has no
+//!   spare niche for `None`); three links in every TCB and two
+//!   `MAX_THREADS` arrays in the ready queues stay at their old size, and
+//!   testing one is the same compare against `u16::MAX` as before, now
+//!   written once, here.
+//! - [`PhysAddr`], [`VirtAddr`]: addresses. The kernel's own, not the
+//!   `x86_64` crate's types of the same names: those panic on a bad value
+//!   in `new` and in their `+`/`-` operators, and a value a user chose must
+//!   never panic the kernel. Here the constructors that check return
+//!   `Option`, and arithmetic is checked. `arch::paging` converts to the
+//!   crate's types where its page-table mapper needs them.
+#![deny(clippy::arithmetic_side_effects)]
+
+use core::marker::PhantomData;
+
+/// TCB slots (slot 0 is never a thread: `ThreadId` index 0 is nil).
+pub const MAX_THREADS: usize = 128;
+/// Address-space slots.
+pub const MAX_SPACES: usize = 32;
+/// The size of a page and of a frame.
+pub const PAGE_SIZE: u64 = 4096;
+
+// Both fit a `u16` below the `Link` sentinel.
+const _: () = assert!(MAX_THREADS < u16::MAX as usize);
+const _: () = assert!(MAX_SPACES < u16::MAX as usize);
+
+/// A thread slot: the index of a TCB, `< MAX_THREADS`.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slot(u16);
+
+impl Slot {
+    /// Slot 0, never a thread's: the filler of tables whose entries mean
+    /// something only while set (the ready queues' rings).
+    pub const ZERO: Slot = Slot(0);
+
+    /// Slot `i`, if there is one.
+    #[inline(always)]
+    pub const fn new(i: usize) -> Option<Slot> {
+        if i < MAX_THREADS {
+            Some(Slot(i as u16))
+        } else {
+            None
+        }
+    }
+
+    /// The slot's index into a table of `MAX_THREADS`.
+    #[inline(always)]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The slot's bit in a `u128` set of slots.
+    #[inline(always)]
+    pub const fn bit(self) -> u128 {
+        const _: () = assert!(MAX_THREADS <= 128, "a slot set is a u128");
+        1 << self.0
+    }
+
+    /// Every slot, in order.
+    pub fn all() -> impl Iterator<Item = Slot> {
+        (0..MAX_THREADS as u16).map(Slot)
+    }
+
+    /// Every slot that can hold a thread (all but slot 0), in order.
+    pub fn threads() -> impl Iterator<Item = Slot> {
+        (1..MAX_THREADS as u16).map(Slot)
+    }
+}
+
+/// An address-space slot, `< MAX_SPACES`.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpaceIdx(u16);
+
+impl SpaceIdx {
+    /// Space slot 0: the filler of a free TCB's space field.
+    pub const ZERO: SpaceIdx = SpaceIdx(0);
+
+    /// Space slot `i`, if there is one.
+    #[inline(always)]
+    pub const fn new(i: usize) -> Option<SpaceIdx> {
+        if i < MAX_SPACES {
+            Some(SpaceIdx(i as u16))
+        } else {
+            None
+        }
+    }
+
+    /// The index into a table of `MAX_SPACES`.
+    #[inline(always)]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The space's number, for the mapping database (which keys its
+    /// nodes by `mapdb::SpaceId`, a plain `u16`).
+    #[inline(always)]
+    pub const fn number(self) -> u16 {
+        self.0
+    }
+
+    /// The space's bit in a `u32` set of spaces.
+    #[inline(always)]
+    pub const fn bit(self) -> u32 {
+        const _: () = assert!(MAX_SPACES <= 32, "a space set is a u32");
+        1 << self.0
+    }
+
+    /// The PCID of the space's page tables (0 is the kernel's own).
+    #[inline(always)]
+    pub const fn pcid(self) -> u16 {
+        const _: () = assert!(MAX_SPACES < 4096, "PCIDs have 12 bits");
+        // Below 4096 (asserted): never saturates.
+        self.0.saturating_add(1)
+    }
+
+    /// Every space slot, in order.
+    pub fn all() -> impl Iterator<Item = SpaceIdx> {
+        (0..MAX_SPACES as u16).map(SpaceIdx)
+    }
+}
+
+impl core::fmt::Display for Slot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl core::fmt::Display for SpaceIdx {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a [`Link`] may name: a two-byte index below `u16::MAX`.
+pub trait Linkable: Copy {
+    #[doc(hidden)]
+    fn raw(self) -> u16;
+    #[doc(hidden)]
+    fn from_raw(raw: u16) -> Self;
+}
+
+impl Linkable for Slot {
+    #[inline(always)]
+    fn raw(self) -> u16 {
+        self.0
+    }
+    #[inline(always)]
+    fn from_raw(raw: u16) -> Self {
+        Slot(raw)
+    }
+}
+
+impl Linkable for SpaceIdx {
+    #[inline(always)]
+    fn raw(self) -> u16 {
+        self.0
+    }
+    #[inline(always)]
+    fn from_raw(raw: u16) -> Self {
+        SpaceIdx(raw)
+    }
+}
+
+/// A [`Slot`] or [`SpaceIdx`], or none ([`Link::NONE`]), in two bytes.
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Link<T>(u16, PhantomData<T>);
+
+impl<T: Linkable> Link<T> {
+    /// No slot.
+    pub const NONE: Link<T> = Link(u16::MAX, PhantomData);
+
+    /// A link to `t`.
+    #[inline(always)]
+    pub fn to(t: T) -> Link<T> {
+        Link(t.raw(), PhantomData)
+    }
+
+    /// What the link names, if anything.
+    #[inline(always)]
+    pub fn get(self) -> Option<T> {
+        (self.0 != u16::MAX).then(|| T::from_raw(self.0))
+    }
+
+    #[inline(always)]
+    pub fn is_none(self) -> bool {
+        self.0 == u16::MAX
+    }
+
+    #[inline(always)]
+    pub fn is_some(self) -> bool {
+        !self.is_none()
+    }
+
+    /// Does the link name `t`?
+    #[inline(always)]
+    pub fn is(self, t: T) -> bool {
+        self.0 == t.raw()
+    }
+}
+
+impl<T: Linkable> From<Option<T>> for Link<T> {
+    #[inline(always)]
+    fn from(o: Option<T>) -> Self {
+        o.map_or(Link::NONE, Link::to)
+    }
+}
+
+impl<T: Linkable + core::fmt::Debug> core::fmt::Debug for Link<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// A table with one `T` per thread slot, indexed by [`Slot`].
+#[repr(transparent)]
+pub struct PerSlot<T>(pub [T; MAX_THREADS]);
+
+/// A table with one `T` per space slot, indexed by [`SpaceIdx`].
+#[repr(transparent)]
+pub struct PerSpace<T>(pub [T; MAX_SPACES]);
+
+macro_rules! table {
+    ($table:ident, $idx:ident) => {
+        impl<T> $table<T> {
+            pub fn iter(&self) -> core::slice::Iter<'_, T> {
+                self.0.iter()
+            }
+            pub fn iter_mut(&mut self) -> core::slice::IterMut<'_, T> {
+                self.0.iter_mut()
+            }
+        }
+        impl<T> core::ops::Index<$idx> for $table<T> {
+            type Output = T;
+            #[inline(always)]
+            fn index(&self, i: $idx) -> &T {
+                &self.0[i.index()]
+            }
+        }
+        impl<T> core::ops::IndexMut<$idx> for $table<T> {
+            #[inline(always)]
+            fn index_mut(&mut self, i: $idx) -> &mut T {
+                &mut self.0[i.index()]
+            }
+        }
+    };
+}
+table!(PerSlot, Slot);
+table!(PerSpace, SpaceIdx);
+
+/// A physical address.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PhysAddr(u64);
+
+impl PhysAddr {
+    /// Physical addresses have at most 52 bits on x86_64.
+    pub const LIMIT: u64 = 1 << 52;
+
+    /// `a`, if it is a possible physical address (below 2^52).
+    #[inline(always)]
+    pub const fn new(a: u64) -> Option<PhysAddr> {
+        if a < Self::LIMIT {
+            Some(PhysAddr(a))
+        } else {
+            None
+        }
+    }
+
+    /// An address the kernel itself computed (from the pool, a page-table
+    /// entry, the boot loader's memory map): not checked.
+    #[inline(always)]
+    pub const fn from_kernel(a: u64) -> PhysAddr {
+        PhysAddr(a)
+    }
+
+    #[inline(always)]
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    #[inline(always)]
+    pub const fn is_page_aligned(self) -> bool {
+        self.0.is_multiple_of(PAGE_SIZE)
+    }
+
+    /// `self + off`, if that does not leave the physical address space.
+    #[inline(always)]
+    pub const fn checked_add(self, off: u64) -> Option<PhysAddr> {
+        match self.0.checked_add(off) {
+            Some(a) => PhysAddr::new(a),
+            None => None,
+        }
+    }
+}
+
+/// A virtual address, canonical (bits 63..47 all equal).
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VirtAddr(u64);
+
+impl VirtAddr {
+    /// `a`, if it is canonical.
+    #[inline(always)]
+    pub const fn new(a: u64) -> Option<VirtAddr> {
+        let top = a >> 47;
+        if top == 0 || top == (1 << 17) - 1 {
+            Some(VirtAddr(a))
+        } else {
+            None
+        }
+    }
+
+    /// A user address: canonical and below `abi::USER_END`.
+    #[inline(always)]
+    pub const fn user(a: u64) -> Option<VirtAddr> {
+        if a < abi::USER_END {
+            Some(VirtAddr(a))
+        } else {
+            None
+        }
+    }
+
+    /// An address the kernel itself computed (a symbol, the direct map).
+    #[inline(always)]
+    pub const fn from_kernel(a: u64) -> VirtAddr {
+        VirtAddr(a)
+    }
+
+    #[inline(always)]
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    #[inline(always)]
+    pub const fn is_page_aligned(self) -> bool {
+        self.0.is_multiple_of(PAGE_SIZE)
+    }
+
+    /// The start of the page that holds the address.
+    #[inline(always)]
+    pub const fn page_base(self) -> VirtAddr {
+        VirtAddr(self.0 & !(PAGE_SIZE - 1))
+    }
+
+    /// `self + off`, if that is still canonical and does not wrap.
+    #[inline(always)]
+    pub const fn checked_add(self, off: u64) -> Option<VirtAddr> {
+        match self.0.checked_add(off) {
+            Some(a) => VirtAddr::new(a),
+            None => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_and_spaces_are_range_checked() {
+        assert_eq!(Slot::new(0).map(Slot::index), Some(0));
+        assert_eq!(Slot::new(MAX_THREADS - 1).map(Slot::index), Some(MAX_THREADS - 1));
+        assert_eq!(Slot::new(MAX_THREADS), None);
+        assert_eq!(Slot::new(usize::MAX), None);
+        assert_eq!(SpaceIdx::new(MAX_SPACES - 1).map(SpaceIdx::index), Some(MAX_SPACES - 1));
+        assert_eq!(SpaceIdx::new(MAX_SPACES), None);
+        assert_eq!(Slot::threads().count(), MAX_THREADS - 1);
+        assert_eq!(Slot::all().count(), MAX_THREADS);
+        assert_eq!(Slot::threads().next(), Slot::new(1));
+        assert_eq!(SpaceIdx::all().count(), MAX_SPACES);
+        assert_eq!(Slot::new(127).unwrap().bit(), 1 << 127);
+        assert_eq!(SpaceIdx::new(31).unwrap().bit(), 1 << 31);
+    }
+
+    #[test]
+    fn links_are_two_bytes_and_round_trip() {
+        assert_eq!(core::mem::size_of::<Link<Slot>>(), 2);
+        assert_eq!(core::mem::size_of::<Slot>(), 2);
+        assert_eq!(core::mem::size_of::<Option<Slot>>(), 4);
+        let s = Slot::new(5).unwrap();
+        assert_eq!(Link::to(s).get(), Some(s));
+        assert!(Link::to(s).is(s) && Link::to(s).is_some());
+        assert_eq!(Link::<Slot>::NONE.get(), None);
+        assert!(Link::<Slot>::NONE.is_none() && !Link::<Slot>::NONE.is(s));
+        assert_eq!(Link::from(Some(s)), Link::to(s));
+        assert_eq!(Link::<Slot>::from(None), Link::NONE);
+        // The highest slot and space are not the sentinel.
+        let top = Slot::new(MAX_THREADS - 1).unwrap();
+        assert_eq!(Link::to(top).get(), Some(top));
+        let sp = SpaceIdx::new(MAX_SPACES - 1).unwrap();
+        assert_eq!(Link::to(sp).get(), Some(sp));
+    }
+
+    #[test]
+    fn tables_index_by_their_own_type() {
+        let mut t = PerSlot([0u8; MAX_THREADS]);
+        let s = Slot::new(7).unwrap();
+        t[s] = 3;
+        assert_eq!(t.0[7], 3);
+        assert_eq!(t.iter().filter(|&&x| x == 3).count(), 1);
+        let mut sp = PerSpace([0u8; MAX_SPACES]);
+        sp[SpaceIdx::new(31).unwrap()] = 1;
+        assert_eq!(sp.0[31], 1);
+    }
+
+    #[test]
+    fn addresses_check_what_must_hold() {
+        assert_eq!(PhysAddr::new((1 << 52) - 1).map(PhysAddr::as_u64), Some((1 << 52) - 1));
+        assert_eq!(PhysAddr::new(1 << 52), None);
+        assert_eq!(PhysAddr::from_kernel(0x1000).checked_add(u64::MAX), None);
+        assert_eq!(PhysAddr::from_kernel((1 << 52) - 4096).checked_add(4096), None);
+        assert!(PhysAddr::from_kernel(0x2000).is_page_aligned() && !PhysAddr::from_kernel(0x2001).is_page_aligned());
+
+        assert!(VirtAddr::new(0x0000_7FFF_FFFF_FFFF).is_some());
+        assert!(VirtAddr::new(0xFFFF_8000_0000_0000).is_some());
+        assert!(VirtAddr::new(0x0000_8000_0000_0000).is_none());
+        assert!(VirtAddr::new(0xFFFF_7FFF_FFFF_FFFF).is_none());
+        assert!(VirtAddr::user(abi::USER_END).is_none());
+        assert!(VirtAddr::user(abi::USER_END - 1).is_some());
+        let v = VirtAddr::new(0x0000_7FFF_FFFF_F000).unwrap();
+        assert_eq!(v.checked_add(0x1000), None, "into the non-canonical hole");
+        assert_eq!(VirtAddr::from_kernel(u64::MAX).checked_add(1), None);
+        assert_eq!(VirtAddr::from_kernel(0x1234).page_base().as_u64(), 0x1000);
+        assert!(v.is_page_aligned());
+    }
+}
