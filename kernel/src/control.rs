@@ -9,7 +9,7 @@ use crate::arch::paging;
 use crate::arch::trap::TrapFrame;
 use crate::state::POOL;
 use crate::thread::{Kernel, KernelIpc, State, USER_RFLAGS};
-use crate::types::{Link, Slot, SpaceIdx};
+use crate::types::{Slot, SpaceIdx, SpaceLink};
 use abi::Error;
 
 impl Kernel {
@@ -93,7 +93,7 @@ impl Kernel {
             if self.loaded_space.is(sp) {
                 // Never free the live tables: fall back to the kernel's.
                 paging::activate_kernel();
-                self.loaded_space = Link::NONE;
+                self.loaded_space = SpaceLink::NONE;
             }
             space.destroy(&mut pool);
         }

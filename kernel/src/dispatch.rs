@@ -4,7 +4,7 @@
 
 use crate::arch::{cpu, paging};
 use crate::thread::{with_kernel, Kernel, State};
-use crate::types::{Link, Slot};
+use crate::types::{Slot, SpaceLink};
 
 impl Kernel {
     /// Loads thread `i`'s context into the CPU (frame pointers, address
@@ -18,7 +18,7 @@ impl Kernel {
         let t = &mut self.tcbs[i];
         cpu::set_current_frame(&raw mut t.frame);
         if !self.loaded_space.is(t.space) {
-            self.loaded_space = Link::to(t.space);
+            self.loaded_space = SpaceLink::to(t.space);
             match self.spaces[t.space].space.as_mut() {
                 Some(space) => space.activate(),
                 // Never (a live thread's space is live); were it so, the

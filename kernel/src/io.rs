@@ -11,7 +11,7 @@ use crate::arch::gdt::{self, IOMAP_BYTES};
 use crate::arch::paging;
 use crate::state::POOL;
 use crate::thread::Kernel;
-use crate::types::{Link, SpaceIdx};
+use crate::types::{SpaceIdx, SpaceLink};
 use abi::Error;
 
 fn bitmap(phys: u64) -> &'static mut [u8; IOMAP_BYTES] {
@@ -22,7 +22,7 @@ fn bitmap(phys: u64) -> &'static mut [u8; IOMAP_BYTES] {
 }
 
 /// Whose bitmap the TSS holds (`NONE`: nobody's yet).
-static mut CONTENT: Link<SpaceIdx> = Link::NONE;
+static mut CONTENT: SpaceLink = SpaceLink::NONE;
 
 /// Makes space `sp`'s ports the ones in effect: a space without ports just
 /// switches the TSS bitmap off (no copy); a space with ports copies its
@@ -38,21 +38,21 @@ pub fn load(kk: &mut Kernel, sp: SpaceIdx) {
         unsafe {
             if !(*c).is(sp) {
                 gdt::load_io_bitmap(bitmap(phys));
-                *c = Link::to(sp);
+                *c = SpaceLink::to(sp);
             }
         }
         gdt::set_io_bitmap_enabled(true);
     }
-    kk.loaded_io = Link::to(sp);
+    kk.loaded_io = SpaceLink::to(sp);
 }
 
 /// A bitmap changed or went away: reload at the next switch.
 pub fn invalidate(kk: &mut Kernel) {
     let c = &raw mut CONTENT;
     // SAFETY: kernel context only.
-    unsafe { *c = Link::NONE };
+    unsafe { *c = SpaceLink::NONE };
     // No space's: the next switch reloads.
-    kk.loaded_io = Link::NONE;
+    kk.loaded_io = SpaceLink::NONE;
 }
 
 fn ensure_bitmap(kk: &mut Kernel, sp: SpaceIdx, fill: u8) -> Result<&'static mut [u8; IOMAP_BYTES], Error> {

@@ -269,7 +269,7 @@ fn enqueue_sender(kk: &mut Kernel, d: Slot, s: Slot) {
     kk.tcbs[d].senders_tail = Link::to(s);
 }
 
-fn unlink_sender(kk: &mut Kernel, d: Slot, prev: Link<Slot>, s: Slot) {
+fn unlink_sender(kk: &mut Kernel, d: Slot, prev: Link, s: Slot) {
     let next = kk.tcbs[s].next_sender;
     match prev.get() {
         None => kk.tcbs[d].senders_head = next,

@@ -13,7 +13,7 @@ pub const LEVELS: usize = 64;
 use crate::types::{Link, Slot};
 
 pub struct ReadyQueues<const N: usize> {
-    head: [Link<Slot>; LEVELS],
+    head: [Link; LEVELS],
     /// The ring of each queue (meaningful only for a queued slot).
     next: [Slot; N],
     prev: [Slot; N],

@@ -21,7 +21,7 @@ use crate::arch::paging::{self, AddressSpace, MapError, Rights};
 use crate::arch::trap::TrapFrame;
 use crate::sched::ReadyQueues;
 use crate::state::POOL;
-use crate::types::{Link, PerSlot, PerSpace, Slot, SpaceIdx};
+use crate::types::{Link, PerSlot, PerSpace, Slot, SpaceIdx, SpaceLink};
 pub use crate::types::{MAX_SPACES, MAX_THREADS};
 use abi::ipc::{Timeout, Utcb};
 use abi::{Error, ThreadId};
@@ -109,9 +109,9 @@ pub struct Tcb {
     pub recv_timeout: Timeout,
     pub wake_at: u64,
     /// Queue of threads blocked sending to this one.
-    pub senders_head: Link<Slot>,
-    pub senders_tail: Link<Slot>,
-    pub next_sender: Link<Slot>,
+    pub senders_head: Link,
+    pub senders_tail: Link,
+    pub next_sender: Link,
     pub kipc: KernelIpc,
     pub kmsg: [u64; 24],
     /// The thread's IPC was rewound for a page fault after its send phase
@@ -202,10 +202,10 @@ pub struct Kernel {
     pub sigma0_space: Option<SpaceIdx>,
     /// Whose I/O bitmap is in the TSS (`NONE`: nobody's, all denied, or
     /// not known: reload at the next switch).
-    pub loaded_io: Link<SpaceIdx>,
+    pub loaded_io: SpaceLink,
     /// The space whose page tables CR3 holds, to skip redundant switches
     /// (`NONE`: the kernel's own).
-    pub loaded_space: Link<SpaceIdx>,
+    pub loaded_space: SpaceLink,
 }
 
 static mut KERNEL: Kernel = Kernel {
@@ -220,8 +220,8 @@ static mut KERNEL: Kernel = Kernel {
     direct: None,
     mapdb: None,
     sigma0_space: None,
-    loaded_io: Link::NONE,
-    loaded_space: Link::NONE,
+    loaded_io: SpaceLink::NONE,
+    loaded_space: SpaceLink::NONE,
 };
 
 /// Someone is inside [`with_kernel`] (kept where the check runs).

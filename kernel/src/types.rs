@@ -9,9 +9,9 @@
 //!   which checks it, so indexing a [`PerSlot`] table with one never
 //!   fails).
 //! - [`SpaceIdx`]: an address-space slot, always `< MAX_SPACES`.
-//! - [`Link`]: a slot or space index or none, in two bytes: the queue and
-//!   list links (sender queues, ready queues) and the "which space is
-//!   loaded" marks. `Option<Slot>` would take four bytes (a `u16` has no
+//! - [`Link`], [`SpaceLink`]: a slot (space index) or none, in two bytes:
+//!   the queue and list links (sender queues, ready queues) and the
+//!   "which space is loaded" marks. `Option<Slot>` would take four bytes (a `u16` has no
 //!   spare niche for `None`); three links in every TCB and two
 //!   `MAX_THREADS` arrays in the ready queues stay at their old size, and
 //!   testing one is the same compare against `u16::MAX` as before, now
@@ -23,8 +23,6 @@
 //!   `Option`, and arithmetic is checked. `arch::paging` converts to the
 //!   crate's types where its page-table mapper needs them.
 #![deny(clippy::arithmetic_side_effects)]
-
-use core::marker::PhantomData;
 
 /// TCB slots (slot 0 is never a thread: `ThreadId` index 0 is nil).
 pub const MAX_THREADS: usize = 128;
@@ -57,9 +55,16 @@ impl Slot {
         }
     }
 
-    /// The slot's index into a table of `MAX_THREADS`.
+    /// The slot's index into a table of `MAX_THREADS` (always in range:
+    /// indexing a table with it needs no bounds check, and has none).
     #[inline(always)]
     pub const fn index(self) -> usize {
+        // SAFETY: the field is private to this module, where every `Slot`
+        // is made by `new` (which checks), `all`, `threads` or `ZERO` (in
+        // range by construction) or read back from a `Link` that was made
+        // from one (`Link::to`; `get` never returns the sentinel):
+        // `self.0 < MAX_THREADS`.
+        unsafe { core::hint::assert_unchecked((self.0 as usize) < MAX_THREADS) };
         self.0 as usize
     }
 
@@ -100,9 +105,12 @@ impl SpaceIdx {
         }
     }
 
-    /// The index into a table of `MAX_SPACES`.
+    /// The index into a table of `MAX_SPACES` (always in range).
     #[inline(always)]
     pub const fn index(self) -> usize {
+        // SAFETY: as for `Slot::index`: every `SpaceIdx` is checked or in
+        // range by construction, so `self.0 < MAX_SPACES`.
+        unsafe { core::hint::assert_unchecked((self.0 as usize) < MAX_SPACES) };
         self.0 as usize
     }
 
@@ -146,86 +154,78 @@ impl core::fmt::Display for SpaceIdx {
     }
 }
 
-/// What a [`Link`] may name: a two-byte index below `u16::MAX`.
-pub trait Linkable: Copy {
-    #[doc(hidden)]
-    fn raw(self) -> u16;
-    #[doc(hidden)]
-    fn from_raw(raw: u16) -> Self;
+// The two link types, one per index type (no trait or generic
+// constructor through which a value out of range could become a `Slot` or
+// `SpaceIdx`).
+macro_rules! link {
+    ($(#[$doc:meta])* $link:ident, $idx:ident) => {
+        $(#[$doc])*
+        #[repr(transparent)]
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        pub struct $link(u16);
+
+        impl $link {
+            /// None.
+            pub const NONE: $link = $link(u16::MAX);
+
+            /// A link to `t`.
+            #[inline(always)]
+            pub const fn to(t: $idx) -> $link {
+                $link(t.0)
+            }
+
+            /// What the link names, if anything.
+            #[inline(always)]
+            pub const fn get(self) -> Option<$idx> {
+                if self.0 == u16::MAX {
+                    None
+                } else {
+                    Some($idx(self.0))
+                }
+            }
+
+            #[inline(always)]
+            pub const fn is_none(self) -> bool {
+                self.0 == u16::MAX
+            }
+
+            #[inline(always)]
+            pub const fn is_some(self) -> bool {
+                !self.is_none()
+            }
+
+            /// Does the link name `t`?
+            #[inline(always)]
+            pub const fn is(self, t: $idx) -> bool {
+                self.0 == t.0
+            }
+        }
+
+        impl From<Option<$idx>> for $link {
+            #[inline(always)]
+            fn from(o: Option<$idx>) -> Self {
+                o.map_or($link::NONE, $link::to)
+            }
+        }
+
+        impl core::fmt::Debug for $link {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                self.get().fmt(f)
+            }
+        }
+    };
 }
-
-impl Linkable for Slot {
-    #[inline(always)]
-    fn raw(self) -> u16 {
-        self.0
-    }
-    #[inline(always)]
-    fn from_raw(raw: u16) -> Self {
-        Slot(raw)
-    }
-}
-
-impl Linkable for SpaceIdx {
-    #[inline(always)]
-    fn raw(self) -> u16 {
-        self.0
-    }
-    #[inline(always)]
-    fn from_raw(raw: u16) -> Self {
-        SpaceIdx(raw)
-    }
-}
-
-/// A [`Slot`] or [`SpaceIdx`], or none ([`Link::NONE`]), in two bytes.
-#[repr(transparent)]
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Link<T>(u16, PhantomData<T>);
-
-impl<T: Linkable> Link<T> {
-    /// No slot.
-    pub const NONE: Link<T> = Link(u16::MAX, PhantomData);
-
-    /// A link to `t`.
-    #[inline(always)]
-    pub fn to(t: T) -> Link<T> {
-        Link(t.raw(), PhantomData)
-    }
-
-    /// What the link names, if anything.
-    #[inline(always)]
-    pub fn get(self) -> Option<T> {
-        (self.0 != u16::MAX).then(|| T::from_raw(self.0))
-    }
-
-    #[inline(always)]
-    pub fn is_none(self) -> bool {
-        self.0 == u16::MAX
-    }
-
-    #[inline(always)]
-    pub fn is_some(self) -> bool {
-        !self.is_none()
-    }
-
-    /// Does the link name `t`?
-    #[inline(always)]
-    pub fn is(self, t: T) -> bool {
-        self.0 == t.raw()
-    }
-}
-
-impl<T: Linkable> From<Option<T>> for Link<T> {
-    #[inline(always)]
-    fn from(o: Option<T>) -> Self {
-        o.map_or(Link::NONE, Link::to)
-    }
-}
-
-impl<T: Linkable + core::fmt::Debug> core::fmt::Debug for Link<T> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        self.get().fmt(f)
-    }
-}
+link!(
+    /// A [`Slot`] or none ([`Link::NONE`]), in two bytes: a queue or list
+    /// link.
+    Link,
+    Slot
+);
+link!(
+    /// A [`SpaceIdx`] or none ([`SpaceLink::NONE`]), in two bytes.
+    SpaceLink,
+    SpaceIdx
+);
 
 /// A table with one `T` per thread slot, indexed by [`Slot`].
 #[repr(transparent)]
@@ -390,21 +390,22 @@ mod tests {
 
     #[test]
     fn links_are_two_bytes_and_round_trip() {
-        assert_eq!(core::mem::size_of::<Link<Slot>>(), 2);
+        assert_eq!(core::mem::size_of::<Link>(), 2);
         assert_eq!(core::mem::size_of::<Slot>(), 2);
         assert_eq!(core::mem::size_of::<Option<Slot>>(), 4);
         let s = Slot::new(5).unwrap();
         assert_eq!(Link::to(s).get(), Some(s));
         assert!(Link::to(s).is(s) && Link::to(s).is_some());
-        assert_eq!(Link::<Slot>::NONE.get(), None);
-        assert!(Link::<Slot>::NONE.is_none() && !Link::<Slot>::NONE.is(s));
+        assert_eq!(Link::NONE.get(), None);
+        assert!(Link::NONE.is_none() && !Link::NONE.is(s));
         assert_eq!(Link::from(Some(s)), Link::to(s));
-        assert_eq!(Link::<Slot>::from(None), Link::NONE);
+        assert_eq!(Link::from(None), Link::NONE);
         // The highest slot and space are not the sentinel.
         let top = Slot::new(MAX_THREADS - 1).unwrap();
         assert_eq!(Link::to(top).get(), Some(top));
         let sp = SpaceIdx::new(MAX_SPACES - 1).unwrap();
-        assert_eq!(Link::to(sp).get(), Some(sp));
+        assert_eq!(SpaceLink::to(sp).get(), Some(sp));
+        assert_eq!(SpaceLink::NONE.get(), None);
     }
 
     #[test]
