@@ -97,10 +97,12 @@ impl Kernel {
             }
             space.destroy(&mut pool);
         }
-        if self.spaces[sp].io_bitmap != 0 {
-            let _ = pool.free(self.spaces[sp].io_bitmap);
-            let _ = pool.free(self.spaces[sp].io_bitmap.saturating_add(4096));
-            self.spaces[sp].io_bitmap = 0;
+        if let Some(bitmap) = self.spaces[sp].io_bitmap.take() {
+            let _ = pool.free(bitmap);
+            // Two contiguous pool frames: the second is in the pool too.
+            if let Some(second) = bitmap.checked_add(4096) {
+                let _ = pool.free(second);
+            }
             crate::io::invalidate(self);
         }
         crate::access::released_space(self, sp);

@@ -31,7 +31,7 @@ impl Kernel {
         // On every switch to another thread: a thread can zero its own FS
         // base (by loading FS), and that must not leak into the next one.
         if prev != Some(i) {
-            cpu::set_fs_base(utcb);
+            cpu::set_fs_base(utcb.as_u64());
         }
         if !self.loaded_io.is(sp) {
             crate::io::load(self, sp);

@@ -6,7 +6,7 @@
 use crate::mapdb::Rights;
 use crate::state::POOL;
 use crate::thread::{Kernel, State, MAX_SPACES};
-use crate::types::{Slot, SpaceIdx};
+use crate::types::{Slot, SpaceIdx, VirtAddr};
 use abi::sys::ktest;
 use abi::{Error, ThreadId};
 
@@ -56,8 +56,8 @@ fn page_tables(kk: &Kernel) -> Result<(), &'static str> {
         let space = SpaceIdx::new(sp as usize)
             .and_then(|sp| kk.spaces[sp].space.as_ref())
             .ok_or("a mapping of a dead space")?;
-        let t = space.translate(vpage << 12).ok_or("a mapping missing from its page table")?;
-        if !t.user || t.phys != frame {
+        let t = space.translate(VirtAddr::from_kernel(vpage << 12)).ok_or("a mapping missing from its page table")?;
+        if !t.user || t.phys.as_u64() != frame {
             return Err("a page table maps another frame than the database");
         }
         if t.writable != rights.contains(Rights::WRITE) || t.executable != rights.contains(Rights::EXEC) {
@@ -121,9 +121,11 @@ fn threads_and_spaces(kk: &Kernel) -> Result<(), &'static str> {
 fn translate(kk: &Kernel, t: ThreadId, v: u64) -> Result<u64, Error> {
     let i = kk.lookup(t)?;
     let v = v & !0xfff;
-    let Some(m) = kk.space_of(i).and_then(|s| s.translate(v)).filter(|m| m.user) else { return Ok(0) };
+    let va = VirtAddr::user(v);
+    let Some(m) = kk.space_of(i).zip(va).and_then(|(s, v)| s.translate(v)).filter(|m| m.user) else { return Ok(0) };
+    let phys = m.phys.as_u64();
     let rights = Rights(Rights::READ.0 | if m.writable { 2 } else { 0 } | if m.executable { 1 } else { 0 });
     let db = kk.mapdb.as_ref().and_then(|db| db.lookup(kk.tcbs[i].space.number(), v >> 12));
-    let agrees = db == Some((m.phys, rights));
-    Ok(m.phys | rights.0 as u64 | if agrees { ktest::IN_MAPDB } else { 0 })
+    let agrees = db == Some((phys, rights));
+    Ok(phys | rights.0 as u64 | if agrees { ktest::IN_MAPDB } else { 0 })
 }

@@ -11,14 +11,14 @@ use crate::arch::gdt::{self, IOMAP_BYTES};
 use crate::arch::paging;
 use crate::state::POOL;
 use crate::thread::Kernel;
-use crate::types::{SpaceIdx, SpaceLink};
+use crate::types::{PhysAddr, SpaceIdx, SpaceLink};
 use abi::Error;
 
-fn bitmap(phys: u64) -> &'static mut [u8; IOMAP_BYTES] {
+fn bitmap(phys: PhysAddr) -> &'static mut [u8; IOMAP_BYTES] {
     let v = paging::pool_frame_virt(phys);
     // SAFETY: two contiguous pool frames owned by one space, used only from
     // the single kernel context.
-    unsafe { &mut *(v as *mut [u8; IOMAP_BYTES]) }
+    unsafe { &mut *v.as_mut_ptr::<[u8; IOMAP_BYTES]>() }
 }
 
 /// Whose bitmap the TSS holds (`NONE`: nobody's yet).
@@ -29,11 +29,8 @@ static mut CONTENT: SpaceLink = SpaceLink::NONE;
 /// bitmap only if the TSS holds another space's.
 #[inline(always)]
 pub fn load(kk: &mut Kernel, sp: SpaceIdx) {
-    let phys = kk.spaces[sp].io_bitmap;
     let c = &raw mut CONTENT;
-    if phys == 0 {
-        gdt::set_io_bitmap_enabled(false);
-    } else {
+    if let Some(phys) = kk.spaces[sp].io_bitmap {
         // SAFETY: kernel context only.
         unsafe {
             if !(*c).is(sp) {
@@ -42,6 +39,8 @@ pub fn load(kk: &mut Kernel, sp: SpaceIdx) {
             }
         }
         gdt::set_io_bitmap_enabled(true);
+    } else {
+        gdt::set_io_bitmap_enabled(false);
     }
     kk.loaded_io = SpaceLink::to(sp);
 }
@@ -56,12 +55,16 @@ pub fn invalidate(kk: &mut Kernel) {
 }
 
 fn ensure_bitmap(kk: &mut Kernel, sp: SpaceIdx, fill: u8) -> Result<&'static mut [u8; IOMAP_BYTES], Error> {
-    if kk.spaces[sp].io_bitmap == 0 {
-        let f = POOL.lock().alloc_contiguous(2).map_err(|_| Error::OutOfMemory)?;
-        bitmap(f).fill(fill);
-        kk.spaces[sp].io_bitmap = f;
-    }
-    Ok(bitmap(kk.spaces[sp].io_bitmap))
+    let phys = match kk.spaces[sp].io_bitmap {
+        Some(phys) => phys,
+        None => {
+            let f = POOL.lock().alloc_contiguous(2).map_err(|_| Error::OutOfMemory)?;
+            bitmap(f).fill(fill);
+            kk.spaces[sp].io_bitmap = Some(f);
+            f
+        }
+    };
+    Ok(bitmap(phys))
 }
 
 /// Gives space `sp` every port (sigma0 at boot).
@@ -92,10 +95,9 @@ fn ports((first, n): (u32, u32)) -> core::ops::Range<u32> {
 /// Passes the `n` ports from `first` (a well-formed I/O flexpage's range)
 /// from space `s` to space `r` (the sender must hold every one of them).
 pub fn map_ports(kk: &mut Kernel, s: SpaceIdx, r: SpaceIdx, range: (u32, u32), grant: bool) -> Result<(), Error> {
-    let sphys = kk.spaces[s].io_bitmap;
-    if sphys == 0 || !ports(range).all(|p| allowed(bitmap(sphys), p)) {
+    let Some(sphys) = kk.spaces[s].io_bitmap.filter(|&b| ports(range).all(|p| allowed(bitmap(b), p))) else {
         return Err(Error::NoPermission);
-    }
+    };
     let rmap = ensure_bitmap(kk, r, 0xff)?;
     for p in ports(range) {
         set(rmap, p, true);
@@ -110,10 +112,7 @@ pub fn map_ports(kk: &mut Kernel, s: SpaceIdx, r: SpaceIdx, range: (u32, u32), g
 
 /// Takes the `n` ports from `first` away from space `sp` itself.
 pub fn unmap_own(kk: &mut Kernel, sp: SpaceIdx, range: (u32, u32)) -> Result<u64, Error> {
-    let phys = kk.spaces[sp].io_bitmap;
-    if phys == 0 {
-        return Ok(0);
-    }
+    let Some(phys) = kk.spaces[sp].io_bitmap else { return Ok(0) };
     let map = bitmap(phys);
     let mut changed = 0u64;
     for p in ports(range) {

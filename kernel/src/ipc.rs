@@ -571,7 +571,8 @@ fn finish_kernel_ipc(kk: &mut Kernel, t: Slot) {
             let ok = resolved
                 || kk
                     .space_of(t)
-                    .and_then(|s| s.translate(addr))
+                    .zip(crate::types::VirtAddr::user(addr))
+                    .and_then(|(s, v)| s.translate(v))
                     .is_some_and(|m| m.user && (!write || m.writable) && (!exec || m.executable));
             if ok {
                 kk.make_ready(t);

@@ -18,7 +18,7 @@ use crate::arch::paging::Rights;
 use crate::mapdb::{MapDb, MapDbError, Rights as DbRights, SpaceId};
 use crate::state::POOL;
 use crate::thread::{map_err, Kernel, Space};
-use crate::types::{PerSpace, Slot, SpaceIdx};
+use crate::types::{PerSpace, PhysAddr, Slot, SpaceIdx, VirtAddr};
 use crate::umem::{self, USlice};
 use abi::ipc::{item, Fpage};
 use abi::Error;
@@ -32,12 +32,18 @@ fn apply(spaces: &mut PerSpace<Space>, sp: SpaceId, vpage: u64, r: Option<DbRigh
     let Some(space) = SpaceIdx::new(sp as usize).and_then(|sp| spaces[sp].space.as_mut()) else { return };
     match r {
         None => {
-            space.unmap(vpage << 12);
+            space.unmap(page_of(vpage));
         }
         Some(r) => {
-            space.protect(vpage << 12, to_pt(r));
+            space.protect(page_of(vpage), to_pt(r));
         }
     }
+}
+
+/// The address of a page number the mapping database reported (it holds
+/// only the user pages the kernel recorded).
+fn page_of(vpage: u64) -> VirtAddr {
+    VirtAddr::from_kernel(vpage << 12)
 }
 
 fn to_pt(r: DbRights) -> Rights {
@@ -69,7 +75,10 @@ pub fn sigma0_touch(kk: &mut Kernel, v: u64) -> bool {
     if db.insert_root(sp, v >> 12, v, rights).is_err() {
         return false;
     }
-    if space.translate(v).is_some() || space.map(v, v, to_pt(rights), &mut POOL.lock()).is_err() {
+    // Below USER_END (checked above): a user address, and the frame of the
+    // same number a physical address of usable RAM or a module.
+    let (va, pa) = (VirtAddr::from_kernel(v), PhysAddr::from_kernel(v));
+    if space.translate(va).is_some() || space.map(va, pa, to_pt(rights), &mut POOL.lock()).is_err() {
         // The page is taken in sigma0's space (its own image) or no page
         // table could be had: sigma0 does not own it after all.
         let _ = db.unmap(sp, v >> 12, DbRights::ALL, true, &mut |_, _, _| {});
@@ -89,8 +98,8 @@ pub fn sigma0_fault(kk: &mut Kernel, t: Slot, addr: u64, error: u64) -> bool {
 pub fn insert_root_in(
     db: Option<&mut MapDb<'static>>,
     sp: SpaceIdx,
-    v: u64,
-    frame: u64,
+    v: VirtAddr,
+    frame: PhysAddr,
     r: Rights,
 ) -> Result<(), Error> {
     let mut rights = DbRights::READ;
@@ -101,7 +110,7 @@ pub fn insert_root_in(
         rights = DbRights(rights.0 | DbRights::EXEC.0);
     }
     let db = db.ok_or(Error::OutOfMemory)?;
-    db.insert_root(sp.number(), v >> 12, frame, rights).map_err(|_| Error::OutOfMemory)
+    db.insert_root(sp.number(), v.as_u64() >> 12, frame.as_u64(), rights).map_err(|_| Error::OutOfMemory)
 }
 
 /// The low `log2` bits set (`log2` < 64: a flexpage size field has 6 bits).
@@ -159,7 +168,9 @@ pub fn map_item(
         // UTCBs and the KIP are the kernel's: never replaced (one walk of
         // the receiver's tables, whatever the number of threads).
         let Some(rspace) = kk.spaces[rsp].space.as_ref() else { return Err(Error::InvalidThread) };
-        if rspace.translate(rv).is_some_and(|m| m.kernel_owned) {
+        // Below USER_END (checked above).
+        let rva = VirtAddr::from_kernel(rv);
+        if rspace.translate(rva).is_some_and(|m| m.kernel_owned) {
             continue;
         }
         if Some(ssp) == kk.sigma0_space {
@@ -182,7 +193,7 @@ pub fn map_item(
         let Some(rspace) = spaces[rsp].space.as_mut() else { return Err(Error::InvalidThread) };
         // One walk: whatever was mapped at `rv` (the database removed its
         // own entry for it already) is replaced.
-        if let Err(e) = rspace.set(rv, frame, to_pt(eff), &mut POOL.lock()) {
+        if let Err(e) = rspace.set(rva, PhysAddr::from_kernel(frame), to_pt(eff), &mut POOL.lock()) {
             // No page table: undo the database entry so both agree.
             db.unmap(rsp.number(), rv >> 12, DbRights::ALL, true, &mut |sp, vp, r| apply(spaces, sp, vp, r));
             return Err(map_err(e));

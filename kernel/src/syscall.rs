@@ -318,9 +318,10 @@ fn syscall_of_current(kk: &mut Kernel) {
 #[cfg(feature = "ktest")]
 fn debug_translate(kk: &mut Kernel, cur: Slot, id: ThreadId, vaddr: u64) -> Result<u64, Error> {
     let t = kk.lookup(id)?;
-    let m = kk.space_of(t).and_then(|s| s.translate(vaddr)).filter(|m| m.user).ok_or(Error::BadAddress)?;
+    let v = crate::types::VirtAddr::user(vaddr).ok_or(Error::BadAddress)?;
+    let m = kk.space_of(t).and_then(|s| s.translate(v)).filter(|m| m.user).ok_or(Error::BadAddress)?;
     kk.tcbs[cur].frame.rdx = m.writable as u64 | (m.executable as u64) << 1;
-    Ok(m.phys)
+    Ok(m.phys.as_u64())
 }
 
 /// A `syscall` in the last two bytes of the user half: its return address

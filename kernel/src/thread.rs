@@ -21,7 +21,7 @@ use crate::arch::paging::{self, AddressSpace, MapError, Rights};
 use crate::arch::trap::TrapFrame;
 use crate::sched::ReadyQueues;
 use crate::state::POOL;
-use crate::types::{Link, PerSlot, PerSpace, Slot, SpaceIdx, SpaceLink};
+use crate::types::{Link, PerSlot, PerSpace, PhysAddr, Slot, SpaceIdx, SpaceLink, VirtAddr};
 pub use crate::types::{MAX_SPACES, MAX_THREADS};
 use abi::ipc::{Timeout, Utcb};
 use abi::{Error, ThreadId};
@@ -99,8 +99,8 @@ pub struct Tcb {
     pub next_replenish: u64,
     pub pager: ThreadId,
     pub exc_handler: ThreadId,
-    pub utcb_vaddr: u64,
-    pub utcb_phys: u64,
+    pub utcb_vaddr: VirtAddr,
+    pub utcb_phys: PhysAddr,
     /// IPC: where a blocked send goes, what a receive accepts, the receive
     /// phase still to come after a send, and the timeout deadline (TSC, 0 =
     /// none).
@@ -151,8 +151,8 @@ impl Tcb {
             next_replenish: 0,
             pager: ThreadId::NIL,
             exc_handler: ThreadId::NIL,
-            utcb_vaddr: 0,
-            utcb_phys: 0,
+            utcb_vaddr: VirtAddr::from_kernel(0),
+            utcb_phys: PhysAddr::from_kernel(0),
             send_to: ThreadId::NIL,
             recv_from: ThreadId::NIL,
             recv_timeout: Timeout::NEVER,
@@ -179,8 +179,8 @@ pub struct Space {
     pub space: Option<AddressSpace>,
     pub threads: u32,
     /// Physical address of the space's I/O permission bitmap (two
-    /// contiguous frames, bit set = port denied); 0 = no ports.
-    pub io_bitmap: u64,
+    /// contiguous frames, bit set = port denied), if it has ports.
+    pub io_bitmap: Option<PhysAddr>,
     /// Its send allow list and refusal counts (`crate::access`).
     pub access: crate::access::Access,
 }
@@ -211,7 +211,7 @@ pub struct Kernel {
 static mut KERNEL: Kernel = Kernel {
     tcbs: PerSlot([const { Tcb::empty() }; MAX_THREADS]),
     spaces: PerSpace(
-        [const { Space { space: None, threads: 0, io_bitmap: 0, access: crate::access::Access::UNRESTRICTED } };
+        [const { Space { space: None, threads: 0, io_bitmap: None, access: crate::access::Access::UNRESTRICTED } };
             MAX_SPACES],
     ),
     ready: ReadyQueues::new(),
@@ -300,15 +300,15 @@ impl Kernel {
         let v = paging::pool_frame_virt(self.tcbs[i].utcb_phys);
         // SAFETY: the UTCB frame belongs to this thread for its lifetime;
         // the kernel touches it only from the single kernel context.
-        unsafe { &mut *(v as *mut Utcb) }
+        unsafe { &mut *v.as_mut_ptr::<Utcb>() }
     }
 
     /// Creates a thread in the space of `same_space_as` (or a new space),
     /// with its UTCB mapped at `utcb`. It stays `Inactive` until started.
     pub fn create_thread(&mut self, same_space_as: Option<Slot>, utcb: u64, pager: ThreadId) -> Result<Slot, Error> {
-        if utcb == 0 || !utcb.is_multiple_of(4096) || utcb >= abi::USER_END || utcb == abi::KIP_VADDR {
-            return Err(Error::InvalidArgument);
-        }
+        let utcb = VirtAddr::user(utcb)
+            .filter(|u| u.as_u64() != 0 && u.is_page_aligned() && u.as_u64() != abi::KIP_VADDR)
+            .ok_or(Error::InvalidArgument)?;
         let slot = Slot::threads().find(|&i| self.tcbs[i].state == State::Free).ok_or(Error::NoResources)?;
         let rw = Rights { write: true, exec: false };
         let mut pool = POOL.lock();
@@ -326,11 +326,11 @@ impl Kernel {
             None => {
                 let sp = SpaceIdx::all().find(|&s| self.spaces[s].space.is_none()).ok_or(Error::NoResources)?;
                 let mut space = AddressSpace::with_pcid(&mut pool, sp.pcid()).map_err(|_| Error::OutOfMemory)?;
-                let kip = paging::image_phys(&raw const crate::state::KIP as u64);
+                let kip = paging::image_phys(VirtAddr::from_kernel(&raw const crate::state::KIP as u64));
                 let ro = Rights { write: false, exec: false };
                 // (The UTCB is not at the KIP's address: checked above.)
                 let mapped = space
-                    .map_kernel_owned(abi::KIP_VADDR, kip, ro, &mut pool)
+                    .map_kernel_owned(VirtAddr::from_kernel(abi::KIP_VADDR), kip, ro, &mut pool)
                     .and_then(|_| space.map_fresh_kernel_owned(utcb, rw, &mut pool));
                 match mapped {
                     Ok(frame) => {
@@ -360,7 +360,7 @@ impl Kernel {
         t.utcb_phys = frame;
         let id = self.id_of(slot);
         let u = self.utcb(slot);
-        u.self_ptr = utcb;
+        u.self_ptr = utcb.as_u64();
         u.my_id = id.0;
         Ok(slot)
     }

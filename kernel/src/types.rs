@@ -352,6 +352,13 @@ impl VirtAddr {
         self.0.is_multiple_of(PAGE_SIZE)
     }
 
+    /// The address as a pointer (the kernel's own memory: the direct map,
+    /// its image, a device page).
+    #[inline(always)]
+    pub const fn as_mut_ptr<T>(self) -> *mut T {
+        self.0 as *mut T
+    }
+
     /// The start of the page that holds the address.
     #[inline(always)]
     pub const fn page_base(self) -> VirtAddr {

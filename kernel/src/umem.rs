@@ -101,8 +101,8 @@ mod glue {
     /// The direct-map address of user address `a` of `space`, if its page
     /// is mapped for user access (and writable, where `write`).
     fn reach(space: &AddressSpace, a: u64, write: bool) -> Option<*mut u8> {
-        let t = space.translate(a).filter(|t| t.user && (t.writable || !write))?;
-        paging::phys_to_virt(t.phys).map(|v| v as *mut u8)
+        let t = space.translate(crate::types::VirtAddr::user(a)?).filter(|t| t.user && (t.writable || !write))?;
+        paging::phys_to_virt(t.phys).map(|v| v.as_mut_ptr())
     }
 
     /// Copies `min(src.len(), dst.len())` bytes from `src` in `src_space`
