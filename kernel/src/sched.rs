@@ -8,9 +8,9 @@
 //! tests): a slot is in at most one queue; `bitmap` bit `p` is set exactly
 //! when queue `p` is non-empty; `next`/`prev` form a ring per queue.
 
-pub const LEVELS: usize = 64;
-
 use crate::types::{Link, Slot};
+
+pub const LEVELS: usize = 64;
 
 pub struct ReadyQueues<const N: usize> {
     head: [Link; LEVELS],

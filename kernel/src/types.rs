@@ -201,13 +201,6 @@ macro_rules! link {
             }
         }
 
-        impl From<Option<$idx>> for $link {
-            #[inline(always)]
-            fn from(o: Option<$idx>) -> Self {
-                o.map_or($link::NONE, $link::to)
-            }
-        }
-
         impl core::fmt::Debug for $link {
             fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 self.get().fmt(f)
@@ -315,17 +308,6 @@ impl PhysAddr {
 pub struct VirtAddr(u64);
 
 impl VirtAddr {
-    /// `a`, if it is canonical.
-    #[inline(always)]
-    pub const fn new(a: u64) -> Option<VirtAddr> {
-        let top = a >> 47;
-        if top == 0 || top == (1 << 17) - 1 {
-            Some(VirtAddr(a))
-        } else {
-            None
-        }
-    }
-
     /// A user address: canonical and below `abi::USER_END`.
     #[inline(always)]
     pub const fn user(a: u64) -> Option<VirtAddr> {
@@ -357,21 +339,6 @@ impl VirtAddr {
     #[inline(always)]
     pub const fn as_mut_ptr<T>(self) -> *mut T {
         self.0 as *mut T
-    }
-
-    /// The start of the page that holds the address.
-    #[inline(always)]
-    pub const fn page_base(self) -> VirtAddr {
-        VirtAddr(self.0 & !(PAGE_SIZE - 1))
-    }
-
-    /// `self + off`, if that is still canonical and does not wrap.
-    #[inline(always)]
-    pub const fn checked_add(self, off: u64) -> Option<VirtAddr> {
-        match self.0.checked_add(off) {
-            Some(a) => VirtAddr::new(a),
-            None => None,
-        }
     }
 }
 
@@ -405,8 +372,6 @@ mod tests {
         assert!(Link::to(s).is(s) && Link::to(s).is_some());
         assert_eq!(Link::NONE.get(), None);
         assert!(Link::NONE.is_none() && !Link::NONE.is(s));
-        assert_eq!(Link::from(Some(s)), Link::to(s));
-        assert_eq!(Link::from(None), Link::NONE);
         // The highest slot and space are not the sentinel.
         let top = Slot::new(MAX_THREADS - 1).unwrap();
         assert_eq!(Link::to(top).get(), Some(top));
@@ -435,16 +400,9 @@ mod tests {
         assert_eq!(PhysAddr::from_kernel((1 << 52) - 4096).checked_add(4096), None);
         assert!(PhysAddr::from_kernel(0x2000).is_page_aligned() && !PhysAddr::from_kernel(0x2001).is_page_aligned());
 
-        assert!(VirtAddr::new(0x0000_7FFF_FFFF_FFFF).is_some());
-        assert!(VirtAddr::new(0xFFFF_8000_0000_0000).is_some());
-        assert!(VirtAddr::new(0x0000_8000_0000_0000).is_none());
-        assert!(VirtAddr::new(0xFFFF_7FFF_FFFF_FFFF).is_none());
         assert!(VirtAddr::user(abi::USER_END).is_none());
         assert!(VirtAddr::user(abi::USER_END - 1).is_some());
-        let v = VirtAddr::new(0x0000_7FFF_FFFF_F000).unwrap();
-        assert_eq!(v.checked_add(0x1000), None, "into the non-canonical hole");
-        assert_eq!(VirtAddr::from_kernel(u64::MAX).checked_add(1), None);
-        assert_eq!(VirtAddr::from_kernel(0x1234).page_base().as_u64(), 0x1000);
-        assert!(v.is_page_aligned());
+        let v = VirtAddr::user(0x0000_7FFF_FFFF_F000).unwrap();
+        assert!(v.is_page_aligned() && !VirtAddr::from_kernel(0x1234).is_page_aligned());
     }
 }
