@@ -10,12 +10,12 @@
 //!   fails).
 //! - [`SpaceIdx`]: an address-space slot, always `< MAX_SPACES`.
 //! - [`Link`], [`SpaceLink`]: a slot (space index) or none, in two bytes:
-//!   the queue and list links (sender queues, ready queues) and the
-//!   "which space is loaded" marks. `Option<Slot>` would take four bytes (a `u16` has no
-//!   spare niche for `None`); three links in every TCB and two
-//!   `MAX_THREADS` arrays in the ready queues stay at their old size, and
-//!   testing one is the same compare against `u16::MAX` as before, now
-//!   written once, here.
+//!   the sender-queue links, the ready queues' heads and the "which space
+//!   is loaded" marks. `Option<Slot>` would take four bytes (a `u16` has
+//!   no spare niche for `None`): the three links in every TCB stay at
+//!   their old size, and testing one is the same compare against
+//!   `u16::MAX` as before, now written once, here. (The ready queues'
+//!   rings are plain `Slot`s: they are read only for a queued slot.)
 //! - [`PhysAddr`], [`VirtAddr`]: addresses. The kernel's own, not the
 //!   `x86_64` crate's types of the same names: those panic on a bad value
 //!   in `new` and in their `+`/`-` operators, and a value a user chose must
@@ -35,97 +35,91 @@ pub const PAGE_SIZE: u64 = 4096;
 const _: () = assert!(MAX_THREADS < u16::MAX as usize);
 const _: () = assert!(MAX_SPACES < u16::MAX as usize);
 
-/// A thread slot: the index of a TCB, `< MAX_THREADS`.
-#[repr(transparent)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Slot(u16);
+// The two index types: a private `u16` below a bound, made only by the
+// constructors here (`new` checks; `ZERO` and `all` are in range by
+// construction), so `index` may tell the optimiser the bound.
+macro_rules! index {
+    ($(#[$doc:meta])* $idx:ident, $max:ident, $set:ty) => {
+        $(#[$doc])*
+        #[repr(transparent)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $idx(u16);
+
+        impl $idx {
+            /// Index 0: the filler of tables whose entries mean something
+            /// only while set.
+            pub const ZERO: $idx = $idx(0);
+
+            /// Index `i`, if there is one.
+            #[inline(always)]
+            pub const fn new(i: usize) -> Option<$idx> {
+                if i < $max {
+                    Some($idx(i as u16))
+                } else {
+                    None
+                }
+            }
+
+            /// The index into a table of that many entries (always in
+            /// range: indexing a table with it needs no bounds check, and
+            /// has none).
+            #[inline(always)]
+            pub const fn index(self) -> usize {
+                // SAFETY: the field is private to this module, where every
+                // value is made by `new` (which checks), `ZERO` or `all` (in
+                // range by construction), or read back from a link made
+                // from one (`to`; `get` never returns the sentinel).
+                unsafe { core::hint::assert_unchecked((self.0 as usize) < $max) };
+                self.0 as usize
+            }
+
+            /// The index's bit in a set of them.
+            #[inline(always)]
+            pub const fn bit(self) -> $set {
+                const _: () = assert!($max <= <$set>::BITS as usize, "the set has a bit for each");
+                1 << self.0
+            }
+
+            /// Every index, in order.
+            pub fn all() -> impl Iterator<Item = $idx> {
+                (0..$max as u16).map($idx)
+            }
+        }
+
+        impl core::fmt::Display for $idx {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+index!(
+    /// A thread slot: the index of a TCB, `< MAX_THREADS` (slot 0 is never
+    /// a thread's).
+    Slot,
+    MAX_THREADS,
+    u128
+);
+index!(
+    /// An address-space slot, `< MAX_SPACES`.
+    SpaceIdx,
+    MAX_SPACES,
+    u32
+);
 
 impl Slot {
-    /// Slot 0, never a thread's: the filler of tables whose entries mean
-    /// something only while set (the ready queues' rings).
-    pub const ZERO: Slot = Slot(0);
-
-    /// Slot `i`, if there is one.
-    #[inline(always)]
-    pub const fn new(i: usize) -> Option<Slot> {
-        if i < MAX_THREADS {
-            Some(Slot(i as u16))
-        } else {
-            None
-        }
-    }
-
-    /// The slot's index into a table of `MAX_THREADS` (always in range:
-    /// indexing a table with it needs no bounds check, and has none).
-    #[inline(always)]
-    pub const fn index(self) -> usize {
-        // SAFETY: the field is private to this module, where every `Slot`
-        // is made by `new` (which checks), `all`, `threads` or `ZERO` (in
-        // range by construction) or read back from a `Link` that was made
-        // from one (`Link::to`; `get` never returns the sentinel):
-        // `self.0 < MAX_THREADS`.
-        unsafe { core::hint::assert_unchecked((self.0 as usize) < MAX_THREADS) };
-        self.0 as usize
-    }
-
-    /// The slot's bit in a `u128` set of slots.
-    #[inline(always)]
-    pub const fn bit(self) -> u128 {
-        const _: () = assert!(MAX_THREADS <= 128, "a slot set is a u128");
-        1 << self.0
-    }
-
-    /// Every slot, in order.
-    pub fn all() -> impl Iterator<Item = Slot> {
-        (0..MAX_THREADS as u16).map(Slot)
-    }
-
     /// Every slot that can hold a thread (all but slot 0), in order.
     pub fn threads() -> impl Iterator<Item = Slot> {
         (1..MAX_THREADS as u16).map(Slot)
     }
 }
 
-/// An address-space slot, `< MAX_SPACES`.
-#[repr(transparent)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SpaceIdx(u16);
-
 impl SpaceIdx {
-    /// Space slot 0: the filler of a free TCB's space field.
-    pub const ZERO: SpaceIdx = SpaceIdx(0);
-
-    /// Space slot `i`, if there is one.
-    #[inline(always)]
-    pub const fn new(i: usize) -> Option<SpaceIdx> {
-        if i < MAX_SPACES {
-            Some(SpaceIdx(i as u16))
-        } else {
-            None
-        }
-    }
-
-    /// The index into a table of `MAX_SPACES` (always in range).
-    #[inline(always)]
-    pub const fn index(self) -> usize {
-        // SAFETY: as for `Slot::index`: every `SpaceIdx` is checked or in
-        // range by construction, so `self.0 < MAX_SPACES`.
-        unsafe { core::hint::assert_unchecked((self.0 as usize) < MAX_SPACES) };
-        self.0 as usize
-    }
-
     /// The space's number, for the mapping database (which keys its
     /// nodes by `mapdb::SpaceId`, a plain `u16`).
     #[inline(always)]
     pub const fn number(self) -> u16 {
         self.0
-    }
-
-    /// The space's bit in a `u32` set of spaces.
-    #[inline(always)]
-    pub const fn bit(self) -> u32 {
-        const _: () = assert!(MAX_SPACES <= 32, "a space set is a u32");
-        1 << self.0
     }
 
     /// The PCID of the space's page tables (0 is the kernel's own).
@@ -134,23 +128,6 @@ impl SpaceIdx {
         const _: () = assert!(MAX_SPACES < 4096, "PCIDs have 12 bits");
         // Below 4096 (asserted): never saturates.
         self.0.saturating_add(1)
-    }
-
-    /// Every space slot, in order.
-    pub fn all() -> impl Iterator<Item = SpaceIdx> {
-        (0..MAX_SPACES as u16).map(SpaceIdx)
-    }
-}
-
-impl core::fmt::Display for Slot {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl core::fmt::Display for SpaceIdx {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        self.0.fmt(f)
     }
 }
 
