@@ -10,6 +10,8 @@
 //! exists only in the bare-metal build.
 #![deny(clippy::arithmetic_side_effects)]
 
+use crate::types::SpaceIdx;
+
 /// A space's send allow list and its refusal counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Access {
@@ -26,12 +28,10 @@ pub struct Access {
 /// Space numbers the mask holds.
 pub const SPACES: usize = 32;
 
-const fn bit(space: u16) -> u32 {
-    if (space as usize) < SPACES {
-        1 << space
-    } else {
-        0
-    }
+const _: () = assert!(crate::types::MAX_SPACES <= SPACES, "Access keeps spaces in a u32");
+
+const fn bit(space: SpaceIdx) -> u32 {
+    space.bit()
 }
 
 impl Access {
@@ -41,7 +41,7 @@ impl Access {
     /// The list a new space gets when a thread of space `creator`, whose
     /// list is `of`, creates it: none if the creator has none, else the
     /// creator's space alone.
-    pub const fn for_child(of: &Access, creator: u16) -> Access {
+    pub const fn for_child(of: &Access, creator: SpaceIdx) -> Access {
         if of.all {
             Access::UNRESTRICTED
         } else {
@@ -51,8 +51,8 @@ impl Access {
 
     /// Whether a thread of space `own` (with this list) may send to a
     /// thread of space `dest` by the list alone.
-    pub const fn reaches(&self, own: u16, dest: u16) -> bool {
-        self.all || own == dest || self.mask & bit(dest) != 0
+    pub const fn reaches(&self, own: SpaceIdx, dest: SpaceIdx) -> bool {
+        self.all || own.index() == dest.index() || self.mask & bit(dest) != 0
     }
 
     pub const fn is_unrestricted(&self) -> bool {
@@ -65,12 +65,12 @@ impl Access {
     }
 
     /// Adds space `dest`.
-    pub fn add(&mut self, dest: u16) {
+    pub fn add(&mut self, dest: SpaceIdx) {
         self.mask |= bit(dest);
     }
 
     /// Removes space `dest`.
-    pub fn remove(&mut self, dest: u16) {
+    pub fn remove(&mut self, dest: SpaceIdx) {
         self.mask &= !bit(dest);
     }
 
@@ -89,7 +89,7 @@ impl Access {
 /// `a` may send to a thread of space `to` that is its pager
 /// (`to_is_pager`) or waits for a message from exactly this sender
 /// (`to_waits_for_it`), or that its list reaches.
-pub const fn may_send(a: &Access, from: u16, to: u16, to_is_pager: bool, to_waits_for_it: bool) -> bool {
+pub const fn may_send(a: &Access, from: SpaceIdx, to: SpaceIdx, to_is_pager: bool, to_waits_for_it: bool) -> bool {
     a.reaches(from, to) || to_is_pager || to_waits_for_it
 }
 
@@ -99,19 +99,18 @@ pub use glue::*;
 #[cfg(target_os = "none")]
 mod glue {
     use super::Access;
-    use crate::thread::{Kernel, State, MAX_SPACES};
+    use crate::thread::{Kernel, State};
+    use crate::types::{Slot, SpaceIdx};
     use abi::sys::allow;
     use abi::{Error, ThreadId};
 
-    const _: () = assert!(MAX_SPACES <= super::SPACES, "Access keeps spaces in a u32");
-
-    fn of(kk: &Kernel, t: usize) -> &Access {
-        &kk.spaces[kk.tcbs[t].space as usize].access
+    fn of(kk: &Kernel, t: Slot) -> &Access {
+        &kk.spaces[kk.tcbs[t].space].access
     }
 
     /// May thread `s` send to thread `d` (both live)? See `abi::sys::allow`.
     #[inline(always)]
-    pub fn permits_send(kk: &Kernel, s: usize, d: usize) -> bool {
+    pub fn permits_send(kk: &Kernel, s: Slot, d: Slot) -> bool {
         let (from, to) = (kk.tcbs[s].space, kk.tcbs[d].space);
         let id = kk.id_of(d);
         let waits = kk.tcbs[d].state == State::RecvBlocked && kk.tcbs[d].recv_from == kk.id_of(s);
@@ -119,15 +118,15 @@ mod glue {
     }
 
     /// A send of `s` was refused: count it for its space.
-    pub fn refused_send(kk: &mut Kernel, s: usize) {
-        let sp = kk.tcbs[s].space as usize;
+    pub fn refused_send(kk: &mut Kernel, s: Slot) {
+        let sp = kk.tcbs[s].space;
         let a = &mut kk.spaces[sp].access;
         a.refused_sends = a.refused_sends.saturating_add(1);
     }
 
     /// A control call of `s` was refused: count it for its space.
-    pub fn refused_call(kk: &mut Kernel, s: usize) {
-        let sp = kk.tcbs[s].space as usize;
+    pub fn refused_call(kk: &mut Kernel, s: Slot) {
+        let sp = kk.tcbs[s].space;
         let a = &mut kk.spaces[sp].access;
         a.refused_calls = a.refused_calls.saturating_add(1);
     }
@@ -136,7 +135,7 @@ mod glue {
     /// interrupt handler? Only a thread it may reach itself (by its list or
     /// as its own pager); `NIL` always, anything for a caller without a
     /// list.
-    pub fn may_name(kk: &Kernel, cur: usize, target: ThreadId) -> Result<(), Error> {
+    pub fn may_name(kk: &Kernel, cur: Slot, target: ThreadId) -> Result<(), Error> {
         if target.is_nil() || of(kk, cur).is_unrestricted() {
             return Ok(());
         }
@@ -151,14 +150,14 @@ mod glue {
     /// A checked change of a space's list (`attr::ALLOW`).
     #[derive(Clone, Copy, Debug)]
     pub enum Change {
-        Add(u16),
-        Remove(u16),
+        Add(SpaceIdx),
+        Remove(SpaceIdx),
         Clear,
         Lift,
     }
 
     /// Checks an `attr::ALLOW` request of `cur` (peer `v`, op `op`).
-    pub fn decode(kk: &Kernel, cur: usize, v: u64, op: u64) -> Result<Change, Error> {
+    pub fn decode(kk: &Kernel, cur: Slot, v: u64, op: u64) -> Result<Change, Error> {
         let peer = ThreadId(v);
         match (peer, op) {
             (ThreadId::NIL, allow::REMOVE) => Ok(Change::Clear),
@@ -174,8 +173,8 @@ mod glue {
     }
 
     /// Applies a checked change to thread `t`'s space.
-    pub fn apply(kk: &mut Kernel, t: usize, c: Change) {
-        let a = &mut kk.spaces[kk.tcbs[t].space as usize].access;
+    pub fn apply(kk: &mut Kernel, t: Slot, c: Change) {
+        let a = &mut kk.spaces[kk.tcbs[t].space].access;
         match c {
             Change::Add(s) => a.add(s),
             Change::Remove(s) => a.remove(s),
@@ -185,18 +184,18 @@ mod glue {
     }
 
     /// Thread `creator` made thread `t` in a space of its own.
-    pub fn created_space(kk: &mut Kernel, creator: usize, t: usize) {
+    pub fn created_space(kk: &mut Kernel, creator: Slot, t: Slot) {
         let a = Access::for_child(of(kk, creator), kk.tcbs[creator].space);
-        kk.spaces[kk.tcbs[t].space as usize].access = a;
+        kk.spaces[kk.tcbs[t].space].access = a;
     }
 
     /// Space `sp` goes away: no list names it any more, and its slot
     /// starts afresh.
-    pub fn released_space(kk: &mut Kernel, sp: u16) {
+    pub fn released_space(kk: &mut Kernel, sp: SpaceIdx) {
         for s in kk.spaces.iter_mut() {
             s.access.remove(sp);
         }
-        kk.spaces[sp as usize].access = Access::UNRESTRICTED;
+        kk.spaces[sp].access = Access::UNRESTRICTED;
     }
 }
 
@@ -204,11 +203,15 @@ mod glue {
 mod tests {
     use super::*;
 
-    fn restricted(spaces: &[u16]) -> Access {
+    fn sp(i: usize) -> SpaceIdx {
+        SpaceIdx::new(i).unwrap()
+    }
+
+    fn restricted(spaces: &[usize]) -> Access {
         let mut a = Access::UNRESTRICTED;
         a.clear();
         for &s in spaces {
-            a.add(s);
+            a.add(sp(s));
         }
         a
     }
@@ -216,39 +219,41 @@ mod tests {
     #[test]
     fn a_list_reaches_its_own_space_and_what_it_names() {
         let a = restricted(&[3, 7]);
-        assert!(a.reaches(1, 1) && a.reaches(1, 3) && a.reaches(1, 7));
-        assert!(!a.reaches(1, 2) && !a.reaches(1, 31));
-        assert!(Access::UNRESTRICTED.reaches(1, 2));
+        assert!(a.reaches(sp(1), sp(1)) && a.reaches(sp(1), sp(3)) && a.reaches(sp(1), sp(7)));
+        assert!(!a.reaches(sp(1), sp(2)) && !a.reaches(sp(1), sp(31)));
+        assert!(Access::UNRESTRICTED.reaches(sp(1), sp(2)));
         let mut b = a;
-        b.remove(3);
-        assert!(!b.reaches(1, 3) && b.reaches(1, 7));
+        b.remove(sp(3));
+        assert!(!b.reaches(sp(1), sp(3)) && b.reaches(sp(1), sp(7)));
         b.lift();
-        assert!(b.reaches(1, 3) && b.is_unrestricted());
+        assert!(b.reaches(sp(1), sp(3)) && b.is_unrestricted());
     }
 
     #[test]
     fn pager_and_reply_are_always_allowed() {
         let a = restricted(&[]);
-        assert!(!may_send(&a, 1, 2, false, false));
-        assert!(may_send(&a, 1, 2, true, false));
-        assert!(may_send(&a, 1, 2, false, true));
-        assert!(may_send(&a, 2, 2, false, false));
+        assert!(!may_send(&a, sp(1), sp(2), false, false));
+        assert!(may_send(&a, sp(1), sp(2), true, false));
+        assert!(may_send(&a, sp(1), sp(2), false, true));
+        assert!(may_send(&a, sp(2), sp(2), false, false));
     }
 
     #[test]
     fn a_child_gets_its_creator_alone_or_no_list() {
         let parent = restricted(&[4, 5]);
-        let child = Access::for_child(&parent, 9);
-        assert!(child.reaches(10, 9) && !child.reaches(10, 4) && !child.is_unrestricted());
-        assert_eq!(Access::for_child(&Access::UNRESTRICTED, 9), Access::UNRESTRICTED);
+        let child = Access::for_child(&parent, sp(9));
+        assert!(child.reaches(sp(10), sp(9)) && !child.reaches(sp(10), sp(4)) && !child.is_unrestricted());
+        assert_eq!(Access::for_child(&Access::UNRESTRICTED, sp(9)), Access::UNRESTRICTED);
     }
 
     #[test]
-    fn spaces_outside_the_mask_are_never_listed() {
+    fn every_space_has_its_own_bit_and_none_lies_outside_the_mask() {
+        // A space index past the mask cannot be made (`SpaceIdx::new`).
+        assert!(SpaceIdx::new(SPACES).is_none() && SpaceIdx::new(40).is_none());
+        let top = crate::types::MAX_SPACES - 1;
         let mut a = restricted(&[]);
-        a.add(40);
-        a.add(u16::MAX);
-        assert_eq!(a.mask(), 0);
-        assert!(!a.reaches(0, 40));
+        a.add(sp(top));
+        assert_eq!(a.mask(), 1 << top);
+        assert!(a.reaches(sp(0), sp(top)) && !a.reaches(sp(0), sp(top - 1)));
     }
 }

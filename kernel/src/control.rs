@@ -13,7 +13,8 @@
 use crate::arch::paging;
 use crate::arch::trap::TrapFrame;
 use crate::state::POOL;
-use crate::thread::{Kernel, KernelIpc, State, MAX_THREADS, USER_RFLAGS};
+use crate::thread::{Kernel, KernelIpc, State, USER_RFLAGS};
+use crate::types::{Slot, SpaceIdx, SpaceLink};
 use crate::{access, irq, timer};
 use abi::sys::{self, attr, rights};
 use abi::{Error, ThreadId};
@@ -55,13 +56,13 @@ pub enum Config {
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
     /// `THREAD_CREATE`: a thread in the space of `same` (or a new one).
-    Create { same: Option<usize>, utcb: u64, pager: ThreadId },
+    Create { same: Option<Slot>, utcb: u64, pager: ThreadId },
     /// `THREAD_DELETE` of a thread the caller controls.
-    Delete(usize),
+    Delete(Slot),
     /// `THREAD_START` of a thread the caller controls.
-    Start(usize, Entry),
+    Start(Slot, Entry),
     /// `THREAD_CONFIG` of the caller or a thread it controls.
-    Config(usize, Config),
+    Config(Slot, Config),
     /// `IRQ_ATTACH`: route a line (not the cascade) to a live handler, or
     /// detach it (`NIL`).
     Attach { line: u32, handler: ThreadId },
@@ -78,7 +79,7 @@ pub const fn is_control(nr: u64) -> bool {
 }
 
 /// The caller holds `right` (an `abi::sys::rights` bit).
-pub fn holds(kk: &Kernel, cur: usize, right: u64) -> Result<(), Error> {
+pub fn holds(kk: &Kernel, cur: Slot, right: u64) -> Result<(), Error> {
     if kk.tcbs[cur].rights as u64 & right != 0 {
         Ok(())
     } else {
@@ -88,7 +89,7 @@ pub fn holds(kk: &Kernel, cur: usize, right: u64) -> Result<(), Error> {
 
 /// The target of a control call: a thread the caller controls, or the
 /// caller itself where `allow_self`. The caller must hold `CONTROL`.
-fn controlled(kk: &Kernel, cur: usize, id: ThreadId, allow_self: bool) -> Result<usize, Error> {
+fn controlled(kk: &Kernel, cur: Slot, id: ThreadId, allow_self: bool) -> Result<Slot, Error> {
     holds(kk, cur, rights::CONTROL)?;
     let t = kk.lookup(id)?;
     if (allow_self && t == cur) || kk.controls(cur, t) {
@@ -100,7 +101,7 @@ fn controlled(kk: &Kernel, cur: usize, id: ThreadId, allow_self: bool) -> Result
 
 /// Checks control call `f.rax` of `cur` (arguments in `f`) without
 /// changing anything.
-pub fn decode(kk: &Kernel, cur: usize, f: &TrapFrame) -> Result<Op, Error> {
+pub fn decode(kk: &Kernel, cur: Slot, f: &TrapFrame) -> Result<Op, Error> {
     Ok(match f.rax {
         sys::THREAD_CREATE => {
             let (same_space_as, utcb, pager) = (ThreadId(f.rdi), f.rsi, ThreadId(f.rdx));
@@ -151,7 +152,7 @@ pub fn decode(kk: &Kernel, cur: usize, f: &TrapFrame) -> Result<Op, Error> {
 }
 
 /// Checks a `THREAD_CONFIG` request of `cur` against its own limits.
-fn decode_config(kk: &Kernel, cur: usize, what: u64, v: u64, v2: u64) -> Result<Config, Error> {
+fn decode_config(kk: &Kernel, cur: Slot, what: u64, v: u64, v2: u64) -> Result<Config, Error> {
     let caller = &kk.tcbs[cur];
     let within_mcp = |p: u64| {
         if p > sys::MAX_PRIORITY {
@@ -182,7 +183,7 @@ fn decode_config(kk: &Kernel, cur: usize, what: u64, v: u64, v2: u64) -> Result<
 /// its `rax` (`PMC` writes `rsi` and `rdx` too). Only `Create` can fail
 /// (the thread table, the spaces or the kernel pool ran out), and then
 /// nothing was changed.
-pub fn invoke(kk: &mut Kernel, cur: usize, op: Op) -> Result<u64, Error> {
+pub fn invoke(kk: &mut Kernel, cur: Slot, op: Op) -> Result<u64, Error> {
     match op {
         Op::Create { same, utcb, pager } => {
             let t = kk.create_thread(same, utcb, pager)?;
@@ -191,7 +192,7 @@ pub fn invoke(kk: &mut Kernel, cur: usize, op: Op) -> Result<u64, Error> {
             }
             let prio = kk.tcbs[cur].mcp.min(crate::thread::DEFAULT_PRIORITY);
             let tc = &mut kk.tcbs[t];
-            tc.chief = Some(cur as u16);
+            tc.chief = Some(cur);
             tc.prio = prio;
             return Ok(kk.id_of(t).0);
         }
@@ -213,7 +214,7 @@ pub fn invoke(kk: &mut Kernel, cur: usize, op: Op) -> Result<u64, Error> {
     Ok(0)
 }
 
-fn apply_config(kk: &mut Kernel, t: usize, c: Config) {
+fn apply_config(kk: &mut Kernel, t: Slot, c: Config) {
     match c {
         Config::Pager(p) => kk.tcbs[t].pager = p,
         Config::Handler(h) => kk.tcbs[t].exc_handler = h,
@@ -253,7 +254,7 @@ fn apply_config(kk: &mut Kernel, t: usize, c: Config) {
 
 impl Kernel {
     /// Sets the user-visible start state and makes the thread ready.
-    pub fn start_thread(&mut self, i: usize, entry: Entry) {
+    pub fn start_thread(&mut self, i: Slot, entry: Entry) {
         if matches!(self.tcbs[i].state, State::SendBlocked | State::RecvBlocked) {
             crate::ipc::cancel(self, i);
         }
@@ -276,11 +277,11 @@ impl Kernel {
 
     /// Deletes thread `i`: it leaves every queue, partners waiting on it
     /// get `Aborted`, and its id becomes stale.
-    pub fn delete_thread(&mut self, i: usize) {
+    pub fn delete_thread(&mut self, i: Slot) {
         // Whoever `i` controlled is controlled by `i`'s chief from now on.
         let chief = self.tcbs[i].chief;
-        for j in 1..MAX_THREADS {
-            if self.tcbs[j].chief == Some(i as u16) {
+        for j in Slot::threads() {
+            if self.tcbs[j].chief == Some(i) {
                 self.tcbs[j].chief = chief;
             }
         }
@@ -290,7 +291,7 @@ impl Kernel {
         if self.fpu_owner == Some(i) {
             self.fpu_owner = None;
         }
-        let sp = self.tcbs[i].space as usize;
+        let sp = self.tcbs[i].space;
         let (utcb, utcb_phys) = (self.tcbs[i].utcb_vaddr, self.tcbs[i].utcb_phys);
         if let Some(space) = self.spaces[sp].space.as_mut() {
             space.unmap(utcb);
@@ -308,7 +309,7 @@ impl Kernel {
         if self.current == Some(i) {
             self.current = None;
         }
-        if (1..MAX_THREADS).all(|j| self.tcbs[j].state == State::Free) {
+        if Slot::threads().all(|j| self.tcbs[j].state == State::Free) {
             crate::kprintln!("all threads ended; idling.");
         }
     }
@@ -316,29 +317,31 @@ impl Kernel {
     /// Tears a space down: every mapping it has (and everything derived
     /// from them, in any space) is flushed, its page tables and I/O bitmap go
     /// back to the pool.
-    fn release_space(&mut self, sp: usize) {
-        crate::mapping::remove_space(self, sp as u16);
-        if self.sigma0_space == Some(sp as u16) {
+    fn release_space(&mut self, sp: SpaceIdx) {
+        crate::mapping::remove_space(self, sp);
+        if self.sigma0_space == Some(sp) {
             // The slot may be reused: a new space must not inherit sigma0's
             // idempotent access to all of RAM.
             self.sigma0_space = None;
         }
         let mut pool = POOL.lock();
         if let Some(space) = self.spaces[sp].space.take() {
-            if self.loaded_space == sp as u16 {
+            if self.loaded_space.is(sp) {
                 // Never free the live tables: fall back to the kernel's.
                 paging::activate_kernel();
-                self.loaded_space = u16::MAX;
+                self.loaded_space = SpaceLink::NONE;
             }
             space.destroy(&mut pool);
         }
-        if self.spaces[sp].io_bitmap != 0 {
-            let _ = pool.free(self.spaces[sp].io_bitmap);
-            let _ = pool.free(self.spaces[sp].io_bitmap.saturating_add(4096));
-            self.spaces[sp].io_bitmap = 0;
+        if let Some(bitmap) = self.spaces[sp].io_bitmap.take() {
+            let _ = pool.free(bitmap);
+            // Two contiguous pool frames: the second is in the pool too.
+            if let Some(second) = bitmap.checked_add(4096) {
+                let _ = pool.free(second);
+            }
             crate::io::invalidate(self);
         }
-        crate::access::released_space(self, sp as u16);
+        crate::access::released_space(self, sp);
         self.spaces[sp].threads = 0;
     }
 }

@@ -3,22 +3,23 @@
 //! ring 3; idles while nothing is ready. Every kernel entry ends here.
 
 use crate::arch::{cpu, paging};
-use crate::thread::{with_kernel, Kernel, State, MAX_THREADS};
+use crate::thread::{with_kernel, Kernel, State};
+use crate::types::{Slot, SpaceLink};
 
 impl Kernel {
     /// Loads thread `i`'s context into the CPU (frame pointers, address
     /// space, UTCB pointer, FPU trap) without leaving the kernel.
     #[inline(always)]
-    pub fn switch_to(&mut self, i: usize) {
+    pub fn switch_to(&mut self, i: Slot) {
         let prev = self.current.replace(i);
         if let Some(p) = prev.filter(|&p| p != i && self.tcbs[p].state == State::Ready) {
             self.tcbs[p].preemptions = self.tcbs[p].preemptions.saturating_add(1);
         }
         let t = &mut self.tcbs[i];
         cpu::set_current_frame(&raw mut t.frame);
-        if self.loaded_space != t.space {
-            self.loaded_space = t.space;
-            match self.spaces[t.space as usize].space.as_mut() {
+        if !self.loaded_space.is(t.space) {
+            self.loaded_space = SpaceLink::to(t.space);
+            match self.spaces[t.space].space.as_mut() {
                 Some(space) => space.activate(),
                 // Never (a live thread's space is live); were it so, the
                 // thread would run with no user mappings and fault, rather
@@ -30,9 +31,9 @@ impl Kernel {
         // On every switch to another thread: a thread can zero its own FS
         // base (by loading FS), and that must not leak into the next one.
         if prev != Some(i) {
-            cpu::set_fs_base(utcb);
+            cpu::set_fs_base(utcb.as_u64());
         }
-        if self.loaded_io != sp {
+        if !self.loaded_io.is(sp) {
             crate::io::load(self, sp);
         }
         cpu::set_fpu_trap(self.fpu_owner != Some(i));
@@ -42,7 +43,7 @@ impl Kernel {
 /// Prints every live thread's scheduling and IPC state (the test kernel
 /// calls it when the system has been idle for long: a deadlock report).
 pub fn dump_threads(kk: &Kernel) {
-    for i in 1..MAX_THREADS {
+    for i in Slot::threads() {
         let t = &kk.tcbs[i];
         if t.state == State::Free {
             continue;

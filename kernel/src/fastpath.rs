@@ -60,10 +60,9 @@
 
 use crate::thread::{Kernel, KernelIpc, State};
 use crate::timer;
+use crate::types::Slot;
 use abi::ipc::{Tag, Timeout, MAX_MRS};
 use abi::{sys, ThreadId};
-
-const NONE: u16 = u16::MAX;
 
 /// Would the general scheduler run the woken receiver `d` next (the
 /// caller `cur` blocked)? `Kernel::pick` switches to `d` directly when no
@@ -72,7 +71,7 @@ const NONE: u16 = u16::MAX;
 /// the first ready one, which must then be `d` (queued at its level's tail
 /// by the general path, so first only if no ready thread is ahead of it).
 #[inline]
-fn runs_next(kk: &mut Kernel, cur: usize, d: usize) -> bool {
+fn runs_next(kk: &mut Kernel, cur: Slot, d: Slot) -> bool {
     let prio = kk.tcbs[d].prio;
     kk.ready.highest_level().is_none_or(|p| p <= prio) || first_ready_after_drops(kk, cur, d, prio)
 }
@@ -81,7 +80,7 @@ fn runs_next(kk: &mut Kernel, cur: usize, d: usize) -> bool {
 /// the blocked ones at the top are dropped?
 #[cold]
 #[inline(never)]
-fn first_ready_after_drops(kk: &mut Kernel, cur: usize, d: usize, prio: u8) -> bool {
+fn first_ready_after_drops(kk: &mut Kernel, cur: Slot, d: Slot, prio: u8) -> bool {
     while let Some(i) = kk.ready.highest() {
         if i == d || kk.ready.highest_level().is_some_and(|p| p < prio) {
             return true;
@@ -99,7 +98,7 @@ fn first_ready_after_drops(kk: &mut Kernel, cur: usize, d: usize, prio: u8) -> b
 /// path must handle the call; true when it took it and switched to the
 /// receiver, whom the caller resumes once it has left the kernel state.
 #[inline]
-pub fn ipc(kk: &mut Kernel, cur: usize) -> bool {
+pub fn ipc(kk: &mut Kernel, cur: Slot) -> bool {
     let f = &kk.tcbs[cur].frame;
     // 1.
     if f.rax != sys::IPC || f.rip >= abi::USER_END {
@@ -136,7 +135,7 @@ pub fn ipc(kk: &mut Kernel, cur: usize) -> bool {
         return false;
     }
     // 7.
-    if (from == ThreadId::ANY && c.senders_head != NONE) || c.pending_irq != 0 || c.pending_budget != 0 {
+    if (from == ThreadId::ANY && c.senders_head.is_some()) || c.pending_irq != 0 || c.pending_budget != 0 {
         return false;
     }
     // 8.

@@ -5,6 +5,7 @@ use crate::arch::{cpu, serial};
 use crate::boot::multiboot::{self, BootInfo, PhysRead};
 use crate::memmap::{MemMap, Region};
 use crate::state::{BOOTINFO, KIP, MEMMAP, POOL, POOL_RANGE, ROOT_THREAD};
+use crate::types::PhysAddr;
 use crate::{dispatch, kprintln, task, thread};
 use abi::kip::{Kip, MemKind};
 
@@ -25,11 +26,12 @@ impl PhysRead for KernelPhys {
         let Some(end) = addr.checked_add(buf.len() as u64) else {
             return false;
         };
-        let (Some(v), Some(_)) = (paging::phys_to_virt(addr), paging::phys_to_virt(end.saturating_sub(1))) else {
+        let phys = |a: u64| paging::phys_to_virt(PhysAddr::new(a)?);
+        let (Some(v), Some(_)) = (phys(addr), phys(end.saturating_sub(1))) else {
             return false;
         };
         // SAFETY: both ends are inside the mapped physical window.
-        unsafe { core::ptr::copy_nonoverlapping(v as *const u8, buf.as_mut_ptr(), buf.len()) };
+        unsafe { core::ptr::copy_nonoverlapping(v.as_mut_ptr::<u8>(), buf.as_mut_ptr(), buf.len()) };
         true
     }
 }
@@ -156,9 +158,9 @@ fn init_mapdb() {
     // 4-byte aligned because node_bytes is a multiple of the node size,
     // itself a multiple of 4).
     let (nodes_s, index_s) = unsafe {
-        let n = core::slice::from_raw_parts_mut(v as *mut Node, nodes);
+        let n = core::slice::from_raw_parts_mut(v.as_mut_ptr::<Node>(), nodes);
         n.fill(Node::EMPTY);
-        let i = core::slice::from_raw_parts_mut((v + node_bytes as u64) as *mut u32, index_len);
+        let i = core::slice::from_raw_parts_mut(v.as_mut_ptr::<u8>().add(node_bytes).cast::<u32>(), index_len);
         (n, i)
     };
     thread::with_kernel(|kk| kk.mapdb = Some(MapDb::new(nodes_s, index_s)));
@@ -190,13 +192,13 @@ extern "C" fn kstart(magic: u32, info: u32) -> ! {
     let mut map = MemMap::build(fw, &taken).unwrap_or_else(|e| stop(format_args!("memory map: {e:?}")));
     let pool =
         map.carve(pool_size(bi), 1 << 30).unwrap_or_else(|e| stop(format_args!("no room for the kernel pool: {e:?}")));
-    POOL.lock().init(pool.base, pool.size());
+    POOL.lock().init(PhysAddr::from_kernel(pool.base), pool.size());
     POOL_RANGE.call_once(|| pool);
     let ram_end = map.regions().iter().filter(|r| r.kind != MemKind::Reserved).map(|r| r.end).max().unwrap_or(0);
     if let Err(e) = paging::init_kernel_space(&mut POOL.lock(), ram_end) {
         stop(format_args!("kernel page tables: {e:?}"));
     }
-    if paging::phys_to_virt(pool.end.saturating_sub(1)).is_none() {
+    if paging::phys_to_virt(PhysAddr::from_kernel(pool.end.saturating_sub(1))).is_none() {
         stop(format_args!("the kernel pool at {:#x} lies outside the direct map", pool.base));
     }
     let pcid = paging::enable_pcid();
@@ -270,23 +272,23 @@ fn start_module(m: &abi::kip::Module, pager: Option<abi::ThreadId>) -> abi::Thre
 }
 
 fn start_module_in(kk: &mut thread::Kernel, m: &abi::kip::Module, pager: Option<abi::ThreadId>) -> abi::ThreadId {
-    let Some(bytes) = paging::phys_to_virt(m.phys_base) else {
+    let Some(bytes) = PhysAddr::new(m.phys_base).and_then(paging::phys_to_virt) else {
         stop(format_args!("module \"{}\" at {:#x} is outside RAM", m.name(), m.phys_base))
     };
     // SAFETY: the module's frames are reserved in the map and mapped in the
     // direct map; nothing writes them.
-    let image = unsafe { core::slice::from_raw_parts(bytes as *const u8, m.size as usize) };
+    let image = unsafe { core::slice::from_raw_parts(bytes.as_mut_ptr::<u8>(), m.size as usize) };
     let t = kk
         .create_thread(None, abi::ROOT_UTCB, pager.unwrap_or(abi::ThreadId::NIL))
         .unwrap_or_else(|e| stop(format_args!("cannot create a thread for \"{}\": {e:?}", m.name())));
     let sp = kk.tcbs[t].space;
-    let mut space = kk.spaces[sp as usize].space.take().expect("fresh space");
+    let mut space = kk.spaces[sp].space.take().expect("fresh space");
     let mut db_full = false;
     let entry = task::load(&mut space, image, &mut POOL.lock(), &mut |v, f, r| {
         db_full |= crate::mapping::insert_root_in(kk.mapdb.as_mut(), sp, v, f, r).is_err();
     })
     .unwrap_or_else(|e| stop(format_args!("cannot load \"{}\": {e:?}", m.name())));
-    kk.spaces[sp as usize].space = Some(space);
+    kk.spaces[sp].space = Some(space);
     if db_full {
         stop(format_args!("mapping database too small for \"{}\"", m.name()));
     }

@@ -5,7 +5,8 @@
 
 use crate::mapdb::Rights;
 use crate::state::POOL;
-use crate::thread::{Kernel, State, MAX_SPACES, MAX_THREADS};
+use crate::thread::{Kernel, State, MAX_SPACES};
+use crate::types::{Slot, SpaceIdx, VirtAddr};
 use abi::sys::ktest;
 use abi::{Error, ThreadId};
 
@@ -16,7 +17,7 @@ pub fn debug_call(kk: &Kernel, op: u64, a: u64, b: u64) -> Result<u64, Error> {
         ktest::POOL_FREE => Ok(POOL.lock().free_frames() as u64),
         ktest::TRANSLATE => translate(kk, ThreadId(a), b),
         ktest::OBJECTS => {
-            let threads = (1..MAX_THREADS).filter(|&i| kk.tcbs[i].state != State::Free).count() as u64;
+            let threads = Slot::threads().filter(|&i| kk.tcbs[i].state != State::Free).count() as u64;
             let spaces = kk.spaces.iter().filter(|s| s.space.is_some()).count() as u64;
             Ok(threads | spaces << 32)
         }
@@ -52,9 +53,11 @@ fn check_all(kk: &Kernel) -> u64 {
 fn page_tables(kk: &Kernel) -> Result<(), &'static str> {
     let Some(db) = kk.mapdb.as_ref() else { return Ok(()) };
     for (sp, vpage, frame, rights) in db.mappings() {
-        let space = kk.spaces.get(sp as usize).and_then(|s| s.space.as_ref()).ok_or("a mapping of a dead space")?;
-        let t = space.translate(vpage << 12).ok_or("a mapping missing from its page table")?;
-        if !t.user || t.phys != frame {
+        let space = SpaceIdx::new(sp as usize)
+            .and_then(|sp| kk.spaces[sp].space.as_ref())
+            .ok_or("a mapping of a dead space")?;
+        let t = space.translate(VirtAddr::from_kernel(vpage << 12)).ok_or("a mapping missing from its page table")?;
+        if !t.user || t.phys.as_u64() != frame {
             return Err("a page table maps another frame than the database");
         }
         if t.writable != rights.contains(Rights::WRITE) || t.executable != rights.contains(Rights::EXEC) {
@@ -71,16 +74,16 @@ fn page_tables(kk: &Kernel) -> Result<(), &'static str> {
 /// threads are alive.
 fn threads_and_spaces(kk: &Kernel) -> Result<(), &'static str> {
     let mut count = [0u32; MAX_SPACES];
-    for i in 1..MAX_THREADS {
+    for i in Slot::threads() {
         let t = &kk.tcbs[i];
         if t.state == State::Free {
             continue;
         }
-        let sp = t.space as usize;
-        if kk.spaces.get(sp).is_none_or(|s| s.space.is_none()) {
+        let sp = t.space;
+        if kk.spaces[sp].space.is_none() {
             return Err("a live thread in a dead space");
         }
-        count[sp] += 1;
+        count[sp.index()] += 1;
         // The current thread may be in no queue after a fast-path switch.
         if t.state == State::Ready && !kk.ready.is_queued(i) && kk.current != Some(i) {
             return Err("a ready thread is in no ready queue");
@@ -92,10 +95,10 @@ fn threads_and_spaces(kk: &Kernel) -> Result<(), &'static str> {
         if t.kipc != crate::thread::KernelIpc::None && !in_ipc {
             return Err("a kernel message of a thread not blocked in IPC");
         }
-        if (0..MAX_THREADS).any(|s| t.pending_budget & (1 << s) != 0 && kk.tcbs[s].state == State::Free) {
+        if Slot::all().any(|s| t.pending_budget & s.bit() != 0 && kk.tcbs[s].state == State::Free) {
             return Err("a budget notification pending for a deleted thread");
         }
-        if t.chief.is_some_and(|c| kk.tcbs[c as usize].state == State::Free) {
+        if t.chief.is_some_and(|c| kk.tcbs[c].state == State::Free) {
             return Err("a thread's chief is deleted");
         }
     }
@@ -107,7 +110,7 @@ fn threads_and_spaces(kk: &Kernel) -> Result<(), &'static str> {
             return Err("a space lives without threads, or threads without it");
         }
     }
-    let dead = |t: Option<usize>| t.is_some_and(|i| kk.tcbs[i].state == State::Free);
+    let dead = |t: Option<Slot>| t.is_some_and(|i| kk.tcbs[i].state == State::Free);
     if dead(kk.current) || dead(kk.fpu_owner) {
         return Err("the current or FPU-owning thread is deleted");
     }
@@ -118,9 +121,11 @@ fn threads_and_spaces(kk: &Kernel) -> Result<(), &'static str> {
 fn translate(kk: &Kernel, t: ThreadId, v: u64) -> Result<u64, Error> {
     let i = kk.lookup(t)?;
     let v = v & !0xfff;
-    let Some(m) = kk.space_of(i).and_then(|s| s.translate(v)).filter(|m| m.user) else { return Ok(0) };
+    let va = VirtAddr::user(v);
+    let Some(m) = kk.space_of(i).zip(va).and_then(|(s, v)| s.translate(v)).filter(|m| m.user) else { return Ok(0) };
+    let phys = m.phys.as_u64();
     let rights = Rights(Rights::READ.0 | if m.writable { 2 } else { 0 } | if m.executable { 1 } else { 0 });
-    let db = kk.mapdb.as_ref().and_then(|db| db.lookup(kk.tcbs[i].space, v >> 12));
-    let agrees = db == Some((m.phys, rights));
-    Ok(m.phys | rights.0 as u64 | if agrees { ktest::IN_MAPDB } else { 0 })
+    let db = kk.mapdb.as_ref().and_then(|db| db.lookup(kk.tcbs[i].space.number(), v >> 12));
+    let agrees = db == Some((phys, rights));
+    Ok(phys | rights.0 as u64 | if agrees { ktest::IN_MAPDB } else { 0 })
 }

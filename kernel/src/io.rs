@@ -11,62 +11,64 @@ use crate::arch::gdt::{self, IOMAP_BYTES};
 use crate::arch::paging;
 use crate::state::POOL;
 use crate::thread::Kernel;
+use crate::types::{PhysAddr, SpaceIdx, SpaceLink};
 use abi::Error;
 
-fn bitmap(phys: u64) -> &'static mut [u8; IOMAP_BYTES] {
+fn bitmap(phys: PhysAddr) -> &'static mut [u8; IOMAP_BYTES] {
     let v = paging::pool_frame_virt(phys);
     // SAFETY: two contiguous pool frames owned by one space, used only from
     // the single kernel context.
-    unsafe { &mut *(v as *mut [u8; IOMAP_BYTES]) }
+    unsafe { &mut *v.as_mut_ptr::<[u8; IOMAP_BYTES]>() }
 }
 
-/// Whose bitmap the TSS holds (`u16::MAX`: nobody's yet).
-static mut CONTENT: u16 = u16::MAX;
+/// Whose bitmap the TSS holds (`NONE`: nobody's yet).
+static mut CONTENT: SpaceLink = SpaceLink::NONE;
 
 /// Makes space `sp`'s ports the ones in effect: a space without ports just
 /// switches the TSS bitmap off (no copy); a space with ports copies its
 /// bitmap only if the TSS holds another space's.
 #[inline(always)]
-pub fn load(kk: &mut Kernel, sp: u16) {
-    let phys = kk.spaces[sp as usize].io_bitmap;
+pub fn load(kk: &mut Kernel, sp: SpaceIdx) {
     let c = &raw mut CONTENT;
-    if phys == 0 {
-        gdt::set_io_bitmap_enabled(false);
-    } else {
+    if let Some(phys) = kk.spaces[sp].io_bitmap {
         // SAFETY: kernel context only.
         unsafe {
-            if *c != sp {
+            if !(*c).is(sp) {
                 gdt::load_io_bitmap(bitmap(phys));
-                *c = sp;
+                *c = SpaceLink::to(sp);
             }
         }
         gdt::set_io_bitmap_enabled(true);
+    } else {
+        gdt::set_io_bitmap_enabled(false);
     }
-    kk.loaded_io = sp;
+    kk.loaded_io = SpaceLink::to(sp);
 }
-
-/// `loaded_io` value that forces a reload at the next switch.
-const STALE: u16 = u16::MAX - 1;
 
 /// A bitmap changed or went away: reload at the next switch.
 pub fn invalidate(kk: &mut Kernel) {
     let c = &raw mut CONTENT;
     // SAFETY: kernel context only.
-    unsafe { *c = u16::MAX };
-    kk.loaded_io = STALE;
+    unsafe { *c = SpaceLink::NONE };
+    // No space's: the next switch reloads.
+    kk.loaded_io = SpaceLink::NONE;
 }
 
-fn ensure_bitmap(kk: &mut Kernel, sp: u16, fill: u8) -> Result<&'static mut [u8; IOMAP_BYTES], Error> {
-    if kk.spaces[sp as usize].io_bitmap == 0 {
-        let f = POOL.lock().alloc_contiguous(2).map_err(|_| Error::OutOfMemory)?;
-        bitmap(f).fill(fill);
-        kk.spaces[sp as usize].io_bitmap = f;
-    }
-    Ok(bitmap(kk.spaces[sp as usize].io_bitmap))
+fn ensure_bitmap(kk: &mut Kernel, sp: SpaceIdx, fill: u8) -> Result<&'static mut [u8; IOMAP_BYTES], Error> {
+    let phys = match kk.spaces[sp].io_bitmap {
+        Some(phys) => phys,
+        None => {
+            let f = POOL.lock().alloc_contiguous(2).map_err(|_| Error::OutOfMemory)?;
+            bitmap(f).fill(fill);
+            kk.spaces[sp].io_bitmap = Some(f);
+            f
+        }
+    };
+    Ok(bitmap(phys))
 }
 
 /// Gives space `sp` every port (sigma0 at boot).
-pub fn grant_all(kk: &mut Kernel, sp: u16) -> Result<(), Error> {
+pub fn grant_all(kk: &mut Kernel, sp: SpaceIdx) -> Result<(), Error> {
     ensure_bitmap(kk, sp, 0)?.fill(0);
     Ok(())
 }
@@ -92,11 +94,10 @@ fn ports((first, n): (u32, u32)) -> core::ops::Range<u32> {
 
 /// Passes the `n` ports from `first` (a well-formed I/O flexpage's range)
 /// from space `s` to space `r` (the sender must hold every one of them).
-pub fn map_ports(kk: &mut Kernel, s: u16, r: u16, range: (u32, u32), grant: bool) -> Result<(), Error> {
-    let sphys = kk.spaces[s as usize].io_bitmap;
-    if sphys == 0 || !ports(range).all(|p| allowed(bitmap(sphys), p)) {
+pub fn map_ports(kk: &mut Kernel, s: SpaceIdx, r: SpaceIdx, range: (u32, u32), grant: bool) -> Result<(), Error> {
+    let Some(sphys) = kk.spaces[s].io_bitmap.filter(|&b| ports(range).all(|p| allowed(bitmap(b), p))) else {
         return Err(Error::NoPermission);
-    }
+    };
     let rmap = ensure_bitmap(kk, r, 0xff)?;
     for p in ports(range) {
         set(rmap, p, true);
@@ -110,11 +111,8 @@ pub fn map_ports(kk: &mut Kernel, s: u16, r: u16, range: (u32, u32), grant: bool
 }
 
 /// Takes the `n` ports from `first` away from space `sp` itself.
-pub fn unmap_own(kk: &mut Kernel, sp: u16, range: (u32, u32)) -> Result<u64, Error> {
-    let phys = kk.spaces[sp as usize].io_bitmap;
-    if phys == 0 {
-        return Ok(0);
-    }
+pub fn unmap_own(kk: &mut Kernel, sp: SpaceIdx, range: (u32, u32)) -> Result<u64, Error> {
+    let Some(phys) = kk.spaces[sp].io_bitmap else { return Ok(0) };
     let map = bitmap(phys);
     let mut changed = 0u64;
     for p in ports(range) {

@@ -11,14 +11,13 @@
 
 use crate::thread::{Kernel, KernelIpc, State, MAX_THREADS, USER_FLAGS_MASK};
 use crate::timer;
+use crate::types::{Link, Slot};
 use crate::umem::{self, Side, Xfer};
 use abi::ipc::{item, label, Fpage, Tag, Timeout, MAX_MRS, REG_MRS};
 use abi::{Error, ThreadId};
 
-const NONE: u16 = u16::MAX;
-
 /// The `IPC` system call of the current thread `cur`.
-pub fn sys_ipc(kk: &mut Kernel, cur: usize) {
+pub fn sys_ipc(kk: &mut Kernel, cur: Slot) {
     let f = &kk.tcbs[cur].frame;
     let (mut to, from) = (ThreadId(f.rdi), ThreadId(f.rsi));
     let (st, rt) = Timeout::unpack(f.r10);
@@ -29,7 +28,7 @@ pub fn sys_ipc(kk: &mut Kernel, cur: usize) {
     ipc(kk, cur, to, from, st, rt);
 }
 
-fn set_result(kk: &mut Kernel, t: usize, r: Result<(), Error>) {
+fn set_result(kk: &mut Kernel, t: Slot, r: Result<(), Error>) {
     if kk.tcbs[t].kipc != KernelIpc::None {
         // A kernel-sent message failed: the thread cannot continue as is.
         if let Err(e) = r {
@@ -51,13 +50,13 @@ fn deadline(t: Timeout) -> u64 {
 }
 
 /// Does receiver `r` (blocked in receive) accept a message from `s`?
-pub fn accepts(kk: &Kernel, r: usize, s: ThreadId) -> bool {
+pub fn accepts(kk: &Kernel, r: Slot, s: ThreadId) -> bool {
     let from = kk.tcbs[r].recv_from;
     kk.tcbs[r].state == State::RecvBlocked && (from == ThreadId::ANY || from == s)
 }
 
 /// Send to `to` (unless NIL), then receive from `from` (unless NIL).
-pub fn ipc(kk: &mut Kernel, cur: usize, to: ThreadId, from: ThreadId, st: Timeout, rt: Timeout) {
+pub fn ipc(kk: &mut Kernel, cur: Slot, to: ThreadId, from: ThreadId, st: Timeout, rt: Timeout) {
     if !to.is_nil() {
         if let Some(line) = to.as_irq() {
             // Replying to an interrupt pseudo-thread acknowledges it.
@@ -114,7 +113,7 @@ pub fn ipc(kk: &mut Kernel, cur: usize, to: ThreadId, from: ThreadId, st: Timeou
 }
 
 /// `cur` waits to send to `d` (its receive phase, if any, comes after).
-fn block_sender(kk: &mut Kernel, cur: usize, d: usize, to: ThreadId, from: ThreadId, st: Timeout, rt: Timeout) {
+fn block_sender(kk: &mut Kernel, cur: Slot, d: Slot, to: ThreadId, from: ThreadId, st: Timeout, rt: Timeout) {
     let t = &mut kk.tcbs[cur];
     t.send_to = to;
     t.recv_from = from;
@@ -134,7 +133,7 @@ fn xfer_error(x: Xfer) -> Error {
 /// string copy, takes page fault `fault`: its `syscall` is rewound so that
 /// the IPC runs again once its pager has mapped the page. A receiver is
 /// past its send phase, so only its receive phase is run again.
-fn restart_after_fault(kk: &mut Kernel, t: usize, fault: umem::Fault) {
+fn restart_after_fault(kk: &mut Kernel, t: Slot, fault: umem::Fault) {
     kk.tcbs[t].restart_recv_only = fault.side == Side::Receiver;
     if matches!(kk.tcbs[t].state, State::SendBlocked | State::RecvBlocked) {
         cancel(kk, t);
@@ -151,7 +150,7 @@ fn restart_after_fault(kk: &mut Kernel, t: usize, fault: umem::Fault) {
 /// The receive phase of `cur`. A loop, not recursion: a sender whose
 /// source page faults is sent to its pager and the receive starts over,
 /// so the kernel stack does not grow with the number of such senders.
-fn receive(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) {
+fn receive(kk: &mut Kernel, cur: Slot, from: ThreadId, rt: Timeout) {
     while let Step::Again = receive_once(kk, cur, from, rt) {}
 }
 
@@ -162,7 +161,7 @@ enum Step {
 }
 
 /// One attempt of `cur`'s receive phase.
-fn receive_once(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) -> Step {
+fn receive_once(kk: &mut Kernel, cur: Slot, from: ThreadId, rt: Timeout) -> Step {
     if from != ThreadId::ANY && from.as_irq().is_none() && kk.lookup(from).is_err() {
         set_result(kk, cur, Err(Error::InvalidThread));
         return Step::Done;
@@ -171,10 +170,9 @@ fn receive_once(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) -> Ste
         return Step::Done;
     }
     // A sender already waiting?
-    let mut prev = NONE;
+    let mut prev = Link::NONE;
     let mut s = kk.tcbs[cur].senders_head;
-    while s != NONE {
-        let si = s as usize;
+    while let Some(si) = s.get() {
         let sid = kk.id_of(si);
         if from == ThreadId::ANY || from == sid {
             unlink_sender(kk, cur, prev, si);
@@ -185,9 +183,9 @@ fn receive_once(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) -> Ste
                         // and rewind our receive.
                         let head = kk.tcbs[cur].senders_head;
                         kk.tcbs[si].next_sender = head;
-                        kk.tcbs[cur].senders_head = si as u16;
-                        if head == NONE {
-                            kk.tcbs[cur].senders_tail = si as u16;
+                        kk.tcbs[cur].senders_head = Link::to(si);
+                        if head.is_none() {
+                            kk.tcbs[cur].senders_tail = Link::to(si);
                         }
                         restart_after_fault(kk, cur, f);
                     } else {
@@ -219,7 +217,7 @@ fn receive_once(kk: &mut Kernel, cur: usize, from: ThreadId, rt: Timeout) -> Ste
 
 /// Sender `s` delivered its message (result `r`); it moves on to its
 /// receive phase, if it has one.
-fn after_send(kk: &mut Kernel, s: usize, r: Result<(), Error>) {
+fn after_send(kk: &mut Kernel, s: Slot, r: Result<(), Error>) {
     if let Err(e) = r {
         set_result(kk, s, Err(e));
         kk.make_ready(s);
@@ -239,7 +237,7 @@ fn after_send(kk: &mut Kernel, s: usize, r: Result<(), Error>) {
 }
 
 /// Receiver `r` got a message from `sender` (or an error).
-fn finish_receive(kk: &mut Kernel, r: usize, sender: ThreadId, res: Result<(), Error>) {
+fn finish_receive(kk: &mut Kernel, r: Slot, sender: ThreadId, res: Result<(), Error>) {
     if kk.tcbs[r].kipc != KernelIpc::None {
         match res {
             Ok(()) => finish_kernel_ipc(kk, r),
@@ -258,46 +256,43 @@ fn finish_receive(kk: &mut Kernel, r: usize, sender: ThreadId, res: Result<(), E
     }
 }
 
-fn enqueue_sender(kk: &mut Kernel, d: usize, s: usize) {
+fn enqueue_sender(kk: &mut Kernel, d: Slot, s: Slot) {
     // Cheap half of the invariant: a thread joining a queue is not already
     // at its head or tail (a full check: `check_sender_queues`).
-    debug_assert!(kk.tcbs[d].senders_head != s as u16 && kk.tcbs[d].senders_tail != s as u16);
-    kk.tcbs[s].next_sender = NONE;
-    let tail = kk.tcbs[d].senders_tail;
-    if tail == NONE {
-        kk.tcbs[d].senders_head = s as u16;
-    } else {
-        kk.tcbs[tail as usize].next_sender = s as u16;
+    debug_assert!(!kk.tcbs[d].senders_head.is(s) && !kk.tcbs[d].senders_tail.is(s));
+    kk.tcbs[s].next_sender = Link::NONE;
+    match kk.tcbs[d].senders_tail.get() {
+        None => kk.tcbs[d].senders_head = Link::to(s),
+        Some(tail) => kk.tcbs[tail].next_sender = Link::to(s),
     }
-    kk.tcbs[d].senders_tail = s as u16;
+    kk.tcbs[d].senders_tail = Link::to(s);
 }
 
-fn unlink_sender(kk: &mut Kernel, d: usize, prev: u16, s: usize) {
+fn unlink_sender(kk: &mut Kernel, d: Slot, prev: Link, s: Slot) {
     let next = kk.tcbs[s].next_sender;
-    if prev == NONE {
-        kk.tcbs[d].senders_head = next;
-    } else {
-        kk.tcbs[prev as usize].next_sender = next;
+    match prev.get() {
+        None => kk.tcbs[d].senders_head = next,
+        Some(p) => kk.tcbs[p].next_sender = next,
     }
-    if kk.tcbs[d].senders_tail == s as u16 {
+    if kk.tcbs[d].senders_tail.is(s) {
         kk.tcbs[d].senders_tail = prev;
     }
-    kk.tcbs[s].next_sender = NONE;
+    kk.tcbs[s].next_sender = Link::NONE;
 }
 
 /// Takes blocked thread `t` out of its IPC (timeout, deletion, restart).
-pub fn cancel(kk: &mut Kernel, t: usize) {
+pub fn cancel(kk: &mut Kernel, t: Slot) {
     if kk.tcbs[t].state == State::SendBlocked {
         if let Ok(d) = kk.lookup(kk.tcbs[t].send_to) {
-            let mut prev = NONE;
+            let mut prev = Link::NONE;
             let mut s = kk.tcbs[d].senders_head;
-            while s != NONE {
-                if s as usize == t {
+            while let Some(si) = s.get() {
+                if si == t {
                     unlink_sender(kk, d, prev, t);
                     break;
                 }
                 prev = s;
-                s = kk.tcbs[s as usize].next_sender;
+                s = kk.tcbs[si].next_sender;
             }
         }
     }
@@ -308,7 +303,7 @@ pub fn cancel(kk: &mut Kernel, t: usize) {
 /// with error `e`. A user IPC returns `e`; a kernel-sent message fails over
 /// (a page fault to the exception handler, an exception to a stop), which
 /// may block `t` again in a new IPC: it is made ready only if it is not.
-fn fail_blocked(kk: &mut Kernel, t: usize, e: Error) {
+fn fail_blocked(kk: &mut Kernel, t: Slot, e: Error) {
     kk.tcbs[t].state = State::Ready;
     kk.tcbs[t].wake_at = 0;
     set_result(kk, t, Err(e));
@@ -321,11 +316,11 @@ fn fail_blocked(kk: &mut Kernel, t: usize, e: Error) {
 /// it fail with `Aborted`. A failed kernel message may be re-sent to
 /// `dead` (as the exception handler), so the sender queue is drained again
 /// after each receiver; `dead` accepts no message meanwhile.
-pub fn abort_waiters(kk: &mut Kernel, dead: usize) {
+pub fn abort_waiters(kk: &mut Kernel, dead: Slot) {
     kk.tcbs[dead].state = State::Inactive;
     abort_senders(kk, dead);
     let id = kk.id_of(dead);
-    for r in 1..MAX_THREADS {
+    for r in Slot::threads() {
         if kk.tcbs[r].state == State::RecvBlocked && kk.tcbs[r].recv_from == id {
             fail_blocked(kk, r, Error::Aborted);
             abort_senders(kk, dead);
@@ -335,16 +330,15 @@ pub fn abort_waiters(kk: &mut Kernel, dead: usize) {
     check_sender_queues(kk).expect("sender queues");
 }
 
-fn abort_senders(kk: &mut Kernel, dead: usize) {
-    while kk.tcbs[dead].senders_head != NONE {
-        let s = kk.tcbs[dead].senders_head as usize;
-        unlink_sender(kk, dead, NONE, s);
+fn abort_senders(kk: &mut Kernel, dead: Slot) {
+    while let Some(s) = kk.tcbs[dead].senders_head.get() {
+        unlink_sender(kk, dead, Link::NONE, s);
         fail_blocked(kk, s, Error::Aborted);
     }
 }
 
 /// A blocked thread's timeout expired.
-pub fn timeout(kk: &mut Kernel, t: usize) {
+pub fn timeout(kk: &mut Kernel, t: Slot) {
     cancel(kk, t);
     fail_blocked(kk, t, Error::Timeout);
 }
@@ -354,14 +348,14 @@ pub fn timeout(kk: &mut Kernel, t: usize) {
 /// finite list of such threads ending at its tail. O(threads).
 pub fn check_sender_queues(kk: &Kernel) -> Result<(), &'static str> {
     let mut seen = [false; MAX_THREADS];
-    for d in 1..MAX_THREADS {
-        let (mut s, mut last) = (kk.tcbs[d].senders_head, NONE);
-        if kk.tcbs[d].state == State::Free && s != NONE {
+    for d in Slot::threads() {
+        let (mut s, mut last) = (kk.tcbs[d].senders_head, Link::NONE);
+        if kk.tcbs[d].state == State::Free && s.is_some() {
             return Err("a free thread has senders");
         }
-        while s != NONE {
-            let t = &kk.tcbs[s as usize];
-            if core::mem::replace(&mut seen[s as usize], true) {
+        while let Some(si) = s.get() {
+            let t = &kk.tcbs[si];
+            if core::mem::replace(&mut seen[si.index()], true) {
                 return Err("a thread is queued twice");
             }
             if t.state != State::SendBlocked || t.send_to != kk.id_of(d) {
@@ -373,14 +367,14 @@ pub fn check_sender_queues(kk: &Kernel) -> Result<(), &'static str> {
             return Err("a sender queue's tail is not its last element");
         }
     }
-    match (1..MAX_THREADS).find(|&t| kk.tcbs[t].state == State::SendBlocked && !seen[t]) {
+    match Slot::threads().find(|&t| kk.tcbs[t].state == State::SendBlocked && !seen[t.index()]) {
         Some(_) => Err("a thread blocked in a send is in no sender queue"),
         None => Ok(()),
     }
 }
 
 /// Message register `i` of sender `s`.
-fn mr_get(kk: &Kernel, s: usize, i: usize) -> u64 {
+fn mr_get(kk: &Kernel, s: Slot, i: usize) -> u64 {
     let t = &kk.tcbs[s];
     if t.kipc != KernelIpc::None {
         t.kmsg[i]
@@ -403,7 +397,7 @@ fn items(tag: Tag) -> impl Iterator<Item = (usize, usize)> {
 }
 
 /// Copies the message of `s` to `r`: tag, untyped words, typed items.
-fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
+fn transfer(kk: &mut Kernel, s: Slot, r: Slot) -> Result<(), Xfer> {
     let tag = Tag(mr_get(kk, s, 0));
     let n = tag.words();
     if n >= MAX_MRS || !tag.typed().is_multiple_of(2) {
@@ -456,7 +450,7 @@ fn transfer(kk: &mut Kernel, s: usize, r: usize) -> Result<(), Xfer> {
 /// receiver's other registers keep their values. `kernel`: `s` sends a
 /// kernel message (`kipc` not `None`), whose words are in `kmsg`.
 #[inline(always)]
-pub fn copy_untyped(kk: &mut Kernel, s: usize, r: usize, tag: Tag, kernel: bool) {
+pub fn copy_untyped(kk: &mut Kernel, s: Slot, r: Slot, tag: Tag, kernel: bool) {
     let n = tag.untyped();
     let st = &kk.tcbs[s];
     let (sf, km) = (&st.frame, &st.kmsg);
@@ -497,7 +491,7 @@ pub fn copy_untyped(kk: &mut Kernel, s: usize, r: usize, tag: Tag, kernel: bool)
 }
 
 /// Handles the reply a pager or exception handler sent to thread `r`.
-fn consume_kernel_reply(kk: &mut Kernel, s: usize, r: usize, tag: Tag) -> Result<(), Error> {
+fn consume_kernel_reply(kk: &mut Kernel, s: Slot, r: Slot, tag: Tag) -> Result<(), Error> {
     match kk.tcbs[r].kipc {
         KernelIpc::PageFault { addr, write, exec, .. } => {
             let mut last = None;
@@ -542,7 +536,7 @@ fn consume_kernel_reply(kk: &mut Kernel, s: usize, r: usize, tag: Tag) -> Result
 }
 
 /// The kernel-sent IPC of `t` completed: resume it (or leave it stopped).
-fn finish_kernel_ipc(kk: &mut Kernel, t: usize) {
+fn finish_kernel_ipc(kk: &mut Kernel, t: Slot) {
     let kind = kk.tcbs[t].kipc;
     kk.tcbs[t].kipc = KernelIpc::None;
     match kind {
@@ -552,7 +546,8 @@ fn finish_kernel_ipc(kk: &mut Kernel, t: usize) {
             let ok = resolved
                 || kk
                     .space_of(t)
-                    .and_then(|s| s.translate(addr))
+                    .zip(crate::types::VirtAddr::user(addr))
+                    .and_then(|(s, v)| s.translate(v))
                     .is_some_and(|m| m.user && (!write || m.writable) && (!exec || m.executable));
             if ok {
                 kk.make_ready(t);
@@ -571,7 +566,7 @@ fn finish_kernel_ipc(kk: &mut Kernel, t: usize) {
     }
 }
 
-fn kernel_ipc_failed(kk: &mut Kernel, t: usize, e: Error) {
+fn kernel_ipc_failed(kk: &mut Kernel, t: Slot, e: Error) {
     let kind = kk.tcbs[t].kipc;
     kk.tcbs[t].kipc = KernelIpc::None;
     match kind {
@@ -583,14 +578,14 @@ fn kernel_ipc_failed(kk: &mut Kernel, t: usize, e: Error) {
     }
 }
 
-fn stop(kk: &mut Kernel, t: usize, why: &str) {
+fn stop(kk: &mut Kernel, t: Slot, why: &str) {
     crate::kprintln!("thread {:#x} stopped: {why}", kk.id_of(t).0);
     kk.block(t, State::Stopped, 0);
 }
 
 /// A user page fault in thread `t`: IPC to its pager, or the exception
 /// handler when it has none.
-pub fn page_fault(kk: &mut Kernel, t: usize, addr: u64, error: u64) {
+pub fn page_fault(kk: &mut Kernel, t: Slot, addr: u64, error: u64) {
     // sigma0 owns usable RAM idempotently; its first touch maps the page.
     if crate::mapping::sigma0_fault(kk, t, addr, error) {
         return;
@@ -613,7 +608,7 @@ const EXCEPTION_REGS: usize = 15;
 
 /// A CPU exception in user thread `t` (not a resolvable page fault): IPC to
 /// its exception handler with the register state; stopped without one.
-pub fn exception(kk: &mut Kernel, t: usize, vector: u64, error: u64, cr2: u64) {
+pub fn exception(kk: &mut Kernel, t: Slot, vector: u64, error: u64, cr2: u64) {
     let h = kk.tcbs[t].exc_handler;
     if h.is_nil() || kk.lookup(h).is_err() {
         crate::crash::report_user(&kk.tcbs[t].frame, vector, error, cr2);
@@ -632,7 +627,7 @@ pub fn exception(kk: &mut Kernel, t: usize, vector: u64, error: u64, cr2: u64) {
 
 /// Delivers a kernel message (no reply expected) to `r` from `sender`:
 /// registers only, `words` = MR1.. .
-pub fn deliver_kernel_message(kk: &mut Kernel, r: usize, sender: ThreadId, lbl: u64, words: &[u64]) {
+pub fn deliver_kernel_message(kk: &mut Kernel, r: Slot, sender: ThreadId, lbl: u64, words: &[u64]) {
     let f = &mut kk.tcbs[r].frame;
     f.rdx = Tag::new(lbl, words.len(), 0).0;
     for (i, &w) in (1..=REG_MRS).zip(words) {
@@ -647,7 +642,7 @@ pub fn deliver_kernel_message(kk: &mut Kernel, r: usize, sender: ThreadId, lbl: 
 
 /// Thread `t` used up its budget: notify its exception handler (now if it
 /// waits for it, else at its next receive).
-pub fn notify_budget(kk: &mut Kernel, t: usize) {
+pub fn notify_budget(kk: &mut Kernel, t: Slot) {
     let Ok(h) = kk.lookup(kk.tcbs[t].exc_handler) else { return };
     let tid = kk.id_of(t);
     if accepts(kk, h, tid) {
@@ -655,24 +650,24 @@ pub fn notify_budget(kk: &mut Kernel, t: usize) {
         let words = [tc.budget, tc.period, tc.next_replenish];
         deliver_kernel_message(kk, h, tid, label::BUDGET, &words);
     } else {
-        kk.tcbs[h].pending_budget |= 1 << t;
+        kk.tcbs[h].pending_budget |= t.bit();
     }
 }
 
-fn deliver_pending_budget(kk: &mut Kernel, r: usize, from: ThreadId) -> bool {
+fn deliver_pending_budget(kk: &mut Kernel, r: Slot, from: ThreadId) -> bool {
     let pending = kk.tcbs[r].pending_budget;
     if pending == 0 {
         return false;
     }
-    for t in 0..MAX_THREADS {
-        if pending & (1 << t) == 0 {
+    for t in Slot::all() {
+        if pending & t.bit() == 0 {
             continue;
         }
         let tid = kk.id_of(t);
         if from != ThreadId::ANY && from != tid {
             continue;
         }
-        kk.tcbs[r].pending_budget &= !(1 << t);
+        kk.tcbs[r].pending_budget &= !t.bit();
         let tc = &kk.tcbs[t];
         let words = [tc.budget, tc.period, tc.next_replenish];
         deliver_kernel_message(kk, r, tid, label::BUDGET, &words);

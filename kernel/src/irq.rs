@@ -7,6 +7,7 @@
 use crate::arch::apic;
 use crate::ipc;
 use crate::thread::Kernel;
+use crate::types::Slot;
 use abi::ipc::label;
 use abi::{Error, ThreadId};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -55,7 +56,7 @@ pub fn interrupt(kk: &mut Kernel, line: u32) {
 }
 
 /// The handler `cur` replied to the pseudo-thread of `line`: unmask it.
-pub fn ack(kk: &mut Kernel, cur: usize, line: u32) -> Result<(), Error> {
+pub fn ack(kk: &mut Kernel, cur: Slot, line: u32) -> Result<(), Error> {
     if line as usize >= LINES || kk.lookup(handler(line as usize)) != Ok(cur) {
         return Err(Error::NoPermission);
     }
@@ -64,7 +65,7 @@ pub fn ack(kk: &mut Kernel, cur: usize, line: u32) -> Result<(), Error> {
 }
 
 /// Delivers a pending interrupt matching `from` to receiver `r`.
-pub fn deliver_pending(kk: &mut Kernel, r: usize, from: ThreadId) -> bool {
+pub fn deliver_pending(kk: &mut Kernel, r: Slot, from: ThreadId) -> bool {
     let pending = kk.tcbs[r].pending_irq;
     let bits = match from {
         ThreadId::ANY => pending,

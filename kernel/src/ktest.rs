@@ -17,8 +17,14 @@ use crate::init;
 use crate::kprintln;
 use crate::state::{self, MEMMAP, POOL, POOL_RANGE};
 use crate::trap;
+use crate::types::{PhysAddr, VirtAddr};
 use abi::kip::MemKind;
 use core::sync::atomic::{AtomicU64, Ordering};
+
+/// A virtual address the tests chose (user or kernel, as the test needs).
+fn va(a: u64) -> VirtAddr {
+    VirtAddr::from_kernel(a)
+}
 
 /// QEMU exits with status `(code << 1) | 1`: 33 for pass, 35 for fail.
 pub const EXIT_PASS: u32 = abi::debug_exit::PASS as u32;
@@ -111,19 +117,19 @@ fn kernel_pool_outside_usable_ram() -> Result<(), &'static str> {
         check(map.kind_of(a) == Some(MemKind::Kernel), "pool page not marked Kernel")?;
     }
     let f = POOL.lock().alloc().map_err(|_| "pool empty")?;
-    let inside = pool.base <= f && f < pool.end;
+    let inside = pool.base <= f.as_u64() && f.as_u64() < pool.end;
     POOL.lock().free(f).map_err(|_| "free failed")?;
     check(inside, "pool frame outside the pool range")
 }
 
 fn kernel_mappings_wx_and_supervisor() -> Result<(), &'static str> {
     let s = paging::sections();
-    let t = |v: u64| paging::kernel_translate(v).ok_or("kernel page not mapped");
+    let t = |v: u64| paging::kernel_translate(va(v)).ok_or("kernel page not mapped");
     for v in (s.text.0..s.text.1).step_by(4096) {
         let m = t(v)?;
         check(m.executable && !m.writable, "text page writable or not executable")?;
         check(!m.user && m.global, "text page user-accessible or not global")?;
-        check(m.phys == paging::image_phys(v), "text page maps the wrong frame")?;
+        check(m.phys == paging::image_phys(va(v)), "text page maps the wrong frame")?;
     }
     for v in (s.rodata.0..s.rodata.1).step_by(4096) {
         let m = t(v)?;
@@ -138,8 +144,8 @@ fn kernel_mappings_wx_and_supervisor() -> Result<(), &'static str> {
 }
 
 fn boot_identity_map_removed() -> Result<(), &'static str> {
-    check(paging::kernel_translate(0x10_0000).is_none(), "identity map of the boot code still present")?;
-    check(paging::kernel_translate(0).is_none(), "page 0 mapped")
+    check(paging::kernel_translate(va(0x10_0000)).is_none(), "identity map of the boot code still present")?;
+    check(paging::kernel_translate(va(0)).is_none(), "page 0 mapped")
 }
 
 fn kip_describes_memory_and_modules() -> Result<(), &'static str> {
@@ -162,10 +168,10 @@ fn copy_from_user(space: &AddressSpace, uaddr: u64, buf: &mut [u8]) -> Result<()
 fn copy_from_user_rejects_bad_addresses() -> Result<(), &'static str> {
     let mut pool = POOL.lock();
     let mut space = AddressSpace::new(&mut pool).map_err(|_| "no space")?;
-    let f = space.map_fresh(0x40_0000, Rights { write: true, exec: false }, &mut pool).map_err(|_| "map")?;
+    let f = space.map_fresh(va(0x40_0000), Rights { write: true, exec: false }, &mut pool).map_err(|_| "map")?;
     drop(pool);
     // SAFETY: `f` is a fresh frame owned by this test, in the direct map.
-    unsafe { *(paging::phys_to_virt(f).unwrap() as *mut u64) = 0x1122_3344_5566_7788 };
+    unsafe { *paging::phys_to_virt(f).unwrap().as_mut_ptr::<u64>() = 0x1122_3344_5566_7788 };
     let mut b = [0u8; 8];
     copy_from_user(&space, 0x40_0000, &mut b).map_err(|_| "mapped page rejected")?;
     check(u64::from_le_bytes(b) == 0x1122_3344_5566_7788, "copy returned wrong bytes")?;
@@ -174,7 +180,7 @@ fn copy_from_user_rejects_bad_addresses() -> Result<(), &'static str> {
     check(copy_from_user(&space, 0x50_0000, &mut b) == Err(bad), "unmapped page accepted")?;
     check(copy_from_user(&space, paging::KERNEL_VMA, &mut b) == Err(bad), "kernel address accepted")?;
     check(copy_from_user(&space, u64::MAX - 3, &mut b) == Err(bad), "wrapping range accepted")?;
-    space.unmap(0x40_0000);
+    space.unmap(va(0x40_0000));
     space.destroy(&mut POOL.lock());
     POOL.lock().free(f).map_err(|_| "frame not returned")
 }
@@ -184,23 +190,23 @@ fn pool_exhaustion_is_an_error() -> Result<(), &'static str> {
     let before = pool.free_frames();
     // Take every frame, chaining them through their first word (they are
     // ours while taken), until the pool says it is exhausted.
-    let mut head = 0u64;
+    let mut head = None;
     let mut n = 0usize;
     let err = loop {
         match pool.alloc() {
             Ok(f) => {
                 // SAFETY: `f` was just allocated to us and is in the direct map.
-                unsafe { *(paging::phys_to_virt(f).unwrap() as *mut u64) = head };
-                head = f;
+                unsafe { *paging::phys_to_virt(f).unwrap().as_mut_ptr::<Option<PhysAddr>>() = head };
+                head = Some(f);
                 n += 1;
             }
             Err(e) => break e,
         }
     };
-    while head != 0 {
+    while let Some(h) = head {
         // SAFETY: every frame in the chain is still allocated to us.
-        let next = unsafe { *(paging::phys_to_virt(head).unwrap() as *const u64) };
-        pool.free(head).map_err(|_| "free of an allocated frame failed")?;
+        let next = unsafe { *paging::phys_to_virt(h).unwrap().as_mut_ptr::<Option<PhysAddr>>() };
+        pool.free(h).map_err(|_| "free of an allocated frame failed")?;
         head = next;
     }
     check(err == crate::pool::PoolError::Exhausted, "wrong error on exhaustion")?;
@@ -242,16 +248,16 @@ fn with_user_page<T>(
 ) -> Result<T, &'static str> {
     let mut pool = POOL.lock();
     let mut space = AddressSpace::new(&mut pool).map_err(|_| "no space")?;
-    let frame = space.map_fresh(USER_CODE, rights, &mut pool).map_err(|_| "map")?;
+    let frame = space.map_fresh(va(USER_CODE), rights, &mut pool).map_err(|_| "map")?;
     drop(pool);
     let v = paging::phys_to_virt(frame).ok_or("frame outside the direct map")?;
     // SAFETY: `frame` is a fresh frame of this test, reached through the
     // direct map; nothing else references it.
-    fill(unsafe { &mut *(v as *mut [u8; 4096]) });
+    fill(unsafe { &mut *v.as_mut_ptr::<[u8; 4096]>() });
     space.activate();
     let r = f(&space);
     paging::activate_kernel();
-    space.unmap(USER_CODE);
+    space.unmap(va(USER_CODE));
     space.destroy(&mut POOL.lock());
     POOL.lock().free(frame).map_err(|_| "frame not returned")?;
     Ok(r)
@@ -471,7 +477,7 @@ fn nmi_setup() -> Result<core::convert::Infallible, &'static str> {
     let code = [&raw const nmi_user_start, &raw const nmi_user_hlt, &raw const nmi_user_end].map(|p| p as u64);
     start_user_test(code, nmi_user_hook, |space, pool| {
         let r = Rights { write: false, exec: false };
-        space.map(USER_DATA, paging::image_phys(log), r, pool).map_err(|_| "map the NMI log")
+        space.map(va(USER_DATA), paging::image_phys(va(log)), r, pool).map_err(|_| "map the NMI log")
     })?;
     // About 16 ms of APIC time (16 ns a tick in QEMU): long after the few
     // instructions to ring 3, long before the spin limit.
@@ -582,7 +588,7 @@ fn free_ram(bytes: u64) -> Option<(u64, u64)> {
         let b = r.base.next_multiple_of(1 << 20);
         (b + bytes <= r.end).then_some(b)
     })?;
-    Some((base, paging::phys_to_virt(base)?))
+    Some((base, paging::phys_to_virt(PhysAddr::new(base)?)?.as_u64()))
 }
 
 fn cache_model() -> ! {
@@ -674,14 +680,15 @@ fn start_user_test(
     check(len <= 4096, "user code longer than a page")?;
     crate::thread::with_kernel(|kk| {
         let t = kk.create_thread(None, USER_UTCB, abi::ThreadId::NIL).map_err(|_| "cannot create the user thread")?;
-        let sp = kk.tcbs[t].space as usize;
+        let sp = kk.tcbs[t].space;
         let space = kk.spaces[sp].space.as_mut().ok_or("no space")?;
         let mut pool = POOL.lock();
-        let f = space.map_fresh(USER_CODE, Rights { write: false, exec: true }, &mut pool).map_err(|_| "map code")?;
+        let f =
+            space.map_fresh(va(USER_CODE), Rights { write: false, exec: true }, &mut pool).map_err(|_| "map code")?;
         let dst = paging::phys_to_virt(f).ok_or("code frame outside the direct map")?;
         // SAFETY: `f` is a fresh frame of this test, `len` <= 4096 bytes of
         // kernel text are read, and the two ranges do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(start as *const u8, dst as *mut u8, len as usize) };
+        unsafe { core::ptr::copy_nonoverlapping(start as *const u8, dst.as_mut_ptr::<u8>(), len as usize) };
         data(space, &mut pool)?;
         drop(pool);
         EXPECTED_RIP.store(USER_CODE + (hlt - start), Ordering::Relaxed);
@@ -704,7 +711,7 @@ fn cache_model_user(base: u64) -> Result<core::convert::Infallible, &'static str
         for k in 0..USER_PAGES {
             let frame = base + 2 * 4096 + k * COLOR_STRIDE;
             let r = Rights { write: false, exec: false };
-            space.map(USER_DATA + k * 4096, frame, r, pool).map_err(|_| "map data")?;
+            space.map(va(USER_DATA + k * 4096), PhysAddr::from_kernel(frame), r, pool).map_err(|_| "map data")?;
         }
         Ok(())
     })?;

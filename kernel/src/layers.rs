@@ -10,7 +10,7 @@ use std::path::Path;
 /// The layers, lowest first, and their modules (the top-level module a
 /// source file belongs to). Keep in step with the list in `lib.rs`.
 pub const LAYERS: &[(&str, &[&str])] = &[
-    ("library", &["pool", "memmap", "mapdb", "sched", "kip", "boot", "door"]),
+    ("library", &["pool", "memmap", "mapdb", "sched", "kip", "boot", "types", "door"]),
     ("arch", &["arch"]),
     ("state", &["state", "console", "log"]),
     ("objects", &["thread", "umem", "access"]),

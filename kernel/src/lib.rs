@@ -26,7 +26,8 @@
 // two modules of one layer use each other, the line says why.
 
 // Library: hardware-free data structures and rules, host-tested; they use
-// only each other (`kip` fills a KIP from a `memmap`).
+// only each other (`kip` fills a KIP from a `memmap`; `types` holds the
+// slot, space and address types every layer passes).
 pub mod boot;
 pub mod door;
 pub mod kip;
@@ -34,6 +35,7 @@ pub mod mapdb;
 pub mod memmap;
 pub mod pool;
 pub mod sched;
+pub mod types;
 
 // Arch: the x86_64 mechanisms, a leaf: handed what it needs (a frame pool
 // for page tables, the clock it calibrates against), it uses nothing of

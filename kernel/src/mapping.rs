@@ -18,6 +18,7 @@ use crate::arch::paging::Rights;
 use crate::mapdb::{MapDb, MapDbError, Rights as DbRights, SpaceId};
 use crate::state::POOL;
 use crate::thread::{map_err, Kernel, Space};
+use crate::types::{PerSpace, PhysAddr, Slot, SpaceIdx, VirtAddr};
 use crate::umem::{self, USlice, Xfer};
 use abi::ipc::{item, Fpage};
 use abi::Error;
@@ -27,16 +28,22 @@ pub const MAX_MAP_LOG2: u32 = 24;
 const USER_LOG2: u32 = 47;
 
 /// Applies one mapping-database change to the page tables.
-fn apply(spaces: &mut [Space], sp: SpaceId, vpage: u64, r: Option<DbRights>) {
-    let Some(space) = spaces[sp as usize].space.as_mut() else { return };
+fn apply(spaces: &mut PerSpace<Space>, sp: SpaceId, vpage: u64, r: Option<DbRights>) {
+    let Some(space) = SpaceIdx::new(sp as usize).and_then(|sp| spaces[sp].space.as_mut()) else { return };
     match r {
         None => {
-            space.unmap(vpage << 12);
+            space.unmap(page_of(vpage));
         }
         Some(r) => {
-            space.protect(vpage << 12, to_pt(r));
+            space.protect(page_of(vpage), to_pt(r));
         }
     }
+}
+
+/// The address of a page number the mapping database reported (it holds
+/// only the user pages the kernel recorded).
+fn page_of(vpage: u64) -> VirtAddr {
+    VirtAddr::from_kernel(vpage << 12)
 }
 
 fn to_pt(r: DbRights) -> Rights {
@@ -60,14 +67,18 @@ pub fn sigma0_touch(kk: &mut Kernel, v: u64) -> bool {
     let v = v & !0xfff;
     let Some(sp) = kk.sigma0_space else { return false };
     let Some(rights) = sigma0_rights(v).filter(|_| v < abi::USER_END) else { return false };
-    let (Some(db), Some(space)) = (kk.mapdb.as_mut(), kk.spaces[sp as usize].space.as_mut()) else { return false };
+    let (Some(db), Some(space)) = (kk.mapdb.as_mut(), kk.spaces[sp].space.as_mut()) else { return false };
+    let sp = sp.number();
     if db.lookup(sp, v >> 12).is_some() {
         return true;
     }
     if db.insert_root(sp, v >> 12, v, rights).is_err() {
         return false;
     }
-    if space.translate(v).is_some() || space.map(v, v, to_pt(rights), &mut POOL.lock()).is_err() {
+    // Below USER_END (checked above): a user address, and the frame of the
+    // same number a physical address of usable RAM or a module.
+    let (va, pa) = (VirtAddr::from_kernel(v), PhysAddr::from_kernel(v));
+    if space.translate(va).is_some() || space.map(va, pa, to_pt(rights), &mut POOL.lock()).is_err() {
         // The page is taken in sigma0's space (its own image) or no page
         // table could be had: sigma0 does not own it after all.
         let _ = db.unmap(sp, v >> 12, DbRights::ALL, true, &mut |_, _, _| {});
@@ -78,13 +89,19 @@ pub fn sigma0_touch(kk: &mut Kernel, v: u64) -> bool {
 
 /// A page fault of thread `t` that sigma0's idempotent space resolves by
 /// itself (a first touch of RAM or a module); true if it did.
-pub fn sigma0_fault(kk: &mut Kernel, t: usize, addr: u64, error: u64) -> bool {
+pub fn sigma0_fault(kk: &mut Kernel, t: Slot, addr: u64, error: u64) -> bool {
     Some(kk.tcbs[t].space) == kk.sigma0_space && error & 1 == 0 && sigma0_touch(kk, addr)
 }
 
 /// Records a kernel-made user mapping (the root task's image and stack) as
 /// a root of the mapping database, so it can be mapped onwards.
-pub fn insert_root_in(db: Option<&mut MapDb<'static>>, sp: u16, v: u64, frame: u64, r: Rights) -> Result<(), Error> {
+pub fn insert_root_in(
+    db: Option<&mut MapDb<'static>>,
+    sp: SpaceIdx,
+    v: VirtAddr,
+    frame: PhysAddr,
+    r: Rights,
+) -> Result<(), Error> {
     let mut rights = DbRights::READ;
     if r.write {
         rights = DbRights(rights.0 | DbRights::WRITE.0);
@@ -93,7 +110,7 @@ pub fn insert_root_in(db: Option<&mut MapDb<'static>>, sp: u16, v: u64, frame: u
         rights = DbRights(rights.0 | DbRights::EXEC.0);
     }
     let db = db.ok_or(Error::OutOfMemory)?;
-    db.insert_root(sp, v >> 12, frame, rights).map_err(|_| Error::OutOfMemory)
+    db.insert_root(sp.number(), v.as_u64() >> 12, frame.as_u64(), rights).map_err(|_| Error::OutOfMemory)
 }
 
 /// The low `log2` bits set (`log2` < 64: a flexpage size field has 6 bits).
@@ -105,8 +122,8 @@ fn low_mask(log2: u32) -> u64 {
 /// Returns the last page it installed (receiver address, rights), if any.
 pub fn map_item(
     kk: &mut Kernel,
-    s: usize,
-    r: usize,
+    s: Slot,
+    r: Slot,
     w0: u64,
     fpage: Fpage,
     window: Fpage,
@@ -150,8 +167,10 @@ pub fn map_item(
         }
         // UTCBs and the KIP are the kernel's: never replaced (one walk of
         // the receiver's tables, whatever the number of threads).
-        let Some(rspace) = kk.spaces[rsp as usize].space.as_ref() else { return Err(Error::InvalidThread) };
-        if rspace.translate(rv).is_some_and(|m| m.kernel_owned) {
+        let Some(rspace) = kk.spaces[rsp].space.as_ref() else { return Err(Error::InvalidThread) };
+        // Below USER_END (checked above).
+        let rva = VirtAddr::from_kernel(rv);
+        if rspace.translate(rva).is_some_and(|m| m.kernel_owned) {
             continue;
         }
         if Some(ssp) == kk.sigma0_space {
@@ -160,8 +179,8 @@ pub fn map_item(
         let Kernel { mapdb, spaces, .. } = kk;
         let db = mapdb.as_mut().ok_or(Error::OutOfMemory)?;
         let mut on_update = |sp: SpaceId, vp: u64, r: Option<DbRights>| apply(spaces, sp, vp, r);
-        let from = (ssp, sv >> 12);
-        let to = (rsp, rv >> 12);
+        let from = (ssp.number(), sv >> 12);
+        let to = (rsp.number(), rv >> 12);
         let res =
             if grant { db.grant(from, to, rights, &mut on_update) } else { db.map(from, to, rights, &mut on_update) };
         let (frame, eff) = match res {
@@ -171,12 +190,12 @@ pub fn map_item(
             Err(MapDbError::Cycle) | Err(MapDbError::Exists) => return Err(Error::InvalidArgument),
             Err(MapDbError::Full) => return Err(Error::OutOfMemory),
         };
-        let Some(rspace) = spaces[rsp as usize].space.as_mut() else { return Err(Error::InvalidThread) };
+        let Some(rspace) = spaces[rsp].space.as_mut() else { return Err(Error::InvalidThread) };
         // One walk: whatever was mapped at `rv` (the database removed its
         // own entry for it already) is replaced.
-        if let Err(e) = rspace.set(rv, frame, to_pt(eff), &mut POOL.lock()) {
+        if let Err(e) = rspace.set(rva, PhysAddr::from_kernel(frame), to_pt(eff), &mut POOL.lock()) {
             // No page table: undo the database entry so both agree.
-            db.unmap(rsp, rv >> 12, DbRights::ALL, true, &mut |sp, vp, r| apply(spaces, sp, vp, r));
+            db.unmap(rsp.number(), rv >> 12, DbRights::ALL, true, &mut |sp, vp, r| apply(spaces, sp, vp, r));
             return Err(map_err(e));
         }
         last = Some((rv, eff));
@@ -185,7 +204,7 @@ pub fn map_item(
 }
 
 /// The `UNMAP` call: flush `fpage` of the caller's space.
-pub fn unmap(kk: &mut Kernel, cur: usize, fpage: Fpage, include_self: bool) -> Result<u64, Error> {
+pub fn unmap(kk: &mut Kernel, cur: Slot, fpage: Fpage, include_self: bool) -> Result<u64, Error> {
     let sp = kk.tcbs[cur].space;
     if fpage.is_io() {
         let ports = fpage.io_range().ok_or(Error::InvalidArgument)?;
@@ -206,24 +225,24 @@ pub fn unmap(kk: &mut Kernel, cur: usize, fpage: Fpage, include_self: bool) -> R
     // UTCB and KIP pages are the kernel's and never in the database, so a
     // flush cannot touch them.
     for v in (fpage.base()..end).step_by(4096) {
-        let removed = db.unmap(sp, v >> 12, revoke, include_self, &mut |s, vp, r| apply(spaces, s, vp, r));
+        let removed = db.unmap(sp.number(), v >> 12, revoke, include_self, &mut |s, vp, r| apply(spaces, s, vp, r));
         n = n.saturating_add(removed as u64);
     }
     Ok(n)
 }
 
 /// Flushes every mapping of space `sp` and everything derived from them.
-pub fn remove_space(kk: &mut Kernel, sp: u16) {
+pub fn remove_space(kk: &mut Kernel, sp: SpaceIdx) {
     let Kernel { mapdb, spaces, .. } = kk;
     if let Some(db) = mapdb.as_mut() {
-        db.remove_space(sp, &mut |s, vp, r| apply(spaces, s, vp, r));
+        db.remove_space(sp.number(), &mut |s, vp, r| apply(spaces, s, vp, r));
     }
 }
 
 /// Copies sender `s`'s string `[addr, addr+len)` into receiver `r`'s
 /// string buffer (`br[1]` address, `br[2]` size); returns where and how
 /// much landed.
-pub fn string_item(kk: &mut Kernel, s: usize, r: usize, addr: u64, len: u64) -> Result<(u64, u64), Xfer> {
+pub fn string_item(kk: &mut Kernel, s: Slot, r: Slot, addr: u64, len: u64) -> Result<(u64, u64), Xfer> {
     let (rbuf, rlen) = (kk.utcb(r).br[1], kk.utcb(r).br[2]);
     if len > item::MAX_STRING || len > rlen {
         return Err(Error::MessageOverflow.into());

@@ -4,6 +4,8 @@
 //! Exhaustion is an error returned to whoever asked, never a panic. A
 //! bitmap keeps the state so that a double free is detected, not absorbed.
 
+use crate::types::PhysAddr;
+
 const PAGE: u64 = abi::PAGE_SIZE;
 /// Largest pool the bitmap can describe (in frames): 1 GiB.
 pub const MAX_FRAMES: usize = 64 * 4096;
@@ -12,7 +14,7 @@ pub const MAX_FRAMES: usize = 64 * 4096;
 pub enum PoolError {
     Exhausted,
     /// The frame is not in the pool or is already free.
-    BadFree(u64),
+    BadFree(PhysAddr),
 }
 
 pub struct FramePool {
@@ -30,14 +32,14 @@ impl FramePool {
 
     /// Makes `[base, base + size)` the pool (page aligned, truncated to
     /// [`MAX_FRAMES`]).
-    pub fn init(&mut self, base: u64, size: u64) {
+    pub fn init(&mut self, base: PhysAddr, size: u64) {
         *self = FramePool::empty();
-        self.base = base.next_multiple_of(PAGE);
+        self.base = base.as_u64().next_multiple_of(PAGE);
         self.frames = ((size / PAGE) as usize).min(MAX_FRAMES);
     }
 
     /// Physical address of a free frame, now taken.
-    pub fn alloc(&mut self) -> Result<u64, PoolError> {
+    pub fn alloc(&mut self) -> Result<PhysAddr, PoolError> {
         let words = self.frames.div_ceil(64);
         for k in 0..words {
             let w = (self.hint + k) % words;
@@ -53,13 +55,13 @@ impl FramePool {
             self.bitmap[w] |= 1 << bit;
             self.used += 1;
             self.hint = w;
-            return Ok(self.base + idx as u64 * PAGE);
+            return Ok(PhysAddr::from_kernel(self.base + idx as u64 * PAGE));
         }
         Err(PoolError::Exhausted)
     }
 
     /// `n` physically contiguous free frames (first-fit); the first address.
-    pub fn alloc_contiguous(&mut self, n: usize) -> Result<u64, PoolError> {
+    pub fn alloc_contiguous(&mut self, n: usize) -> Result<PhysAddr, PoolError> {
         if n == 0 {
             return Err(PoolError::Exhausted);
         }
@@ -73,7 +75,7 @@ impl FramePool {
                         self.bitmap[j / 64] |= 1 << (j % 64);
                     }
                     self.used += n;
-                    return Ok(self.base + first as u64 * PAGE);
+                    return Ok(PhysAddr::from_kernel(self.base + first as u64 * PAGE));
                 }
             } else {
                 run = 0;
@@ -82,7 +84,8 @@ impl FramePool {
         Err(PoolError::Exhausted)
     }
 
-    pub fn free(&mut self, frame: u64) -> Result<(), PoolError> {
+    pub fn free(&mut self, addr: PhysAddr) -> Result<(), PoolError> {
+        let frame = addr.as_u64();
         let off = frame.wrapping_sub(self.base);
         let idx = (off / PAGE) as usize;
         if frame < self.base
@@ -90,14 +93,15 @@ impl FramePool {
             || idx >= self.frames
             || self.bitmap[idx / 64] & (1 << (idx % 64)) == 0
         {
-            return Err(PoolError::BadFree(frame));
+            return Err(PoolError::BadFree(addr));
         }
         self.bitmap[idx / 64] &= !(1 << (idx % 64));
         self.used -= 1;
         Ok(())
     }
 
-    pub fn contains(&self, frame: u64) -> bool {
+    pub fn contains(&self, frame: PhysAddr) -> bool {
+        let frame = frame.as_u64();
         frame >= self.base && frame < self.base + self.frames as u64 * PAGE
     }
 
@@ -135,15 +139,16 @@ mod tests {
     #[test]
     fn exhaustion_is_an_error_and_double_free_is_caught() {
         let mut p = Box::new(FramePool::empty());
-        p.init(0x20_0000, 3 * PAGE);
+        p.init(PhysAddr::from_kernel(0x20_0000), 3 * PAGE);
         let a = p.alloc().unwrap();
         let b = p.alloc().unwrap();
         let c = p.alloc().unwrap();
         assert_eq!(p.alloc(), Err(PoolError::Exhausted));
         p.free(b).unwrap();
         assert_eq!(p.free(b), Err(PoolError::BadFree(b)));
-        assert_eq!(p.free(0x1000), Err(PoolError::BadFree(0x1000)));
-        assert_eq!(p.free(a + 1), Err(PoolError::BadFree(a + 1)));
+        let (low, odd) = (PhysAddr::from_kernel(0x1000), a.checked_add(1).unwrap());
+        assert_eq!(p.free(low), Err(PoolError::BadFree(low)));
+        assert_eq!(p.free(odd), Err(PoolError::BadFree(odd)));
         assert_eq!(p.alloc(), Ok(b));
         assert!([a, b, c].iter().all(|f| p.contains(*f)));
         assert_eq!(p.check(), Ok(()));
@@ -154,12 +159,12 @@ mod tests {
     #[test]
     fn contiguous_runs_skip_taken_frames() {
         let mut p = Box::new(FramePool::empty());
-        p.init(0x10_0000, 6 * PAGE);
+        p.init(PhysAddr::from_kernel(0x10_0000), 6 * PAGE);
         let a = p.alloc().unwrap();
         let _b = p.alloc().unwrap();
         p.free(a).unwrap();
         // Frame 0 is free but alone; the first run of 3 starts at frame 2.
-        assert_eq!(p.alloc_contiguous(3), Ok(0x10_0000 + 2 * PAGE));
+        assert_eq!(p.alloc_contiguous(3), Ok(PhysAddr::from_kernel(0x10_0000 + 2 * PAGE)));
         assert_eq!(p.alloc_contiguous(2), Err(PoolError::Exhausted));
         assert_eq!(p.free_frames(), 2);
     }
@@ -168,13 +173,13 @@ mod tests {
         #[test]
         fn never_hands_out_a_frame_twice(ops in prop::collection::vec(any::<(bool, u8)>(), 1..300)) {
             let mut p = Box::new(FramePool::empty());
-            p.init(0x100_0000, 100 * PAGE);
-            let mut live: Vec<u64> = Vec::new();
+            p.init(PhysAddr::from_kernel(0x100_0000), 100 * PAGE);
+            let mut live: Vec<PhysAddr> = Vec::new();
             for (alloc, pick) in ops {
                 if alloc || live.is_empty() {
                     match p.alloc() {
                         Ok(f) => {
-                            prop_assert!(p.contains(f) && f % PAGE == 0);
+                            prop_assert!(p.contains(f) && f.is_page_aligned());
                             prop_assert!(!live.contains(&f));
                             live.push(f);
                         }

@@ -8,13 +8,15 @@
 //! tests): a slot is in at most one queue; `bitmap` bit `p` is set exactly
 //! when queue `p` is non-empty; `next`/`prev` form a ring per queue.
 
+use crate::types::{Link, Slot};
+
 pub const LEVELS: usize = 64;
-const NONE: u16 = u16::MAX;
 
 pub struct ReadyQueues<const N: usize> {
-    head: [u16; LEVELS],
-    next: [u16; N],
-    prev: [u16; N],
+    head: [Link; LEVELS],
+    /// The ring of each queue (meaningful only for a queued slot).
+    next: [Slot; N],
+    prev: [Slot; N],
     level: [u8; N],
     queued: [bool; N],
     bitmap: u64,
@@ -23,57 +25,61 @@ pub struct ReadyQueues<const N: usize> {
 impl<const N: usize> ReadyQueues<N> {
     pub const fn new() -> Self {
         ReadyQueues {
-            head: [NONE; LEVELS],
-            next: [NONE; N],
-            prev: [NONE; N],
+            head: [Link::NONE; LEVELS],
+            next: [Slot::ZERO; N],
+            prev: [Slot::ZERO; N],
             level: [0; N],
             queued: [false; N],
             bitmap: 0,
         }
     }
 
-    pub fn is_queued(&self, i: usize) -> bool {
-        self.queued[i]
+    pub fn is_queued(&self, s: Slot) -> bool {
+        self.queued[s.index()]
     }
 
-    /// Appends slot `i` at the tail of level `prio` (no-op if queued).
-    pub fn enqueue(&mut self, i: usize, prio: u8) {
+    /// Appends slot `s` at the tail of level `prio` (no-op if queued).
+    pub fn enqueue(&mut self, s: Slot, prio: u8) {
+        let i = s.index();
         if self.queued[i] {
             return;
         }
         let p = prio as usize % LEVELS;
-        let h = self.head[p];
-        if h == NONE {
-            self.head[p] = i as u16;
-            self.next[i] = i as u16;
-            self.prev[i] = i as u16;
-            self.bitmap |= 1 << p;
-        } else {
-            let tail = self.prev[h as usize];
-            self.next[tail as usize] = i as u16;
-            self.prev[i] = tail;
-            self.next[i] = h;
-            self.prev[h as usize] = i as u16;
+        match self.head[p].get() {
+            None => {
+                self.head[p] = Link::to(s);
+                self.next[i] = s;
+                self.prev[i] = s;
+                self.bitmap |= 1 << p;
+            }
+            Some(h) => {
+                let tail = self.prev[h.index()];
+                self.next[tail.index()] = s;
+                self.prev[i] = tail;
+                self.next[i] = h;
+                self.prev[h.index()] = s;
+            }
         }
         self.level[i] = p as u8;
         self.queued[i] = true;
     }
 
-    /// Takes slot `i` out of its queue (no-op if not queued).
-    pub fn remove(&mut self, i: usize) {
+    /// Takes slot `s` out of its queue (no-op if not queued).
+    pub fn remove(&mut self, s: Slot) {
+        let i = s.index();
         if !self.queued[i] {
             return;
         }
         let p = self.level[i] as usize;
-        if self.next[i] == i as u16 {
-            self.head[p] = NONE;
+        if self.next[i] == s {
+            self.head[p] = Link::NONE;
             self.bitmap &= !(1 << p);
         } else {
             let (n, pr) = (self.next[i], self.prev[i]);
-            self.next[pr as usize] = n;
-            self.prev[n as usize] = pr;
-            if self.head[p] == i as u16 {
-                self.head[p] = n;
+            self.next[pr.index()] = n;
+            self.prev[n.index()] = pr;
+            if self.head[p].is(s) {
+                self.head[p] = Link::to(n);
             }
         }
         self.queued[i] = false;
@@ -85,23 +91,24 @@ impl<const N: usize> ReadyQueues<N> {
     }
 
     /// Head of the highest non-empty level.
-    pub fn highest(&self) -> Option<usize> {
-        self.highest_level().map(|p| self.head[p as usize] as usize)
+    pub fn highest(&self) -> Option<Slot> {
+        self.highest_level().and_then(|p| self.head[p as usize].get())
     }
 
-    /// Moves the head of `i`'s level to the tail if `i` is the head (round
-    /// robin after `i` used up its slice or yielded).
-    pub fn rotate(&mut self, i: usize) {
+    /// Moves the head of `s`'s level to the tail if `s` is the head (round
+    /// robin after `s` used up its slice or yielded).
+    pub fn rotate(&mut self, s: Slot) {
+        let i = s.index();
         if !self.queued[i] {
             return;
         }
         let p = self.level[i] as usize;
-        if self.head[p] == i as u16 {
-            self.head[p] = self.next[i];
+        if self.head[p].is(s) {
+            self.head[p] = Link::to(self.next[i]);
         } else {
             // Not at the head: move it to the tail explicitly.
-            self.remove(i);
-            self.enqueue(i, p as u8);
+            self.remove(s);
+            self.enqueue(s, p as u8);
         }
     }
 
@@ -112,23 +119,22 @@ impl<const N: usize> ReadyQueues<N> {
         let mut seen = [false; N];
         for p in 0..LEVELS {
             let h = self.head[p];
-            if (h == NONE) == (self.bitmap & (1 << p) != 0) {
+            if h.is_none() == (self.bitmap & (1 << p) != 0) {
                 return Err("a bitmap bit disagrees with its queue");
             }
-            if h == NONE {
-                continue;
-            }
+            let Some(h) = h.get() else { continue };
             let mut i = h;
             loop {
-                let iu = i as usize;
+                let iu = i.index();
                 if seen[iu] || !self.queued[iu] || self.level[iu] as usize != p {
                     return Err("a slot is in two places or mislabelled");
                 }
                 seen[iu] = true;
-                if self.prev[self.next[iu] as usize] != i {
+                let n = self.next[iu];
+                if self.prev[n.index()] != i {
                     return Err("broken ring");
                 }
-                i = self.next[iu];
+                i = n;
                 if i == h {
                     break;
                 }
@@ -163,20 +169,24 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::VecDeque;
 
+    fn s(i: usize) -> Slot {
+        Slot::new(i).unwrap()
+    }
+
     #[test]
     fn highest_priority_first_and_round_robin() {
         let mut q = ReadyQueues::<8>::new();
-        q.enqueue(1, 10);
-        q.enqueue(2, 10);
-        q.enqueue(3, 5);
-        assert_eq!(q.highest(), Some(1));
-        q.rotate(1);
-        assert_eq!(q.highest(), Some(2));
-        q.remove(2);
-        assert_eq!(q.highest(), Some(1));
-        q.remove(1);
-        assert_eq!(q.highest(), Some(3));
-        q.remove(3);
+        q.enqueue(s(1), 10);
+        q.enqueue(s(2), 10);
+        q.enqueue(s(3), 5);
+        assert_eq!(q.highest(), Some(s(1)));
+        q.rotate(s(1));
+        assert_eq!(q.highest(), Some(s(2)));
+        q.remove(s(2));
+        assert_eq!(q.highest(), Some(s(1)));
+        q.remove(s(1));
+        assert_eq!(q.highest(), Some(s(3)));
+        q.remove(s(3));
         assert_eq!(q.highest(), None);
     }
 
@@ -212,15 +222,16 @@ mod tests {
             let mut q = ReadyQueues::<16>::new();
             let mut model: Vec<VecDeque<usize>> = vec![VecDeque::new(); LEVELS];
             for (op, i, p) in ops {
+                let si = s(i);
                 let pos = |m: &Vec<VecDeque<usize>>| m.iter().position(|l| l.contains(&i));
                 match op {
-                    0 => { q.enqueue(i, p); if pos(&model).is_none() { model[p as usize].push_back(i); } }
-                    1 => { q.remove(i); if let Some(l) = pos(&model) { model[l].retain(|&x| x != i); } }
-                    2 => { q.rotate(i); if let Some(l) = pos(&model) { model[l].retain(|&x| x != i); model[l].push_back(i); } }
+                    0 => { q.enqueue(si, p); if pos(&model).is_none() { model[p as usize].push_back(i); } }
+                    1 => { q.remove(si); if let Some(l) = pos(&model) { model[l].retain(|&x| x != i); } }
+                    2 => { q.rotate(si); if let Some(l) = pos(&model) { model[l].retain(|&x| x != i); model[l].push_back(i); } }
                     _ => {}
                 }
                 prop_assert!(q.check().is_ok(), "{:?}", q.check());
-                let want = model.iter().rev().find_map(|l| l.front().copied());
+                let want = model.iter().rev().find_map(|l| l.front().copied()).map(s);
                 prop_assert_eq!(q.highest(), want);
             }
         }

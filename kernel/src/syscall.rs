@@ -6,11 +6,12 @@ use crate::arch::serial;
 use crate::arch::trap::TrapFrame;
 use crate::dispatch::schedule_and_resume;
 use crate::thread::{with_kernel, Kernel, State, MAX_THREADS};
+use crate::types::Slot;
 use crate::{control, ipc, timer};
 use abi::sys::{self, attr};
 use abi::{Error, ThreadId};
 
-fn debug_print(kk: &Kernel, cur: usize, ptr: u64, len: u64) -> Result<u64, Error> {
+fn debug_print(kk: &Kernel, cur: Slot, ptr: u64, len: u64) -> Result<u64, Error> {
     if len > sys::DEBUG_PRINT_MAX {
         return Err(Error::InvalidArgument);
     }
@@ -30,7 +31,7 @@ fn debug_print(kk: &Kernel, cur: usize, ptr: u64, len: u64) -> Result<u64, Error
 }
 
 /// `THREAD_INFO`: an attribute of the caller or of a thread it controls.
-fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u64, Error> {
+fn thread_info(kk: &mut Kernel, cur: Slot, id: ThreadId, what: u64) -> Result<u64, Error> {
     let t = kk.lookup(id)?;
     if t != cur && !kk.controls(cur, t) {
         return Err(Error::NoPermission);
@@ -48,11 +49,11 @@ fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u
         }
         attr::MCP => tc.mcp as u64,
         attr::RIGHTS => tc.rights as u64,
-        attr::SPACE => tc.space as u64,
+        attr::SPACE => tc.space.index() as u64,
         attr::PREEMPTIONS => tc.preemptions,
         attr::FASTPATH => tc.fastpath_ipcs,
         attr::ALLOW | attr::REFUSED => {
-            let a = kk.spaces[tc.space as usize].access;
+            let a = kk.spaces[tc.space].access;
             let (v, second) = match what {
                 attr::ALLOW => (a.mask() as u64, a.is_unrestricted() as u64),
                 _ => (a.refused_sends, a.refused_calls),
@@ -65,7 +66,7 @@ fn thread_info(kk: &mut Kernel, cur: usize, id: ThreadId, what: u64) -> Result<u
     Ok(v)
 }
 
-fn dispatch(kk: &mut Kernel, cur: usize) -> Option<Result<u64, Error>> {
+fn dispatch(kk: &mut Kernel, cur: Slot) -> Option<Result<u64, Error>> {
     // IPC, the hot path, reads its registers where they are.
     if kk.tcbs[cur].frame.rax == sys::IPC {
         ipc::sys_ipc(kk, cur);
@@ -146,18 +147,19 @@ fn syscall_of_current(kk: &mut Kernel) {
 /// `DEBUG_TRANSLATE` (test kernel only): the physical address behind user
 /// address `vaddr` of `id`'s space, flags in `rdx`.
 #[cfg(feature = "ktest")]
-fn debug_translate(kk: &mut Kernel, cur: usize, id: ThreadId, vaddr: u64) -> Result<u64, Error> {
+fn debug_translate(kk: &mut Kernel, cur: Slot, id: ThreadId, vaddr: u64) -> Result<u64, Error> {
     let t = kk.lookup(id)?;
-    let m = kk.space_of(t).and_then(|s| s.translate(vaddr)).filter(|m| m.user).ok_or(Error::BadAddress)?;
+    let v = crate::types::VirtAddr::user(vaddr).ok_or(Error::BadAddress)?;
+    let m = kk.space_of(t).and_then(|s| s.translate(v)).filter(|m| m.user).ok_or(Error::BadAddress)?;
     kk.tcbs[cur].frame.rdx = m.writable as u64 | (m.executable as u64) << 1;
-    Ok(m.phys)
+    Ok(m.phys.as_u64())
 }
 
 /// A `syscall` in the last two bytes of the user half: its return address
 /// is the first non-canonical one, and no return there is safe (see
 /// `exit_to_user`). The instruction faults instead, before it does
 /// anything: #GP (error code 0) at the `syscall`, to the exception handler.
-fn syscall_cannot_return(kk: &mut Kernel, cur: usize) {
+fn syscall_cannot_return(kk: &mut Kernel, cur: Slot) {
     // `syscall` is two bytes (0f 05), as in `ipc::restart_after_fault`.
     kk.tcbs[cur].frame.rip = kk.tcbs[cur].frame.rip.saturating_sub(2);
     ipc::exception(kk, cur, crate::crash::GENERAL_PROTECTION, 0, 0);

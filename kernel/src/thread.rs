@@ -21,16 +21,15 @@ use crate::arch::paging::{self, AddressSpace, MapError, Rights};
 use crate::arch::trap::TrapFrame;
 use crate::sched::ReadyQueues;
 use crate::state::POOL;
+use crate::types::{Link, PerSlot, PerSpace, PhysAddr, Slot, SpaceIdx, SpaceLink, VirtAddr};
+pub use crate::types::{MAX_SPACES, MAX_THREADS};
 use abi::ipc::{Timeout, Utcb};
 use abi::{Error, ThreadId};
 
-pub const MAX_THREADS: usize = 128;
-pub const MAX_SPACES: usize = 32;
 /// Priority of threads that were not given one.
 pub const DEFAULT_PRIORITY: u8 = 16;
 /// Default time slice (TSC ticks); the timer code rescales it at boot.
 pub const DEFAULT_TIMESLICE: u64 = 10_000_000;
-const NONE: u16 = u16::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -81,7 +80,7 @@ pub struct Tcb {
     pub fpu_used: bool,
     pub version: u32,
     pub state: State,
-    pub space: u16,
+    pub space: SpaceIdx,
     pub prio: u8,
     /// Maximum controlled priority: the highest priority or MCP this thread
     /// may give a thread it controls (see `abi::sys::attr`).
@@ -90,7 +89,7 @@ pub struct Tcb {
     pub rights: u8,
     /// The thread that created this one (it and its chiefs control it);
     /// `None` for the threads the kernel starts.
-    pub chief: Option<u16>,
+    pub chief: Option<Slot>,
     pub timeslice: u64,
     pub slice_left: u64,
     /// Budget per period (0: unlimited) and its accounting.
@@ -100,8 +99,8 @@ pub struct Tcb {
     pub next_replenish: u64,
     pub pager: ThreadId,
     pub exc_handler: ThreadId,
-    pub utcb_vaddr: u64,
-    pub utcb_phys: u64,
+    pub utcb_vaddr: VirtAddr,
+    pub utcb_phys: PhysAddr,
     /// IPC: where a blocked send goes, what a receive accepts, the receive
     /// phase still to come after a send, and the timeout deadline (TSC, 0 =
     /// none).
@@ -109,10 +108,10 @@ pub struct Tcb {
     pub recv_from: ThreadId,
     pub recv_timeout: Timeout,
     pub wake_at: u64,
-    /// Queue of threads blocked sending to this one (slot indices).
-    pub senders_head: u16,
-    pub senders_tail: u16,
-    pub next_sender: u16,
+    /// Queue of threads blocked sending to this one.
+    pub senders_head: Link,
+    pub senders_tail: Link,
+    pub next_sender: Link,
     pub kipc: KernelIpc,
     pub kmsg: [u64; 24],
     /// The thread's IPC was rewound for a page fault after its send phase
@@ -139,7 +138,7 @@ impl Tcb {
             fpu_used: false,
             version: 1,
             state: State::Free,
-            space: 0,
+            space: SpaceIdx::ZERO,
             prio: 0,
             mcp: 0,
             rights: 0,
@@ -152,15 +151,15 @@ impl Tcb {
             next_replenish: 0,
             pager: ThreadId::NIL,
             exc_handler: ThreadId::NIL,
-            utcb_vaddr: 0,
-            utcb_phys: 0,
+            utcb_vaddr: VirtAddr::from_kernel(0),
+            utcb_phys: PhysAddr::from_kernel(0),
             send_to: ThreadId::NIL,
             recv_from: ThreadId::NIL,
             recv_timeout: Timeout::NEVER,
             wake_at: 0,
-            senders_head: NONE,
-            senders_tail: NONE,
-            next_sender: NONE,
+            senders_head: Link::NONE,
+            senders_tail: Link::NONE,
+            next_sender: Link::NONE,
             kipc: KernelIpc::None,
             kmsg: [0; 24],
             restart_recv_only: false,
@@ -176,55 +175,53 @@ impl Tcb {
 const _: () = assert!(core::mem::offset_of!(Tcb, frame) == 0);
 const _: () = assert!(core::mem::size_of::<TrapFrame>().is_multiple_of(16));
 
-/// The PCID of space slot `sp` (0 is the kernel's own tables').
-fn pcid_of(sp: usize) -> u16 {
-    const _: () = assert!(MAX_SPACES < 4096, "PCIDs have 12 bits");
-    (sp as u16).saturating_add(1)
-}
-
 pub struct Space {
     pub space: Option<AddressSpace>,
     pub threads: u32,
     /// Physical address of the space's I/O permission bitmap (two
-    /// contiguous frames, bit set = port denied); 0 = no ports.
-    pub io_bitmap: u64,
+    /// contiguous frames, bit set = port denied), if it has ports.
+    pub io_bitmap: Option<PhysAddr>,
     /// Its send allow list and refusal counts (`crate::access`).
     pub access: crate::access::Access,
 }
 
 /// All kernel state that threads and IPC share.
 pub struct Kernel {
-    pub tcbs: [Tcb; MAX_THREADS],
-    pub spaces: [Space; MAX_SPACES],
+    pub tcbs: PerSlot<Tcb>,
+    pub spaces: PerSpace<Space>,
     pub ready: ReadyQueues<MAX_THREADS>,
     /// The thread the CPU runs (or last ran, while idle).
-    pub current: Option<usize>,
-    pub fpu_owner: Option<usize>,
+    pub current: Option<Slot>,
+    pub fpu_owner: Option<Slot>,
     /// The receiver an IPC just woke: the scheduler switches to it directly
     /// when nothing of higher priority is ready (the IPC fast path).
-    pub direct: Option<usize>,
+    pub direct: Option<Slot>,
     /// The mapping database (storage carved from the kernel pool at boot).
     pub mapdb: Option<crate::mapdb::MapDb<'static>>,
     /// sigma0's space: idempotent (virtual = physical) over usable RAM.
-    pub sigma0_space: Option<u16>,
-    /// Whose I/O bitmap is in the TSS (`u16::MAX`: nobody's, all denied).
-    pub loaded_io: u16,
-    /// The space whose page tables CR3 holds, to skip redundant switches.
-    pub loaded_space: u16,
+    pub sigma0_space: Option<SpaceIdx>,
+    /// Whose I/O bitmap is in the TSS (`NONE`: nobody's, all denied, or
+    /// not known: reload at the next switch).
+    pub loaded_io: SpaceLink,
+    /// The space whose page tables CR3 holds, to skip redundant switches
+    /// (`NONE`: the kernel's own).
+    pub loaded_space: SpaceLink,
 }
 
 static mut KERNEL: Kernel = Kernel {
-    tcbs: [const { Tcb::empty() }; MAX_THREADS],
-    spaces: [const { Space { space: None, threads: 0, io_bitmap: 0, access: crate::access::Access::UNRESTRICTED } };
-        MAX_SPACES],
+    tcbs: PerSlot([const { Tcb::empty() }; MAX_THREADS]),
+    spaces: PerSpace(
+        [const { Space { space: None, threads: 0, io_bitmap: None, access: crate::access::Access::UNRESTRICTED } };
+            MAX_SPACES],
+    ),
     ready: ReadyQueues::new(),
     current: None,
     fpu_owner: None,
     direct: None,
     mapdb: None,
     sigma0_space: None,
-    loaded_io: u16::MAX,
-    loaded_space: u16::MAX,
+    loaded_io: SpaceLink::NONE,
+    loaded_space: SpaceLink::NONE,
 };
 
 /// The reentrancy check of [`with_kernel`].
@@ -250,14 +247,14 @@ pub fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 }
 
 impl Kernel {
-    pub fn id_of(&self, i: usize) -> ThreadId {
-        ThreadId::new(i as u32, self.tcbs[i].version)
+    pub fn id_of(&self, i: Slot) -> ThreadId {
+        ThreadId::new(i.index() as u32, self.tcbs[i].version)
     }
 
     /// The slot of a valid, live thread id.
-    pub fn lookup(&self, t: ThreadId) -> Result<usize, Error> {
-        let i = t.index() as usize;
-        if i == 0 || i >= MAX_THREADS || t.as_irq().is_some() {
+    pub fn lookup(&self, t: ThreadId) -> Result<Slot, Error> {
+        let i = Slot::new(t.index() as usize).ok_or(Error::InvalidThread)?;
+        if i == Slot::ZERO || t.as_irq().is_some() {
             return Err(Error::InvalidThread);
         }
         let tcb = &self.tcbs[i];
@@ -270,12 +267,12 @@ impl Kernel {
     /// Does `caller` control thread `t`: is it `t`'s chief, or its chief's
     /// chief, and so on? (Chief links never form a cycle: a thread's chief
     /// existed before it, and deletion reparents.)
-    pub fn controls(&self, caller: usize, t: usize) -> bool {
+    pub fn controls(&self, caller: Slot, t: Slot) -> bool {
         let mut c = self.tcbs[t].chief;
         for _ in 0..MAX_THREADS {
             match c {
-                Some(x) if x as usize == caller => return true,
-                Some(x) => c = self.tcbs[x as usize].chief,
+                Some(x) if x == caller => return true,
+                Some(x) => c = self.tcbs[x].chief,
                 None => return false,
             }
         }
@@ -284,32 +281,32 @@ impl Kernel {
 
     /// Thread `i`'s address space (a live thread's space is always live;
     /// `None` only for a free slot).
-    pub fn space_of(&self, i: usize) -> Option<&AddressSpace> {
-        self.spaces[self.tcbs[i].space as usize].space.as_ref()
+    pub fn space_of(&self, i: Slot) -> Option<&AddressSpace> {
+        self.spaces[self.tcbs[i].space].space.as_ref()
     }
 
     /// The thread's UTCB, through the kernel's direct map.
-    pub fn utcb(&self, i: usize) -> &'static mut Utcb {
+    pub fn utcb(&self, i: Slot) -> &'static mut Utcb {
         let v = paging::pool_frame_virt(self.tcbs[i].utcb_phys);
         // SAFETY: the UTCB frame belongs to this thread for its lifetime;
         // the kernel touches it only from the single kernel context.
-        unsafe { &mut *(v as *mut Utcb) }
+        unsafe { &mut *v.as_mut_ptr::<Utcb>() }
     }
 
     /// Creates a thread in the space of `same_space_as` (or a new space),
     /// with its UTCB mapped at `utcb`. It stays `Inactive` until started.
-    pub fn create_thread(&mut self, same_space_as: Option<usize>, utcb: u64, pager: ThreadId) -> Result<usize, Error> {
-        if utcb == 0 || !utcb.is_multiple_of(4096) || utcb >= abi::USER_END || utcb == abi::KIP_VADDR {
-            return Err(Error::InvalidArgument);
-        }
-        let slot = (1..MAX_THREADS).find(|&i| self.tcbs[i].state == State::Free).ok_or(Error::NoResources)?;
+    pub fn create_thread(&mut self, same_space_as: Option<Slot>, utcb: u64, pager: ThreadId) -> Result<Slot, Error> {
+        let utcb = VirtAddr::user(utcb)
+            .filter(|u| u.as_u64() != 0 && u.is_page_aligned() && u.as_u64() != abi::KIP_VADDR)
+            .ok_or(Error::InvalidArgument)?;
+        let slot = Slot::threads().find(|&i| self.tcbs[i].state == State::Free).ok_or(Error::NoResources)?;
         let rw = Rights { write: true, exec: false };
         let mut pool = POOL.lock();
         // Nothing is installed until every step that can fail is done, so
         // no error path has anything to undo: a new space is built aside.
         let (sp, frame) = match same_space_as {
             Some(t) => {
-                let sp = self.tcbs[t].space as usize;
+                let sp = self.tcbs[t].space;
                 let space = self.spaces[sp].space.as_mut().ok_or(Error::InvalidThread)?;
                 if space.translate(utcb).is_some() {
                     return Err(Error::InvalidArgument);
@@ -317,13 +314,13 @@ impl Kernel {
                 (sp, space.map_fresh_kernel_owned(utcb, rw, &mut pool).map_err(map_err)?)
             }
             None => {
-                let sp = (0..MAX_SPACES).find(|&s| self.spaces[s].space.is_none()).ok_or(Error::NoResources)?;
-                let mut space = AddressSpace::with_pcid(&mut pool, pcid_of(sp)).map_err(|_| Error::OutOfMemory)?;
-                let kip = paging::image_phys(&raw const crate::state::KIP as u64);
+                let sp = SpaceIdx::all().find(|&s| self.spaces[s].space.is_none()).ok_or(Error::NoResources)?;
+                let mut space = AddressSpace::with_pcid(&mut pool, sp.pcid()).map_err(|_| Error::OutOfMemory)?;
+                let kip = paging::image_phys(VirtAddr::from_kernel(&raw const crate::state::KIP as u64));
                 let ro = Rights { write: false, exec: false };
                 // (The UTCB is not at the KIP's address: checked above.)
                 let mapped = space
-                    .map_kernel_owned(abi::KIP_VADDR, kip, ro, &mut pool)
+                    .map_kernel_owned(VirtAddr::from_kernel(abi::KIP_VADDR), kip, ro, &mut pool)
                     .and_then(|_| space.map_fresh_kernel_owned(utcb, rw, &mut pool));
                 match mapped {
                     Ok(frame) => {
@@ -346,19 +343,19 @@ impl Kernel {
         let t = &mut self.tcbs[slot];
         t.version = version;
         t.state = State::Inactive;
-        t.space = sp as u16;
+        t.space = sp;
         t.prio = DEFAULT_PRIORITY;
         t.pager = pager;
         t.utcb_vaddr = utcb;
         t.utcb_phys = frame;
         let id = self.id_of(slot);
         let u = self.utcb(slot);
-        u.self_ptr = utcb;
+        u.self_ptr = utcb.as_u64();
         u.my_id = id.0;
         Ok(slot)
     }
 
-    pub fn make_ready(&mut self, i: usize) {
+    pub fn make_ready(&mut self, i: Slot) {
         let t = &mut self.tcbs[i];
         t.state = State::Ready;
         t.wake_at = 0;
@@ -368,7 +365,7 @@ impl Kernel {
 
     /// Highest-priority ready thread, dropping blocked ones met on the way.
     #[inline]
-    pub fn pick(&mut self) -> Option<usize> {
+    pub fn pick(&mut self) -> Option<Slot> {
         // A thread the fast path switched to is in no queue: it joins its
         // level's tail before anything is picked (no-op if queued).
         if let Some(c) = self.current.filter(|&c| self.tcbs[c].state == State::Ready) {

@@ -10,7 +10,8 @@
 
 use crate::arch::apic;
 use crate::ipc;
-use crate::thread::{Kernel, State, MAX_THREADS};
+use crate::thread::{Kernel, State};
+use crate::types::Slot;
 
 use crate::state::clock::{ARMED, DISPATCHED_AT, EARLIEST, TSC_HZ};
 use core::sync::atomic::Ordering::Relaxed;
@@ -42,7 +43,7 @@ pub fn note_deadline(t: u64) {
 
 /// Charges the time since the last dispatch to `cur`: time slice and
 /// budget. Called on every kernel entry from a thread.
-pub fn account(kk: &mut Kernel, cur: usize) {
+pub fn account(kk: &mut Kernel, cur: Slot) {
     let n = now();
     let used = n.saturating_sub(DISPATCHED_AT.load(Relaxed));
     DISPATCHED_AT.store(n, Relaxed);
@@ -69,7 +70,7 @@ pub fn account(kk: &mut Kernel, cur: usize) {
 pub fn tick(kk: &mut Kernel) {
     let n = now();
     let mut next = u64::MAX;
-    for i in 1..MAX_THREADS {
+    for i in Slot::threads() {
         let t = &kk.tcbs[i];
         if t.state == State::Free {
             continue;
@@ -105,14 +106,14 @@ pub fn used_since_dispatch(n: u64) -> u64 {
 
 /// Programs the timer for the thread about to run (`i`).
 #[inline]
-pub fn arm(kk: &Kernel, i: usize) {
+pub fn arm(kk: &Kernel, i: Slot) {
     arm_at(kk, i, now());
 }
 
 /// [`arm`] with the TSC already read (`n`): the IPC fast path reads it
 /// once per entry.
 #[inline(always)]
-pub fn arm_at(kk: &Kernel, i: usize, n: u64) {
+pub fn arm_at(kk: &Kernel, i: Slot, n: u64) {
     DISPATCHED_AT.store(n, Relaxed);
     let t = &kk.tcbs[i];
     let mut deadline = EARLIEST.load(Relaxed).min(n.saturating_add(t.slice_left.max(1)));
@@ -153,7 +154,7 @@ pub fn fired() {
 
 impl Kernel {
     /// Blocks thread `i` in `state` until `wake_at` (0: no timeout).
-    pub fn block(&mut self, i: usize, state: State, wake_at: u64) {
+    pub fn block(&mut self, i: Slot, state: State, wake_at: u64) {
         let t = &mut self.tcbs[i];
         t.state = state;
         t.wake_at = wake_at;

@@ -11,6 +11,7 @@ use crate::arch::{apic, cpu, serial};
 use crate::crash::{print, Report, GENERAL_PROTECTION, INVALID_OPCODE, PAGE_FAULT};
 use crate::dispatch::schedule_and_resume;
 use crate::thread::{with_kernel, Kernel, State};
+use crate::types::Slot;
 use crate::{ipc, irq, kprintln, timer};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -70,7 +71,7 @@ fn interrupt(v: u64) {
     })
 }
 
-fn user_exception(kk: &mut Kernel, cur: usize, vector: u64, error: u64) {
+fn user_exception(kk: &mut Kernel, cur: Slot, vector: u64, error: u64) {
     let cr2 = cpu::cr2();
     if vector == 7 {
         return fpu_switch(kk, cur);
@@ -91,7 +92,7 @@ fn user_exception(kk: &mut Kernel, cur: usize, vector: u64, error: u64) {
 }
 
 /// #NM: the thread touched the FPU while another thread's state is loaded.
-fn fpu_switch(kk: &mut Kernel, cur: usize) {
+fn fpu_switch(kk: &mut Kernel, cur: Slot) {
     cpu::set_fpu_trap(false);
     if let Some(owner) = kk.fpu_owner {
         cpu::fxsave(&mut kk.tcbs[owner].fpu.0);

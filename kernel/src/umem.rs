@@ -163,11 +163,14 @@ mod glue {
     /// on the receiving side.
     fn reach(space: &AddressSpace, a: u64, side: Side) -> Result<*mut u8, Fault> {
         let fault = |why| Fault { side, addr: a, why };
-        let t = space.translate(a).filter(|t| t.user).ok_or(fault(Why::NotMapped))?;
+        let t = crate::types::VirtAddr::user(a)
+            .and_then(|v| space.translate(v))
+            .filter(|t| t.user)
+            .ok_or(fault(Why::NotMapped))?;
         if side == Side::Receiver && !t.writable {
             return Err(fault(Why::NotWritable));
         }
-        paging::phys_to_virt(t.phys).map(|v| v as *mut u8).ok_or(fault(Why::NotMapped))
+        paging::phys_to_virt(t.phys).map(|v| v.as_mut_ptr()).ok_or(fault(Why::NotMapped))
     }
 
     /// Copies `min(src.len(), dst.len())` bytes from `src` in `src_space`

@@ -103,7 +103,7 @@ pub fn init(tsc_hz: u64, pool: &mut crate::pool::FramePool) {
     // The xAPIC register page (x2APIC uses MSRs instead).
     // SAFETY: reading the APIC base MSR has no side effects.
     let base = unsafe { x2apic::lapic::xapic_base() };
-    let virt = paging::map_mmio(base, pool).expect("APIC page mapped");
+    let virt = paging::map_mmio(crate::types::PhysAddr::from_kernel(base), pool).expect("APIC page mapped").as_u64();
     let has_deadline = CpuId::new().get_feature_info().is_some_and(|f| f.has_tsc_deadline());
     let mut lapic = LocalApicBuilder::new()
         .timer_vector(TIMER_VECTOR as usize)

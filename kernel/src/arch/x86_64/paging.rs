@@ -8,11 +8,17 @@
 //!   text read-only and executable, rodata read-only and NX, data and bss
 //!   writable and NX. All kernel mappings are global and supervisor-only.
 //!
+//! The public functions take and return the kernel's address types
+//! (`crate::types::PhysAddr`, `VirtAddr`, here `Phys` and `Virt`); the
+//! `x86_64` crate's types of the same names are what its page-table
+//! mapper wants, inside this file only.
+//!
 //! Invariant: the kernel-half PML4 entries are created at boot, before the
 //! first user space, and every space shares them; later kernel mappings go
 //! below those entries and so appear in every space at once.
 
 use crate::pool::{FramePool, PoolError};
+use crate::types::{PhysAddr as Phys, VirtAddr as Virt};
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
@@ -43,20 +49,21 @@ extern "C" {
 }
 
 /// Kernel virtual address of physical `p`, if it is mapped.
-pub fn phys_to_virt(p: u64) -> Option<u64> {
-    (p < PHYS_LIMIT.load(Ordering::Relaxed)).then(|| p + PHYS_OFFSET.load(Ordering::Relaxed))
+pub fn phys_to_virt(p: Phys) -> Option<Virt> {
+    let p = p.as_u64();
+    (p < PHYS_LIMIT.load(Ordering::Relaxed)).then(|| Virt::from_kernel(p + PHYS_OFFSET.load(Ordering::Relaxed)))
 }
 
 /// Kernel virtual address of a frame of the kernel pool. Needs no check:
 /// boot places the pool inside the direct map (`init` stops otherwise),
 /// and the pool hands out only its own frames.
-pub fn pool_frame_virt(p: u64) -> u64 {
-    p.wrapping_add(PHYS_OFFSET.load(Ordering::Relaxed))
+pub fn pool_frame_virt(p: Phys) -> Virt {
+    Virt::from_kernel(p.as_u64().wrapping_add(PHYS_OFFSET.load(Ordering::Relaxed)))
 }
 
 /// Physical address of a kernel-image symbol.
-pub fn image_phys(v: u64) -> u64 {
-    v - KERNEL_VMA
+pub fn image_phys(v: Virt) -> Phys {
+    Phys::from_kernel(v.as_u64() - KERNEL_VMA)
 }
 
 /// Section boundaries of the kernel image (virtual).
@@ -81,7 +88,7 @@ pub struct PoolAlloc<'a>(pub &'a mut FramePool);
 unsafe impl FrameAllocator<Size4KiB> for PoolAlloc<'_> {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
         let f = self.0.alloc().ok()?;
-        Some(PhysFrame::containing_address(PhysAddr::new(f)))
+        Some(PhysFrame::containing_address(PhysAddr::new(f.as_u64())))
     }
 }
 
@@ -111,17 +118,18 @@ impl From<PoolError> for MapError {
 /// # Safety
 /// `pml4` must be a page-table frame visible through the current physical
 /// offset, and no other live reference to it may exist.
-unsafe fn table(pml4: u64) -> OffsetPageTable<'static> {
+unsafe fn table(pml4: Phys) -> OffsetPageTable<'static> {
+    let pml4 = pml4.as_u64();
     let offset = PHYS_OFFSET.load(Ordering::Relaxed);
     // SAFETY: per the caller's contract.
     unsafe { OffsetPageTable::new(&mut *((pml4 + offset) as *mut PageTable), VirtAddr::new(offset)) }
 }
 
-fn zeroed_frame(pool: &mut FramePool) -> Result<u64, MapError> {
+fn zeroed_frame(pool: &mut FramePool) -> Result<Phys, MapError> {
     let f = pool.alloc()?;
     let v = phys_to_virt(f).ok_or(MapError::OutOfMemory)?;
     // SAFETY: the frame was just taken from the pool and is mapped at `v`.
-    unsafe { core::ptr::write_bytes(v as *mut u8, 0, 4096) };
+    unsafe { core::ptr::write_bytes(v.as_u64() as *mut u8, 0, 4096) };
     Ok(f)
 }
 
@@ -142,7 +150,7 @@ pub fn init_kernel_space(pool: &mut FramePool, ram_end: u64) -> Result<(), MapEr
     ] {
         for v in (range.0..range.1).step_by(4096) {
             let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
-            let frame = PhysFrame::containing_address(PhysAddr::new(image_phys(v)));
+            let frame = PhysFrame::containing_address(PhysAddr::new(image_phys(Virt::from_kernel(v)).as_u64()));
             // SAFETY: maps the kernel image onto its own frames.
             unsafe { pt.map_to_with_table_flags(page, frame, flags, parents, &mut alloc)?.ignore() };
         }
@@ -158,8 +166,8 @@ pub fn init_kernel_space(pool: &mut FramePool, ram_end: u64) -> Result<(), MapEr
     }
     // SAFETY: the new tables map the running code, stack and data at the
     // same virtual addresses as the boot tables.
-    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4)), Cr3Flags::empty()) };
-    KERNEL_PML4.store(pml4, Ordering::Relaxed);
+    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4.as_u64())), Cr3Flags::empty()) };
+    KERNEL_PML4.store(pml4.as_u64(), Ordering::Relaxed);
     PHYS_OFFSET.store(PHYS_MAP, Ordering::Relaxed);
     PHYS_LIMIT.store(end, Ordering::Relaxed);
     Ok(())
@@ -167,15 +175,15 @@ pub fn init_kernel_space(pool: &mut FramePool, ram_end: u64) -> Result<(), MapEr
 
 /// Maps one page of device registers (uncached) at `PHYS_MAP + phys` in
 /// the kernel half, shared by every space; returns its virtual address.
-pub fn map_mmio(phys: u64, pool: &mut FramePool) -> Result<u64, MapError> {
-    let phys = phys & !0xfff;
+pub fn map_mmio(phys: Phys, pool: &mut FramePool) -> Result<Virt, MapError> {
+    let phys = phys.as_u64() & !0xfff;
     let v = PHYS_MAP + phys;
-    if kernel_translate(v).is_some() {
-        return Ok(v);
+    if kernel_translate(Virt::from_kernel(v)).is_some() {
+        return Ok(Virt::from_kernel(v));
     }
     // SAFETY: the kernel PML4 is live; this adds one supervisor-only,
     // non-executable, uncached leaf for a device page that is not RAM.
-    let mut pt = unsafe { table(KERNEL_PML4.load(Ordering::Relaxed)) };
+    let mut pt = unsafe { table(kernel_pml4()) };
     let page = Page::<Size4KiB>::containing_address(VirtAddr::new(v));
     let flags = F::PRESENT | F::WRITABLE | F::GLOBAL | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH;
     // SAFETY: see above.
@@ -189,13 +197,17 @@ pub fn map_mmio(phys: u64, pool: &mut FramePool) -> Result<u64, MapError> {
         )?
         .flush()
     };
-    Ok(v)
+    Ok(Virt::from_kernel(v))
+}
+
+fn kernel_pml4() -> Phys {
+    Phys::from_kernel(KERNEL_PML4.load(Ordering::Relaxed))
 }
 
 /// Result of a translation: physical address and the leaf's flags.
 #[derive(Clone, Copy, Debug)]
 pub struct Translation {
-    pub phys: u64,
+    pub phys: Phys,
     pub writable: bool,
     pub user: bool,
     pub executable: bool,
@@ -210,13 +222,13 @@ pub struct Translation {
 /// makes anyway: O(1), whatever the number of threads.
 const KERNEL_OWNED: F = F::BIT_9;
 
-fn translate_in(pml4: u64, v: u64) -> Option<Translation> {
-    let v = VirtAddr::try_new(v).ok()?;
+fn translate_in(pml4: Phys, v: Virt) -> Option<Translation> {
+    let v = VirtAddr::try_new(v.as_u64()).ok()?;
     // SAFETY: `pml4` is a live page table; translation only reads it.
     let pt = unsafe { table(pml4) };
     match pt.translate(v) {
         TranslateResult::Mapped { frame, offset, flags } => Some(Translation {
-            phys: frame.start_address().as_u64() + offset,
+            phys: Phys::from_kernel(frame.start_address().as_u64() + offset),
             writable: flags.contains(F::WRITABLE),
             user: flags.contains(F::USER_ACCESSIBLE),
             executable: !flags.contains(F::NO_EXECUTE),
@@ -228,8 +240,8 @@ fn translate_in(pml4: u64, v: u64) -> Option<Translation> {
 }
 
 /// Translates a kernel virtual address through the kernel page tables.
-pub fn kernel_translate(v: u64) -> Option<Translation> {
-    translate_in(KERNEL_PML4.load(Ordering::Relaxed), v)
+pub fn kernel_translate(v: Virt) -> Option<Translation> {
+    translate_in(kernel_pml4(), v)
 }
 
 /// Loads the kernel's own page tables (no user half), e.g. before the
@@ -241,8 +253,8 @@ pub fn activate_kernel() {
 }
 
 /// The physical frame of the live PML4.
-pub fn current_root() -> u64 {
-    Cr3::read().0.start_address().as_u64()
+pub fn current_root() -> Phys {
+    Phys::from_kernel(Cr3::read().0.start_address().as_u64())
 }
 
 /// Access rights of a user mapping.
@@ -281,7 +293,7 @@ fn user_flags(rights: Rights) -> F {
 
 /// A user address space: a PML4 whose upper half is the kernel's.
 pub struct AddressSpace {
-    pml4: u64,
+    pml4: Phys,
     /// Process-context id (0: none / PCID off).
     pcid: u16,
     /// Entries of this space may be stale in the TLB under its PCID (a
@@ -298,8 +310,8 @@ impl AddressSpace {
 
     pub fn with_pcid(pool: &mut FramePool, pcid: u16) -> Result<AddressSpace, MapError> {
         let pml4 = zeroed_frame(pool)?;
-        let kernel = KERNEL_PML4.load(Ordering::Relaxed);
-        let (src, dst) = (phys_to_virt(kernel).unwrap(), phys_to_virt(pml4).unwrap());
+        let kernel = kernel_pml4();
+        let (src, dst) = (phys_to_virt(kernel).unwrap().as_u64(), phys_to_virt(pml4).unwrap().as_u64());
         // SAFETY: both are page-table frames in the direct map; we copy the
         // 256 kernel-half entries (2 KiB) into the fresh table.
         unsafe { core::ptr::copy_nonoverlapping((src + 2048) as *const u8, (dst + 2048) as *mut u8, 2048) };
@@ -310,15 +322,15 @@ impl AddressSpace {
     /// Frees the user-half page-table frames (not the frames they map,
     /// which belong to whoever mapped them). The space must not be loaded.
     pub fn destroy(self, pool: &mut FramePool) {
-        fn free_level(pool: &mut FramePool, table: u64, level: u8, entries: core::ops::Range<usize>) {
-            let t = phys_to_virt(table).expect("table in direct map") as *const u64;
+        fn free_level(pool: &mut FramePool, table: Phys, level: u8, entries: core::ops::Range<usize>) {
+            let t = phys_to_virt(table).expect("table in direct map").as_u64() as *const u64;
             for i in entries {
                 // SAFETY: `t` is a page-table frame of this space.
                 let e = unsafe { *t.add(i) };
                 if e & 1 == 0 || (level < 4 && e & 0x80 != 0) {
                     continue;
                 }
-                let next = e & 0x000f_ffff_ffff_f000;
+                let next = Phys::from_kernel(e & 0x000f_ffff_ffff_f000);
                 if level > 1 {
                     free_level(pool, next, level - 1, 0..512);
                 }
@@ -328,19 +340,20 @@ impl AddressSpace {
         // Levels 4 (PML4, user half only) down to 2 hold tables; level-1
         // entries are the mapped frames themselves.
         let pml4 = self.pml4;
-        let t = phys_to_virt(pml4).expect("pml4 in direct map") as *const u64;
+        let t = phys_to_virt(pml4).expect("pml4 in direct map").as_u64() as *const u64;
         for i in 0..256 {
             // SAFETY: as above.
             let e = unsafe { *t.add(i) };
             if e & 1 != 0 {
-                free_level(pool, e & 0x000f_ffff_ffff_f000, 3, 0..512);
+                free_level(pool, Phys::from_kernel(e & 0x000f_ffff_ffff_f000), 3, 0..512);
             }
         }
         let _ = pool.free(pml4);
     }
 
     /// Changes the rights of the user mapping at `v`.
-    pub fn protect(&mut self, v: u64, rights: Rights) -> bool {
+    pub fn protect(&mut self, v: Virt, rights: Rights) -> bool {
+        let v = v.as_u64();
         if v >= abi::USER_END {
             return false;
         }
@@ -368,7 +381,7 @@ impl AddressSpace {
     }
 
     /// Maps the user page at `v` onto `frame`.
-    pub fn map(&mut self, v: u64, frame: u64, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
+    pub fn map(&mut self, v: Virt, frame: Phys, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
         self.map_flags(v, frame, user_flags(rights), pool)
     }
 
@@ -376,15 +389,16 @@ impl AddressSpace {
     /// marked so that map, grant and flush leave it alone.
     pub fn map_kernel_owned(
         &mut self,
-        v: u64,
-        frame: u64,
+        v: Virt,
+        frame: Phys,
         rights: Rights,
         pool: &mut FramePool,
     ) -> Result<(), MapError> {
         self.map_flags(v, frame, user_flags(rights) | KERNEL_OWNED, pool)
     }
 
-    fn map_flags(&mut self, v: u64, frame: u64, flags: F, pool: &mut FramePool) -> Result<(), MapError> {
+    fn map_flags(&mut self, v: Virt, frame: Phys, flags: F, pool: &mut FramePool) -> Result<(), MapError> {
+        let (v, frame) = (v.as_u64(), frame.as_u64());
         if v >= abi::USER_END || !v.is_multiple_of(4096) || !frame.is_multiple_of(4096) {
             return Err(MapError::BadAddress);
         }
@@ -414,8 +428,8 @@ impl AddressSpace {
     fn leaf(&mut self, v: u64, mut pool: Option<&mut FramePool>) -> Result<Option<*mut u64>, MapError> {
         const ADDR: u64 = 0x000f_ffff_ffff_f000;
         let parents = (F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE).bits();
-        let entry = |table: u64, shift: u32| {
-            let t = phys_to_virt(table).expect("page table in the direct map") as *mut u64;
+        let entry = |table: Phys, shift: u32| {
+            let t = phys_to_virt(table).expect("page table in the direct map").as_u64() as *mut u64;
             // SAFETY: `table` is a page-table frame of this space; the
             // index is below 512.
             unsafe { t.add(((v >> shift) & 511) as usize) }
@@ -427,13 +441,13 @@ impl AddressSpace {
             let mut val = unsafe { *e };
             if val & F::PRESENT.bits() == 0 {
                 let Some(pool) = pool.as_deref_mut() else { return Ok(None) };
-                val = zeroed_frame(pool)? | parents;
+                val = zeroed_frame(pool)?.as_u64() | parents;
                 // SAFETY: as above; a fresh, zeroed table is linked in.
                 unsafe { *e = val };
             } else if val & F::HUGE_PAGE.bits() != 0 {
                 return Ok(None);
             }
-            table = val & ADDR;
+            table = Phys::from_kernel(val & ADDR);
         }
         Ok(Some(entry(table, 12)))
     }
@@ -452,7 +466,8 @@ impl AddressSpace {
     /// mapping it had (whose TLB entry is then flushed, or the space marked
     /// for a flush at its next switch); missing tables are made on the way.
     /// The map item's path: one walk answers "mapped already?" and writes.
-    pub fn set(&mut self, v: u64, frame: u64, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
+    pub fn set(&mut self, v: Virt, frame: Phys, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
+        let (v, frame) = (v.as_u64(), frame.as_u64());
         if v >= abi::USER_END || !v.is_multiple_of(4096) || !frame.is_multiple_of(4096) {
             return Err(MapError::BadAddress);
         }
@@ -466,16 +481,16 @@ impl AddressSpace {
     }
 
     /// Allocates, zeroes and maps a fresh frame at `v`; returns the frame.
-    pub fn map_fresh(&mut self, v: u64, rights: Rights, pool: &mut FramePool) -> Result<u64, MapError> {
+    pub fn map_fresh(&mut self, v: Virt, rights: Rights, pool: &mut FramePool) -> Result<Phys, MapError> {
         self.map_fresh_flags(v, user_flags(rights), pool)
     }
 
     /// [`Self::map_fresh`] of a kernel-owned page (a UTCB).
-    pub fn map_fresh_kernel_owned(&mut self, v: u64, rights: Rights, pool: &mut FramePool) -> Result<u64, MapError> {
+    pub fn map_fresh_kernel_owned(&mut self, v: Virt, rights: Rights, pool: &mut FramePool) -> Result<Phys, MapError> {
         self.map_fresh_flags(v, user_flags(rights) | KERNEL_OWNED, pool)
     }
 
-    fn map_fresh_flags(&mut self, v: u64, flags: F, pool: &mut FramePool) -> Result<u64, MapError> {
+    fn map_fresh_flags(&mut self, v: Virt, flags: F, pool: &mut FramePool) -> Result<Phys, MapError> {
         let f = zeroed_frame(pool)?;
         if let Err(e) = self.map_flags(v, f, flags, pool) {
             // No page table for it (the pool ran out): the frame goes back.
@@ -487,7 +502,8 @@ impl AddressSpace {
 
     /// Removes the user mapping at `v`; returns the frame it mapped. The
     /// TLB entry is flushed (this CPU; the page-table frames stay).
-    pub fn unmap(&mut self, v: u64) -> Option<u64> {
+    pub fn unmap(&mut self, v: Virt) -> Option<Phys> {
+        let v = v.as_u64();
         if v >= abi::USER_END {
             return None;
         }
@@ -498,11 +514,11 @@ impl AddressSpace {
             return None;
         }
         self.changed(v & !0xfff);
-        Some(old & 0x000f_ffff_ffff_f000)
+        Some(Phys::from_kernel(old & 0x000f_ffff_ffff_f000))
     }
 
-    pub fn translate(&self, v: u64) -> Option<Translation> {
-        if v >= abi::USER_END {
+    pub fn translate(&self, v: Virt) -> Option<Translation> {
+        if v.as_u64() >= abi::USER_END {
             return None;
         }
         translate_in(self.pml4, v)
@@ -513,14 +529,14 @@ impl AddressSpace {
     pub fn activate(&mut self) {
         let no_flush = self.pcid != 0 && !self.tlb_stale;
         self.tlb_stale = false;
-        let v = self.pml4 | self.pcid as u64 | if no_flush { 1 << 63 } else { 0 };
+        let v = self.pml4.as_u64() | self.pcid as u64 | if no_flush { 1 << 63 } else { 0 };
         // SAFETY: the kernel half is shared, so the running kernel stays
         // mapped across the switch; the PCID bits are used only when
         // CR4.PCIDE is on (pcid is 0 otherwise).
         unsafe { core::arch::asm!("mov cr3, {}", in(reg) v, options(nostack, preserves_flags)) };
     }
 
-    pub fn root(&self) -> u64 {
+    pub fn root(&self) -> Phys {
         self.pml4
     }
 }
