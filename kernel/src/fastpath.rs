@@ -71,7 +71,7 @@ const NONE: u16 = u16::MAX;
 /// meets at the top (lazy dequeue: done here as it would be there) and runs
 /// the first ready one, which must then be `d` (queued at its level's tail
 /// by the general path, so first only if no ready thread is ahead of it).
-#[inline]
+#[inline(always)]
 fn runs_next(kk: &mut Kernel, cur: usize, d: usize) -> bool {
     let prio = kk.tcbs[d].prio;
     kk.ready.highest_level().is_none_or(|p| p <= prio) || first_ready_after_drops(kk, cur, d, prio)
