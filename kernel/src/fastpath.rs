@@ -53,7 +53,8 @@
 //! remaining slice would save the read but charge one thread's time to the
 //! other's budget, which budgets per thread cannot allow.
 //!
-//! **State.** `Kernel::switch_to` loads only what differs: the address
+//! **State.** `Kernel::switch_from_blocked` (the caller just blocked: no
+//! preemption to count) loads only what differs: the address
 //! space (CR3) only for another space, the I/O bitmap only for another
 //! space's, the FPU trap only when ownership changes; the frame pointer,
 //! RSP0 and the FS base (UTCB pointer) are per thread.
@@ -169,7 +170,7 @@ pub fn ipc(kk: &mut Kernel, cur: usize) -> bool {
     let r = &mut kk.tcbs[d];
     r.state = State::Ready;
     r.wake_at = 0;
-    kk.switch_to(d);
+    kk.switch_from_blocked(d);
     timer::arm_at(kk, d, now);
     true
 }

@@ -149,9 +149,11 @@ pub fn map_item(
             continue;
         }
         // UTCBs and the KIP are the kernel's: never replaced (one walk of
-        // the receiver's tables, whatever the number of threads).
-        let Some(rspace) = kk.spaces[rsp as usize].space.as_ref() else { return Err(Error::InvalidThread) };
-        if rspace.translate(rv).is_some_and(|m| m.kernel_owned) {
+        // the receiver's tables, whatever the number of threads, whose leaf
+        // entry the new mapping is written to below).
+        let Some(rspace) = kk.spaces[rsp as usize].space.as_mut() else { return Err(Error::InvalidThread) };
+        let slot = rspace.slot(rv);
+        if slot.is_some_and(|s| s.kernel_owned()) {
             continue;
         }
         if Some(ssp) == kk.sigma0_space {
@@ -172,9 +174,12 @@ pub fn map_item(
             Err(MapDbError::Full) => return Err(Error::OutOfMemory),
         };
         let Some(rspace) = spaces[rsp as usize].space.as_mut() else { return Err(Error::InvalidThread) };
-        // One walk: whatever was mapped at `rv` (the database removed its
-        // own entry for it already) is replaced.
-        if let Err(e) = rspace.set(rv, frame, to_pt(eff), &mut POOL.lock()) {
+        // Whatever was mapped at `rv` (the database removed its own entry
+        // for it already) is replaced.
+        // SAFETY: `slot` is this space's walk of `rv` from above; since
+        // then page tables were only made or had entries cleared (sigma0's
+        // touch, the database's updates), never freed.
+        if let Err(e) = unsafe { rspace.set_in(slot, rv, frame, to_pt(eff), &mut POOL.lock()) } {
             // No page table: undo the database entry so both agree.
             db.unmap(rsp, rv >> 12, DbRights::ALL, true, &mut |sp, vp, r| apply(spaces, sp, vp, r));
             return Err(map_err(e));

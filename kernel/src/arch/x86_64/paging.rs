@@ -191,6 +191,20 @@ pub fn map_mmio(phys: u64, pool: &mut FramePool) -> Result<u64, MapError> {
     Ok(v)
 }
 
+/// A user page's leaf entry in its space's tables ([`AddressSpace::slot`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Slot(*mut u64);
+
+impl Slot {
+    /// Does the entry map a kernel-owned page (a UTCB, the KIP)?
+    pub fn kernel_owned(self) -> bool {
+        let both = F::PRESENT.bits() | KERNEL_OWNED.bits();
+        // SAFETY: a slot points at a leaf entry of a live table (its
+        // space's tables are freed only with the space).
+        unsafe { *self.0 & both == both }
+    }
+}
+
 /// Result of a translation: physical address and the leaf's flags.
 #[derive(Clone, Copy, Debug)]
 pub struct Translation {
@@ -481,11 +495,43 @@ impl AddressSpace {
     /// for a flush at its next switch); missing tables are made on the way.
     /// The map item's path: one walk answers "mapped already?" and writes.
     pub fn set(&mut self, v: u64, frame: u64, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
+        // SAFETY: no slot.
+        unsafe { self.set_in(None, v, frame, rights, pool) }
+    }
+
+    /// The leaf entry of user page `v` if its tables exist (one walk, no
+    /// table made): the map path asks it "a UTCB or the KIP?" and then
+    /// writes the new mapping through it ([`Self::set_in`]), one walk in all.
+    pub fn slot(&mut self, v: u64) -> Option<Slot> {
+        if v >= abi::USER_END {
+            return None;
+        }
+        self.leaf(v, None).ok().flatten().map(Slot)
+    }
+
+    /// [`Self::set`] through `slot` when there is one (no second walk),
+    /// else by a walk that makes the missing tables.
+    ///
+    /// # Safety
+    /// `slot` is `None` or came from `self.slot(v)`, and no page table of
+    /// this space was freed since (only dropping the space frees them).
+    pub unsafe fn set_in(
+        &mut self,
+        slot: Option<Slot>,
+        v: u64,
+        frame: u64,
+        rights: Rights,
+        pool: &mut FramePool,
+    ) -> Result<(), MapError> {
         if v >= abi::USER_END || !v.is_multiple_of(4096) || !frame.is_multiple_of(4096) {
             return Err(MapError::BadAddress);
         }
-        let e = self.leaf(v, Some(pool))?.ok_or(MapError::AlreadyMapped)?;
-        // SAFETY: the leaf entry of `v` in this space's tables.
+        let e = match slot {
+            Some(Slot(e)) => e,
+            None => self.leaf(v, Some(pool))?.ok_or(MapError::AlreadyMapped)?,
+        };
+        // SAFETY: the leaf entry of `v` in this space's live tables (per
+        // the caller's contract for a slot, else just walked).
         let old = unsafe { core::ptr::replace(e, frame | user_flags(rights).bits()) };
         if old & F::PRESENT.bits() != 0 {
             self.changed(v);
