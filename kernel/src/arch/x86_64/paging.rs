@@ -274,6 +274,21 @@ pub fn kernel_translate(v: u64) -> Option<Translation> {
     translate_in(KERNEL_PML4.load(Ordering::Relaxed), v)
 }
 
+/// The `x86_64` crate's generic walk of the kernel tables, as
+/// [`kernel_translate`] answers (physical address and leaf flags): the test
+/// kernel checks the hand-written walk against it.
+#[cfg(feature = "ktest")]
+pub fn kernel_translate_generic(v: u64) -> Option<(u64, F)> {
+    use x86_64::structures::paging::mapper::{Translate, TranslateResult};
+    let v = VirtAddr::try_new(v).ok()?;
+    // SAFETY: the kernel tables are live; translation only reads them.
+    let pt = unsafe { table(KERNEL_PML4.load(Ordering::Relaxed)) };
+    match pt.translate(v) {
+        TranslateResult::Mapped { frame, offset, flags } => Some((frame.start_address().as_u64() + offset, flags)),
+        _ => None,
+    }
+}
+
 /// Loads the kernel's own page tables (no user half), e.g. before the
 /// loaded space is torn down.
 pub fn activate_kernel() {
