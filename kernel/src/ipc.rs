@@ -532,8 +532,11 @@ pub fn copy_untyped(kk: &mut Kernel, s: usize, r: usize, tag: Tag, kernel: bool)
     }
     if n > REG_MRS {
         let ru = kk.utcb(r);
-        let src = if kernel { &kk.tcbs[s].kmsg[REG_MRS + 1..n + 1] } else { &kk.utcb(s).mr[REG_MRS + 1..n + 1] };
-        copy_words(&mut ru.mr[REG_MRS + 1..n + 1], src);
+        // Words REG_MRS + 1..=n (n < MAX_MRS: no wrap), as a `Range`, whose
+        // indexing inlines (a `RangeInclusive`'s is a call).
+        let end = n.wrapping_add(1);
+        let src = if kernel { &kk.tcbs[s].kmsg[REG_MRS + 1..end] } else { &kk.utcb(s).mr[REG_MRS + 1..end] };
+        copy_words(&mut ru.mr[REG_MRS + 1..end], src);
     }
 }
 

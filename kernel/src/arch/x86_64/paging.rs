@@ -468,13 +468,18 @@ impl AddressSpace {
     /// The leaf entry of user page `v`, in one walk of this space's tables:
     /// missing tables are made from `pool` if given, else `None` (as for a
     /// huge page on the way, which user spaces never have).
+    ///
+    /// Its user-half tables are all frames of the kernel pool (made by
+    /// `zeroed_frame` or the mapper's `PoolAlloc`), so each level is one
+    /// add to the direct map, no range check (see `pool_frame_virt`).
+    #[inline]
     fn leaf(&mut self, v: u64, mut pool: Option<&mut FramePool>) -> Result<Option<*mut u64>, MapError> {
         const ADDR: u64 = 0x000f_ffff_ffff_f000;
         let parents = (F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE).bits();
         let entry = |table: u64, shift: u32| {
-            let t = phys_to_virt(table).expect("page table in the direct map") as *mut u64;
-            // SAFETY: `table` is a page-table frame of this space; the
-            // index is below 512.
+            let t = pool_frame_virt(table) as *mut u64;
+            // SAFETY: `table` is a page-table frame of this space (a pool
+            // frame, in the direct map); the index is below 512.
             unsafe { t.add(((v >> shift) & 511) as usize) }
         };
         let mut table = self.pml4;
