@@ -535,6 +535,7 @@ impl AddressSpace {
     /// # Safety
     /// `slot` is `None` or came from `self.slot(v)`, and no page table of
     /// this space was freed since (only dropping the space frees them).
+    #[inline]
     pub unsafe fn set_in(
         &mut self,
         slot: Option<Slot>,
