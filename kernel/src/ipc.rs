@@ -545,9 +545,11 @@ pub fn copy_untyped(kk: &mut Kernel, s: usize, r: usize, tag: Tag, kernel: bool)
 #[inline(always)]
 fn copy_words(dst: &mut [u64], src: &[u64]) {
     let len = dst.len().min(src.len());
-    // SAFETY: both slices are valid for `len` words and do not overlap (one is borrowed mutably); the kernel runs with
-    // DF clear (every entry does `cld`). Kernel memory only: UTCBs and
-    // `kmsg` are reached through the direct map, so SMAP is not involved.
+    // SAFETY: both slices are valid for `len` words and do not overlap
+    // (one is borrowed mutably); DF is clear in the kernel (SFMASK clears
+    // it on `syscall`, the other entries do `cld`). Kernel memory only:
+    // UTCBs and `kmsg` are reached through the direct map, so SMAP is not
+    // involved.
     unsafe {
         core::arch::asm!(
             "rep movsq",

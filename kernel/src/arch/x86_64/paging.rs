@@ -513,7 +513,8 @@ impl AddressSpace {
     /// Maps the user page at `v` onto `frame` in one walk, replacing any
     /// mapping it had (whose TLB entry is then flushed, or the space marked
     /// for a flush at its next switch); missing tables are made on the way.
-    /// The map item's path: one walk answers "mapped already?" and writes.
+    /// (The map item's path walks once for both its "kernel-owned?" check
+    /// and the write: [`Self::slot`], then [`Self::set_in`].)
     pub fn set(&mut self, v: u64, frame: u64, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
         // SAFETY: no slot.
         unsafe { self.set_in(None, v, frame, rights, pool) }
