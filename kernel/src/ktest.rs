@@ -178,7 +178,7 @@ fn translate_walk_matches_generic_walk() -> Result<(), &'static str> {
         check(
             h.writable == flags.contains(F::WRITABLE)
                 && h.user == flags.contains(F::USER_ACCESSIBLE)
-                && h.executable == !flags.contains(F::NO_EXECUTE)
+                && h.executable != flags.contains(F::NO_EXECUTE)
                 && h.global == flags.contains(F::GLOBAL),
             "the walks give different flags",
         )?;
