@@ -53,7 +53,8 @@
 //! remaining slice would save the read but charge one thread's time to the
 //! other's budget, which budgets per thread cannot allow.
 //!
-//! **State.** `Kernel::switch_to` loads only what differs: the address
+//! **State.** `Kernel::switch_from_blocked` (the caller just blocked: no
+//! preemption to count) loads only what differs: the address
 //! space (CR3) only for another space, the I/O bitmap only for another
 //! space's, the FPU trap only when ownership changes; the frame pointer,
 //! RSP0 and the FS base (UTCB pointer) are per thread.
@@ -70,7 +71,7 @@ use abi::{sys, ThreadId};
 /// meets at the top (lazy dequeue: done here as it would be there) and runs
 /// the first ready one, which must then be `d` (queued at its level's tail
 /// by the general path, so first only if no ready thread is ahead of it).
-#[inline]
+#[inline(always)]
 fn runs_next(kk: &mut Kernel, cur: Slot, d: Slot) -> bool {
     let prio = kk.tcbs[d].prio;
     kk.ready.highest_level().is_none_or(|p| p <= prio) || first_ready_after_drops(kk, cur, d, prio)
@@ -168,7 +169,7 @@ pub fn ipc(kk: &mut Kernel, cur: Slot) -> bool {
     let r = &mut kk.tcbs[d];
     r.state = State::Ready;
     r.wake_at = 0;
-    kk.switch_to(d);
+    kk.switch_from_blocked(d);
     timer::arm_at(kk, d, now);
     true
 }

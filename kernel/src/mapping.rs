@@ -166,11 +166,13 @@ pub fn map_item(
             continue;
         }
         // UTCBs and the KIP are the kernel's: never replaced (one walk of
-        // the receiver's tables, whatever the number of threads).
-        let Some(rspace) = kk.spaces[rsp].space.as_ref() else { return Err(Error::InvalidThread) };
+        // the receiver's tables, whatever the number of threads, whose leaf
+        // entry the new mapping is written to below).
+        let Some(rspace) = kk.spaces[rsp].space.as_mut() else { return Err(Error::InvalidThread) };
         // Below USER_END (checked above).
         let rva = VirtAddr::from_kernel(rv);
-        if rspace.translate(rva).is_some_and(|m| m.kernel_owned) {
+        let leaf = rspace.leaf_entry(rva);
+        if leaf.is_some_and(|l| l.kernel_owned()) {
             continue;
         }
         if Some(ssp) == kk.sigma0_space {
@@ -191,9 +193,13 @@ pub fn map_item(
             Err(MapDbError::Full) => return Err(Error::OutOfMemory),
         };
         let Some(rspace) = spaces[rsp].space.as_mut() else { return Err(Error::InvalidThread) };
-        // One walk: whatever was mapped at `rv` (the database removed its
-        // own entry for it already) is replaced.
-        if let Err(e) = rspace.set(rva, PhysAddr::from_kernel(frame), to_pt(eff), &mut POOL.lock()) {
+        // Whatever was mapped at `rv` (the database removed its own entry
+        // for it already) is replaced.
+        // SAFETY: `leaf` is this space's walk of `rv` from above; since
+        // then page tables were only made or had entries cleared (sigma0's
+        // touch, the database's updates), never freed.
+        if let Err(e) = unsafe { rspace.set_in(leaf, rva, PhysAddr::from_kernel(frame), to_pt(eff), &mut POOL.lock()) }
+        {
             // No page table: undo the database entry so both agree.
             db.unmap(rsp.number(), rv >> 12, DbRights::ALL, true, &mut |sp, vp, r| apply(spaces, sp, vp, r));
             return Err(map_err(e));

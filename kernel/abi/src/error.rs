@@ -46,15 +46,22 @@ impl Error {
         (self as u64).wrapping_neg()
     }
 
-    /// Splits a raw `rax` value into success value or error.
+    /// Splits a raw `rax` value into success value or error (the success
+    /// test inlines into every system call wrapper; the error lookup not).
+    #[inline]
     pub fn decode(raw: u64) -> Result<u64, Error> {
         if (raw as i64) >= 0 {
             return Ok(raw);
         }
-        let code = raw.wrapping_neg();
+        Err(Self::from_code(raw.wrapping_neg()))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn from_code(code: u64) -> Error {
         // An unknown negative code cannot come from this kernel's ABI
         // version; report it as the most general error.
-        Err(Error::ALL.iter().copied().find(|e| *e as u64 == code).unwrap_or(Error::InvalidArgument))
+        Error::ALL.iter().copied().find(|e| *e as u64 == code).unwrap_or(Error::InvalidArgument)
     }
 }
 

@@ -95,12 +95,14 @@ pub fn init() {
 
 /// Sets the stack the CPU switches to when an interrupt or exception
 /// arrives from ring 3.
+/// `top` is the end of a TCB's frame, a kernel address (canonical: no
+/// check on every switch).
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: single CPU, interrupts off in the kernel: nobody else touches
     // the TSS while we write one field.
     let p = &raw mut TSS_IO;
     // SAFETY: as above.
-    unsafe { (*p).tss.privilege_stack_table[0] = VirtAddr::new(top) };
+    unsafe { (*p).tss.privilege_stack_table[0] = VirtAddr::new_truncate(top) };
 }
 
 /// Copies a space's I/O bitmap into the TSS.

@@ -21,10 +21,9 @@ use crate::pool::{FramePool, PoolError};
 use crate::types::{PhysAddr as Phys, VirtAddr as Virt};
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::control::{Cr3, Cr3Flags};
-use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
+use x86_64::structures::paging::mapper::MapToError;
 use x86_64::structures::paging::{
     FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB,
-    Translate,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -204,6 +203,20 @@ fn kernel_pml4() -> Phys {
     Phys::from_kernel(KERNEL_PML4.load(Ordering::Relaxed))
 }
 
+/// A user page's leaf entry in its space's tables ([`AddressSpace::leaf_entry`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Leaf(*mut u64);
+
+impl Leaf {
+    /// Does the entry map a kernel-owned page (a UTCB, the KIP)?
+    pub fn kernel_owned(self) -> bool {
+        let both = F::PRESENT.bits() | KERNEL_OWNED.bits();
+        // SAFETY: a `Leaf` points at a leaf entry of a live table (its
+        // space's tables are freed only with the space).
+        unsafe { *self.0 & both == both }
+    }
+}
+
 /// Result of a translation: physical address and the leaf's flags.
 #[derive(Clone, Copy, Debug)]
 pub struct Translation {
@@ -222,26 +235,71 @@ pub struct Translation {
 /// makes anyway: O(1), whatever the number of threads.
 const KERNEL_OWNED: F = F::BIT_9;
 
+/// Translates `v` through the tables rooted at `pml4` in one hand-written
+/// 4-level walk (2 MiB and 1 GiB leaves included, as the kernel's direct
+/// map has them): a handful of loads where the `x86_64` crate's generic
+/// `Translate` spends about a hundred instructions on the fault and map
+/// paths. The result is the leaf entry's, as there.
 fn translate_in(pml4: Phys, v: Virt) -> Option<Translation> {
-    let v = VirtAddr::try_new(v.as_u64()).ok()?;
-    // SAFETY: `pml4` is a live page table; translation only reads it.
-    let pt = unsafe { table(pml4) };
-    match pt.translate(v) {
-        TranslateResult::Mapped { frame, offset, flags } => Some(Translation {
-            phys: Phys::from_kernel(frame.start_address().as_u64() + offset),
-            writable: flags.contains(F::WRITABLE),
-            user: flags.contains(F::USER_ACCESSIBLE),
-            executable: !flags.contains(F::NO_EXECUTE),
-            global: flags.contains(F::GLOBAL),
-            kernel_owned: flags.contains(KERNEL_OWNED),
-        }),
-        _ => None,
+    let (pml4, v) = (pml4.as_u64(), v.as_u64());
+    const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    if VirtAddr::try_new(v).is_err() {
+        return None;
     }
+    let mut table = pml4;
+    for shift in [39u32, 30, 21, 12] {
+        let t = phys_to_virt(Phys::from_kernel(table))?.as_u64() as *const u64;
+        // SAFETY: `table` is a page-table frame of a live hierarchy, seen
+        // through the direct map; the index is below 512; a walk only reads.
+        let e = unsafe { *t.add(((v >> shift) & 511) as usize) };
+        if e & F::PRESENT.bits() == 0 {
+            return None;
+        }
+        let huge = e & F::HUGE_PAGE.bits() != 0;
+        if huge && shift == 39 {
+            // A reserved bit in a PML4 entry: no translation.
+            return None;
+        }
+        if shift == 12 || huge {
+            let offset = (1u64 << shift) - 1;
+            // A huge leaf's frame must be aligned to its size (bit 12 is
+            // its PAT bit): otherwise no valid frame, as for the crate.
+            if e & ADDR & offset != 0 {
+                return None;
+            }
+            let flags = F::from_bits_truncate(e);
+            return Some(Translation {
+                phys: Phys::from_kernel((e & ADDR) + (v & offset)),
+                writable: flags.contains(F::WRITABLE),
+                user: flags.contains(F::USER_ACCESSIBLE),
+                executable: !flags.contains(F::NO_EXECUTE),
+                global: flags.contains(F::GLOBAL),
+                kernel_owned: flags.contains(KERNEL_OWNED),
+            });
+        }
+        table = e & ADDR;
+    }
+    None
 }
 
 /// Translates a kernel virtual address through the kernel page tables.
 pub fn kernel_translate(v: Virt) -> Option<Translation> {
     translate_in(kernel_pml4(), v)
+}
+
+/// The `x86_64` crate's generic walk of the kernel tables, as
+/// [`kernel_translate`] answers (physical address and leaf flags): the test
+/// kernel checks the hand-written walk against it.
+#[cfg(feature = "ktest")]
+pub fn kernel_translate_generic(v: u64) -> Option<(u64, F)> {
+    use x86_64::structures::paging::mapper::{Translate, TranslateResult};
+    let v = VirtAddr::try_new(v).ok()?;
+    // SAFETY: the kernel tables are live; translation only reads them.
+    let pt = unsafe { table(kernel_pml4()) };
+    match pt.translate(v) {
+        TranslateResult::Mapped { frame, offset, flags } => Some((frame.start_address().as_u64() + offset, flags)),
+        _ => None,
+    }
 }
 
 /// Loads the kernel's own page tables (no user half), e.g. before the
@@ -425,13 +483,18 @@ impl AddressSpace {
     /// The leaf entry of user page `v`, in one walk of this space's tables:
     /// missing tables are made from `pool` if given, else `None` (as for a
     /// huge page on the way, which user spaces never have).
+    ///
+    /// Its user-half tables are all frames of the kernel pool (made by
+    /// `zeroed_frame` or the mapper's `PoolAlloc`), so each level is one
+    /// add to the direct map, no range check (see `pool_frame_virt`).
+    #[inline]
     fn leaf(&mut self, v: u64, mut pool: Option<&mut FramePool>) -> Result<Option<*mut u64>, MapError> {
         const ADDR: u64 = 0x000f_ffff_ffff_f000;
         let parents = (F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE).bits();
         let entry = |table: Phys, shift: u32| {
-            let t = phys_to_virt(table).expect("page table in the direct map").as_u64() as *mut u64;
-            // SAFETY: `table` is a page-table frame of this space; the
-            // index is below 512.
+            let t = pool_frame_virt(table).as_u64() as *mut u64;
+            // SAFETY: `table` is a page-table frame of this space (a pool
+            // frame, in the direct map); the index is below 512.
             unsafe { t.add(((v >> shift) & 511) as usize) }
         };
         let mut table = self.pml4;
@@ -465,14 +528,49 @@ impl AddressSpace {
     /// Maps the user page at `v` onto `frame` in one walk, replacing any
     /// mapping it had (whose TLB entry is then flushed, or the space marked
     /// for a flush at its next switch); missing tables are made on the way.
-    /// The map item's path: one walk answers "mapped already?" and writes.
+    /// (The map item's path walks once for both its "kernel-owned?" check
+    /// and the write: [`Self::leaf_entry`], then [`Self::set_in`].)
     pub fn set(&mut self, v: Virt, frame: Phys, rights: Rights, pool: &mut FramePool) -> Result<(), MapError> {
+        // SAFETY: no leaf given.
+        unsafe { self.set_in(None, v, frame, rights, pool) }
+    }
+
+    /// The leaf entry of user page `v` if its tables exist (one walk, no
+    /// table made): the map path asks it "a UTCB or the KIP?" and then
+    /// writes the new mapping through it ([`Self::set_in`]), one walk in all.
+    pub fn leaf_entry(&mut self, v: Virt) -> Option<Leaf> {
+        let v = v.as_u64();
+        if v >= abi::USER_END {
+            return None;
+        }
+        self.leaf(v, None).ok().flatten().map(Leaf)
+    }
+
+    /// [`Self::set`] through `leaf` when there is one (no second walk),
+    /// else by a walk that makes the missing tables.
+    ///
+    /// # Safety
+    /// `leaf` is `None` or came from `self.leaf_entry(v)`, and no page table of
+    /// this space was freed since (only dropping the space frees them).
+    #[inline]
+    pub unsafe fn set_in(
+        &mut self,
+        leaf: Option<Leaf>,
+        v: Virt,
+        frame: Phys,
+        rights: Rights,
+        pool: &mut FramePool,
+    ) -> Result<(), MapError> {
         let (v, frame) = (v.as_u64(), frame.as_u64());
         if v >= abi::USER_END || !v.is_multiple_of(4096) || !frame.is_multiple_of(4096) {
             return Err(MapError::BadAddress);
         }
-        let e = self.leaf(v, Some(pool))?.ok_or(MapError::AlreadyMapped)?;
-        // SAFETY: the leaf entry of `v` in this space's tables.
+        let e = match leaf {
+            Some(Leaf(e)) => e,
+            None => self.leaf(v, Some(pool))?.ok_or(MapError::AlreadyMapped)?,
+        };
+        // SAFETY: the leaf entry of `v` in this space's live tables (per
+        // the caller's contract for a leaf, else just walked).
         let old = unsafe { core::ptr::replace(e, frame | user_flags(rights).bits()) };
         if old & F::PRESENT.bits() != 0 {
             self.changed(v);

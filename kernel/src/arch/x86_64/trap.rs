@@ -299,7 +299,7 @@ syscall_entry:
     SAVE_GPRS
     mov %rsp, %rdi
     mov %gs:{pc_kstack}, %rsp
-    cld
+    /* No cld: SFMASK clears DF on syscall (cpu::init_syscall). */
     call syscall_dispatch
 
     /* Resume the current thread from its saved frame: sysret if it entered
