@@ -11,32 +11,37 @@ use crate::arch::gdt::{self, IOMAP_BYTES};
 use crate::arch::paging;
 use crate::state::POOL;
 use crate::thread::Kernel;
-use crate::types::{PhysAddr, SpaceIdx, SpaceLink};
+use crate::types::{SpaceIdx, SpaceLink};
 use abi::Error;
 
-fn bitmap(phys: PhysAddr) -> &'static mut [u8; IOMAP_BYTES] {
-    let v = paging::pool_frame_virt(phys);
-    // SAFETY: two contiguous pool frames owned by one space, used only from
-    // the single kernel context.
-    unsafe { &mut *v.as_mut_ptr::<[u8; IOMAP_BYTES]>() }
+/// Space `sp`'s bitmap (two contiguous pool frames of its own, in the
+/// direct map), if it has one: borrowed from the kernel state like every
+/// other reference to it, so none is ever held beside a `&mut`.
+fn bitmap(kk: &Kernel, sp: SpaceIdx) -> Option<&[u8; IOMAP_BYTES]> {
+    let v = paging::pool_frame_virt(kk.spaces[sp].io_bitmap?);
+    // SAFETY: the space's live bitmap; the shared borrow of `kk` excludes
+    // every `&mut` to it (those come from `bitmap_mut`, borrowing `kk`
+    // mutably).
+    Some(unsafe { &*v.as_mut_ptr::<[u8; IOMAP_BYTES]>() })
 }
 
-/// Whose bitmap the TSS holds (`NONE`: nobody's yet).
-static mut CONTENT: SpaceLink = SpaceLink::NONE;
+/// [`bitmap`], to change.
+fn bitmap_mut(kk: &mut Kernel, sp: SpaceIdx) -> Option<&mut [u8; IOMAP_BYTES]> {
+    let v = paging::pool_frame_virt(kk.spaces[sp].io_bitmap?);
+    // SAFETY: as for `bitmap`; the `&mut kk` borrow makes this the only
+    // reference to it while it lives.
+    Some(unsafe { &mut *v.as_mut_ptr::<[u8; IOMAP_BYTES]>() })
+}
 
 /// Makes space `sp`'s ports the ones in effect: a space without ports just
 /// switches the TSS bitmap off (no copy); a space with ports copies its
 /// bitmap only if the TSS holds another space's.
 #[inline(always)]
 pub fn load(kk: &mut Kernel, sp: SpaceIdx) {
-    let c = &raw mut CONTENT;
-    if let Some(phys) = kk.spaces[sp].io_bitmap {
-        // SAFETY: kernel context only.
-        unsafe {
-            if !(*c).is(sp) {
-                gdt::load_io_bitmap(bitmap(phys));
-                *c = SpaceLink::to(sp);
-            }
+    if let Some(map) = bitmap(kk, sp) {
+        if !kk.io_copied.is(sp) {
+            gdt::load_io_bitmap(map);
+            kk.io_copied = SpaceLink::to(sp);
         }
         gdt::set_io_bitmap_enabled(true);
     } else {
@@ -47,24 +52,19 @@ pub fn load(kk: &mut Kernel, sp: SpaceIdx) {
 
 /// A bitmap changed or went away: reload at the next switch.
 pub fn invalidate(kk: &mut Kernel) {
-    let c = &raw mut CONTENT;
-    // SAFETY: kernel context only.
-    unsafe { *c = SpaceLink::NONE };
+    kk.io_copied = SpaceLink::NONE;
     // No space's: the next switch reloads.
     kk.loaded_io = SpaceLink::NONE;
 }
 
-fn ensure_bitmap(kk: &mut Kernel, sp: SpaceIdx, fill: u8) -> Result<&'static mut [u8; IOMAP_BYTES], Error> {
-    let phys = match kk.spaces[sp].io_bitmap {
-        Some(phys) => phys,
-        None => {
-            let f = POOL.lock().alloc_contiguous(2).map_err(|_| Error::OutOfMemory)?;
-            bitmap(f).fill(fill);
-            kk.spaces[sp].io_bitmap = Some(f);
-            f
-        }
-    };
-    Ok(bitmap(phys))
+/// Space `sp`'s bitmap, made (every bit `fill`) if it has none.
+fn ensure_bitmap(kk: &mut Kernel, sp: SpaceIdx, fill: u8) -> Result<&mut [u8; IOMAP_BYTES], Error> {
+    if kk.spaces[sp].io_bitmap.is_none() {
+        let f = POOL.lock().alloc_contiguous(2).map_err(|_| Error::OutOfMemory)?;
+        kk.spaces[sp].io_bitmap = Some(f);
+        bitmap_mut(kk, sp).ok_or(Error::OutOfMemory)?.fill(fill);
+    }
+    bitmap_mut(kk, sp).ok_or(Error::OutOfMemory)
 }
 
 /// Gives space `sp` every port (sigma0 at boot).
@@ -95,14 +95,19 @@ fn ports((first, n): (u32, u32)) -> core::ops::Range<u32> {
 /// Passes the `n` ports from `first` (a well-formed I/O flexpage's range)
 /// from space `s` to space `r` (the sender must hold every one of them).
 pub fn map_ports(kk: &mut Kernel, s: SpaceIdx, r: SpaceIdx, range: (u32, u32), grant: bool) -> Result<(), Error> {
-    let Some(sphys) = kk.spaces[s].io_bitmap.filter(|&b| ports(range).all(|p| allowed(bitmap(b), p))) else {
+    if !bitmap(kk, s).is_some_and(|b| ports(range).all(|p| allowed(b, p))) {
         return Err(Error::NoPermission);
-    };
+    }
     let rmap = ensure_bitmap(kk, r, 0xff)?;
     for p in ports(range) {
         set(rmap, p, true);
-        if grant {
-            set(bitmap(sphys), p, false);
+    }
+    if grant {
+        // After the receiver's: a grant to one's own space takes the ports
+        // away, as it always has.
+        let smap = bitmap_mut(kk, s).ok_or(Error::NoPermission)?;
+        for p in ports(range) {
+            set(smap, p, false);
         }
     }
     // Reload at the next switch if either bitmap is the one in the TSS.
@@ -112,8 +117,7 @@ pub fn map_ports(kk: &mut Kernel, s: SpaceIdx, r: SpaceIdx, range: (u32, u32), g
 
 /// Takes the `n` ports from `first` away from space `sp` itself.
 pub fn unmap_own(kk: &mut Kernel, sp: SpaceIdx, range: (u32, u32)) -> Result<u64, Error> {
-    let Some(phys) = kk.spaces[sp].io_bitmap else { return Ok(0) };
-    let map = bitmap(phys);
+    let Some(map) = bitmap_mut(kk, sp) else { return Ok(0) };
     let mut changed = 0u64;
     for p in ports(range) {
         if allowed(map, p) {

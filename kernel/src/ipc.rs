@@ -440,7 +440,7 @@ fn transfer(kk: &mut Kernel, s: Slot, r: Slot) -> Result<(), Xfer> {
         rt.set_mr(i, w);
     }
     if n > REG_MRS {
-        let u = kk.utcb(r);
+        let u = kk.utcb_mut(r);
         u.mr[REG_MRS + 1..=n].copy_from_slice(&words[REG_MRS + 1..=n]);
     }
     Ok(())
@@ -500,12 +500,12 @@ pub fn copy_untyped(kk: &mut Kernel, s: Slot, r: Slot, tag: Tag, kernel: bool) {
         _ => (rf.r8, rf.r9, rf.r12, rf.r13, rf.r14, rf.r15) = (w1, w2, w3, w4, w5, w6),
     }
     if n > REG_MRS {
-        let ru = kk.utcb(r);
         // Words REG_MRS + 1..=n (n < MAX_MRS: no wrap), as a `Range`, whose
         // indexing inlines (a `RangeInclusive`'s is a call).
         let end = n.wrapping_add(1);
-        let src = if kernel { &kk.tcbs[s].kmsg[REG_MRS + 1..end] } else { &kk.utcb(s).mr[REG_MRS + 1..end] };
-        copy_words(&mut ru.mr[REG_MRS + 1..end], src);
+        if let Some((src, ru)) = kk.message_pair(s, r, kernel) {
+            copy_words(&mut ru.mr[REG_MRS + 1..end], &src[REG_MRS + 1..end]);
+        }
     }
 }
 

@@ -203,6 +203,10 @@ pub struct Kernel {
     /// Whose I/O bitmap is in the TSS (`NONE`: nobody's, all denied, or
     /// not known: reload at the next switch).
     pub loaded_io: SpaceLink,
+    /// Whose bitmap's bytes the TSS holds, in effect or not (a space
+    /// without ports only switches the bitmap off: coming back to the one
+    /// copied last needs no copy). `NONE`: not known.
+    pub io_copied: SpaceLink,
     /// The space whose page tables CR3 holds, to skip redundant switches
     /// (`NONE`: the kernel's own).
     pub loaded_space: SpaceLink,
@@ -221,6 +225,7 @@ static mut KERNEL: Kernel = Kernel {
     mapdb: None,
     sigma0_space: None,
     loaded_io: SpaceLink::NONE,
+    io_copied: SpaceLink::NONE,
     loaded_space: SpaceLink::NONE,
 };
 
@@ -285,12 +290,50 @@ impl Kernel {
         self.spaces[self.tcbs[i].space].space.as_ref()
     }
 
-    /// The thread's UTCB, through the kernel's direct map.
-    pub fn utcb(&self, i: Slot) -> &'static mut Utcb {
-        let v = paging::pool_frame_virt(self.tcbs[i].utcb_phys);
-        // SAFETY: the UTCB frame belongs to this thread for its lifetime;
-        // the kernel touches it only from the single kernel context.
-        unsafe { &mut *v.as_mut_ptr::<Utcb>() }
+    /// Where thread `i`'s UTCB is in the kernel's direct map. Every
+    /// reference to a UTCB is made from this pointer by [`Self::utcb`],
+    /// [`Self::utcb_mut`] or [`Self::message_pair`], and borrows the kernel
+    /// state as it does: so no function holds two live `&mut` to one UTCB,
+    /// nor a `&mut` beside a `&` (each UTCB is a pool frame of its thread's
+    /// alone, outside `Kernel`, for the thread's lifetime).
+    fn utcb_ptr(&self, i: Slot) -> *mut Utcb {
+        paging::pool_frame_virt(self.tcbs[i].utcb_phys).as_mut_ptr::<Utcb>()
+    }
+
+    /// Thread `i`'s UTCB, to read.
+    pub fn utcb(&self, i: Slot) -> &Utcb {
+        // SAFETY: `utcb_ptr` is a live UTCB frame; the shared borrow of
+        // `self` excludes every `&mut` to it (see `utcb_ptr`).
+        unsafe { &*self.utcb_ptr(i) }
+    }
+
+    /// Thread `i`'s UTCB, to write.
+    pub fn utcb_mut(&mut self, i: Slot) -> &mut Utcb {
+        // SAFETY: as for `utcb`; the `&mut self` borrow makes this the only
+        // reference to it while it lives.
+        unsafe { &mut *self.utcb_ptr(i) }
+    }
+
+    /// Sender `s`'s message registers (its kernel message where `kernel`,
+    /// else its UTCB's) and receiver `r`'s UTCB to write them into, at once;
+    /// `None` for a thread's own UTCB words to itself (one UTCB: there is
+    /// nothing to copy).
+    pub fn message_pair(&mut self, s: Slot, r: Slot, kernel: bool) -> Option<(&[u64], &mut Utcb)> {
+        if s == r && !kernel {
+            return None;
+        }
+        let dst = self.utcb_ptr(r);
+        let src: &[u64] = if kernel {
+            &self.tcbs[s].kmsg
+        } else {
+            // SAFETY: `s`'s live UTCB frame, read only (see `utcb_ptr`).
+            unsafe { &(*self.utcb_ptr(s)).mr }
+        };
+        // SAFETY: `r`'s UTCB is a frame of its own, outside `Kernel`: it
+        // aliases neither `src` (a TCB's `kmsg`, or another thread's UTCB as
+        // `s != r` there) nor anything `self` holds, and
+        // the `&mut self` borrow keeps every other reference to it away.
+        Some((src, unsafe { &mut *dst }))
     }
 
     /// Creates a thread in the space of `same_space_as` (or a new space),
@@ -349,7 +392,7 @@ impl Kernel {
         t.utcb_vaddr = utcb;
         t.utcb_phys = frame;
         let id = self.id_of(slot);
-        let u = self.utcb(slot);
+        let u = self.utcb_mut(slot);
         u.self_ptr = utcb.as_u64();
         u.my_id = id.0;
         Ok(slot)
