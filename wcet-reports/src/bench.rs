@@ -166,20 +166,46 @@ pub fn run_prism(
 ) -> Result<Vec<(String, Summary)>> {
     let system = match profile {
         None => PathBuf::from(IMAGE),
-        Some(name) => profile_image(build, name)?,
+        Some(name) => {
+            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || name.is_empty() {
+                bail!("--profile takes a benchmark name, not {name:?}");
+            }
+            image_with_args(build, "bench-profile", &format!("profile={name}"))?
+        }
     };
-    let image = crate::image::of(build, &system)?;
+    // A profiled run must end by itself (the root task's verdict): the
+    // profile plugin writes its file in QEMU's exit handlers, which a
+    // killed QEMU never runs.
+    boot_image(build, &system, accel, qemu, profile.is_none(), extra)
+}
+
+/// The benchmark image with `n` idle threads beside the benchmarks' own
+/// (`idle_threads=N`: each blocked in a receive), under TCG+icount: the
+/// figures that must not grow with the number of threads (map, fault).
+pub fn run_prism_idle(build: &Path, qemu: &Qemu, n: usize) -> Result<Vec<(String, Summary)>> {
+    let system = image_with_args(build, "bench-idle", &format!("idle_threads={n}"))?;
+    boot_image(build, &system, Accel::TcgIcount, qemu, true, &[])
+}
+
+/// Boots `system` (a benchmark image) and parses its figures; `stop_early`:
+/// stop QEMU at `bench done` rather than wait for the root task's verdict.
+fn boot_image(
+    build: &Path,
+    system: &Path,
+    accel: Accel,
+    qemu: &Qemu,
+    stop_early: bool,
+    extra: &[String],
+) -> Result<Vec<(String, Summary)>> {
+    let image = crate::image::of(build, system)?;
     let mut boot = Boot::new(build.join("kernel.elf"), accel);
     boot.qemu = qemu.clone();
     boot.memory_mib = MEMORY_MIB;
     boot.cmdline = image.cmdline.clone();
     boot.modules = image.module_args();
     boot.extra = extra.to_vec();
-    // A profiled run must end by itself (the root task's verdict): the
-    // profile plugin writes its file in QEMU's exit handlers, which a
-    // killed QEMU never runs.
     let done = |s: &str| s.contains("bench done");
-    let stop: Option<&dyn Fn(&str) -> bool> = if profile.is_some() { None } else { Some(&done) };
+    let stop: Option<&dyn Fn(&str) -> bool> = if stop_early { Some(&done) } else { None };
     let o = boot.run_captured(Duration::from_secs(900), stop)?;
     let lines: Vec<String> = o.lines.iter().map(|(_, l)| l.clone()).collect();
     parse_prism_console(&lines).with_context(|| format!("Prism under {accel}"))
@@ -203,21 +229,28 @@ pub fn parse_prism_console(lines: &[String]) -> Result<Vec<(String, Summary)>> {
     Ok(figures)
 }
 
-/// A copy of the benchmark image whose task runs benchmark `name` alone,
-/// with markers (`build/bench-profile/system`).
-fn profile_image(build: &Path, name: &str) -> Result<PathBuf> {
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || name.is_empty() {
-        bail!("--profile takes a benchmark name, not {name:?}");
-    }
+/// A copy of the benchmark image whose bench task gets the arguments
+/// `args` (`build/<dir>/system`).
+fn image_with_args(build: &Path, dir: &str, args: &str) -> Result<PathBuf> {
     let text = std::fs::read_to_string(IMAGE).with_context(|| format!("reading {IMAGE}"))?;
+    let out = with_bench_args(&text, args).context(IMAGE)?;
+    let dir = build.join(dir);
+    std::fs::create_dir_all(&dir)?;
+    let p = dir.join("system");
+    std::fs::write(&p, out)?;
+    Ok(p)
+}
+
+/// `text` (a compact description) with `args` given to its `bench` task.
+fn with_bench_args(text: &str, args: &str) -> Result<String> {
     let mut out = String::new();
     let mut found = false;
     for l in text.lines() {
         if l.starts_with("task name=bench ") {
             if l.contains(" -- ") {
-                bail!("{IMAGE}: the bench task already has arguments");
+                bail!("the bench task already has arguments");
             }
-            out.push_str(&format!("{l} -- profile={name}\n"));
+            out.push_str(&format!("{l} -- {args}\n"));
             found = true;
         } else {
             out.push_str(l);
@@ -225,13 +258,9 @@ fn profile_image(build: &Path, name: &str) -> Result<PathBuf> {
         }
     }
     if !found {
-        bail!("{IMAGE} has no `task name=bench` line");
+        bail!("no `task name=bench` line");
     }
-    let dir = build.join("bench-profile");
-    std::fs::create_dir_all(&dir)?;
-    let p = dir.join("system");
-    std::fs::write(&p, out)?;
-    Ok(p)
+    Ok(out)
 }
 
 /// The figures as a [`Side`] entry.
@@ -509,6 +538,20 @@ pub fn model_speed(build: &Path, qemu: &Qemu) -> Result<Vec<ModelSpeed>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bench_arguments_go_to_the_bench_task_alone() {
+        let text = "prism-system 1\ntask name=rtpager bin=rt-pager -- bench\ntask name=bench bin=bench prio=31\n";
+        let out = super::with_bench_args(text, "idle_threads=93").unwrap();
+        assert_eq!(out, "prism-system 1\ntask name=rtpager bin=rt-pager -- bench\ntask name=bench bin=bench prio=31 -- idle_threads=93\n");
+        assert!(super::with_bench_args("task name=bench bin=bench -- x\n", "y").is_err());
+        assert!(super::with_bench_args("task name=other bin=bench\n", "y").is_err());
+        // The image in the repository takes them.
+        let image =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../", "kernel/tests/images/bench/system"))
+                .unwrap();
+        assert!(super::with_bench_args(&image, "idle_threads=1").unwrap().contains(" -- idle_threads=1\n"));
+    }
+
     use super::*;
 
     fn stat(median: u64) -> Stat {

@@ -91,6 +91,11 @@ enum Cmd {
         /// go, by function (kernel and bench task), under TCG+icount.
         #[arg(long, value_name = "NAME")]
         profile: Option<String>,
+        /// Instead: Prism's side alone under TCG+icount with N idle threads
+        /// beside the benchmarks' own (each blocked in a receive), to show
+        /// which figures grow with the number of threads.
+        #[arg(long, value_name = "N", conflicts_with = "profile")]
+        idle_threads: Option<usize>,
     },
     /// Check a system description: every error at once, each with file, line, column, key and problem.
     Validate {
@@ -458,7 +463,16 @@ fn main() -> Result<()> {
                 println!("{l}");
             }
         }
-        Cmd::Bench { also_qemu, no_linux, no_model_speed, out, profile } => {
+        Cmd::Bench { also_qemu, no_linux, no_model_speed, out, profile, idle_threads } => {
+            if let Some(n) = idle_threads {
+                let q = qemu::Qemu::selected();
+                eprintln!("prism bench: Prism with {n} idle threads under TCG+icount, {} ...", q.describe());
+                println!("guest instructions, TCG+icount, {}, {n} idle threads, {}:", q.describe(), host());
+                for (name, s) in wcet_reports::bench::run_prism_idle(&cli.build_dir, &q, n)? {
+                    println!("{name:<28} median {:>8}  p99 {:>8}  max {:>8}", s.median, s.p99, s.max);
+                }
+                return Ok(());
+            }
             if let Some(name) = profile {
                 eprintln!("prism bench: profiling {name} under TCG+icount with the profile plugin ...");
                 print!("{}", wcet_reports::profile::run(&cli.build_dir, &name, &qemu::Qemu::selected())?);
